@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError } from 'commander';
+import { benchCommand } from './cli/benchCommand.js';
+import { checkConfigCommand } from './cli/checkConfigCommand.js';
+import { configPath, exitOnError } from './cli/common.js';
+import { doctorCommand } from './cli/doctorCommand.js';
+import { inferCommand } from './cli/inferCommand.js';
+import { runCommand } from './cli/runCommand.js';
+import { schemaCommand } from './cli/schemaCommand.js';
+import { loadConfig } from './config/index.js';
+import { VERSION } from './daemon.js';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  return n;
+}
+
+const program = new Command('outpost')
+  .description('On-device edge AI agent: cameras → ONNX on the best execution provider → results')
+  .version(VERSION)
+  .showHelpAfterError();
+
+program
+  .command('run')
+  .description('run the daemon (SIGTERM/SIGINT stop it, SIGHUP reloads the config)')
+  .option('-c, --config <file>', 'config file (default: $OUTPOST_CONFIG, ./config/outpost.yaml, or the embedded demo)')
+  .action((o) => runCommand(o).catch(exitOnError));
+
+program
+  .command('check-config')
+  .description('validate a config: exit 0 when valid, else 78 with FILE:LINE:COL: path: message lines on stderr')
+  .option('-c, --config <file>', 'config file')
+  .action((o) => checkConfigCommand(o));
+
+program
+  .command('infer')
+  .description('run the configured pipeline once per image and print one JSON line per image')
+  .option('-c, --config <file>', 'config file')
+  .requiredOption('-i, --input <path>', 'an image, or a folder of .jpg/.png images')
+  .option('-p, --pipeline <name>', 'pipeline to run (default: the first camera\'s)')
+  .option('--json', 'JSON lines on stdout')
+  .action((o) => inferCommand(o).catch(exitOnError));
+
+program
+  .command('doctor')
+  .description('what this machine offers (Node, ORT providers that really work, ffmpeg, cameras, sensors, disk) and fixes')
+  .option('-c, --config <file>', 'config file (for the state directory)')
+  .option('--json', 'machine-readable output')
+  .action(async (o) => {
+    let stateDir = '/var/lib/outpost';
+    try {
+      stateDir = loadConfig(configPath(o.config)).config.node.stateDir;
+    } catch {
+      /* doctor still reports on the machine when the config is broken */
+    }
+    await doctorCommand({ json: o.json, stateDir }).catch(exitOnError);
+  });
+
+program
+  .command('bench')
+  .description('raw session.run vs the whole pipeline on the same frames, event-loop delay, start-up with and without the graph cache')
+  .option('-c, --config <file>', 'config file')
+  .option('-f, --frames <dir>', 'folder of frames (default: frames from the demo camera)')
+  .option('-n, --count <n>', 'frames to use', positiveInt, 24)
+  .option('-r, --repeats <n>', 'interleaved repeats (medians are reported)', positiveInt, 5)
+  .option('-o, --out <file>', 'also write the JSON report to this file')
+  .option('--json', 'JSON on stdout')
+  .action((o) => benchCommand(o).catch(exitOnError));
+
+program
+  .command('schema')
+  .description('print the JSON Schema of the config (or --write it, e.g. to config/outpost.schema.json)')
+  .option('-w, --write <file>', 'write to a file instead of stdout')
+  .action((o) => schemaCommand(o));
+
+program.parseAsync().catch(exitOnError);

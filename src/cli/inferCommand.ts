@@ -1,0 +1,53 @@
+import { stat } from 'node:fs/promises';
+import { imageFrame, listImages } from '../camera/index.js';
+import { OutpostError, errorMessage } from '../errors.js';
+import { createLogger } from '../log.js';
+import { startPipelines } from '../pipeline/index.js';
+import { InferenceEngine } from '../runtime/index.js';
+import { configPath, exitOnError, loadOrExit } from './common.js';
+
+export interface InferOptions {
+  config?: string;
+  input: string;
+  pipeline?: string;
+  json?: boolean;
+}
+
+async function inputFiles(input: string): Promise<string[]> {
+  const st = await stat(input).catch(() => {
+    throw new OutpostError('OUTPOST_E_INPUT', `--input ${input} does not exist`);
+  });
+  return st.isDirectory() ? listImages(input) : [input];
+}
+
+/** `outpost infer`: the configured pipeline once per image, one JSON line each on stdout. */
+export async function inferCommand(opts: InferOptions): Promise<void> {
+  const { config } = loadOrExit(configPath(opts.config));
+  const log = createLogger({ level: config.logging.level === 'info' ? 'warn' : config.logging.level, format: config.logging.format });
+  const name = opts.pipeline ?? config.cameras[0]?.pipeline ?? Object.keys(config.pipelines)[0];
+  if (!name || !config.pipelines[name]) exitOnError(new OutpostError('OUTPOST_E_CONFIG', `no pipeline "${name ?? ''}" in the config; pass --pipeline NAME`));
+  const engine = new InferenceEngine({ ...config.runtime, stateDir: config.node.stateDir }, log);
+  let failures = 0;
+  try {
+    const files = await inputFiles(opts.input);
+    await engine.start();
+    const pipeline = (await startPipelines(config, engine, log, [name])).get(name)!;
+    for (const [i, file] of files.entries()) {
+      try {
+        const { output, timings } = await pipeline.process(await imageFrame(file, 'infer', i));
+        const round = Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 100) / 100]));
+        const line = { file, model: pipeline.modelLabel, variant: 'fp32', provider: engine.provider, timings: round, output };
+        process.stdout.write(opts.json ? JSON.stringify(line) + '\n' : `${file}: ${output.lines.map((l) => l.text).join(' | ') || '(nothing read)'}  [${Math.round(timings.totalMs)} ms]\n`);
+      } catch (err) {
+        failures++;
+        process.stderr.write(`outpost: ${file}: ${errorMessage(err)}\n`);
+      }
+    }
+    await pipeline.stop();
+  } catch (err) {
+    await engine.stop();
+    exitOnError(err);
+  }
+  await engine.stop();
+  if (failures > 0) process.exit(65);
+}

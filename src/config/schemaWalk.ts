@@ -1,0 +1,89 @@
+import type { z } from 'zod';
+
+/** Small readers over zod 4's internal definitions, used for "did you mean" hints and env overrides. */
+
+type Def = { type: string; innerType?: Schema; shape?: Record<string, Schema>; element?: Schema; valueType?: Schema; options?: Schema[]; in?: Schema };
+type Schema = z.ZodType & { _zod: { def: Def } };
+
+function unwrap(schema: Schema): Schema {
+  let s = schema;
+  for (;;) {
+    const def = s._zod.def;
+    if (def.innerType && ['default', 'optional', 'nullable', 'prefault', 'readonly', 'catch'].includes(def.type)) s = def.innerType;
+    else if (def.type === 'pipe' && def.in) s = def.in;
+    else return s;
+  }
+}
+
+function objectOptions(schema: Schema, data: unknown): Schema[] {
+  const s = unwrap(schema);
+  const def = s._zod.def;
+  if (def.type === 'object') return [s];
+  if (def.type === 'union' && def.options) {
+    const all = def.options.flatMap((o) => objectOptions(o, data));
+    const tag = typeof data === 'object' && data !== null ? (data as Record<string, unknown>).type : undefined;
+    const matching = all.filter((o) => {
+      const t = o._zod.def.shape?.type;
+      return t !== undefined && t.safeParse(tag).success;
+    });
+    return matching.length > 0 ? matching : all;
+  }
+  return [];
+}
+
+/** The schema at `path`, following the data to pick union members; undefined when the path leaves the schema. */
+export function schemaAt(root: z.ZodType, path: readonly PropertyKey[], data: unknown): z.ZodType | undefined {
+  let s: Schema | undefined = root as Schema;
+  let d: unknown = data;
+  for (const key of path) {
+    if (!s) return undefined;
+    const u = unwrap(s);
+    const def = u._zod.def;
+    const child: unknown = typeof d === 'object' && d !== null ? (d as Record<PropertyKey, unknown>)[key] : undefined;
+    if (def.type === 'array' && typeof key === 'number') s = def.element;
+    else if (def.type === 'record') s = def.valueType;
+    else s = objectOptions(u, d).map((o) => o._zod.def.shape?.[String(key)]).find((x) => x !== undefined);
+    d = child;
+  }
+  return s;
+}
+
+/** Keys an object at `path` accepts. */
+export function knownKeysAt(root: z.ZodType, path: readonly PropertyKey[], data: unknown): string[] {
+  const at = schemaAt(root, path, data);
+  const d = path.reduce<unknown>((acc, k) => (typeof acc === 'object' && acc !== null ? (acc as Record<PropertyKey, unknown>)[k] : undefined), data);
+  if (!at) return [];
+  return [...new Set(objectOptions(at as Schema, d).flatMap((o) => Object.keys(o._zod.def.shape ?? {})))];
+}
+
+/** Paths of settings that plain objects lead to (arrays and records end the walk): the env-overridable ones. */
+export function leafPaths(root: z.ZodType, prefix: string[] = []): { path: string[]; schema: z.ZodType }[] {
+  const u = unwrap(root as Schema);
+  const shape = u._zod.def.type === 'object' ? u._zod.def.shape : undefined;
+  if (!shape) return [{ path: prefix, schema: root }];
+  return Object.entries(shape).flatMap(([k, v]) => leafPaths(v, [...prefix, k]));
+}
+
+export function levenshtein(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0];
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j];
+      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = up;
+    }
+  }
+  return prev[b.length];
+}
+
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDist = Infinity;
+  for (const c of candidates) {
+    const d = levenshtein(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDist) [best, bestDist] = [c, d];
+  }
+  return best !== undefined && bestDist <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}

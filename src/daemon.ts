@@ -1,0 +1,164 @@
+import { mkdirSync } from 'node:fs';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createSource } from './camera/index.js';
+import { LIVE_SETTINGS, type LoadedConfig, type OutpostConfig } from './config/index.js';
+import { errorMessage } from './errors.js';
+import { EventBus } from './eventBus.js';
+import type { Logger } from './log.js';
+import { FrameScheduler, startPipelines, type TextPipeline } from './pipeline/index.js';
+import { InferenceEngine, ORT_VERSION } from './runtime/index.js';
+import { OutpostMetrics, RunningStats, StatusServer } from './telemetry/index.js';
+
+export const VERSION = '0.1.0';
+
+interface Started {
+  engine: InferenceEngine;
+  pipelines: Map<string, TextPipeline>;
+  scheduler: FrameScheduler;
+  server: StatusServer | null;
+}
+
+/**
+ * The composition root: builds every component, starts them in dependency order (engine → pipelines →
+ * cameras → telemetry) and stops them in reverse. Start-up can be cancelled by a signal.
+ */
+export class Daemon {
+  private config: OutpostConfig;
+  private readonly bus: EventBus;
+  private readonly stats = new RunningStats();
+  private readonly metrics = new OutpostMetrics();
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  private readonly startedAt = Date.now();
+  private parts: Partial<Started> = {};
+
+  constructor(
+    private loaded: LoadedConfig,
+    private readonly log: Logger,
+  ) {
+    this.config = loaded.config;
+    this.bus = new EventBus(log.child({ component: 'bus' }));
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    const cfg = this.config;
+    const step = (what: string) => {
+      if (signal.aborted) throw new Error(`start-up cancelled before ${what}`);
+    };
+    mkdirSync(cfg.node.stateDir, { recursive: true });
+    this.loopDelay.enable();
+    this.metrics.start();
+    this.stats.subscribe(this.bus);
+    this.metrics.subscribe(this.bus);
+    this.bus.on('result', 'result-log', (r) => {
+      if (this.config.logging.results) this.log.info({ camera: r.camera, frame: r.frameId, text: r.output.lines.map((l) => l.text), truth: r.truth, ms: Math.round(r.timings.totalMs) }, 'result');
+    });
+
+    step('the inference engine');
+    const { runtime } = cfg;
+    const engine = new InferenceEngine({ ...runtime, stateDir: cfg.node.stateDir }, this.log.child({ component: 'runtime' }));
+    this.parts.engine = engine;
+    await engine.start();
+    this.metrics.setProvider(engine.provider, 'fp32');
+
+    step('loading models');
+    const cameras = cfg.cameras.filter((c) => c.enabled);
+    this.parts.pipelines = await startPipelines(cfg, engine, this.log.child({ component: 'pipeline' }), cameras.map((c) => c.pipeline));
+
+    step('starting cameras');
+    const scheduler = new FrameScheduler(
+      cameras.map((c) => ({ source: createSource(c), pipeline: this.parts.pipelines!.get(c.pipeline)!, maxFps: c.maxFps })),
+      { bus: this.bus, log: this.log.child({ component: 'scheduler' }), provider: engine.provider, inflight: runtime.inflightFrames },
+    );
+    this.parts.scheduler = scheduler;
+    scheduler.start();
+
+    if (cfg.status.enabled) {
+      step('the status server');
+      const server = new StatusServer({
+        host: cfg.status.host,
+        port: cfg.status.port,
+        status: () => this.status(),
+        healthy: () => this.health(),
+        registry: this.metrics.registry,
+        log: this.log.child({ component: 'status' }),
+      });
+      this.parts.server = server;
+      await server.start();
+    }
+    this.log.info({ cameras: cameras.map((c) => c.name), provider: engine.provider, ort: ORT_VERSION }, 'outpost running');
+  }
+
+  /** Reverse order; each component's failure is logged and does not stop the others from stopping. */
+  async stop(): Promise<void> {
+    const { server, scheduler, pipelines, engine } = this.parts;
+    const attempt = async (name: string, fn: () => Promise<void> | void) => {
+      try {
+        await fn();
+      } catch (err) {
+        this.log.error({ component: name, err: errorMessage(err) }, 'stop failed');
+      }
+    };
+    await attempt('scheduler', () => scheduler?.stop());
+    await attempt('status', () => server?.stop());
+    await attempt('pipelines', async () => void (await Promise.all([...(pipelines?.values() ?? [])].map((p) => p.stop()))));
+    await attempt('runtime', () => engine?.stop());
+    this.metrics.stop();
+    this.loopDelay.disable();
+    this.parts = {};
+  }
+
+  /** SIGHUP: applies what can change live, names what needs a restart. */
+  reload(next: LoadedConfig): { applied: string[]; needRestart: string[] } {
+    const changed = diffPaths(this.config, next.config);
+    const live = (p: string) => LIVE_SETTINGS.includes(p.replace(/\[\d+\]/g, '[]'));
+    const applied = changed.filter(live);
+    const needRestart = changed.filter((p) => !live(p));
+    this.config = next.config;
+    this.loaded = next;
+    this.log.level = next.config.logging.level;
+    for (const cam of next.config.cameras) this.parts.scheduler?.setMaxFps(cam.name, cam.maxFps);
+    if (needRestart.length > 0) this.log.warn({ settings: needRestart }, 'these changed settings take effect after a restart');
+    this.log.info({ applied }, 'configuration reloaded');
+    return { applied, needRestart };
+  }
+
+  health(): { ok: boolean; reason: string } {
+    const last = this.stats.lastResultAt;
+    const staleMs = this.config.status.staleAfterSeconds * 1000;
+    if (last === null) return { ok: false, reason: 'no frame processed yet' };
+    const age = Date.now() - last;
+    return age <= staleMs ? { ok: true, reason: `last result ${age} ms ago` } : { ok: false, reason: `no result for ${Math.round(age / 1000)} s` };
+  }
+
+  status(): Record<string, unknown> {
+    const snap = this.stats.snapshot();
+    const ms = (v: number) => Math.round((Number.isNaN(v) ? 0 : v / 1e6) * 100) / 100;
+    return {
+      node: this.config.node.name,
+      version: VERSION,
+      config: this.loaded.file,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      healthy: this.health().ok,
+      provider: this.parts.engine?.provider ?? null,
+      providerAttempts: this.parts.engine?.attempts ?? [],
+      variant: 'fp32',
+      ortVersion: ORT_VERSION,
+      cameras: snap.cameras,
+      latencyMs: snap.latencyMs,
+      eventLoopDelayMs: { p50: ms(this.loopDelay.percentile(50)), p95: ms(this.loopDelay.percentile(95)), max: ms(this.loopDelay.max) },
+      rssBytes: process.memoryUsage.rss(),
+      lastResult: snap.lastResult,
+    };
+  }
+
+  get statusPort(): number | null {
+    return this.parts.server?.port ?? null;
+  }
+}
+
+function diffPaths(a: unknown, b: unknown, path = ''): string[] {
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return Object.is(a, b) ? [] : [path];
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  const isArr = Array.isArray(a) && Array.isArray(b);
+  return [...keys].flatMap((k) => diffPaths((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], isArr ? `${path}[${k}]` : path ? `${path}.${k}` : k));
+}

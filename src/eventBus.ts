@@ -1,0 +1,42 @@
+import type { Logger } from './log.js';
+import type { Frame, Result } from './types.js';
+
+/** Event name → payload. */
+export interface OutpostEvents {
+  result: Result;
+  'frame.dropped': { camera: string; reason: 'superseded' | 'fps-cap' | 'error' };
+  'frame.failed': { camera: string; frameId: string; error: string };
+  'frame.received': Pick<Frame, 'camera' | 'id' | 'capturedAt'>;
+}
+
+type Handler<K extends keyof OutpostEvents> = (payload: OutpostEvents[K]) => void;
+
+/**
+ * Typed publish/subscribe. A subscriber's exception is logged with its owner and never reaches the
+ * publisher; `off(owner)` removes everything one component subscribed.
+ */
+export class EventBus {
+  private readonly handlers = new Map<keyof OutpostEvents, { owner: string; fn: Handler<never> }[]>();
+
+  constructor(private readonly log: Logger) {}
+
+  on<K extends keyof OutpostEvents>(event: K, owner: string, fn: Handler<K>): void {
+    const list = this.handlers.get(event) ?? [];
+    list.push({ owner, fn: fn as Handler<never> });
+    this.handlers.set(event, list);
+  }
+
+  off(owner: string): void {
+    for (const [event, list] of this.handlers) this.handlers.set(event, list.filter((h) => h.owner !== owner));
+  }
+
+  emit<K extends keyof OutpostEvents>(event: K, payload: OutpostEvents[K]): void {
+    for (const h of this.handlers.get(event) ?? []) {
+      try {
+        (h.fn as Handler<K>)(payload);
+      } catch (err) {
+        this.log.error({ err, event, owner: h.owner }, 'event subscriber failed');
+      }
+    }
+  }
+}

@@ -1,0 +1,5 @@
+export { TextPipeline, type PipelineDeps, type PreparedFrame, type PipelineOutcome } from './textPipeline.js';
+export { FrameScheduler, type ScheduledCamera } from './frameScheduler.js';
+export { LatestFrameSlot } from './latestFrameSlot.js';
+export { startPipelines } from './pipelineSet.js';
+export { runPipelined } from './pipelinedLoop.js';

@@ -1,0 +1,1 @@
+export { sensorInventory, type SensorEntry } from './sensorInventory.js';

@@ -1,0 +1,6 @@
+export { LocalSession, ORT_VERSION, supportedBackends, type ProviderName, type SessionSpec, type SessionInfo } from './localSession.js';
+export { chooseProvider, probeProvider, AUTO_ORDER, type ProviderAttempt } from './providerSelection.js';
+export { InferenceWorker } from './inferenceWorker.js';
+export { InferenceEngine, type EngineOptions } from './inferenceEngine.js';
+export { float32, type TensorData, type TensorMap, type TensorValues } from './tensorData.js';
+export type { RunReply, ChooseReply } from './workerProtocol.js';

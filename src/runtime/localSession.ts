@@ -1,0 +1,104 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import ort from 'onnxruntime-node';
+import { OutpostError, errorMessage } from '../errors.js';
+import type { TensorData, TensorMap } from './tensorData.js';
+
+export type ProviderName = 'tensorrt' | 'cuda' | 'webgpu' | 'cpu';
+
+export interface SessionSpec {
+  provider: ProviderName;
+  /** intraOpNumThreads; 0 means one per core. */
+  threads: number;
+  deviceId: number;
+  /** Folder for ORT's optimized graphs (CPU only); null disables the cache. */
+  cacheDir: string | null;
+}
+
+export interface SessionInfo {
+  provider: ProviderName;
+  inputNames: readonly string[];
+  outputNames: readonly string[];
+  /** true when the session was created from a cached optimized graph. */
+  fromCache: boolean;
+  loadMs: number;
+}
+
+export const ORT_VERSION: string = ort.env.versions.common;
+
+// ORT's own logger prints provider-load failures in colour on stderr; ours logs them once with the reason.
+ort.env.logLevel = 'fatal';
+
+function providerOption(spec: SessionSpec): ort.InferenceSession.ExecutionProviderConfig {
+  if (spec.provider === 'cuda' || spec.provider === 'tensorrt') return { name: spec.provider, deviceId: spec.deviceId };
+  return spec.provider;
+}
+
+/** The optimized graph depends on the model, the ORT build, the machine and the provider. */
+function cachePath(spec: SessionSpec, model: Uint8Array): string | null {
+  if (!spec.cacheDir || spec.provider !== 'cpu') return null; // GPU providers' optimized graphs are not portable files
+  const key = createHash('sha256').update(model).update(`${ORT_VERSION}|${process.arch}|${spec.provider}`).digest('hex').slice(0, 24);
+  return join(spec.cacheDir, `${key}.ort.onnx`);
+}
+
+/** One ORT session in this thread. `run` blocks the calling thread for the whole inference. */
+export class LocalSession {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly info: SessionInfo,
+  ) {}
+
+  static async create(model: string | Uint8Array, spec: SessionSpec): Promise<LocalSession> {
+    const started = performance.now();
+    const bytes = typeof model === 'string' ? readModel(model) : model;
+    const cached = cachePath(spec, bytes);
+    const fromCache = cached !== null && existsSync(cached);
+    if (cached && !fromCache) mkdirSync(spec.cacheDir!, { recursive: true });
+    const options: ort.InferenceSession.SessionOptions = {
+      executionProviders: [providerOption(spec)],
+      intraOpNumThreads: spec.threads > 0 ? spec.threads : availableParallelism(),
+      interOpNumThreads: 1,
+      graphOptimizationLevel: fromCache ? 'disabled' : 'all',
+      logSeverityLevel: 3,
+      ...(cached && !fromCache ? { optimizedModelFilePath: cached } : {}),
+    };
+    try {
+      const session = fromCache ? await ort.InferenceSession.create(cached!, options) : await ort.InferenceSession.create(bytes, options);
+      const info = { provider: spec.provider, inputNames: session.inputNames, outputNames: session.outputNames, fromCache, loadMs: performance.now() - started };
+      return new LocalSession(session, info);
+    } catch (err) {
+      const what = typeof model === 'string' ? model : 'a model built in memory';
+      throw new OutpostError('OUTPOST_E_PROVIDER', `cannot create a ${spec.provider} session for ${what}: ${errorMessage(err).split('\n')[0]}`, { cause: err });
+    }
+  }
+
+  async run(feeds: TensorMap): Promise<TensorMap> {
+    for (const name of this.info.inputNames) {
+      if (!feeds[name]) throw new OutpostError('OUTPOST_E_INPUT', `the model needs input "${name}" but got ${Object.keys(feeds).join(', ') || 'none'}`);
+    }
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims);
+    const out = await this.session.run(ortFeeds);
+    const result: TensorMap = {};
+    for (const [name, t] of Object.entries(out)) result[name] = { type: t.type as TensorData['type'], dims: [...t.dims], data: t.data as TensorData['data'] };
+    return result;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+function readModel(file: string): Uint8Array {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new OutpostError('OUTPOST_E_MODEL', `cannot read model ${file} (${(err as NodeJS.ErrnoException).code ?? err}); check models.*.file in the config`);
+  }
+}
+
+export function supportedBackends(): string[] {
+  return ort.listSupportedBackends().map((b) => `${b.name}${b.bundled ? '' : ' (not bundled)'}`);
+}

@@ -1,0 +1,45 @@
+import { parentPort } from 'node:worker_threads';
+import { LocalSession } from './localSession.js';
+import { chooseProvider } from './providerSelection.js';
+import type { TensorMap } from './tensorData.js';
+import type { WorkerReply, WorkerRequest } from './workerProtocol.js';
+
+/** The inference thread: holds ORT sessions so that session.run never blocks the daemon's event loop. */
+const sessions = new Map<string, LocalSession>();
+const port = parentPort!;
+
+function transferables(map: TensorMap): ArrayBuffer[] {
+  return Object.values(map).map((t) => t.data.buffer as ArrayBuffer);
+}
+
+async function handle(req: WorkerRequest): Promise<{ value: unknown; transfer: ArrayBuffer[] }> {
+  switch (req.op) {
+    case 'choose':
+      return { value: await chooseProvider(req.requested, req.deviceId), transfer: [] };
+    case 'load': {
+      const old = sessions.get(req.key);
+      const session = await LocalSession.create(req.file, req.spec);
+      sessions.set(req.key, session);
+      await old?.release();
+      return { value: session.info, transfer: [] };
+    }
+    case 'run': {
+      const session = sessions.get(req.key);
+      if (!session) throw Object.assign(new Error(`no session loaded for ${req.key}`), { code: 'OUTPOST_E_MODEL' });
+      const started = performance.now();
+      const outputs = await session.run(req.feeds);
+      return { value: { outputs, inferMs: performance.now() - started }, transfer: transferables(outputs) };
+    }
+    case 'release':
+      await sessions.get(req.key)?.release();
+      sessions.delete(req.key);
+      return { value: null, transfer: [] };
+  }
+}
+
+port.on('message', (req: WorkerRequest) => {
+  handle(req).then(
+    ({ value, transfer }) => port.postMessage({ id: req.id, ok: true, value } as WorkerReply, transfer),
+    (err: Error & { code?: string }) => port.postMessage({ id: req.id, ok: false, code: err.code ?? 'OUTPOST_E_MODEL', message: err.message } as WorkerReply),
+  );
+});

@@ -1,0 +1,4 @@
+export { StatusServer, type StatusServerOptions } from './statusServer.js';
+export { OutpostMetrics } from './metrics.js';
+export { RunningStats, type StatsSnapshot, type CameraSnapshot } from './runningStats.js';
+export { LatencyWindow } from './latencyWindow.js';

@@ -1,0 +1,67 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { EventBus } from '../eventBus.js';
+import type { StageName } from '../types.js';
+
+const STAGES: readonly StageName[] = ['queue', 'decode', 'preprocess', 'infer', 'post'];
+
+/** Prometheus metrics on a registry of our own (no global default registry). */
+export class OutpostMetrics {
+  readonly registry = new Registry();
+  readonly eventLoop: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  private readonly frames: Counter<'camera'>;
+  private readonly dropped: Counter<'camera' | 'reason'>;
+  private readonly failed: Counter<'camera'>;
+  private readonly stageSeconds: Histogram<'stage'>;
+  private readonly providerInfo: Gauge<'provider' | 'variant'>;
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'outpost_' });
+    // prom-client names these gauges *_total, which promtool rejects; the handle counts are not worth a lint failure.
+    for (const n of ['active_handles_total', 'active_requests_total', 'active_resources_total']) this.registry.removeSingleMetric(`outpost_nodejs_${n}`);
+    this.frames = new Counter({ name: 'outpost_frames_processed_total', help: 'Frames that produced a result', labelNames: ['camera'], registers });
+    this.dropped = new Counter({ name: 'outpost_frames_dropped_total', help: 'Frames dropped before inference (superseded by a newer frame or over the fps cap)', labelNames: ['camera', 'reason'], registers });
+    this.failed = new Counter({ name: 'outpost_frames_failed_total', help: 'Frames whose processing failed', labelNames: ['camera'], registers });
+    this.stageSeconds = new Histogram({
+      name: 'outpost_stage_seconds',
+      help: 'Time per pipeline stage for one frame',
+      labelNames: ['stage'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.providerInfo = new Gauge({ name: 'outpost_execution_provider_info', help: 'Execution provider and model variant in use (value 1)', labelNames: ['provider', 'variant'], registers });
+    const loop = this.eventLoop;
+    new Gauge({
+      name: 'outpost_event_loop_delay_p95_seconds',
+      help: 'p95 event-loop delay since the previous scrape',
+      registers,
+      collect() {
+        this.set(Number.isNaN(loop.percentile(95)) ? 0 : loop.percentile(95) / 1e9);
+        loop.reset();
+      },
+    });
+  }
+
+  start(): void {
+    this.eventLoop.enable();
+  }
+
+  stop(): void {
+    this.eventLoop.disable();
+  }
+
+  subscribe(bus: EventBus): void {
+    bus.on('result', 'metrics', (r) => {
+      this.frames.inc({ camera: r.camera });
+      for (const s of STAGES) this.stageSeconds.observe({ stage: s }, r.timings[`${s}Ms`] / 1000);
+    });
+    bus.on('frame.dropped', 'metrics', (d) => this.dropped.inc({ camera: d.camera, reason: d.reason }));
+    bus.on('frame.failed', 'metrics', (f) => this.failed.inc({ camera: f.camera }));
+  }
+
+  setProvider(provider: string, variant: string): void {
+    this.providerInfo.reset();
+    this.providerInfo.set({ provider, variant }, 1);
+  }
+}

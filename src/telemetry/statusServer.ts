@@ -1,0 +1,75 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../log.js';
+import type { Registry } from 'prom-client';
+
+export interface StatusServerOptions {
+  host: string;
+  port: number;
+  /** JSON for GET /status */
+  status: () => unknown;
+  /** true while frames flow (GET /healthz answers 200, else 503) */
+  healthy: () => { ok: boolean; reason: string };
+  registry: Registry;
+  log: Logger;
+}
+
+/** GET /healthz, /status and /metrics on plain node:http: three read-only routes need no framework. */
+export class StatusServer {
+  private server: Server | null = null;
+
+  constructor(private readonly opts: StatusServerOptions) {}
+
+  async start(): Promise<void> {
+    const server = createServer((req, res) => {
+      this.route(req, res).catch((err) => {
+        this.opts.log.error({ err }, 'status request failed');
+        if (!res.headersSent) res.writeHead(500).end('internal error\n');
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port, this.opts.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    this.opts.log.info({ url: `http://${this.opts.host}:${this.port}/status` }, 'status server listening');
+  }
+
+  get port(): number {
+    return (this.server?.address() as AddressInfo | null)?.port ?? this.opts.port;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/healthz') {
+      const h = this.opts.healthy();
+      json(res, h.ok ? 200 : 503, { status: h.ok ? 'ok' : 'unhealthy', reason: h.reason });
+    } else if (path === '/status' || path === '/') {
+      json(res, 200, this.opts.status());
+    } else if (path === '/metrics') {
+      const body = await this.opts.registry.metrics();
+      res.writeHead(200, { 'content-type': this.opts.registry.contentType }).end(body);
+    } else {
+      json(res, 404, { error: `no route ${path}; try /status, /healthz or /metrics` });
+    }
+  }
+}
+
+function json(res: ServerResponse, code: number, body: unknown): void {
+  res.writeHead(code, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify(body, null, 2) + '\n');
+}

@@ -1,0 +1,54 @@
+/**
+ * Data that crosses module boundaries (camera → pipeline → telemetry). Types only: every module may
+ * import this file, and it imports nothing, so the dependency arrows of DESIGN.md stay one-way.
+ */
+
+export interface Frame {
+  id: string;
+  camera: string;
+  seq: number;
+  /** Date.now() when the frame left the camera. */
+  capturedAt: number;
+  data: Buffer;
+  encoding: 'jpeg' | 'png';
+  width: number;
+  height: number;
+  /** What a synthetic source rendered into the frame (the demo camera), for self-checks. */
+  truth?: string[];
+}
+
+export interface FrameSource {
+  readonly name: string;
+  frames(signal: AbortSignal): AsyncIterable<Frame>;
+}
+
+export type Box = [number, number, number, number];
+
+export interface TextLine {
+  text: string;
+  score: number;
+  box: Box;
+}
+
+export interface TextOutput {
+  lines: TextLine[];
+}
+
+export type StageName = 'queue' | 'decode' | 'preprocess' | 'infer' | 'post';
+
+export type Timings = Record<`${StageName}Ms`, number> & { totalMs: number };
+
+export interface Result {
+  frameId: string;
+  camera: string;
+  capturedAt: number;
+  finishedAt: number;
+  model: string;
+  variant: 'fp32' | 'fp16' | 'int8-dynamic' | 'int8-static';
+  provider: string;
+  placement: 'local';
+  timings: Timings;
+  output: TextOutput;
+  /** The frame's rendered text when a synthetic source knows it (demo camera): lets anyone score the read. */
+  truth?: string[];
+}

@@ -1,0 +1,147 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { characterAccuracy } from '../src/vision/index.js';
+import { commandExists, DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
+import { tempDir } from './helpers/paths.js';
+
+const CONFIG = (port: number, stateDir: string) => `node: { name: e2e, stateDir: ${stateDir} }
+cameras:
+  - name: demo
+    source: { type: demo, fps: 4, seed: 3 }
+models:
+  det: { file: builtin:ppocrv4-det }
+  rec: { file: builtin:ppocrv4-rec }
+pipelines:
+  text:
+    stages:
+      - { name: detect, model: det, decoder: { type: db } }
+      - { name: recognise, model: rec, input: crops, decoder: { type: ctc } }
+status: { port: ${port} }
+logging: { level: info, format: json }
+`;
+
+async function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+}
+
+describe('the daemon, end to end (real process, demo camera, PP-OCRv4, HTTP)', () => {
+  let daemon: DaemonProcess;
+  let port: number;
+  let configFile: string;
+
+  beforeAll(async () => {
+    port = await freePort();
+    const dir = tempDir();
+    configFile = join(dir, 'outpost.yaml');
+    writeFileSync(configFile, CONFIG(port, join(dir, 'state')));
+    // Asking for CUDA on a machine without it must log why and carry on with the CPU.
+    daemon = new DaemonProcess(['run', '--config', configFile], { OUTPOST_RUNTIME_PROVIDERS: 'cuda' });
+    await daemon.waitFor('the daemon to answer /status', () => get(port, '/status').then(() => true, () => undefined));
+  });
+
+  afterAll(async () => {
+    daemon.kill('SIGKILL');
+    await daemon.exited;
+  });
+
+  it('answers 503 on /healthz until frames flow, then 200', async () => {
+    const first = await get(port, '/healthz');
+    expect([200, 503]).toContain(first.status);
+    if (first.status === 503) expect(JSON.parse(first.body).reason).toBe('no frame processed yet');
+    await daemon.waitFor('/healthz 200', async () => ((await get(port, '/healthz')).status === 200 ? true : undefined));
+  });
+
+  it('falls back from the requested cuda to cpu and says so', async () => {
+    const fallback = await daemon.waitForLog('none of the requested providers (cuda) works here; falling back to cpu');
+    expect(fallback.level).toBe(40);
+    const status = JSON.parse((await get(port, '/status')).body);
+    expect(status.provider).toBe('cpu');
+    expect(status.providerAttempts.map((a: { provider: string; ok: boolean }) => [a.provider, a.ok])).toEqual([['cuda', false], ['cpu', true]]);
+  });
+
+  it('reads the text the demo camera renders', async () => {
+    const results = await daemon.waitFor('8 results', () => {
+      const r = daemon.logs.filter((l) => l.msg === 'result');
+      return r.length >= 8 ? r : undefined;
+    });
+    const scores = results.map((r) => characterAccuracy((r.truth as string[]).join(''), (r.text as string[]).join('')));
+    const mean = scores.reduce((a, b) => a + b, 0) / scores.length;
+    expect(mean).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it('reports per-camera counters, provider, variant and per-stage latency on /status', async () => {
+    const status = JSON.parse((await get(port, '/status')).body);
+    expect(status).toMatchObject({ node: 'e2e', provider: 'cpu', variant: 'fp32', healthy: true });
+    expect(status.cameras.demo.processed).toBeGreaterThan(0);
+    expect(status.cameras.demo.fps).toBeGreaterThan(0);
+    for (const stage of ['queue', 'decode', 'preprocess', 'infer', 'post']) expect(status.latencyMs[stage].p95).toBeGreaterThanOrEqual(status.latencyMs[stage].p50);
+    expect(status.latencyMs.infer.p50).toBeGreaterThan(0);
+    expect(status.lastResult.output.lines.length).toBeGreaterThan(0);
+    expect(status.eventLoopDelayMs.p95).toBeGreaterThan(0);
+  });
+
+  it('serves /metrics that promtool accepts', async () => {
+    const { status, body } = await get(port, '/metrics');
+    expect(status).toBe(200);
+    expect(body).toMatch(/^outpost_frames_processed_total\{camera="demo"\} [1-9]/m);
+    expect(body).toMatch(/^outpost_execution_provider_info\{provider="cpu",variant="fp32"\} 1$/m);
+    if (!commandExists('promtool')) {
+      if (process.env.CI) throw new Error('promtool is missing: .ci/run installs Debian prometheus');
+      console.warn('skipped promtool check: install Debian "prometheus" for promtool');
+      return;
+    }
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8' });
+    expect(check.stdout + check.stderr).toBe('');
+    expect(check.status).toBe(0);
+  });
+
+  it('reloads on SIGHUP: applies live settings, names the ones that need a restart', async () => {
+    const text = readFileSync(configFile, 'utf8').replace('level: info', 'level: debug').replace('fps: 4, seed: 3 }', 'fps: 4, seed: 3 }\n    maxFps: 2');
+    writeFileSync(configFile, text + 'runtime: { threads: 1 }\n');
+    daemon.child.kill('SIGHUP');
+    const reloaded = await daemon.waitForLog('configuration reloaded');
+    expect(reloaded.applied).toEqual(expect.arrayContaining(['logging.level', 'cameras[0].maxFps']));
+    const restart = await daemon.waitForLog('these changed settings take effect after a restart');
+    expect(restart.settings).toEqual(['runtime.threads']);
+  });
+
+  it('keeps running on an invalid reload and names the problem', async () => {
+    writeFileSync(configFile, readFileSync(configFile, 'utf8').replace(`port: ${port}`, 'port: "x"'));
+    daemon.child.kill('SIGHUP');
+    const refused = await daemon.waitForLog(/reload refused/);
+    expect(String((refused.problems as string[])[0])).toMatch(/outpost\.yaml:\d+:\d+: status\.port: /);
+    expect((await get(port, '/healthz')).status).toBe(200);
+  });
+
+  it('stops on SIGTERM: finishes in-flight work and exits 0', async () => {
+    daemon.kill('SIGTERM');
+    const { code } = await daemon.exited;
+    expect(code).toBe(0);
+    expect(daemon.logs.map((l) => l.msg)).toContain('stopped');
+  });
+});
+
+describe('configuration errors at the CLI', () => {
+  it('check-config exits 0 on the embedded demo config', () => {
+    const r = runCli(['check-config', '--config', 'config/outpost.yaml']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/ok \(2 models, 1 pipelines, 1 cameras\)/);
+  });
+
+  it('check-config and run exit 78 with FILE:LINE:COL lines, before touching hardware', () => {
+    const dir = tempDir();
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'cameras:\n  - name: a\n    source: { type: demo, fsp: 3 }\nstatus: { port: 70000 }\n');
+    for (const cmd of ['check-config', 'run']) {
+      const r = runCli([cmd, '--config', file]);
+      expect(r.code).toBe(78);
+      expect(r.stderr.trim().split('\n')).toEqual([
+        `${file}:3:27: cameras[0].source.fsp: unknown key "fsp" (did you mean "fps"?); allowed: type, width, height, fps, seed`,
+        `${file}:4:17: status.port: Too big: expected number to be <=65535`,
+      ]);
+    }
+  });
+});

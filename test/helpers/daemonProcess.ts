@@ -1,0 +1,70 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { CLI } from './paths.js';
+
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+/** A real `outpost` process; its JSON log lines (stderr) are collected as they arrive. */
+export class DaemonProcess {
+  readonly logs: Record<string, unknown>[] = [];
+  readonly child: ChildProcess;
+  private stderrTail = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    this.child.stderr!.on('data', (chunk: Buffer) => {
+      buf += chunk.toString();
+      this.stderrTail = (this.stderrTail + chunk.toString()).slice(-4000);
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.startsWith('{')) {
+          try {
+            this.logs.push(JSON.parse(line));
+          } catch {
+            /* a partial or non-log line */
+          }
+        }
+      }
+    });
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  /** Polls until `check` returns a value (bounded by `tries`), with the log tail in the failure. */
+  async waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, tries = 240, everyMs = 250): Promise<T> {
+    for (let i = 0; i < tries; i++) {
+      const v = await check();
+      if (v !== undefined) return v;
+      if (this.child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+    throw new Error(`timed out waiting for ${what}; daemon stderr tail:\n${this.stderrTail}`);
+  }
+
+  waitForLog(msg: string | RegExp): Promise<Record<string, unknown>> {
+    return this.waitFor(`log "${msg}"`, () => this.logs.find((l) => (typeof msg === 'string' ? l.msg === msg : msg.test(String(l.msg)))));
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    if (this.child.exitCode === null) this.child.kill(signal);
+  }
+}
+
+/** A CLI command to completion. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 300_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function commandExists(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}

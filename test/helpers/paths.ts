@@ -1,0 +1,23 @@
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const CLI = join(ROOT, 'dist/cli.js');
+export const SHARED = resolve(ROOT, '../shared');
+
+/** ../shared holds the real photos, frames and models; a fresh user's machine does not have it. */
+export function sharedPath(rel: string): string | null {
+  const p = join(SHARED, rel);
+  return existsSync(p) ? p : null;
+}
+
+export function tempDir(prefix = 'outpost-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function writeTemp(name: string, text: string, dir = tempDir()): string {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
