@@ -5,7 +5,7 @@ import { LIVE_SETTINGS, type LoadedConfig, type OutpostConfig } from './config/i
 import { errorMessage } from './errors.js';
 import { EventBus } from './eventBus.js';
 import type { Logger } from './log.js';
-import { FrameScheduler, startPipelines, type TextPipeline } from './pipeline/index.js';
+import { FrameScheduler, startPipelines, summariseOutput, type StagedPipeline } from './pipeline/index.js';
 import { InferenceEngine, ORT_VERSION } from './runtime/index.js';
 import { OutpostMetrics, RunningStats, StatusServer } from './telemetry/index.js';
 
@@ -13,7 +13,7 @@ export const VERSION = '0.1.0';
 
 interface Started {
   engine: InferenceEngine;
-  pipelines: Map<string, TextPipeline>;
+  pipelines: Map<string, StagedPipeline>;
   scheduler: FrameScheduler;
   server: StatusServer | null;
 }
@@ -50,7 +50,7 @@ export class Daemon {
     this.stats.subscribe(this.bus);
     this.metrics.subscribe(this.bus);
     this.bus.on('result', 'result-log', (r) => {
-      if (this.config.logging.results) this.log.info({ camera: r.camera, frame: r.frameId, text: r.output.lines.map((l) => l.text), truth: r.truth, ms: Math.round(r.timings.totalMs) }, 'result');
+      if (this.config.logging.results) this.log.info({ camera: r.camera, frame: r.frameId, text: summariseOutput(r.output), truth: r.truth, ms: Math.round(r.timings.totalMs) }, 'result');
     });
 
     step('the inference engine');

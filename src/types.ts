@@ -30,8 +30,31 @@ export interface TextLine {
   box: Box;
 }
 
-export interface TextOutput {
-  lines: TextLine[];
+export interface ClassScore {
+  classIndex: number;
+  label: string;
+  score: number;
+}
+
+export interface DetectionOut {
+  box: Box;
+  score: number;
+  label: string;
+  classIndex: number;
+  /** Filled by a second stage run on this detection's crop. */
+  text?: string;
+  classes?: ClassScore[];
+}
+
+/**
+ * What a pipeline produced. Text pipelines (DB → CTC) give `lines`; detectors give `detections`;
+ * whole-frame classifiers or recognisers give `classes` or `text`.
+ */
+export interface PipelineOutput {
+  lines?: TextLine[];
+  detections?: DetectionOut[];
+  classes?: ClassScore[];
+  text?: string;
 }
 
 export type StageName = 'queue' | 'decode' | 'preprocess' | 'infer' | 'post';
@@ -48,7 +71,7 @@ export interface Result {
   provider: string;
   placement: 'local';
   timings: Timings;
-  output: TextOutput;
+  output: PipelineOutput;
   /** The frame's rendered text when a synthetic source knows it (demo camera): lets anyone score the read. */
   truth?: string[];
 }

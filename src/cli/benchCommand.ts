@@ -6,7 +6,7 @@ import { DemoCamera, imageFrame, listImages } from '../camera/index.js';
 import type { OutpostConfig } from '../config/index.js';
 import { OutpostError } from '../errors.js';
 import { createLogger } from '../log.js';
-import { runPipelined, startPipelines, type TextPipeline } from '../pipeline/index.js';
+import { runPipelined, startPipelines, type StagedPipeline } from '../pipeline/index.js';
 import { InferenceEngine, LocalSession, ORT_VERSION, type SessionSpec, type TensorMap } from '../runtime/index.js';
 import type { Frame } from '../types.js';
 import { configPath, exitOnError, loadOrExit } from './common.js';
@@ -47,7 +47,7 @@ async function timeRaw(sessions: Map<string, LocalSession>, recorded: [string, T
 }
 
 /** (b) the whole pipeline with `depth` frames in flight, as the daemon's scheduler runs it. */
-async function timePipeline(pipeline: TextPipeline, frames: Frame[], depth: number): Promise<{ fps: number; loopP95Ms: number; loopMaxMs: number }> {
+async function timePipeline(pipeline: StagedPipeline, frames: Frame[], depth: number): Promise<{ fps: number; loopP95Ms: number; loopMaxMs: number }> {
   const loop = monitorEventLoopDelay({ resolution: 5 });
   loop.enable();
   const started = performance.now();

@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { imageFrame, listImages } from '../camera/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
 import { createLogger } from '../log.js';
-import { startPipelines } from '../pipeline/index.js';
+import { startPipelines, summariseOutput } from '../pipeline/index.js';
 import { InferenceEngine } from '../runtime/index.js';
 import { configPath, exitOnError, loadOrExit } from './common.js';
 
@@ -37,7 +37,7 @@ export async function inferCommand(opts: InferOptions): Promise<void> {
         const { output, timings } = await pipeline.process(await imageFrame(file, 'infer', i));
         const round = Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 100) / 100]));
         const line = { file, model: pipeline.modelLabel, variant: 'fp32', provider: engine.provider, timings: round, output };
-        process.stdout.write(opts.json ? JSON.stringify(line) + '\n' : `${file}: ${output.lines.map((l) => l.text).join(' | ') || '(nothing read)'}  [${Math.round(timings.totalMs)} ms]\n`);
+        process.stdout.write(opts.json ? JSON.stringify(line) + '\n' : `${file}: ${summariseOutput(output).join(' | ') || '(nothing found)'}  [${Math.round(timings.totalMs)} ms]\n`);
       } catch (err) {
         failures++;
         process.stderr.write(`outpost: ${file}: ${errorMessage(err)}\n`);

@@ -11,6 +11,11 @@ export {
   type StageConfig,
   type DbDecoderConfig,
   type CtcDecoderConfig,
+  type SsdDecoderConfig,
+  type YoloDecoderConfig,
+  type ClassifyDecoderConfig,
+  type TensorInputConfig,
+  DETECTOR_TYPES,
   type RuntimeConfig,
   type ProviderName,
 } from './schema.js';

@@ -4,7 +4,7 @@ import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, typ
 import type { z } from 'zod';
 import { OutpostError } from '../errors.js';
 import { resolveBuiltin, builtinNames } from './builtins.js';
-import { configSchema, type OutpostConfig } from './schema.js';
+import { configSchema, DETECTOR_TYPES, type OutpostConfig, type StageConfig } from './schema.js';
 import { closest, knownKeysAt, leafPaths } from './schemaWalk.js';
 
 export interface ConfigProblem {
@@ -225,10 +225,13 @@ function semanticProblems(cfg: OutpostConfig, baseDir: string): { path: PathKey[
       const at: PathKey[] = ['pipelines', name, 'stages', i];
       if (!cfg.models[stage.model]) out.push({ path: [...at, 'model'], message: refMessage('model', stage.model, Object.keys(cfg.models)) });
       if (i === 0 && stage.input === 'crops') out.push({ path: [...at, 'input'], message: 'the first stage has no boxes to crop from; use input: frame' });
-      if (i > 0 && stage.input === 'crops' && pipeline.stages[i - 1].decoder.type !== 'db') {
+      const isDetector = (DETECTOR_TYPES as readonly string[]).includes(stage.decoder.type);
+      if (i > 0 && isDetector) out.push({ path: [...at, 'decoder', 'type'], message: `a ${stage.decoder.type} detector must be the first stage` });
+      if (i > 0 && stage.input === 'crops' && !(DETECTOR_TYPES as readonly string[]).includes(pipeline.stages[i - 1].decoder.type)) {
         out.push({ path: [...at, 'input'], message: `stage "${pipeline.stages[i - 1].name}" produces no boxes to crop` });
       }
       if (stage.decoder.type === 'ctc') fileMissing(stage.decoder.dictionary, [...at, 'decoder', 'dictionary'], 'dictionary');
+      if ('labels' in stage.decoder && typeof stage.decoder.labels === 'string') fileMissing(stage.decoder.labels, [...at, 'decoder', 'labels'], 'labels file');
       if (stage.decoder.type === 'db' && stage.decoder.maxSide % 32 !== 0) out.push({ path: [...at, 'decoder', 'maxSide'], message: 'must be a multiple of 32' });
     });
   }
@@ -252,10 +255,16 @@ function resolvePaths(cfg: OutpostConfig, baseDir: string): OutpostConfig {
     pipelines: Object.fromEntries(
       Object.entries(cfg.pipelines).map(([k, p]) => [
         k,
-        { ...p, stages: p.stages.map((s) => (s.decoder.type === 'ctc' ? { ...s, decoder: { ...s.decoder, dictionary: file(s.decoder.dictionary) } } : s)) },
+        { ...p, stages: p.stages.map((s) => ({ ...s, decoder: resolveDecoderFiles(s.decoder, file) })) },
       ]),
     ),
   };
+}
+
+function resolveDecoderFiles(d: StageConfig['decoder'], file: (p: string) => string): StageConfig['decoder'] {
+  if (d.type === 'ctc') return { ...d, dictionary: file(d.dictionary) };
+  if ('labels' in d && typeof d.labels === 'string') return { ...d, labels: file(d.labels) };
+  return d;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -62,11 +62,59 @@ const ctcDecoder = z.strictObject({
   normalise: normalisation.default({ mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], channelOrder: 'bgr' }),
 });
 
+const tensorInput = z.strictObject({
+  width: z.number().int().min(8).max(4096).optional().describe('model input width; default: the model\'s own when fixed'),
+  height: z.number().int().min(8).max(4096).optional(),
+  resize: z.enum(['fill', 'letterbox']).default('fill').describe('fill stretches; letterbox keeps the aspect and pads'),
+  normalise: normalisation.default({ mean: [0, 0, 0], std: [1, 1, 1], channelOrder: 'rgb' }),
+});
+
+const labels = z
+  .union([z.array(z.string()), z.string().min(1)])
+  .default([])
+  .describe('class names: a list, or a file with one name per line');
+
+const detectorFields = {
+  scoreThreshold: z.number().min(0).max(1),
+  iouThreshold: z.number().min(0).max(1),
+  maxDetections: z.number().int().min(1).max(1000).default(100),
+  classAgnostic: z.boolean().default(false).describe('suppress overlapping boxes across classes too'),
+  labels,
+};
+
+const ssdDecoder = z.strictObject({
+  type: z.literal('ssd'),
+  input: tensorInput.default({ resize: 'fill', normalise: { mean: [0.498, 0.498, 0.498], std: [0.502, 0.502, 0.502], channelOrder: 'rgb' } }),
+  ...detectorFields,
+  scoreThreshold: detectorFields.scoreThreshold.default(0.7),
+  iouThreshold: detectorFields.iouThreshold.default(0.3),
+});
+
+const yoloDecoder = z.strictObject({
+  type: z.literal('yolo'),
+  layout: z.enum(['auto', 'v5', 'v8']).default('auto').describe('v5: [1,N,5+C]; v8/v11: [1,4+C,N]; auto tells them apart by shape'),
+  input: tensorInput.default({ resize: 'letterbox', normalise: { mean: [0, 0, 0], std: [1, 1, 1], channelOrder: 'rgb' } }),
+  ...detectorFields,
+  scoreThreshold: detectorFields.scoreThreshold.default(0.25),
+  iouThreshold: detectorFields.iouThreshold.default(0.45),
+});
+
+const classifyDecoder = z.strictObject({
+  type: z.literal('classify'),
+  input: tensorInput.default({ resize: 'fill', normalise: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], channelOrder: 'rgb' } }),
+  topK: z.number().int().min(1).max(100).default(5),
+  labels,
+  softmax: z.union([z.literal('auto'), z.boolean()]).default('auto').describe('auto: applied unless the output already sums to 1'),
+  batchSize: z.number().int().min(1).max(64).default(8),
+});
+
+export const DETECTOR_TYPES = ['db', 'ssd', 'yolo'] as const;
+
 const stageSchema = z.strictObject({
   name,
   model: name.describe('name of the entry under models:'),
   input: z.enum(['frame', 'crops']).default('frame').describe('the whole frame, or crops of the previous stage\'s boxes'),
-  decoder: z.discriminatedUnion('type', [dbDecoder, ctcDecoder]),
+  decoder: z.discriminatedUnion('type', [dbDecoder, ctcDecoder, ssdDecoder, yoloDecoder, classifyDecoder]),
 });
 
 const pipelineSchema = z.strictObject({
@@ -126,6 +174,10 @@ export type PipelineConfig = OutpostConfig['pipelines'][string];
 export type StageConfig = PipelineConfig['stages'][number];
 export type DbDecoderConfig = Extract<StageConfig['decoder'], { type: 'db' }>;
 export type CtcDecoderConfig = Extract<StageConfig['decoder'], { type: 'ctc' }>;
+export type SsdDecoderConfig = Extract<StageConfig['decoder'], { type: 'ssd' }>;
+export type YoloDecoderConfig = Extract<StageConfig['decoder'], { type: 'yolo' }>;
+export type ClassifyDecoderConfig = Extract<StageConfig['decoder'], { type: 'classify' }>;
+export type TensorInputConfig = SsdDecoderConfig['input'];
 export type RuntimeConfig = OutpostConfig['runtime'];
 
 /** Settings a SIGHUP applies without a restart; every other change is logged as needing one. */

@@ -4,11 +4,11 @@ import type { Logger } from '../log.js';
 import type { Frame, FrameSource, Result } from '../types.js';
 import { LatestFrameSlot } from './latestFrameSlot.js';
 import { runPipelined } from './pipelinedLoop.js';
-import type { PreparedFrame, TextPipeline } from './textPipeline.js';
+import type { PreparedFrame, StagedPipeline } from './stagedPipeline.js';
 
 export interface ScheduledCamera {
   source: FrameSource;
-  pipeline: TextPipeline;
+  pipeline: StagedPipeline;
   maxFps?: number;
 }
 
@@ -114,7 +114,7 @@ export class FrameScheduler {
     );
   }
 
-  private publish(job: Job, outcome: Awaited<ReturnType<TextPipeline['finish']>>): void {
+  private publish(job: Job, outcome: Awaited<ReturnType<StagedPipeline['finish']>>): void {
     const frame = job.prepared.frame;
     const timings = { ...outcome.timings, queueMs: Math.max(0, job.takenAt - frame.capturedAt) };
     timings.totalMs += timings.queueMs;

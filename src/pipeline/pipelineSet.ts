@@ -1,16 +1,16 @@
 import type { OutpostConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
 import type { InferenceEngine, TensorMap } from '../runtime/index.js';
-import { TextPipeline } from './textPipeline.js';
+import { StagedPipeline } from './stagedPipeline.js';
 
 /** Builds and starts the named pipelines (all of them when `names` is omitted) on one engine. */
-export async function startPipelines(config: OutpostConfig, engine: InferenceEngine, log: Logger, names?: Iterable<string>, tap?: (stageKey: string, feeds: TensorMap) => void): Promise<Map<string, TextPipeline>> {
+export async function startPipelines(config: OutpostConfig, engine: InferenceEngine, log: Logger, names?: Iterable<string>, tap?: (stageKey: string, feeds: TensorMap) => void): Promise<Map<string, StagedPipeline>> {
   const modelFiles = Object.fromEntries(Object.entries(config.models).map(([k, m]) => [k, m.file]));
-  const pipelines = new Map<string, TextPipeline>();
+  const pipelines = new Map<string, StagedPipeline>();
   try {
     for (const name of names ?? Object.keys(config.pipelines)) {
       if (pipelines.has(name)) continue;
-      const p = new TextPipeline(name, config.pipelines[name], { worker: engine.worker, spec: engine.spec, modelFiles, log: log.child({ pipeline: name }), tap });
+      const p = new StagedPipeline(name, config.pipelines[name], { worker: engine.worker, spec: engine.spec, modelFiles, log: log.child({ pipeline: name }), tap });
       await p.start();
       pipelines.set(name, p);
     }

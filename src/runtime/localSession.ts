@@ -21,6 +21,8 @@ export interface SessionInfo {
   provider: ProviderName;
   inputNames: readonly string[];
   outputNames: readonly string[];
+  /** Input shapes as the model declares them: numbers for fixed dimensions, names or null for free ones. */
+  inputShapes: Record<string, (number | string | null)[]>;
   /** true when the session was created from a cached optimized graph. */
   fromCache: boolean;
   loadMs: number;
@@ -66,7 +68,7 @@ export class LocalSession {
     };
     try {
       const session = fromCache ? await ort.InferenceSession.create(cached!, options) : await ort.InferenceSession.create(bytes, options);
-      const info = { provider: spec.provider, inputNames: session.inputNames, outputNames: session.outputNames, fromCache, loadMs: performance.now() - started };
+      const info = { provider: spec.provider, inputNames: session.inputNames, outputNames: session.outputNames, inputShapes: shapesOf(session), fromCache, loadMs: performance.now() - started };
       return new LocalSession(session, info);
     } catch (err) {
       const what = typeof model === 'string' ? model : 'a model built in memory';
@@ -89,6 +91,14 @@ export class LocalSession {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+function shapesOf(session: ort.InferenceSession): SessionInfo['inputShapes'] {
+  const shapes: SessionInfo['inputShapes'] = {};
+  for (const m of session.inputMetadata) {
+    shapes[m.name] = m.isTensor ? m.shape.map((d) => (typeof d === 'number' && d > 0 ? d : typeof d === 'string' ? d : null)) : [];
+  }
+  return shapes;
 }
 
 function readModel(file: string): Uint8Array {

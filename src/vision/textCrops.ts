@@ -46,3 +46,26 @@ export async function textLineBatches(img: RgbImage, boxes: readonly (readonly n
   }
   return batches;
 }
+
+/** Crops resized to a fixed model input (classifiers), in NCHW batches of at most `batchSize`. */
+export async function fixedSizeCropBatches(img: RgbImage, boxes: readonly (readonly number[])[], width: number, height: number, norm: Normalisation, batchSize: number): Promise<CropBatch[]> {
+  const crops = await Promise.all(
+    boxes.map(async (b) => {
+      const left = Math.max(0, Math.floor(b[0]));
+      const top = Math.max(0, Math.floor(b[1]));
+      const w = Math.max(1, Math.min(img.width, Math.ceil(b[2])) - left);
+      const h = Math.max(1, Math.min(img.height, Math.ceil(b[3])) - top);
+      const data = await rawInput(img).extract({ left, top, width: w, height: h }).resize(width, height, { fit: 'fill' }).raw().toBuffer();
+      return { data, width, height };
+    }),
+  );
+  const batches: CropBatch[] = [];
+  const slot = 3 * width * height;
+  for (let start = 0; start < crops.length; start += batchSize) {
+    const indices = crops.slice(start, start + batchSize).map((_, i) => start + i);
+    const tensor = new Float32Array(indices.length * slot);
+    indices.forEach((i, row) => writeChw(crops[i], norm, tensor, row * slot));
+    batches.push({ indices, tensor, dims: [indices.length, 3, height, width] });
+  }
+  return batches;
+}
