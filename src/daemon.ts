@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { createSource } from './camera/index.js';
+import { createSource, MotionGate } from './camera/index.js';
 import { LIVE_SETTINGS, type LoadedConfig, type OutpostConfig } from './config/index.js';
 import { errorMessage } from './errors.js';
 import { EventBus } from './eventBus.js';
@@ -66,10 +66,17 @@ export class Daemon {
 
     step('starting cameras');
     const scheduler = new FrameScheduler(
-      cameras.map((c) => ({ source: createSource(c), pipeline: this.parts.pipelines!.get(c.pipeline)!, maxFps: c.maxFps })),
+      cameras.map((c) => ({
+        source: createSource(c, { log: this.log.child({ component: 'camera' }) }),
+        pipeline: this.parts.pipelines!.get(c.pipeline)!,
+        maxFps: c.maxFps,
+        weight: c.weight,
+        gate: c.motion.enabled ? new MotionGate(c.motion) : undefined,
+      })),
       { bus: this.bus, log: this.log.child({ component: 'scheduler' }), provider: engine.provider, inflight: runtime.inflightFrames },
     );
     this.parts.scheduler = scheduler;
+    this.metrics.watchSources(() => scheduler.sourceHealth());
     scheduler.start();
 
     if (cfg.status.enabled) {
@@ -143,7 +150,7 @@ export class Daemon {
       providerAttempts: this.parts.engine?.attempts ?? [],
       variant: 'fp32',
       ortVersion: ORT_VERSION,
-      cameras: snap.cameras,
+      cameras: Object.fromEntries(Object.entries(snap.cameras).map(([name, c]) => [name, { ...c, source: this.parts.scheduler?.sourceHealth()[name] ?? null }])),
       latencyMs: snap.latencyMs,
       eventLoopDelayMs: { p50: ms(this.loopDelay.percentile(50)), p95: ms(this.loopDelay.percentile(95)), max: ms(this.loopDelay.max) },
       rssBytes: process.memoryUsage.rss(),

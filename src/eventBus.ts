@@ -6,6 +6,7 @@ export interface OutpostEvents {
   result: Result;
   'frame.dropped': { camera: string; reason: 'superseded' | 'fps-cap' | 'error' };
   'frame.failed': { camera: string; frameId: string; error: string };
+  'frame.skipped': { camera: string; reason: 'no-motion' };
   'frame.received': Pick<Frame, 'camera' | 'id' | 'capturedAt'>;
 }
 

@@ -17,9 +17,23 @@ export interface Frame {
   truth?: string[];
 }
 
+export interface SourceHealth {
+  state: 'idle' | 'connecting' | 'streaming' | 'backoff' | 'stopped';
+  connects: number;
+  reconnects: number;
+  stalls: number;
+  /** Frames whose JPEG did not parse. */
+  corrupt: number;
+  /** Frames cut short in the stream. */
+  truncated: number;
+  lastError: string | null;
+}
+
 export interface FrameSource {
   readonly name: string;
   frames(signal: AbortSignal): AsyncIterable<Frame>;
+  /** Connection state and counters, for sources that connect to something. */
+  health?(): SourceHealth;
 }
 
 export type Box = [number, number, number, number];

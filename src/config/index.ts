@@ -7,6 +7,7 @@ export {
   type OutpostConfig,
   type CameraConfig,
   type CameraSourceConfig,
+  type MotionConfig,
   type PipelineConfig,
   type StageConfig,
   type DbDecoderConfig,

@@ -218,6 +218,10 @@ function semanticProblems(cfg: OutpostConfig, baseDir: string): { path: PathKey[
       const dir = resolve(baseDir, cam.source.path);
       if (!existsSync(dir) || !statSync(dir).isDirectory()) out.push({ path: ['cameras', i, 'source', 'path'], message: `folder ${dir} does not exist` });
     }
+    if (cam.source.type === 'file' && !existsSync(resolve(baseDir, cam.source.path))) {
+      out.push({ path: ['cameras', i, 'source', 'path'], message: `video file ${resolve(baseDir, cam.source.path)} does not exist` });
+    }
+    if (cam.reconnect.maxMs < cam.reconnect.initialMs) out.push({ path: ['cameras', i, 'reconnect', 'maxMs'], message: 'must be at least reconnect.initialMs' });
   });
   for (const [name, model] of Object.entries(cfg.models)) fileMissing(model.file, ['models', name, 'file'], 'model file');
   for (const [name, pipeline] of Object.entries(cfg.pipelines)) {
@@ -250,7 +254,7 @@ function resolvePaths(cfg: OutpostConfig, baseDir: string): OutpostConfig {
   return {
     ...cfg,
     node: { ...cfg.node, stateDir: abs(cfg.node.stateDir) },
-    cameras: cfg.cameras.map((c) => (c.source.type === 'directory' ? { ...c, source: { ...c.source, path: abs(c.source.path) } } : c)),
+    cameras: cfg.cameras.map((c) => (c.source.type === 'directory' || c.source.type === 'file' ? { ...c, source: { ...c.source, path: abs(c.source.path) } } : c)),
     models: Object.fromEntries(Object.entries(cfg.models).map(([k, m]) => [k, { ...m, file: file(m.file) }])),
     pipelines: Object.fromEntries(
       Object.entries(cfg.pipelines).map(([k, p]) => [

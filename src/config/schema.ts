@@ -22,15 +22,65 @@ const directorySource = z.strictObject({
   path: z.string().min(1).describe('folder of .jpg/.jpeg/.png images'),
   fps: z.number().positive().max(120).default(5),
   loop: z.boolean().default(true),
+  watch: z.boolean().default(false).describe('a drop folder: deliver images as they appear, then delete nothing'),
 });
 
-export const cameraSourceSchema = z.discriminatedUnion('type', [demoSource, directorySource]);
+const v4l2Source = z.strictObject({
+  type: z.literal('v4l2'),
+  device: z.string().regex(/^\/dev\//, 'a device path such as /dev/video0'),
+  width: z.number().int().min(16).max(8192).optional(),
+  height: z.number().int().min(16).max(8192).optional(),
+  fps: z.number().positive().max(240).optional(),
+  format: z.enum(['auto', 'mjpeg', 'yuyv422']).default('mjpeg').describe('mjpeg is copied without re-encoding when the camera offers it'),
+});
+
+const rtspSource = z.strictObject({
+  type: z.literal('rtsp'),
+  url: z.string().min(1).describe('rtsp://user:pass@host/path, or any URL ffmpeg reads'),
+  transport: z.enum(['tcp', 'udp']).default('tcp'),
+  fps: z.number().positive().max(120).optional().describe('frames per second taken from the stream'),
+});
+
+const fileSource = z.strictObject({
+  type: z.literal('file'),
+  path: z.string().min(1).describe('a video file (anything ffmpeg reads)'),
+  loop: z.boolean().default(true),
+  realtime: z.boolean().default(true).describe('read at the video\'s own pace (ffmpeg -re)'),
+  fps: z.number().positive().max(120).optional(),
+});
+
+const mjpegHttpSource = z.strictObject({
+  type: z.literal('mjpeg-http'),
+  url: z.string().url().describe('a multipart/x-mixed-replace MJPEG stream'),
+  username: z.string().optional(),
+  password: z.string().optional().describe('use !file /path to keep it out of the config'),
+});
+
+export const cameraSourceSchema = z.discriminatedUnion('type', [demoSource, directorySource, v4l2Source, rtspSource, fileSource, mjpegHttpSource]);
+
+const motionSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  threshold: z.number().int().min(1).max(255).default(25).describe('grey-level change that counts a pixel as changed'),
+  minArea: z.number().min(0).max(1).default(0.005).describe('fraction of the (unmasked) picture that must change'),
+  width: z.number().int().min(16).max(640).default(96).describe('width the frame is shrunk to before comparing'),
+  masks: z
+    .array(z.tuple([z.number().min(0).max(1), z.number().min(0).max(1), z.number().min(0).max(1), z.number().min(0).max(1)]))
+    .default([])
+    .describe('regions to ignore, [x0, y0, x1, y1] as fractions of the frame (a clock, a busy road)'),
+  maxSkipSeconds: z.number().min(0).default(60).describe('send a frame at least this often even with no motion (0: never)'),
+});
 
 const cameraSchema = z.strictObject({
   name,
   source: cameraSourceSchema,
   pipeline: name.default('text').describe('name of the entry under pipelines: that reads this camera'),
   maxFps: z.number().positive().max(120).optional().describe('cap on frames/s sent to the models (live on SIGHUP)'),
+  weight: z.number().positive().max(100).default(1).describe('share of the inference engine when cameras compete'),
+  motion: motionSchema.default({ enabled: false, threshold: 25, minArea: 0.005, width: 96, masks: [], maxSkipSeconds: 60 }),
+  stallSeconds: z.number().positive().max(3600).default(10).describe('restart a source that delivers nothing for this long'),
+  reconnect: z
+    .strictObject({ initialMs: z.number().int().min(10).default(500), maxMs: z.number().int().min(10).default(30_000) })
+    .default({ initialMs: 500, maxMs: 30_000 }),
   enabled: z.boolean().default(true),
 });
 
@@ -170,6 +220,7 @@ export const configSchema = z.strictObject({
 export type OutpostConfig = z.infer<typeof configSchema>;
 export type CameraConfig = OutpostConfig['cameras'][number];
 export type CameraSourceConfig = CameraConfig['source'];
+export type MotionConfig = CameraConfig['motion'];
 export type PipelineConfig = OutpostConfig['pipelines'][string];
 export type StageConfig = PipelineConfig['stages'][number];
 export type DbDecoderConfig = Extract<StageConfig['decoder'], { type: 'db' }>;

@@ -1,20 +1,30 @@
 import type { EventBus } from '../eventBus.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Frame, FrameSource, Result } from '../types.js';
+import type { Frame, FrameSource, Result, SourceHealth } from '../types.js';
 import { LatestFrameSlot } from './latestFrameSlot.js';
 import { runPipelined } from './pipelinedLoop.js';
 import type { PreparedFrame, StagedPipeline } from './stagedPipeline.js';
+
+/** Decides whether a frame is worth a model run (the motion gate). */
+export interface FrameGate {
+  check(jpeg: Buffer): Promise<{ pass: boolean }>;
+}
 
 export interface ScheduledCamera {
   source: FrameSource;
   pipeline: StagedPipeline;
   maxFps?: number;
+  /** Share of the engine when cameras compete (smooth weighted round-robin). */
+  weight?: number;
+  gate?: FrameGate;
 }
 
 interface CameraState extends ScheduledCamera {
   slot: LatestFrameSlot;
   pump: Promise<void> | null;
+  weight: number;
+  current: number;
 }
 
 interface Job {
@@ -24,8 +34,8 @@ interface Job {
 }
 
 /**
- * Moves frames from cameras to pipelines: one latest-wins slot per camera (no backlog can build up),
- * cameras served round-robin, and up to `inflight` frames in flight so decoding and post-processing
+ * Moves frames from cameras to pipelines: a motion gate per camera, one latest-wins slot per camera (no
+ * backlog can build up), cameras served by weighted round-robin, and up to `inflight` frames in flight so decoding and post-processing
  * overlap inference.
  */
 export class FrameScheduler {
@@ -33,14 +43,13 @@ export class FrameScheduler {
   private readonly abort = new AbortController();
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
-  private cursor = 0;
   private stopping = false;
 
   constructor(
     cameras: ScheduledCamera[],
     private readonly deps: { bus: EventBus; log: Logger; provider: string; /** frames in flight at once (2 overlaps decode and post-processing with inference) */ inflight: number },
   ) {
-    this.cameras = cameras.map((c) => ({ ...c, slot: new LatestFrameSlot(c.maxFps), pump: null }));
+    this.cameras = cameras.map((c) => ({ ...c, slot: new LatestFrameSlot(c.maxFps), pump: null, weight: c.weight ?? 1, current: 0 }));
   }
 
   start(): void {
@@ -57,6 +66,16 @@ export class FrameScheduler {
     await this.loop;
   }
 
+  /** Connection state and counters of each camera that has them. */
+  sourceHealth(): Record<string, SourceHealth> {
+    const out: Record<string, SourceHealth> = {};
+    for (const c of this.cameras) {
+      const h = c.source.health?.();
+      if (h) out[c.source.name] = h;
+    }
+    return out;
+  }
+
   setMaxFps(camera: string, maxFps: number | undefined): void {
     this.cameras.find((c) => c.source.name === camera)?.slot.setMaxFps(maxFps);
   }
@@ -66,6 +85,10 @@ export class FrameScheduler {
     try {
       for await (const frame of cam.source.frames(this.abort.signal)) {
         this.deps.bus.emit('frame.received', { camera: frame.camera, id: frame.id, capturedAt: frame.capturedAt });
+        if (cam.gate && !(await cam.gate.check(frame.data).catch(() => ({ pass: true }))).pass) {
+          this.deps.bus.emit('frame.skipped', { camera: frame.camera, reason: 'no-motion' });
+          continue;
+        }
         const lost = cam.slot.put(frame, performance.now());
         if (lost) this.deps.bus.emit('frame.dropped', { camera: frame.camera, reason: lost.reason });
         this.wake?.();
@@ -75,17 +98,21 @@ export class FrameScheduler {
     }
   }
 
-  /** The next waiting frame, round-robin over cameras; null once stopping. */
+  /** The next waiting frame by smooth weighted round-robin over the cameras that have one; null once stopping. */
   private async nextFrame(): Promise<{ cam: CameraState; frame: Frame } | null> {
     for (;;) {
       if (this.stopping) return null;
-      for (let i = 0; i < this.cameras.length; i++) {
-        const cam = this.cameras[(this.cursor + i) % this.cameras.length];
-        const frame = cam.slot.take();
-        if (frame) {
-          this.cursor = (this.cameras.indexOf(cam) + 1) % this.cameras.length;
-          return { cam, frame };
-        }
+      let best: CameraState | undefined;
+      let total = 0;
+      for (const cam of this.cameras) {
+        if (!cam.slot.waiting) continue;
+        cam.current += cam.weight;
+        total += cam.weight;
+        if (!best || cam.current > best.current) best = cam;
+      }
+      if (best) {
+        best.current -= total;
+        return { cam: best, frame: best.slot.take()! };
       }
       await new Promise<void>((resolve) => (this.wake = resolve));
       this.wake = null;

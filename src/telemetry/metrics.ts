@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { EventBus } from '../eventBus.js';
-import type { StageName } from '../types.js';
+import type { SourceHealth, StageName } from '../types.js';
 
 const STAGES: readonly StageName[] = ['queue', 'decode', 'preprocess', 'infer', 'post'];
 
@@ -12,6 +12,7 @@ export class OutpostMetrics {
   private readonly frames: Counter<'camera'>;
   private readonly dropped: Counter<'camera' | 'reason'>;
   private readonly failed: Counter<'camera'>;
+  private readonly skipped: Counter<'camera'>;
   private readonly stageSeconds: Histogram<'stage'>;
   private readonly providerInfo: Gauge<'provider' | 'variant'>;
 
@@ -23,6 +24,7 @@ export class OutpostMetrics {
     this.frames = new Counter({ name: 'outpost_frames_processed_total', help: 'Frames that produced a result', labelNames: ['camera'], registers });
     this.dropped = new Counter({ name: 'outpost_frames_dropped_total', help: 'Frames dropped before inference (superseded by a newer frame or over the fps cap)', labelNames: ['camera', 'reason'], registers });
     this.failed = new Counter({ name: 'outpost_frames_failed_total', help: 'Frames whose processing failed', labelNames: ['camera'], registers });
+    this.skipped = new Counter({ name: 'outpost_frames_skipped_total', help: 'Frames the motion gate kept from the models (no motion)', labelNames: ['camera'], registers });
     this.stageSeconds = new Histogram({
       name: 'outpost_stage_seconds',
       help: 'Time per pipeline stage for one frame',
@@ -58,6 +60,38 @@ export class OutpostMetrics {
     });
     bus.on('frame.dropped', 'metrics', (d) => this.dropped.inc({ camera: d.camera, reason: d.reason }));
     bus.on('frame.failed', 'metrics', (f) => this.failed.inc({ camera: f.camera }));
+    bus.on('frame.skipped', 'metrics', (f) => this.skipped.inc({ camera: f.camera }));
+  }
+
+  /** Camera connection counters, read from the sources at scrape time. */
+  watchSources(health: () => Record<string, SourceHealth>): void {
+    const registers = [this.registry];
+    const fields = ['reconnects', 'stalls', 'corrupt', 'truncated'] as const;
+    for (const field of fields) {
+      const seen = new Map<string, number>();
+      new Counter({
+        name: `outpost_camera_${field}_total`,
+        help: `Camera ${field} (sources that connect to a device or stream)`,
+        labelNames: ['camera'],
+        registers,
+        collect() {
+          for (const [camera, h] of Object.entries(health())) {
+            const delta = h[field] - (seen.get(camera) ?? 0);
+            if (delta > 0) this.inc({ camera }, delta);
+            seen.set(camera, h[field]);
+          }
+        },
+      });
+    }
+    new Gauge({
+      name: 'outpost_camera_streaming',
+      help: '1 while the camera delivers frames, 0 while it reconnects',
+      labelNames: ['camera'],
+      registers,
+      collect() {
+        for (const [camera, h] of Object.entries(health())) this.set({ camera }, h.state === 'streaming' ? 1 : 0);
+      },
+    });
   }
 
   setProvider(provider: string, variant: string): void {

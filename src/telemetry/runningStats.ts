@@ -9,6 +9,7 @@ interface CameraStats {
   received: number;
   processed: number;
   dropped: number;
+  skipped: number;
   failed: number;
   recent: number[]; // finish times inside the fps window
   lastResultAt: number | null;
@@ -19,6 +20,7 @@ export interface CameraSnapshot {
   received: number;
   processed: number;
   dropped: number;
+  skipped: number;
   failed: number;
   lastResultAt: string | null;
 }
@@ -42,12 +44,13 @@ export class RunningStats {
     bus.on('frame.received', 'stats', (f) => this.camera(f.camera).received++);
     bus.on('frame.dropped', 'stats', (d) => this.camera(d.camera).dropped++);
     bus.on('frame.failed', 'stats', (f) => this.camera(f.camera).failed++);
+    bus.on('frame.skipped', 'stats', (f) => this.camera(f.camera).skipped++);
     bus.on('result', 'stats', (r) => this.record(r));
   }
 
   private camera(name: string): CameraStats {
     let s = this.cameras.get(name);
-    if (!s) this.cameras.set(name, (s = { received: 0, processed: 0, dropped: 0, failed: 0, recent: [], lastResultAt: null }));
+    if (!s) this.cameras.set(name, (s = { received: 0, processed: 0, dropped: 0, skipped: 0, failed: 0, recent: [], lastResultAt: null }));
     return s;
   }
 
@@ -86,6 +89,7 @@ export class RunningStats {
         received: s.received,
         processed: s.processed,
         dropped: s.dropped,
+        skipped: s.skipped,
         failed: s.failed,
         lastResultAt: s.lastResultAt ? new Date(s.lastResultAt).toISOString() : null,
       };

@@ -1,0 +1,82 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { once } from 'node:events';
+import type { Logger } from '../log.js';
+import { JpegStreamParser } from './jpegStreamParser.js';
+
+export type SpawnFn = (cmd: string, args: string[], opts: SpawnOptions) => ChildProcess;
+
+export type FfmpegInput =
+  | { type: 'v4l2'; device: string; width?: number; height?: number; fps?: number; format: 'auto' | 'mjpeg' | 'yuyv422' }
+  | { type: 'rtsp'; url: string; transport: 'tcp' | 'udp'; fps?: number }
+  | { type: 'file'; path: string; loop: boolean; realtime: boolean; fps?: number };
+
+/** ffmpeg arguments that turn any input into a stream of JPEGs on stdout (MJPEG cameras are copied, not re-encoded). */
+export function ffmpegArgs(input: FfmpegInput): string[] {
+  const head = ['-hide_banner', '-nostdin', '-loglevel', 'warning'];
+  let inArgs: string[];
+  let copy = false;
+  switch (input.type) {
+    case 'v4l2':
+      copy = input.format === 'mjpeg' && !input.fps;
+      inArgs = ['-f', 'v4l2', ...(input.format !== 'auto' ? ['-input_format', input.format] : []), ...(input.width && input.height ? ['-video_size', `${input.width}x${input.height}`] : []), ...(input.fps ? ['-framerate', String(input.fps)] : []), '-i', input.device];
+      break;
+    case 'rtsp':
+      inArgs = [...(input.url.startsWith('rtsp') ? ['-rtsp_transport', input.transport, '-timeout', '10000000'] : []), '-i', input.url];
+      break;
+    case 'file':
+      inArgs = [...(input.realtime ? ['-re'] : []), ...(input.loop ? ['-stream_loop', '-1'] : []), '-i', input.path];
+      break;
+  }
+  const fps = input.type !== 'v4l2' && input.fps ? ['-vf', `fps=${input.fps}`] : [];
+  const out = copy ? ['-c:v', 'copy'] : [...fps, '-c:v', 'mjpeg', '-q:v', '4', '-pix_fmt', 'yuvj420p'];
+  return [...head, ...inArgs, '-an', ...out, '-f', 'image2pipe', 'pipe:1'];
+}
+
+/**
+ * Runs one ffmpeg process for as long as the signal allows and yields its JPEG frames. ffmpeg runs in its
+ * own process group, which is killed (TERM, then KILL) on abort, so no child or grandchild is left behind.
+ */
+export async function* ffmpegFrames(input: FfmpegInput, signal: AbortSignal, deps: { log: Logger; spawn?: SpawnFn; parser: JpegStreamParser; binary?: string }): AsyncIterable<Buffer> {
+  const child = (deps.spawn ?? spawn)(deps.binary ?? 'ffmpeg', ffmpegArgs(input), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const exited = once(child, 'exit').catch(() => undefined);
+  let lastStderr = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (text: string) => {
+    for (const line of text.split('\n').filter((l) => l.trim())) {
+      lastStderr = line.trim();
+      deps.log.debug({ ffmpeg: lastStderr }, 'ffmpeg');
+    }
+  });
+  let spawnError: Error | null = null;
+  child.once('error', (err) => {
+    spawnError = err;
+    child.stdout!.destroy();
+  });
+  const kill = () => killGroup(child);
+  signal.addEventListener('abort', kill, { once: true });
+  try {
+    for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
+      for (const frame of deps.parser.push(chunk)) yield frame;
+    }
+    if (spawnError) throw new Error(`cannot start ffmpeg (${(spawnError as NodeJS.ErrnoException).code ?? spawnError}); install it (apt-get install ffmpeg)`);
+    await exited;
+    if (!signal.aborted && child.exitCode !== 0) throw new Error(`ffmpeg exited with ${child.exitCode ?? child.signalCode}: ${lastStderr || 'no message'}`);
+  } finally {
+    signal.removeEventListener('abort', kill);
+    if (child.exitCode === null && child.signalCode === null) {
+      killGroup(child);
+      const force = setTimeout(() => killGroup(child, 'SIGKILL'), 2000);
+      await exited;
+      clearTimeout(force);
+    }
+  }
+}
+
+function killGroup(child: ChildProcess, sig: NodeJS.Signals = 'SIGTERM'): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, sig);
+  } catch {
+    child.kill(sig);
+  }
+}
