@@ -65,6 +65,8 @@ program
   .option('-n, --count <n>', 'frames to use', positiveInt, 24)
   .option('-r, --repeats <n>', 'interleaved repeats (medians are reported)', positiveInt, 5)
   .option('-o, --out <file>', 'also write the JSON report to this file')
+  .option('--cameras <n>', 'multi-camera mode: N ffmpeg test cameras at 30 fps through the scheduler', positiveInt)
+  .option('--duration <seconds>', 'multi-camera mode: seconds of the moving-scene run', positiveInt, 30)
   .option('--json', 'JSON on stdout')
   .action((o) => benchCommand(o).catch(exitOnError));
 

@@ -95,3 +95,30 @@ describe('directory source', () => {
     expect(frames[0].data.equals(await jpegFrame(1))).toBe(true);
   });
 });
+
+describe('video device listing', () => {
+  it('reads v4l2-ctl --list-formats-ext output', async () => {
+    const { parseV4l2Formats } = await import('../src/camera/index.js');
+    const text = `ioctl: VIDIOC_ENUM_FMT
+\tType: Video Capture
+
+\t[0]: 'MJPG' (Motion-JPEG, compressed)
+\t\tSize: Discrete 1280x720
+\t\t\tInterval: Discrete 0.033s (30.000 fps)
+\t\tSize: Discrete 640x480
+\t\t\tInterval: Discrete 0.033s (30.000 fps)
+\t[1]: 'YUYV' (YUYV 4:2:2)
+\t\tSize: Discrete 640x480
+`;
+    expect(parseV4l2Formats(text)).toEqual({ MJPG: ['1280x720', '640x480'], YUYV: ['640x480'] });
+  });
+
+  it('names video devices from a sysfs tree', async () => {
+    const { listVideoDevices } = await import('../src/camera/index.js');
+    const root = tempDir();
+    mkdirSync(join(root, 'sys/class/video4linux/video0'), { recursive: true });
+    writeFileSync(join(root, 'sys/class/video4linux/video0/name'), 'HD Pro Webcam C920\n');
+    const [dev] = await listVideoDevices(root);
+    expect(dev).toMatchObject({ device: '/dev/video0', name: 'HD Pro Webcam C920' });
+  });
+});

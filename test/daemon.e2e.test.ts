@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { characterAccuracy } from '../src/vision/index.js';
 import { commandExists, DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
+import { jpegFrame } from './helpers/jpegs.js';
 import { tempDir } from './helpers/paths.js';
 
 const CONFIG = (port: number, stateDir: string) => `node: { name: e2e, stateDir: ${stateDir} }
@@ -121,6 +122,34 @@ describe('the daemon, end to end (real process, demo camera, PP-OCRv4, HTTP)', (
     const { code } = await daemon.exited;
     expect(code).toBe(0);
     expect(daemon.logs.map((l) => l.msg)).toContain('stopped');
+  });
+});
+
+describe('the motion gate in the daemon (a folder of one still picture)', () => {
+  it('runs the models on the first frame only and counts the rest as skipped', async () => {
+    const dir = tempDir();
+    const frames = join(dir, 'frames');
+    mkdirSync(frames);
+    const still = await jpegFrame(3, 640, 480);
+    for (let i = 0; i < 3; i++) writeFileSync(join(frames, `${i}.jpg`), still);
+    const port = await freePort();
+    const config = CONFIG(port, join(dir, 'state')).replace(
+      '    source: { type: demo, fps: 4, seed: 3 }',
+      `    source: { type: directory, path: ${frames}, fps: 20 }\n    motion: { enabled: true, maxSkipSeconds: 0 }`,
+    );
+    writeFileSync(join(dir, 'outpost.yaml'), config);
+    const daemon = new DaemonProcess(['run', '--config', join(dir, 'outpost.yaml')]);
+    try {
+      const status = await daemon.waitFor('20 skipped frames', async () => {
+        const s = await get(port, '/status').then((r) => JSON.parse(r.body), () => undefined);
+        return s?.cameras?.demo?.skipped >= 20 ? s : undefined;
+      });
+      expect(status.cameras.demo.processed).toBe(1);
+      expect((await get(port, '/metrics')).body).toMatch(/^outpost_frames_skipped_total\{camera="demo"\} [1-9]\d+$/m);
+    } finally {
+      daemon.kill('SIGTERM');
+      expect((await daemon.exited).code).toBe(0);
+    }
   });
 });
 

@@ -2,7 +2,7 @@ export { DemoCamera, renderDemoSvg } from './demoCamera.js';
 export { DirectorySource, listImages, imageFrame } from './directorySource.js';
 export { createSource, type SourceDeps } from './createSource.js';
 export { sleep, FramePacer } from './abortableSleep.js';
-export { listVideoDevices, ffmpegVersion, type VideoDevice } from './videoDevices.js';
+export { listVideoDevices, ffmpegVersion, parseV4l2Formats, type VideoDevice } from './videoDevices.js';
 export { JpegStreamParser } from './jpegStreamParser.js';
 export { ReconnectingSource, type Connect, type ReconnectOptions } from './reconnectingSource.js';
 export { ffmpegArgs, ffmpegFrames, type FfmpegInput, type SpawnFn } from './ffmpegSource.js';

@@ -5,7 +5,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { DemoCamera, imageFrame, listImages } from '../camera/index.js';
 import type { OutpostConfig } from '../config/index.js';
 import { OutpostError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { createLogger, type Logger } from '../log.js';
+import { benchCameras } from './benchCameras.js';
 import { runPipelined, startPipelines, type StagedPipeline } from '../pipeline/index.js';
 import { InferenceEngine, LocalSession, ORT_VERSION, type SessionSpec, type TensorMap } from '../runtime/index.js';
 import type { Frame } from '../types.js';
@@ -19,6 +20,9 @@ export interface BenchOptions {
   repeats: number;
   json?: boolean;
   out?: string;
+  /** Multi-camera mode: this many ffmpeg file cameras at 30 fps. */
+  cameras?: number;
+  duration: number;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
@@ -91,6 +95,7 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
   const name = config.cameras[0]?.pipeline ?? Object.keys(config.pipelines)[0];
   const engine = new InferenceEngine({ ...config.runtime, stateDir: config.node.stateDir, cacheOptimizedGraphs: false }, log);
   const raw = new Map<string, LocalSession>();
+  if (opts.cameras) return cameraMode(config, name, engine, opts, log);
   try {
     const frames = await loadFrames(opts);
     await engine.start();
@@ -150,5 +155,21 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
     exitOnError(err);
   }
   await Promise.all([...raw.values()].map((s) => s.release()));
+  await engine.stop();
+}
+
+async function cameraMode(config: OutpostConfig, name: string, engine: InferenceEngine, opts: BenchOptions, log: Logger): Promise<void> {
+  try {
+    await engine.start();
+    const pipeline = (await startPipelines(config, engine, log, [name])).get(name)!;
+    const report = await benchCameras(config, pipeline, engine.provider, { cameras: opts.cameras!, durationSeconds: opts.duration, log });
+    await pipeline.stop();
+    const text = JSON.stringify({ ...report, createdAt: new Date().toISOString(), provider: engine.provider, pipeline: name }, null, 2) + '\n';
+    if (opts.out) writeFileSync(opts.out, text);
+    process.stdout.write(text);
+  } catch (err) {
+    await engine.stop();
+    exitOnError(err);
+  }
   await engine.stop();
 }
