@@ -7,6 +7,7 @@ import { doctorCommand } from './cli/doctorCommand.js';
 import { inferCommand } from './cli/inferCommand.js';
 import { runCommand } from './cli/runCommand.js';
 import { schemaCommand } from './cli/schemaCommand.js';
+import { sensorsCommand } from './cli/sensorsCommand.js';
 import { loadConfig } from './config/index.js';
 import { VERSION } from './daemon.js';
 
@@ -69,6 +70,13 @@ program
   .option('--duration <seconds>', 'multi-camera mode: seconds of the moving-scene run', positiveInt, 30)
   .option('--json', 'JSON on stdout')
   .action((o) => benchCommand(o).catch(exitOnError));
+
+program
+  .command('sensors')
+  .description('what the board\'s temperature, throttling and power sensors say, with units, and the governor level they imply')
+  .option('--root <dir>', 'folder that stands for / (a copy of another board\'s sysfs)')
+  .option('--json', 'machine-readable output')
+  .action((o) => sensorsCommand(o).catch(exitOnError));
 
 program
   .command('schema')

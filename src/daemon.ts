@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createSource, MotionGate } from './camera/index.js';
-import { LIVE_SETTINGS, type LoadedConfig, type OutpostConfig } from './config/index.js';
+import { isLiveSetting, type LoadedConfig, type OutpostConfig } from './config/index.js';
 import { errorMessage } from './errors.js';
 import { EventBus } from './eventBus.js';
 import type { Logger } from './log.js';
@@ -117,9 +117,8 @@ export class Daemon {
   /** SIGHUP: applies what can change live, names what needs a restart. */
   reload(next: LoadedConfig): { applied: string[]; needRestart: string[] } {
     const changed = diffPaths(this.config, next.config);
-    const live = (p: string) => LIVE_SETTINGS.includes(p.replace(/\[\d+\]/g, '[]'));
-    const applied = changed.filter(live);
-    const needRestart = changed.filter((p) => !live(p));
+    const applied = changed.filter(isLiveSetting);
+    const needRestart = changed.filter((p) => !isLiveSetting(p));
     this.config = next.config;
     this.loaded = next;
     this.log.level = next.config.logging.level;

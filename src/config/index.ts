@@ -3,6 +3,7 @@ export {
   configSchema,
   configJsonSchema,
   LIVE_SETTINGS,
+  isLiveSetting,
   PROVIDERS,
   type OutpostConfig,
   type CameraConfig,
@@ -18,6 +19,10 @@ export {
   type TensorInputConfig,
   DETECTOR_TYPES,
   type RuntimeConfig,
+  type PowerConfig,
+  type GovernorLevel,
+  type LevelPolicy,
+  GOVERNOR_LEVELS,
   type ProviderName,
 } from './schema.js';
 export { resolveBuiltin } from './builtins.js';

@@ -223,6 +223,8 @@ function semanticProblems(cfg: OutpostConfig, baseDir: string): { path: PathKey[
     }
     if (cam.reconnect.maxMs < cam.reconnect.initialMs) out.push({ path: ['cameras', i, 'reconnect', 'maxMs'], message: 'must be at least reconnect.initialMs' });
   });
+  const th = cfg.power.thresholds;
+  if (th && !(th.warm < th.hot && th.hot < th.critical)) out.push({ path: ['power', 'thresholds'], message: `needs warm < hot < critical (got ${th.warm}, ${th.hot}, ${th.critical})` });
   for (const [name, model] of Object.entries(cfg.models)) fileMissing(model.file, ['models', name, 'file'], 'model file');
   for (const [name, pipeline] of Object.entries(cfg.pipelines)) {
     pipeline.stages.forEach((stage, i) => {
@@ -254,6 +256,7 @@ function resolvePaths(cfg: OutpostConfig, baseDir: string): OutpostConfig {
   return {
     ...cfg,
     node: { ...cfg.node, stateDir: abs(cfg.node.stateDir) },
+    power: { ...cfg.power, sysfsRoot: abs(cfg.power.sysfsRoot) },
     cameras: cfg.cameras.map((c) => (c.source.type === 'directory' || c.source.type === 'file' ? { ...c, source: { ...c.source, path: abs(c.source.path) } } : c)),
     models: Object.fromEntries(Object.entries(cfg.models).map(([k, m]) => [k, { ...m, file: file(m.file) }])),
     pipelines: Object.fromEntries(

@@ -202,6 +202,48 @@ const loggingSchema = z.strictObject({
   results: z.boolean().default(true).describe('log every result at info level'),
 });
 
+export const GOVERNOR_LEVELS = ['nominal', 'warm', 'hot', 'critical'] as const;
+
+const levelPolicy = z.strictObject({
+  precision: z.enum(['fp32', 'fp16', 'int8', 'fastest']).describe('precision rung: the optimizer\'s variant to run at this level'),
+  maxFps: z.number().positive().max(120).optional().describe('cap on frames/s per camera at this level'),
+  offloadBias: z.number().min(0).max(1).describe('0: keep work local; 1: send every frame a peer can take'),
+  pauseOptionalJobs: z.boolean(),
+});
+
+const DEFAULT_POLICY = {
+  nominal: { precision: 'fp32' as const, offloadBias: 0, pauseOptionalJobs: false },
+  warm: { precision: 'int8' as const, offloadBias: 0.25, pauseOptionalJobs: false },
+  hot: { precision: 'int8' as const, maxFps: 1, offloadBias: 0.75, pauseOptionalJobs: true },
+  critical: { precision: 'int8' as const, maxFps: 0.2, offloadBias: 1, pauseOptionalJobs: true },
+};
+
+const thresholdsSchema = z.strictObject({ warm: z.number().min(20).max(130), hot: z.number().min(20).max(130), critical: z.number().min(20).max(130) });
+
+const powerSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  sysfsRoot: z.string().min(1).default('/').describe('folder that stands for / when reading sensors (fixture trees)'),
+  intervalSeconds: z.number().min(0.1).max(600).default(5),
+  thresholds: thresholdsSchema.optional().describe('°C where each level starts; default: from trip points, else per board family'),
+  hysteresis: z.number().min(0).max(30).default(5).describe('°C below a threshold before stepping back down'),
+  dwellSeconds: z
+    .strictObject({ up: z.number().min(0).default(10), down: z.number().min(0).default(60) })
+    .default({ up: 10, down: 60 })
+    .describe('how long a new level must hold before it is taken (critical is taken at once)'),
+  trend: z
+    .strictObject({ enabled: z.boolean().default(true), lookaheadSeconds: z.number().min(1).default(60), minRisePerMinute: z.number().min(0).default(2) })
+    .default({ enabled: true, lookaheadSeconds: 60, minRisePerMinute: 2 })
+    .describe('step up early when the temperature, rising this fast, would cross the next threshold within the lookahead'),
+  lowBatteryPercent: z.number().min(0).max(100).default(20),
+  powerStates: z
+    .strictObject({ battery: z.enum(GOVERNOR_LEVELS).default('warm'), 'battery-low': z.enum(GOVERNOR_LEVELS).default('hot'), undervoltage: z.enum(GOVERNOR_LEVELS).default('hot') })
+    .default({ battery: 'warm', 'battery-low': 'hot', undervoltage: 'hot' })
+    .describe('the least level each power state imposes'),
+  policy: z
+    .strictObject({ nominal: levelPolicy.default(DEFAULT_POLICY.nominal), warm: levelPolicy.default(DEFAULT_POLICY.warm), hot: levelPolicy.default(DEFAULT_POLICY.hot), critical: levelPolicy.default(DEFAULT_POLICY.critical) })
+    .default(DEFAULT_POLICY),
+});
+
 export const configSchema = z.strictObject({
   node: z
     .strictObject({
@@ -215,6 +257,17 @@ export const configSchema = z.strictObject({
   runtime: runtimeSchema.default({ providers: 'auto', threads: 0, cacheOptimizedGraphs: true, deviceId: 0, inflightFrames: 2 }),
   status: statusSchema.default({ enabled: true, host: '127.0.0.1', port: 8787, staleAfterSeconds: 10 }),
   logging: loggingSchema.default({ level: 'info', format: 'auto', results: true }),
+  power: powerSchema.default({
+    enabled: true,
+    sysfsRoot: '/',
+    intervalSeconds: 5,
+    hysteresis: 5,
+    dwellSeconds: { up: 10, down: 60 },
+    trend: { enabled: true, lookaheadSeconds: 60, minRisePerMinute: 2 },
+    lowBatteryPercent: 20,
+    powerStates: { battery: 'warm', 'battery-low': 'hot', undervoltage: 'hot' },
+    policy: DEFAULT_POLICY,
+  }),
 });
 
 export type OutpostConfig = z.infer<typeof configSchema>;
@@ -230,9 +283,30 @@ export type YoloDecoderConfig = Extract<StageConfig['decoder'], { type: 'yolo' }
 export type ClassifyDecoderConfig = Extract<StageConfig['decoder'], { type: 'classify' }>;
 export type TensorInputConfig = SsdDecoderConfig['input'];
 export type RuntimeConfig = OutpostConfig['runtime'];
+export type PowerConfig = OutpostConfig['power'];
+export type GovernorLevel = (typeof GOVERNOR_LEVELS)[number];
+export type LevelPolicy = PowerConfig['policy']['nominal'];
 
 /** Settings a SIGHUP applies without a restart; every other change is logged as needing one. */
-export const LIVE_SETTINGS: readonly string[] = ['logging.level', 'logging.results', 'cameras[].maxFps', 'status.staleAfterSeconds'];
+export const LIVE_SETTINGS: readonly string[] = [
+  'logging.level',
+  'logging.results',
+  'cameras[].maxFps',
+  'status.staleAfterSeconds',
+  'power.thresholds.*',
+  'power.hysteresis',
+  'power.dwellSeconds.*',
+  'power.trend.*',
+  'power.lowBatteryPercent',
+  'power.powerStates.*',
+  'power.policy.*',
+];
+
+/** Whether a changed setting (`cameras[2].maxFps`) is one SIGHUP applies live. */
+export function isLiveSetting(path: string): boolean {
+  const p = path.replace(/\[\d+\]/g, '[]');
+  return LIVE_SETTINGS.some((l) => (l.endsWith('.*') ? p.startsWith(l.slice(0, -1)) : p === l));
+}
 
 export function configJsonSchema(): unknown {
   return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });

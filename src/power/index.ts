@@ -1,1 +1,8 @@
 export { sensorInventory, type SensorEntry } from './sensorInventory.js';
+export { BoardSensors, powerState, type SensorSnapshot, type BoardFamily, type PowerState, type BoardSensorOptions } from './boardSensors.js';
+export { Governor, chooseThresholds, type Transition, type GovernorState, type Thresholds } from './governor.js';
+export { decodeThrottled, type ThrottleState, type ThrottleFlags } from './raspberryPi.js';
+export { SysfsTree, runCommand, type CommandRunner } from './sysfs.js';
+export type { ThermalReading, TripPoint } from './thermal.js';
+export type { PowerRail } from './jetson.js';
+export type { PowerSupplyReading } from './powerSupply.js';
