@@ -1,17 +1,19 @@
 import { mkdirSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createSource, MotionGate } from './camera/index.js';
-import { isLiveSetting, type LoadedConfig, type OutpostConfig } from './config/index.js';
+import { isLiveSetting, type LevelPolicy, type LoadedConfig, type OutpostConfig } from './config/index.js';
 import { errorMessage } from './errors.js';
 import { EventBus } from './eventBus.js';
 import type { Logger } from './log.js';
 import { FrameScheduler, startPipelines, summariseOutput, type StagedPipeline } from './pipeline/index.js';
 import { InferenceEngine, ORT_VERSION } from './runtime/index.js';
+import { PowerMonitor, type Transition } from './power/index.js';
 import { OutpostMetrics, RunningStats, StatusServer } from './telemetry/index.js';
 
 export const VERSION = '0.1.0';
 
 interface Started {
+  power: PowerMonitor;
   engine: InferenceEngine;
   pipelines: Map<string, StagedPipeline>;
   scheduler: FrameScheduler;
@@ -79,6 +81,15 @@ export class Daemon {
     this.metrics.watchSources(() => scheduler.sourceHealth());
     scheduler.start();
 
+    if (cfg.power.enabled) {
+      step('the power monitor');
+      const power = new PowerMonitor(cfg.power, { log: this.log.child({ component: 'power' }), onTransition: (t, policy) => this.applyPolicy(t, policy) });
+      this.parts.power = power;
+      await power.start();
+      this.applyPolicy(null, power.policy);
+      this.metrics.watchGovernor(() => this.parts.power?.status().governor ?? null);
+    }
+
     if (cfg.status.enabled) {
       step('the status server');
       const server = new StatusServer({
@@ -97,7 +108,7 @@ export class Daemon {
 
   /** Reverse order; each component's failure is logged and does not stop the others from stopping. */
   async stop(): Promise<void> {
-    const { server, scheduler, pipelines, engine } = this.parts;
+    const { server, scheduler, pipelines, engine, power } = this.parts;
     const attempt = async (name: string, fn: () => Promise<void> | void) => {
       try {
         await fn();
@@ -105,6 +116,7 @@ export class Daemon {
         this.log.error({ component: name, err: errorMessage(err) }, 'stop failed');
       }
     };
+    await attempt('power', () => power?.stop());
     await attempt('scheduler', () => scheduler?.stop());
     await attempt('status', () => server?.stop());
     await attempt('pipelines', async () => void (await Promise.all([...(pipelines?.values() ?? [])].map((p) => p.stop()))));
@@ -122,10 +134,20 @@ export class Daemon {
     this.config = next.config;
     this.loaded = next;
     this.log.level = next.config.logging.level;
-    for (const cam of next.config.cameras) this.parts.scheduler?.setMaxFps(cam.name, cam.maxFps);
+    this.parts.power?.configure(next.config.power);
+    this.applyPolicy(null, this.parts.power?.policy ?? null);
     if (needRestart.length > 0) this.log.warn({ settings: needRestart }, 'these changed settings take effect after a restart');
     this.log.info({ applied }, 'configuration reloaded');
     return { applied, needRestart };
+  }
+
+  /** A governor level's policy: the fps cap now; the precision rung once optimized variants exist. */
+  private applyPolicy(t: Transition | null, policy: LevelPolicy | null): void {
+    if (t) this.bus.emit('governor.transition', { from: t.from, to: t.to, reason: t.reason, temperatureC: t.temperatureC, powerState: t.powerState });
+    for (const cam of this.config.cameras) {
+      const caps = [cam.maxFps, policy?.maxFps].filter((v): v is number => v !== undefined);
+      this.parts.scheduler?.setMaxFps(cam.name, caps.length ? Math.min(...caps) : undefined);
+    }
   }
 
   health(): { ok: boolean; reason: string } {
@@ -148,6 +170,7 @@ export class Daemon {
       provider: this.parts.engine?.provider ?? null,
       providerAttempts: this.parts.engine?.attempts ?? [],
       variant: 'fp32',
+      power: this.parts.power ? { ...this.parts.power.status(), precision: { requested: this.parts.power.policy.precision, active: 'fp32', note: 'only fp32 runs until optimized variants exist (outpost optimize)' } } : null,
       ortVersion: ORT_VERSION,
       cameras: Object.fromEntries(Object.entries(snap.cameras).map(([name, c]) => [name, { ...c, source: this.parts.scheduler?.sourceHealth()[name] ?? null }])),
       latencyMs: snap.latencyMs,

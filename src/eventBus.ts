@@ -7,6 +7,7 @@ export interface OutpostEvents {
   'frame.dropped': { camera: string; reason: 'superseded' | 'fps-cap' | 'error' };
   'frame.failed': { camera: string; frameId: string; error: string };
   'frame.skipped': { camera: string; reason: 'no-motion' };
+  'governor.transition': { from: string; to: string; reason: string; temperatureC: number | null; powerState: string };
   'frame.received': Pick<Frame, 'camera' | 'id' | 'capturedAt'>;
 }
 

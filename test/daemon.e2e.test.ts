@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { characterAccuracy } from '../src/vision/index.js';
 import { commandExists, DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
+import { boards } from './helpers/boards.js';
 import { jpegFrame } from './helpers/jpegs.js';
 import { tempDir } from './helpers/paths.js';
 
@@ -146,6 +147,38 @@ describe('the motion gate in the daemon (a folder of one still picture)', () => 
       });
       expect(status.cameras.demo.processed).toBe(1);
       expect((await get(port, '/metrics')).body).toMatch(/^outpost_frames_skipped_total\{camera="demo"\} [1-9]\d+$/m);
+    } finally {
+      daemon.kill('SIGTERM');
+      expect((await daemon.exited).code).toBe(0);
+    }
+  });
+});
+
+describe('the governor in the daemon (a Raspberry Pi 4 sysfs fixture heating up)', () => {
+  it('logs each transition with its readings, caps the fps, and reports the level', async () => {
+    const dir = tempDir();
+    const root = boards.pi4Ok();
+    const port = await freePort();
+    const power = `power: { sysfsRoot: ${root}, intervalSeconds: 0.2, dwellSeconds: { up: 0, down: 0 }, trend: { enabled: false } }\n`;
+    writeFileSync(join(dir, 'outpost.yaml'), CONFIG(port, join(dir, 'state')) + power);
+    const daemon = new DaemonProcess(['run', '--config', join(dir, 'outpost.yaml')]);
+    const temp = join(root, 'sys/class/thermal/thermal_zone0/temp');
+    try {
+      await daemon.waitForLog('result');
+      writeFileSync(temp, '80500\n');
+      const hot = await daemon.waitForLog('governor nominal → critical: 80.5 °C');
+      expect(hot).toMatchObject({ level: 40, from: 'nominal', to: 'critical', temperatureC: 80.5, powerState: 'mains', policy: { maxFps: 0.2 } });
+      const status = JSON.parse((await get(port, '/status')).body);
+      expect(status.power.governor).toMatchObject({ level: 'critical', temperatureC: 80.5, thresholds: { warm: 65, hot: 72, critical: 78 } });
+      expect(status.power.precision.requested).toBe('int8');
+      expect((await get(port, '/metrics')).body).toMatch(/^outpost_governor_level 3$/m);
+      await daemon.waitFor('frames refused by the critical fps cap', async () => {
+        const body = (await get(port, '/metrics')).body;
+        return /^outpost_frames_dropped_total\{camera="demo",reason="fps-cap"\} [1-9]/m.test(body) ? true : undefined;
+      });
+      writeFileSync(temp, '50000\n');
+      await daemon.waitForLog('governor critical → nominal: 50.0 °C');
+      expect((await get(port, '/metrics')).body).toMatch(/^outpost_governor_transitions_total\{from="critical",to="nominal"\} 1$/m);
     } finally {
       daemon.kill('SIGTERM');
       expect((await daemon.exited).code).toBe(0);

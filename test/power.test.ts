@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { configSchema } from '../src/config/index.js';
-import { BoardSensors, Governor, decodeThrottled, type SensorSnapshot } from '../src/power/index.js';
+import { BoardSensors, Governor, chooseThresholds, decodeThrottled, type SensorSnapshot } from '../src/power/index.js';
 import { runCli } from './helpers/daemonProcess.js';
 import { boards, fakeTools } from './helpers/boards.js';
 
@@ -63,6 +63,8 @@ describe('board sensors on fixture trees', () => {
       ['VDD_CPU_CV', 4.984, 0.4, 1.994],
     ]);
     expect(s.nvpmodel).toEqual({ name: 'MODE_30W', id: 2 });
+    // thresholds from the zone's trip points: passive 99 °C, critical 104.5 °C
+    expect(chooseThresholds(undefined, s.temperature!.trips, s.board.family)).toEqual({ warm: 88, hot: 96, critical: 99.5 });
   });
 
   it('a laptop on battery: battery-low, with volts and amps in SI units', async () => {
@@ -156,5 +158,15 @@ describe('governor', () => {
     const g = new Governor(cfg, 0);
     expect(g.update(snap(0, null))).toBeNull();
     expect(g.state).toMatchObject({ level: 'nominal', temperatureC: null });
+  });
+});
+
+describe('governor trend after a peak', () => {
+  it('does not step up on a falling temperature that rose before', () => {
+    const cfg = { ...power, thresholds: { warm: 75, hot: 82, critical: 90 }, dwellSeconds: { up: 0, down: 0 } };
+    const g = new Governor(cfg, 0);
+    const temps = [50, 52, 56, 62, 68, 73, 60, 55, 52];
+    const levels = temps.map((t, i) => (g.update(snap(i * 10_000, t)), g.state.level));
+    expect(levels.slice(-3)).toEqual(['nominal', 'nominal', 'nominal']);
   });
 });

@@ -35,6 +35,8 @@ const FAMILY_THRESHOLDS: Record<BoardFamily, Thresholds> = {
   generic: { warm: 75, hot: 85, critical: 92 },
 };
 
+const TREND_WINDOW_MS = 60_000;
+
 const rank = (l: GovernorLevel) => GOVERNOR_LEVELS.indexOf(l);
 const maxLevel = (a: GovernorLevel, b: GovernorLevel) => (rank(a) >= rank(b) ? a : b);
 
@@ -90,7 +92,7 @@ export class Governor {
     const now = s.at;
     const t = s.temperature?.celsius ?? null;
     const thresholds = chooseThresholds(this.cfg.thresholds, s.temperature?.trips ?? [], s.board.family);
-    if (t !== null) this.history = [...this.history.filter((h) => h.at >= now - 120_000), { at: now, c: t }];
+    if (t !== null) this.history = [...this.history.filter((h) => h.at >= now - TREND_WINDOW_MS), { at: now, c: t }];
     const trend = this.trend();
     let candidate = t === null ? 'nominal' : this.temperatureLevel(t, thresholds);
     let reason = t === null ? 'no temperature sensor' : `${t.toFixed(1)} °C`;
@@ -131,10 +133,14 @@ export class Governor {
     return { from, to: candidate, at: now, reason, temperatureC: r.t, trendCPerMin: r.trend, powerState: r.power };
   }
 
-  /** Least-squares slope of the last two minutes, °C per minute (needs 30 s of readings). */
+  /**
+   * Least-squares slope of the last minute, °C per minute (needs 30 s of readings). A reading below the
+   * window's mean means it is not rising now (it peaked and fell): no trend then.
+   */
   private trend(): number | null {
     const h = this.history;
     if (h.length < 3 || h[h.length - 1].at - h[0].at < 30_000) return null;
+    if (h[h.length - 1].c < h.reduce((a, p) => a + p.c, 0) / h.length) return null;
     const mx = h.reduce((a, p) => a + p.at, 0) / h.length;
     const my = h.reduce((a, p) => a + p.c, 0) / h.length;
     let num = 0;

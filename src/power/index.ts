@@ -6,3 +6,4 @@ export { SysfsTree, runCommand, type CommandRunner } from './sysfs.js';
 export type { ThermalReading, TripPoint } from './thermal.js';
 export type { PowerRail } from './jetson.js';
 export type { PowerSupplyReading } from './powerSupply.js';
+export { PowerMonitor, type PowerMonitorDeps } from './powerMonitor.js';

@@ -15,6 +15,7 @@ export class OutpostMetrics {
   private readonly skipped: Counter<'camera'>;
   private readonly stageSeconds: Histogram<'stage'>;
   private readonly providerInfo: Gauge<'provider' | 'variant'>;
+  private readonly transitions: Counter<'from' | 'to'>;
 
   constructor() {
     const registers = [this.registry];
@@ -32,6 +33,7 @@ export class OutpostMetrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
+    this.transitions = new Counter({ name: 'outpost_governor_transitions_total', help: 'Governor level changes', labelNames: ['from', 'to'], registers });
     this.providerInfo = new Gauge({ name: 'outpost_execution_provider_info', help: 'Execution provider and model variant in use (value 1)', labelNames: ['provider', 'variant'], registers });
     const loop = this.eventLoop;
     new Gauge({
@@ -61,6 +63,7 @@ export class OutpostMetrics {
     bus.on('frame.dropped', 'metrics', (d) => this.dropped.inc({ camera: d.camera, reason: d.reason }));
     bus.on('frame.failed', 'metrics', (f) => this.failed.inc({ camera: f.camera }));
     bus.on('frame.skipped', 'metrics', (f) => this.skipped.inc({ camera: f.camera }));
+    bus.on('governor.transition', 'metrics', (t) => this.transitions.inc({ from: t.from, to: t.to }));
   }
 
   /** Camera connection counters, read from the sources at scrape time. */
@@ -90,6 +93,41 @@ export class OutpostMetrics {
       registers,
       collect() {
         for (const [camera, h] of Object.entries(health())) this.set({ camera }, h.state === 'streaming' ? 1 : 0);
+      },
+    });
+  }
+
+  /** Governor level (0 nominal … 3 critical), temperature and transitions. */
+  watchGovernor(state: () => { level: string; temperatureC: number | null; powerState: string } | null): void {
+    const registers = [this.registry];
+    const levels = ['nominal', 'warm', 'hot', 'critical'];
+    new Gauge({
+      name: 'outpost_governor_level',
+      help: 'Governor level: 0 nominal, 1 warm, 2 hot, 3 critical',
+      registers,
+      collect() {
+        const s = state();
+        if (s) this.set(levels.indexOf(s.level));
+      },
+    });
+    new Gauge({
+      name: 'outpost_board_temperature_celsius',
+      help: 'The temperature the governor acts on',
+      registers,
+      collect() {
+        const t = state()?.temperatureC;
+        if (t !== null && t !== undefined) this.set(t);
+      },
+    });
+    new Gauge({
+      name: 'outpost_power_state',
+      help: 'Power state (value 1 on the current one)',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const s = state();
+        if (!s) return;
+        for (const p of ['mains', 'battery', 'battery-low', 'undervoltage']) this.set({ state: p }, p === s.powerState ? 1 : 0);
       },
     });
   }
