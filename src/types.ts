@@ -81,7 +81,8 @@ export interface Result {
   capturedAt: number;
   finishedAt: number;
   model: string;
-  variant: 'fp32' | 'fp16' | 'int8-dynamic' | 'int8-static';
+  /** The model variant that ran: a precision (fp32, int8-static, ...) or a variant's name. */
+  variant: string;
   provider: string;
   placement: 'local';
   timings: Timings;

@@ -151,7 +151,7 @@ export class FrameScheduler {
       capturedAt: frame.capturedAt,
       finishedAt: Date.now(),
       model: job.camera.pipeline.modelLabel,
-      variant: 'fp32',
+      variant: outcome.variant,
       provider: this.deps.provider,
       placement: 'local',
       timings,

@@ -38,6 +38,8 @@ export interface PipelineDeps {
 /** A frame decoded and preprocessed for the first stage: the part that can overlap other frames' inference. */
 export interface PreparedFrame {
   frame: Frame;
+  /** The sessions this frame runs on from start to end, whatever swap happens meanwhile. */
+  generation: Generation;
   image: RgbImage;
   first: { feeds: TensorMap; fit: Fit } | null;
   timings: Timings;
@@ -46,7 +48,18 @@ export interface PreparedFrame {
 export interface PipelineOutcome {
   output: PipelineOutput;
   timings: Timings;
+  variant: string;
 }
+
+/** One set of sessions (one per stage) and the frames running on it. */
+interface Generation {
+  variant: string;
+  stages: Stage[];
+  users: number;
+}
+
+/** Sessions kept loaded per stage beyond the ones in use, so swapping back and forth never reloads. */
+const SESSIONS_KEPT_PER_STAGE = 2;
 
 /** A box from a detector stage, annotated by the stages that run on its crop. */
 interface Region {
@@ -91,7 +104,10 @@ function readLabels(labels: string | string[]): string[] {
  */
 export class StagedPipeline {
   readonly modelLabel: string;
-  private stages: Stage[] = [];
+  private current: Generation = { variant: 'fp32', stages: [], users: 0 };
+  private readonly live = new Set<Generation>();
+  /** Loaded sessions by worker key, newest use last. */
+  private readonly loaded = new Map<string, { stage: string; lastUsed: number }>();
 
   constructor(
     readonly name: string,
@@ -102,25 +118,57 @@ export class StagedPipeline {
   }
 
   async start(): Promise<void> {
+    const stages: Stage[] = [];
     for (const s of this.config.stages) {
-      const key = `${this.name}/${s.name}`;
-      const info = await this.deps.worker.load(key, this.deps.modelFiles[s.model], this.deps.spec);
-      this.deps.log.info({ stage: key, provider: info.provider, loadMs: Math.round(info.loadMs), fromCache: info.fromCache }, 'model loaded');
       const d = s.decoder;
-      this.stages.push({
-        config: s,
-        key,
-        info,
-        inputName: info.inputNames[0],
-        dictionary: d.type === 'ctc' ? loadDictionary(d.dictionary) : [],
-        labels: 'labels' in d ? readLabels(d.labels) : [],
-      });
+      const session = await this.session(s.name, this.deps.modelFiles[s.model]);
+      stages.push({ config: s, ...session, dictionary: d.type === 'ctc' ? loadDictionary(d.dictionary) : [], labels: 'labels' in d ? readLabels(d.labels) : [] });
     }
+    this.current = { variant: 'fp32', stages, users: 0 };
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.stages.map((s) => this.deps.worker.release(s.key).catch(() => undefined)));
-    this.stages = [];
+    await Promise.all([...this.loaded.keys()].map((k) => this.deps.worker.release(k).catch(() => undefined)));
+    this.loaded.clear();
+    this.current = { variant: this.current.variant, stages: [], users: 0 };
+  }
+
+  get variant(): string {
+    return this.current.variant;
+  }
+
+  /**
+   * Hot swap: loads (or reuses) a session for each stage named in `files`, then switches between frames.
+   * Frames already started finish on the sessions they started with; none is dropped or run twice.
+   */
+  async useVariant(variant: string, files: Readonly<Record<string, string>>): Promise<void> {
+    const stages: Stage[] = [];
+    for (const stage of this.current.stages) {
+      const file = files[stage.config.name];
+      stages.push(file ? { ...stage, ...(await this.session(stage.config.name, file)) } : stage);
+    }
+    this.current = { variant, stages, users: 0 };
+    await this.evict();
+  }
+
+  private async session(stageName: string, file: string): Promise<Pick<Stage, 'key' | 'info' | 'inputName'>> {
+    const key = `${this.name}/${stageName}#${file}`;
+    const info = await this.deps.worker.load(key, file, this.deps.spec, true);
+    if (!this.loaded.has(key)) this.deps.log.info({ stage: `${this.name}/${stageName}`, file, provider: info.provider, loadMs: Math.round(info.loadMs), fromCache: info.fromCache }, 'model loaded');
+    this.loaded.set(key, { stage: stageName, lastUsed: performance.now() });
+    return { key, info, inputName: info.inputNames[0] };
+  }
+
+  /** Releases sessions no frame and no current stage uses, beyond the few kept per stage. */
+  private async evict(): Promise<void> {
+    const inUse = new Set([this.current, ...this.live].flatMap((g) => g.stages.map((s) => s.key)));
+    const idle = [...this.loaded.entries()].filter(([k]) => !inUse.has(k)).sort((a, b) => b[1].lastUsed - a[1].lastUsed);
+    const keptPerStage = new Map<string, number>();
+    for (const [key, { stage }] of idle) {
+      const kept = keptPerStage.get(stage) ?? 0;
+      if (kept < SESSIONS_KEPT_PER_STAGE - 1) keptPerStage.set(stage, kept + 1);
+      else if (this.loaded.delete(key)) await this.deps.worker.release(key).catch(() => undefined);
+    }
   }
 
   async process(frame: Frame): Promise<PipelineOutcome> {
@@ -128,22 +176,45 @@ export class StagedPipeline {
   }
 
   async prepare(frame: Frame): Promise<PreparedFrame> {
-    const timings = emptyTimings();
-    let t = performance.now();
-    const image = await decodeImage(frame.data).catch((err: Error) => {
-      throw new OutpostError('OUTPOST_E_INPUT', `frame ${frame.id} is not a decodable image (${err.message})`);
-    });
-    timings.decodeMs = performance.now() - t;
-    t = performance.now();
-    const first = await this.frameInput(this.stages[0], image);
-    timings.preprocessMs = performance.now() - t;
-    return { frame, image, first, timings };
+    const generation = this.current;
+    generation.users++;
+    this.live.add(generation);
+    try {
+      const timings = emptyTimings();
+      let t = performance.now();
+      const image = await decodeImage(frame.data).catch((err: Error) => {
+        throw new OutpostError('OUTPOST_E_INPUT', `frame ${frame.id} is not a decodable image (${err.message})`);
+      });
+      timings.decodeMs = performance.now() - t;
+      t = performance.now();
+      const first = await this.frameInput(generation.stages[0], image);
+      timings.preprocessMs = performance.now() - t;
+      return { frame, generation, image, first, timings };
+    } catch (err) {
+      this.done(generation);
+      throw err;
+    }
   }
 
   async finish(p: PreparedFrame): Promise<PipelineOutcome> {
+    try {
+      return await this.runStages(p);
+    } finally {
+      this.done(p.generation);
+    }
+  }
+
+  private done(g: Generation): void {
+    if (--g.users > 0) return;
+    this.live.delete(g);
+    if (g !== this.current) void this.evict();
+  }
+
+  private async runStages(p: PreparedFrame): Promise<PipelineOutcome> {
     const output: PipelineOutput = {};
     let regions: Region[] | null = null;
-    for (const [i, stage] of this.stages.entries()) {
+    const stages = p.generation.stages;
+    for (const [i, stage] of stages.entries()) {
       if (stage.config.input === 'crops' && regions) {
         await this.annotateRegions(stage, p.image, regions, p.timings);
         continue;
@@ -172,15 +243,15 @@ export class StagedPipeline {
       }
       p.timings.postMs += performance.now() - t;
     }
-    if (regions) Object.assign(output, this.regionOutput(regions));
+    if (regions) Object.assign(output, this.regionOutput(regions, stages));
     const t = p.timings;
     t.totalMs = t.queueMs + t.decodeMs + t.preprocessMs + t.inferMs + t.postMs;
-    return { output, timings: t };
+    return { output, timings: t, variant: p.generation.variant };
   }
 
   /** Text pipelines report `lines`; other detectors report `detections`. */
-  private regionOutput(regions: Region[]): PipelineOutput {
-    const ctcOnCrops = this.stages.some((s) => s.config.decoder.type === 'ctc' && s.config.input === 'crops');
+  private regionOutput(regions: Region[], stages: Stage[]): PipelineOutput {
+    const ctcOnCrops = stages.some((s) => s.config.decoder.type === 'ctc' && s.config.input === 'crops');
     if (ctcOnCrops) {
       return { lines: regions.filter((r) => r.text !== undefined).map((r) => ({ text: r.text!, score: round3(r.textScore ?? r.score), box: roundBox(r.box) })) };
     }

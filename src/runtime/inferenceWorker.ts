@@ -49,8 +49,9 @@ export class InferenceWorker {
     return this.call({ op: 'choose', requested, deviceId }) as Promise<ChooseReply>;
   }
 
-  load(key: string, file: string, spec: SessionSpec): Promise<SessionInfo> {
-    return this.call({ op: 'load', key, file, spec }) as Promise<SessionInfo>;
+  /** Creates a session under `key`; with `reuse`, a session already loaded under that key is kept. */
+  load(key: string, file: string, spec: SessionSpec, reuse = false): Promise<SessionInfo> {
+    return this.call({ op: 'load', key, file, spec, reuse }) as Promise<SessionInfo>;
   }
 
   /** Feeds are transferred to the worker: the caller must not touch their buffers afterwards. */

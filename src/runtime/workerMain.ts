@@ -18,6 +18,7 @@ async function handle(req: WorkerRequest): Promise<{ value: unknown; transfer: A
       return { value: await chooseProvider(req.requested, req.deviceId), transfer: [] };
     case 'load': {
       const old = sessions.get(req.key);
+      if (old && req.reuse) return { value: old.info, transfer: [] };
       const session = await LocalSession.create(req.file, req.spec);
       sessions.set(req.key, session);
       await old?.release();

@@ -4,7 +4,7 @@ import type { TensorMap } from './tensorData.js';
 
 export type WorkerRequest =
   | { id: number; op: 'choose'; requested: 'auto' | ProviderName[]; deviceId: number }
-  | { id: number; op: 'load'; key: string; file: string; spec: SessionSpec }
+  | { id: number; op: 'load'; key: string; file: string; spec: SessionSpec; reuse: boolean }
   | { id: number; op: 'run'; key: string; feeds: TensorMap }
   | { id: number; op: 'release'; key: string };
 
