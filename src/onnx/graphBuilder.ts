@@ -1,7 +1,5 @@
-import { ModelProtoType } from './onnxProto.js';
-
-/** ONNX TensorProto.DataType values we build with. */
-export const DataType = { FLOAT: 1, INT64: 7 } as const;
+import { encodeModel, type ModelProto, type NodeProto, type ValueInfoProto } from './onnxModel.js';
+import { DataType, makeTensor } from './tensors.js';
 
 export interface TensorSpec {
   name: string;
@@ -13,35 +11,40 @@ export interface NodeSpec {
   op: string;
   inputs: string[];
   outputs: string[];
+  attributes?: NodeProto['attribute'];
+  domain?: string;
 }
 
 export interface TinyModelSpec {
-  inputs: { name: string; dims: number[] }[];
-  outputs: { name: string; dims: number[] }[];
+  inputs: { name: string; dims: (number | string)[] }[];
+  outputs: { name: string; dims: (number | string)[] }[];
   initializers: TensorSpec[];
   nodes: NodeSpec[];
   opset: number;
 }
 
-function valueInfo(name: string, dims: number[]) {
-  return { name, type: { tensor_type: { elem_type: DataType.FLOAT, shape: { dim: dims.map((d) => ({ dim_value: d })) } } } };
+export function floatValueInfo(name: string, dims: (number | string)[], elemType: number = DataType.FLOAT): ValueInfoProto {
+  return { name, type: { tensor_type: { elem_type: elemType, shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) } } } };
 }
 
-/** Serialises a small float32 graph built in code (provider probes, tests of rewrite rules). */
-export function buildFloatModel(spec: TinyModelSpec): Uint8Array {
-  const model = ModelProtoType.fromObject({
+/** A small float32 model built in code (provider probes, tests of rewrite rules). */
+export function buildFloatModelProto(spec: TinyModelSpec): ModelProto {
+  return {
     ir_version: 8,
     producer_name: 'outpost',
     opset_import: [{ domain: '', version: spec.opset }],
     graph: {
       name: 'outpost-built',
-      input: spec.inputs.map((i) => valueInfo(i.name, i.dims)),
-      output: spec.outputs.map((o) => valueInfo(o.name, o.dims)),
-      initializer: spec.initializers.map((t) => ({ name: t.name, dims: t.dims, data_type: DataType.FLOAT, raw_data: Buffer.from(t.values.buffer, t.values.byteOffset, t.values.byteLength) })),
-      node: spec.nodes.map((n, i) => ({ name: `${n.op}_${i}`, op_type: n.op, input: n.inputs, output: n.outputs })),
+      input: spec.inputs.map((i) => floatValueInfo(i.name, i.dims)),
+      output: spec.outputs.map((o) => floatValueInfo(o.name, o.dims)),
+      initializer: spec.initializers.map((t) => makeTensor(t.name, DataType.FLOAT, t.dims, t.values)),
+      node: spec.nodes.map((n, i) => ({ name: `${n.op}_${i}`, op_type: n.op, input: n.inputs, output: n.outputs, attribute: n.attributes, domain: n.domain })),
     },
-  });
-  return ModelProtoType.encode(model).finish();
+  };
+}
+
+export function buildFloatModel(spec: TinyModelSpec): Uint8Array {
+  return encodeModel(buildFloatModelProto(spec));
 }
 
 /** y = x · W + b, 1x4 → 1x2: small enough to build in microseconds, real enough to exercise a provider. */
