@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { characterAccuracy } from '../src/vision/index.js';
@@ -165,7 +165,11 @@ describe('the governor in the daemon (a Raspberry Pi 4 sysfs fixture heating up)
     const temp = join(root, 'sys/class/thermal/thermal_zone0/temp');
     try {
       await daemon.waitForLog('result');
-      writeFileSync(temp, '80500\n');
+      const setTemp = (milli: number) => {
+        writeFileSync(`${temp}.new`, `${milli}\n`);
+        renameSync(`${temp}.new`, temp); // sysfs never shows a half-written value
+      };
+      setTemp(80500);
       const hot = await daemon.waitForLog('governor nominal → critical: 80.5 °C');
       expect(hot).toMatchObject({ level: 40, from: 'nominal', to: 'critical', temperatureC: 80.5, powerState: 'mains', policy: { maxFps: 0.2 } });
       const status = JSON.parse((await get(port, '/status')).body);
@@ -176,7 +180,7 @@ describe('the governor in the daemon (a Raspberry Pi 4 sysfs fixture heating up)
         const body = (await get(port, '/metrics')).body;
         return /^outpost_frames_dropped_total\{camera="demo",reason="fps-cap"\} [1-9]/m.test(body) ? true : undefined;
       });
-      writeFileSync(temp, '50000\n');
+      setTemp(50000);
       await daemon.waitForLog('governor critical → nominal: 50.0 °C');
       expect((await get(port, '/metrics')).body).toMatch(/^outpost_governor_transitions_total\{from="critical",to="nominal"\} 1$/m);
     } finally {

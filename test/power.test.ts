@@ -154,6 +154,13 @@ describe('governor', () => {
     expect(g.update(snap(2000, 50, 'mains'))).toMatchObject({ to: 'nominal' });
   });
 
+  it('holds its level when a reading fails after earlier readings', () => {
+    const g = new Governor({ ...cfg, dwellSeconds: { up: 0, down: 0 } }, 0);
+    g.update(snap(0, 95));
+    expect(g.update(snap(1000, null))).toBeNull();
+    expect(g.state.level).toBe('critical');
+  });
+
   it('stays nominal and says why when there is no temperature sensor', () => {
     const g = new Governor(cfg, 0);
     expect(g.update(snap(0, null))).toBeNull();

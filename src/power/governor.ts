@@ -94,8 +94,10 @@ export class Governor {
     const thresholds = chooseThresholds(this.cfg.thresholds, s.temperature?.trips ?? [], s.board.family);
     if (t !== null) this.history = [...this.history.filter((h) => h.at >= now - TREND_WINDOW_MS), { at: now, c: t }];
     const trend = this.trend();
-    let candidate = t === null ? 'nominal' : this.temperatureLevel(t, thresholds);
-    let reason = t === null ? 'no temperature sensor' : `${t.toFixed(1)} °C`;
+    // A reading that fails once is no reason to relax: hold the level; only a board without sensors sits at nominal.
+    const seenBefore = this.history.length > 0;
+    let candidate: GovernorLevel = t !== null ? this.temperatureLevel(t, thresholds) : seenBefore ? this.level : 'nominal';
+    let reason = t !== null ? `${t.toFixed(1)} °C` : seenBefore ? 'temperature unreadable; holding the level' : 'no temperature sensor';
     if (t !== null && trend !== null && this.cfg.trend.enabled && trend >= this.cfg.trend.minRisePerMinute && candidate !== 'critical') {
       const next = GOVERNOR_LEVELS[rank(candidate) + 1];
       const projected = t + (trend * this.cfg.trend.lookaheadSeconds) / 60;
