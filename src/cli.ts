@@ -8,6 +8,7 @@ import { inferCommand } from './cli/inferCommand.js';
 import { runCommand } from './cli/runCommand.js';
 import { schemaCommand } from './cli/schemaCommand.js';
 import { sensorsCommand } from './cli/sensorsCommand.js';
+import { optimizeCommand } from './cli/optimizeCommand.js';
 import { loadConfig } from './config/index.js';
 import { VERSION } from './daemon.js';
 
@@ -68,8 +69,28 @@ program
   .option('-o, --out <file>', 'also write the JSON report to this file')
   .option('--cameras <n>', 'multi-camera mode: N ffmpeg test cameras at 30 fps through the scheduler', positiveInt)
   .option('--duration <seconds>', 'multi-camera mode: seconds of the moving-scene run', positiveInt, 30)
+  .option('--model-dir <dir>', 'model mode: time every accepted variant of an optimize folder, write autotune.json there')
+  .option('--size <WxH>', 'model mode: input size for models with free dimensions', '640x480')
   .option('--json', 'JSON on stdout')
   .action((o) => benchCommand(o).catch(exitOnError));
+
+program
+  .command('optimize')
+  .description('build fp32 / fp16 / int8-dynamic / int8-static variants of an ONNX model, check each against fp32, write DIR/manifest.json')
+  .argument('<model>', 'an fp32 .onnx file')
+  .requiredOption('-o, --out <dir>', 'folder for the variants and manifest.json (replaced whole when done)')
+  .option('--precision <list>', 'comma-separated: fp32,fp16,int8-dynamic,int8-static (default: all but fp16 unless a GPU provider works)')
+  .option('--calibration <dir>', 'frames for int8-static calibration and the fidelity check (default: demo-camera frames)')
+  .option('--calibration-frames <n>', 'frames used to calibrate (the next --held-out ones check fidelity)', positiveInt, 32)
+  .option('--held-out <n>', 'frames kept out of calibration for the fidelity check', positiveInt, 8)
+  .option('--per-channel', 'int8-dynamic: one weight scale per output column (int8-static is always per channel)')
+  .option('--method <m>', 'int8-static calibration: minmax or percentile', 'minmax')
+  .option('--normalise <preset>', 'input normalisation: imagenet, imagenet-bgr, half, ultraface, unit', 'imagenet')
+  .option('--size <WxH>', 'input size for models with free dimensions', '640x480')
+  .option('--min-cosine <v>', 'least cosine similarity to fp32 for a variant to be accepted', Number, 0.99)
+  .option('--min-task <v>', 'least task agreement (top-1, detection F1, text) with fp32', Number, 0.95)
+  .option('--json', 'print the manifest as JSON')
+  .action((model, o) => optimizeCommand(model, o).catch(exitOnError));
 
 program
   .command('sensors')

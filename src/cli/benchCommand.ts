@@ -7,6 +7,7 @@ import type { OutpostConfig } from '../config/index.js';
 import { OutpostError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { benchCameras } from './benchCameras.js';
+import { benchModels } from './benchModels.js';
 import { runPipelined, startPipelines, type StagedPipeline } from '../pipeline/index.js';
 import { InferenceEngine, LocalSession, ORT_VERSION, type SessionSpec, type TensorMap } from '../runtime/index.js';
 import type { Frame } from '../types.js';
@@ -23,6 +24,9 @@ export interface BenchOptions {
   /** Multi-camera mode: this many ffmpeg file cameras at 30 fps. */
   cameras?: number;
   duration: number;
+  /** Model mode: time the variants in this optimize output folder and write autotune.json. */
+  modelDir?: string;
+  size: string;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
@@ -90,6 +94,14 @@ async function timeStartup(config: OutpostConfig, spec: SessionSpec, repeats: nu
 }
 
 export async function benchCommand(opts: BenchOptions): Promise<void> {
+  if (opts.modelDir) {
+    const report = await benchModels({ modelDir: opts.modelDir, repeats: opts.repeats, runs: 10, size: opts.size });
+    const text = JSON.stringify(report, null, 2) + '\n';
+    if (opts.out) writeFileSync(opts.out, text);
+    if (opts.json) process.stdout.write(text);
+    else for (const v of report.variants) process.stdout.write(`${v.provider.padEnd(6)} ${v.precision.padEnd(13)} ${String(v.msMedian).padStart(8)} ms  ×${v.speedupVsFp32 ?? '?'} vs fp32  size ×${v.bytesVsFp32}\n`);
+    return;
+  }
   const { config } = loadOrExit(configPath(opts.config));
   const log = createLogger({ level: 'warn', format: config.logging.format });
   const name = config.cameras[0]?.pipeline ?? Object.keys(config.pipelines)[0];

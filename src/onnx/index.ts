@@ -3,3 +3,4 @@ export { decodeModel, encodeModel, decodeTensor, encodeTensor, ONNX_SCHEMA, type
 export { DataType, tensorValues, floatValues, makeTensor, dimsOf, elementCount, ortTypeName, type TypedValues } from './tensors.js';
 export { readModelFile, writeModelFile } from './modelFile.js';
 export { decodeMessage, encodeMessage, type Decoded, type MessageSchema } from './wire.js';
+export { GraphEditor, AttrType, attr, intAttr, floatAttr, intsAttr, mkInt, mkInts, mkFloat } from './graphEditor.js';

@@ -4,3 +4,4 @@ export { InferenceWorker } from './inferenceWorker.js';
 export { InferenceEngine, type EngineOptions } from './inferenceEngine.js';
 export { float32, type TensorData, type TensorMap, type TensorValues } from './tensorData.js';
 export type { RunReply, ChooseReply } from './workerProtocol.js';
+export { localModelRunner } from './localModelRunner.js';

@@ -15,6 +15,10 @@ export interface SessionSpec {
   deviceId: number;
   /** Folder for ORT's optimized graphs (CPU only); null disables the cache. */
   cacheDir: string | null;
+  /** Graph optimization level (default all); 'disabled' runs the graph exactly as written (calibration). */
+  optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Write the graph ORT optimized to this file (pre-processing for quantization: BN folded, constants folded). */
+  saveOptimizedTo?: string;
 }
 
 export interface SessionInfo {
@@ -40,7 +44,7 @@ function providerOption(spec: SessionSpec): ort.InferenceSession.ExecutionProvid
 
 /** The optimized graph depends on the model, the ORT build, the machine and the provider. */
 function cachePath(spec: SessionSpec, model: Uint8Array): string | null {
-  if (!spec.cacheDir || spec.provider !== 'cpu') return null; // GPU providers' optimized graphs are not portable files
+  if (!spec.cacheDir || spec.provider !== 'cpu' || spec.optimization || spec.saveOptimizedTo) return null; // GPU providers' optimized graphs are not portable files
   const key = createHash('sha256').update(model).update(`${ORT_VERSION}|${process.arch}|${spec.provider}`).digest('hex').slice(0, 24);
   return join(spec.cacheDir, `${key}.ort.onnx`);
 }
@@ -62,9 +66,10 @@ export class LocalSession {
       executionProviders: [providerOption(spec)],
       intraOpNumThreads: spec.threads > 0 ? spec.threads : availableParallelism(),
       interOpNumThreads: 1,
-      graphOptimizationLevel: fromCache ? 'disabled' : 'all',
+      graphOptimizationLevel: fromCache ? 'disabled' : (spec.optimization ?? 'all'),
       logSeverityLevel: 3,
       ...(cached && !fromCache ? { optimizedModelFilePath: cached } : {}),
+      ...(spec.saveOptimizedTo ? { optimizedModelFilePath: spec.saveOptimizedTo } : {}),
     };
     try {
       const session = fromCache ? await ort.InferenceSession.create(cached!, options) : await ort.InferenceSession.create(bytes, options);

@@ -1,0 +1,72 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { configSchema } from '../config/index.js';
+import { readModelFile } from '../onnx/index.js';
+import { imageInput, MANIFEST, NORMALISATIONS, readManifest, type Precision } from '../optimize/index.js';
+import { AUTO_ORDER, LocalSession, ORT_VERSION, probeProvider, type ProviderName } from '../runtime/index.js';
+import type { TensorMap } from '../types.js';
+import { Progress } from './progress.js';
+
+export interface ModelBenchOptions {
+  modelDir: string;
+  repeats: number;
+  runs: number;
+  size: string;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const r2 = (v: number) => Math.round(v * 100) / 100;
+
+/** The rung a policy names → the precisions that may fill it, best first. */
+const RUNG: Record<string, Precision[]> = { fp32: ['fp32', 'fp16'], fp16: ['fp16', 'fp32'], int8: ['int8-static', 'int8-dynamic'], fastest: ['fp32', 'fp16', 'int8-static', 'int8-dynamic'] };
+
+/**
+ * `outpost bench --model-dir DIR`: every accepted variant on every provider that works here, interleaved
+ * (variant A, B, C, A, B, C …) so noise hits all alike; medians; then autotune.json: per governor level the
+ * fastest accepted variant of the rung its policy asks for.
+ */
+export async function benchModels(opts: ModelBenchOptions) {
+  const manifest = readManifest(opts.modelDir);
+  const accepted = manifest.variants.filter((v) => v.accepted);
+  const providers = (await Promise.all(AUTO_ORDER.map((p) => probeProvider(p)))).filter((a) => a.ok).map((a) => a.provider);
+  const [w, h] = opts.size.split('x').map(Number);
+  const candidates: { precision: Precision; file: string; provider: ProviderName; session: LocalSession; times: number[] }[] = [];
+  for (const provider of providers) {
+    for (const v of accepted) {
+      const file = join(opts.modelDir, v.file);
+      try {
+        candidates.push({ precision: v.precision, file: v.file, provider, session: await LocalSession.create(file, { provider, threads: 0, deviceId: 0, cacheDir: null }), times: [] });
+      } catch {
+        /* a variant the provider cannot load is simply not a candidate there */
+      }
+    }
+  }
+  const spec = imageInput(readModelFile(join(opts.modelDir, accepted[0].file)), { width: w, height: h }, NORMALISATIONS.unit);
+  const data = Float32Array.from({ length: 3 * spec.width * spec.height }, (_, i) => Math.sin(i) * 0.5);
+  const feed = (): TensorMap => ({ [spec.name]: { type: 'float32', dims: [1, 3, spec.height, spec.width], data: data.slice() } });
+  for (const c of candidates) await c.session.run(feed()); // warm-up
+  const progress = new Progress('bench models');
+  for (let r = 0; r < opts.repeats; r++) {
+    progress.update(r, opts.repeats);
+    for (const c of candidates) {
+      const t = performance.now();
+      for (let i = 0; i < opts.runs; i++) await c.session.run(feed());
+      c.times.push((performance.now() - t) / opts.runs);
+    }
+  }
+  progress.done();
+  await Promise.all(candidates.map((c) => c.session.release()));
+  const results = candidates.map((c) => ({ precision: c.precision, file: c.file, provider: c.provider, msMedian: r2(median(c.times)), ms: c.times.map(r2) }));
+  const fp32 = (p: string) => results.find((x) => x.provider === p && x.precision === 'fp32')?.msMedian;
+  const withSpeedup = results.map((x) => ({ ...x, speedupVsFp32: fp32(x.provider) ? r2(fp32(x.provider)! / x.msMedian) : null, bytesVsFp32: r2(bytes(x.file) / bytes(accepted.find((v) => v.precision === 'fp32')?.file ?? x.file)) }));
+  function bytes(file: string) {
+    return manifest.variants.find((v) => v.file === file)?.bytes ?? 0;
+  }
+  const fastestOf = (precisions: Precision[]) => withSpeedup.filter((x) => precisions.includes(x.precision)).sort((a, b) => a.msMedian - b.msMedian)[0] ?? null;
+  const rungs = Object.fromEntries(Object.entries(RUNG).map(([rung, ps]) => [rung, fastestOf(ps)]));
+  const policy = configSchema.parse({}).power.policy;
+  const levels = Object.fromEntries(Object.entries(policy).map(([level, p]) => [level, rungs[p.precision] ?? rungs.fp32]));
+  const autotune = { createdAt: new Date().toISOString(), ortVersion: ORT_VERSION, manifest: join(opts.modelDir, MANIFEST), source: manifest.source, providers, variants: withSpeedup, rungs, levels };
+  writeFileSync(join(opts.modelDir, 'autotune.json'), JSON.stringify(autotune, null, 2) + '\n');
+  return autotune;
+}

@@ -1,0 +1,94 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DemoCamera } from '../camera/index.js';
+import { OutpostError } from '../errors.js';
+import { readModelFile } from '../onnx/index.js';
+import { buildVariants, frameFeeds, imageInput, listFrames, needsReduceRange, NORMALISATIONS, PRECISIONS, type Precision } from '../optimize/index.js';
+import { localModelRunner, ORT_VERSION, probeProvider } from '../runtime/index.js';
+import { Progress } from './progress.js';
+
+export interface OptimizeOptions {
+  out: string;
+  precision?: string;
+  calibration?: string;
+  calibrationFrames: number;
+  heldOut: number;
+  perChannel?: boolean;
+  method: 'minmax' | 'percentile';
+  normalise: string;
+  size: string;
+  minCosine: number;
+  minTask: number;
+  json?: boolean;
+}
+
+/** fp16 only pays off on a GPU provider (REFERENCE §1): built by default only where one works. */
+async function defaultPrecisions(): Promise<Precision[]> {
+  const gpu = (await Promise.all((['cuda', 'tensorrt', 'webgpu'] as const).map((p) => probeProvider(p)))).some((a) => a.ok);
+  return gpu ? ['fp32', 'fp16', 'int8-dynamic', 'int8-static'] : ['fp32', 'int8-dynamic', 'int8-static'];
+}
+
+function parsePrecisions(text: string): Precision[] {
+  const list = text.split(',').map((s) => s.trim());
+  for (const p of list) if (!(PRECISIONS as readonly string[]).includes(p)) throw new OutpostError('OUTPOST_E_INPUT', `--precision ${p} is not one of ${PRECISIONS.join(', ')}`);
+  return list as Precision[];
+}
+
+/** Demo-camera frames written to a temporary folder when no --calibration folder is given. */
+async function demoFrames(n: number): Promise<{ dir: string; files: string[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-calibration-'));
+  const files: string[] = [];
+  for await (const f of new DemoCamera('calibration', { width: 640, height: 480, fps: 1000, seed: 11 }).frames(new AbortController().signal)) {
+    const file = join(dir, `${String(files.length).padStart(3, '0')}.jpg`);
+    writeFileSync(file, f.data);
+    files.push(file);
+    if (files.length >= n) break;
+  }
+  return { dir, files };
+}
+
+/** `outpost optimize MODEL --out DIR`: builds the variants, checks them against fp32, writes manifest.json. */
+export async function optimizeCommand(model: string, opts: OptimizeOptions): Promise<void> {
+  const precisions = opts.precision ? parsePrecisions(opts.precision) : await defaultPrecisions();
+  const norm = NORMALISATIONS[opts.normalise];
+  if (!norm) throw new OutpostError('OUTPOST_E_INPUT', `--normalise ${opts.normalise} is not one of ${Object.keys(NORMALISATIONS).join(', ')}`);
+  const [w, h] = opts.size.split('x').map(Number);
+  if (!w || !h) throw new OutpostError('OUTPOST_E_INPUT', `--size ${opts.size} is not WIDTHxHEIGHT`);
+  const spec = imageInput(readModelFile(model), { width: w, height: h }, norm);
+  const wanted = opts.calibrationFrames + opts.heldOut;
+  const demo = opts.calibration ? null : await demoFrames(wanted);
+  const files = demo ? demo.files : listFrames(opts.calibration!).slice(0, wanted);
+  const split = files.length >= wanted ? opts.calibrationFrames : Math.max(1, Math.floor(files.length * 0.75));
+  const progress = new Progress('optimize');
+  try {
+    const manifest = await buildVariants(
+      {
+        source: model,
+        outDir: opts.out,
+        precisions,
+        calibration: await frameFeeds(files.slice(0, split), spec),
+        heldOut: await frameFeeds(files.slice(split), spec),
+        perChannel: opts.perChannel ?? false,
+        reduceRange: needsReduceRange(),
+        method: opts.method,
+        thresholds: { cosine: opts.minCosine, task: opts.minTask },
+        ortVersion: ORT_VERSION,
+        onProgress: (step, done, total) => progress.update(done, total, step),
+      },
+      localModelRunner({ provider: 'cpu', threads: 0 }),
+    );
+    progress.done();
+    if (opts.json) process.stdout.write(JSON.stringify(manifest, null, 2) + '\n');
+    else {
+      process.stdout.write(`${opts.out}/manifest.json (source ${manifest.source.bytes} bytes)\n`);
+      for (const v of manifest.variants) {
+        const f = v.fidelity;
+        const fid = f ? `cosine ${f.cosine}${f.task ? `, ${f.task.metric} ${f.task.value}` : ''}` : 'no fidelity check';
+        process.stdout.write(`  ${v.precision.padEnd(13)} ${v.accepted ? 'accepted' : 'REJECTED'}  ${(v.bytes / 2 ** 20).toFixed(2)} MiB  ${fid}${v.reason ? `  (${v.reason})` : ''}\n`);
+      }
+    }
+  } finally {
+    if (demo) rmSync(demo.dir, { recursive: true, force: true });
+  }
+}

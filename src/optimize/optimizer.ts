@@ -1,0 +1,188 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { OutpostError, errorMessage } from '../errors.js';
+import { encodeModel, readModelFile, writeModelFile, type ModelProto } from '../onnx/index.js';
+import type { TensorMap } from '../types.js';
+import { quantizeDynamic, type RewriteReport } from './dynamicQuant.js';
+import { FidelityMeter, detectTask, type Fidelity } from './fidelity.js';
+import { convertFp16 } from './fp16.js';
+import type { ModelRunner } from './modelRunner.js';
+import { upgradeOpset } from './opsetUpgrade.js';
+import { calibrate, initializersAsConstants, insertQdq, type StaticOptions } from './staticQuant.js';
+
+export const PRECISIONS = ['fp32', 'fp16', 'int8-dynamic', 'int8-static'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+export interface VariantEntry {
+  precision: Precision;
+  file: string;
+  sha256: string;
+  bytes: number;
+  quantized: Record<string, number>;
+  skipped: Record<string, string>;
+  fidelity: Fidelity | null;
+  accepted: boolean;
+  reason: string | null;
+}
+
+export interface Manifest {
+  source: { file: string; sha256: string; bytes: number };
+  createdAt: string;
+  ortVersion: string;
+  variants: VariantEntry[];
+}
+
+export interface FidelityThresholds {
+  /** Least mean cosine similarity to fp32 outputs. */
+  cosine: number;
+  /** Least task agreement (top-1, F1, text) with fp32. */
+  task: number;
+}
+
+export interface OptimizeRequest {
+  source: string;
+  outDir: string;
+  precisions: readonly Precision[];
+  /** Frames to calibrate int8-static on. */
+  calibration: TensorMap[];
+  /** Frames kept out of calibration, for the fidelity guard. */
+  heldOut: TensorMap[];
+  perChannel: boolean;
+  reduceRange: boolean;
+  method: StaticOptions['method'];
+  thresholds: FidelityThresholds;
+  ortVersion: string;
+  onProgress?: (step: string, done: number, total: number) => void;
+}
+
+export const MANIFEST = 'manifest.json';
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+const stem = (file: string) => basename(file).replace(/\.onnx$/i, '');
+
+/** ORT's basic level folds BatchNormalization into Conv and folds constants: the graph every variant starts from. */
+async function preprocess(source: string, runner: ModelRunner, workDir: string): Promise<ModelProto> {
+  const model = readModelFile(source);
+  initializersAsConstants(model);
+  const folded = join(workDir, 'preprocessed.onnx');
+  const s = await runner.open(encodeModel(model), { optimization: 'basic', saveOptimizedTo: folded });
+  await s.release();
+  const out = readModelFile(folded);
+  rmSync(folded);
+  return out;
+}
+
+async function buildOne(precision: Precision, base: ModelProto, req: OptimizeRequest, runner: ModelRunner): Promise<{ model: ModelProto; report: RewriteReport }> {
+  const model = structuredClone(base);
+  switch (precision) {
+    case 'fp32':
+      return { model, report: { quantized: {}, skipped: {} } };
+    case 'fp16':
+      return { model, report: convertFp16(model) };
+    case 'int8-dynamic':
+      upgradeOpset(model, 13); // DynamicQuantizeLinear needs opset 11; paddle exports are often at 9
+      return { model, report: quantizeDynamic(model, { perChannel: req.perChannel, reduceRange: req.reduceRange }) };
+    case 'int8-static': {
+      if (req.calibration.length === 0) throw new OutpostError('OUTPOST_E_INPUT', 'int8-static needs calibration frames (--calibration DIR)');
+      upgradeOpset(model, 13);
+      const opts: StaticOptions = { method: req.method, percentile: 99.999, perChannel: req.perChannel, reduceRange: req.reduceRange };
+      const ranges = await calibrate(model, req.calibration, runner, opts, (i) => req.onProgress?.('calibrating', i, req.calibration.length));
+      return { model, report: insertQdq(model, ranges, opts) };
+    }
+  }
+}
+
+async function measure(reference: TensorMap[], variantFile: string, feeds: TensorMap[], runner: ModelRunner): Promise<Fidelity | null> {
+  if (feeds.length === 0) return null;
+  const s = await runner.open(variantFile);
+  try {
+    const meter = new FidelityMeter(detectTask(reference[0]));
+    for (const [i, f] of feeds.entries()) meter.add(reference[i], await s.run(structuredClone(f)));
+    return meter.result();
+  } finally {
+    await s.release();
+  }
+}
+
+function verdict(precision: Precision, report: RewriteReport, f: Fidelity | null, t: FidelityThresholds): { accepted: boolean; reason: string | null } {
+  if (precision === 'fp32') return { accepted: true, reason: null };
+  if (Object.keys(report.quantized).length === 0) return { accepted: false, reason: `nothing to convert: ${Object.entries(report.skipped).map(([op, why]) => `${op}: ${why}`).join('; ') || 'no op it applies to'}` };
+  if (!f) return { accepted: false, reason: 'no held-out frames to check fidelity on' };
+  if (f.cosine < t.cosine) return { accepted: false, reason: `cosine ${f.cosine} < ${t.cosine}` };
+  if (f.task && f.task.value < t.task) return { accepted: false, reason: `${f.task.metric} ${f.task.value} < ${t.task}` };
+  return { accepted: true, reason: null };
+}
+
+/**
+ * Builds the requested variants of a model into a fresh folder, checks each against fp32 on held-out frames,
+ * writes manifest.json, then swaps the folder into place: `outDir` is never left half-written.
+ */
+export async function buildVariants(req: OptimizeRequest, runner: ModelRunner): Promise<Manifest> {
+  const sourceBytes = readFileSync(req.source);
+  const partial = `${req.outDir.replace(/\/+$/, '')}.partial-${process.pid}`;
+  rmSync(partial, { recursive: true, force: true });
+  mkdirSync(partial, { recursive: true });
+  try {
+    req.onProgress?.('pre-processing', 0, 1);
+    const base = await preprocess(req.source, runner, partial);
+    const reference = await referenceOutputs(base, req.heldOut, runner);
+    const variants: VariantEntry[] = [];
+    for (const [i, precision] of req.precisions.entries()) {
+      req.onProgress?.(precision, i, req.precisions.length);
+      const file = `${stem(req.source)}.${precision}.onnx`;
+      try {
+        const { model, report } = await buildOne(precision, base, req, runner);
+        const path = join(partial, file);
+        const bytes = writeModelFile(path, model);
+        const fidelity = await measure(reference, path, req.heldOut, runner);
+        variants.push({ precision, file, sha256: sha256(readFileSync(path)), bytes, ...report, fidelity, ...verdict(precision, report, fidelity, req.thresholds) });
+      } catch (err) {
+        if (err instanceof OutpostError && err.code === 'OUTPOST_E_INPUT') throw err;
+        variants.push({ precision, file, sha256: '', bytes: 0, quantized: {}, skipped: {}, fidelity: null, accepted: false, reason: `could not build: ${errorMessage(err)}` });
+      }
+    }
+    const manifest: Manifest = {
+      source: { file: req.source, sha256: sha256(sourceBytes), bytes: sourceBytes.length },
+      createdAt: new Date().toISOString(),
+      ortVersion: req.ortVersion,
+      variants,
+    };
+    writeFileSync(join(partial, MANIFEST), JSON.stringify(manifest, null, 2) + '\n');
+    replaceDir(partial, req.outDir);
+    return manifest;
+  } catch (err) {
+    rmSync(partial, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function referenceOutputs(base: ModelProto, feeds: TensorMap[], runner: ModelRunner): Promise<TensorMap[]> {
+  const s = await runner.open(encodeModel(base));
+  try {
+    const out: TensorMap[] = [];
+    for (const f of feeds) out.push(await s.run(structuredClone(f)));
+    return out;
+  } finally {
+    await s.release();
+  }
+}
+
+/** Moves the finished folder into place; an older one is moved aside first and removed after. */
+function replaceDir(from: string, to: string): void {
+  mkdirSync(dirname(to), { recursive: true });
+  const old = `${to}.old-${process.pid}`;
+  const had = existsSync(to) && statSync(to).isDirectory();
+  if (had) renameSync(to, old);
+  renameSync(from, to);
+  if (had) rmSync(old, { recursive: true, force: true });
+}
+
+export function readManifest(dir: string): Manifest {
+  const file = join(dir, MANIFEST);
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Manifest;
+  } catch (err) {
+    throw new OutpostError('OUTPOST_E_MODEL', `cannot read ${file} (${errorMessage(err)}); run outpost optimize first`);
+  }
+}

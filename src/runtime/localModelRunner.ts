@@ -1,0 +1,12 @@
+import type { ModelRunner } from '../optimize/index.js';
+import { LocalSession, type ProviderName } from './localSession.js';
+
+/** The optimizer's ModelRunner on in-process ORT sessions (the optimizer itself never imports ORT). */
+export function localModelRunner(base: { provider: ProviderName; threads: number }): ModelRunner {
+  return {
+    async open(model, opts = {}) {
+      const s = await LocalSession.create(model, { ...base, deviceId: 0, cacheDir: null, optimization: opts.optimization, saveOptimizedTo: opts.saveOptimizedTo });
+      return { inputNames: s.info.inputNames, outputNames: s.info.outputNames, run: (feeds) => s.run(feeds), release: () => s.release() };
+    },
+  };
+}
