@@ -1,12 +1,13 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createSource, MotionGate } from './camera/index.js';
 import { isLiveSetting, type LevelPolicy, type LoadedConfig, type OutpostConfig } from './config/index.js';
-import { errorMessage } from './errors.js';
+import { OutpostError, errorMessage } from './errors.js';
 import { EventBus } from './eventBus.js';
 import type { Logger } from './log.js';
 import { FrameScheduler, startPipelines, summariseOutput, type StagedPipeline } from './pipeline/index.js';
-import { InferenceEngine, ORT_VERSION } from './runtime/index.js';
+import { buildInBackground, InferenceEngine, ModelVariants, ORT_VERSION, variantsDir, type Rung } from './runtime/index.js';
 import { PowerMonitor, type Transition } from './power/index.js';
 import { OutpostMetrics, RunningStats, StatusServer } from './telemetry/index.js';
 
@@ -32,6 +33,10 @@ export class Daemon {
   private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
   private readonly startedAt = Date.now();
   private parts: Partial<Started> = {};
+  private readonly variants = new Map<string, ModelVariants | null>();
+  private readonly servingFiles: Record<string, string> = {};
+  private rung: Rung = 'fp32';
+  private readonly builds = new AbortController();
 
   constructor(
     private loaded: LoadedConfig,
@@ -64,7 +69,8 @@ export class Daemon {
 
     step('loading models');
     const cameras = cfg.cameras.filter((c) => c.enabled);
-    this.parts.pipelines = await startPipelines(cfg, engine, this.log.child({ component: 'pipeline' }), cameras.map((c) => c.pipeline));
+    this.loadVariants();
+    this.parts.pipelines = await startPipelines(cfg, engine, this.log.child({ component: 'pipeline' }), cameras.map((c) => c.pipeline), undefined, this.servingFiles);
 
     step('starting cameras');
     const scheduler = new FrameScheduler(
@@ -87,6 +93,7 @@ export class Daemon {
       this.parts.power = power;
       await power.start();
       this.applyPolicy(null, power.policy);
+      this.buildMissingVariants();
       this.metrics.watchGovernor(() => this.parts.power?.status().governor ?? null);
     }
 
@@ -116,6 +123,7 @@ export class Daemon {
         this.log.error({ component: name, err: errorMessage(err) }, 'stop failed');
       }
     };
+    this.builds.abort();
     await attempt('power', () => power?.stop());
     await attempt('scheduler', () => scheduler?.stop());
     await attempt('status', () => server?.stop());
@@ -141,12 +149,63 @@ export class Daemon {
     return { applied, needRestart };
   }
 
-  /** A governor level's policy: the fps cap now; the precision rung once optimized variants exist. */
+  /** A governor level's policy: the fps cap per camera and the precision rung each pipeline runs. */
   private applyPolicy(t: Transition | null, policy: LevelPolicy | null): void {
     if (t) this.bus.emit('governor.transition', { from: t.from, to: t.to, reason: t.reason, temperatureC: t.temperatureC, powerState: t.powerState });
     for (const cam of this.config.cameras) {
       const caps = [cam.maxFps, policy?.maxFps].filter((v): v is number => v !== undefined);
       this.parts.scheduler?.setMaxFps(cam.name, caps.length ? Math.min(...caps) : undefined);
+    }
+    if (policy) void this.applyRung(policy.precision);
+  }
+
+  /** Each model's variants (from the folder it names, or built into the state dir) and the file serving now. */
+  private loadVariants(): void {
+    const { models, node } = this.config;
+    for (const [name, m] of Object.entries(models)) {
+      const v = ModelVariants.load(variantsDir(m.file, node.stateDir));
+      this.variants.set(name, v);
+      const fp32 = v?.pick('fp32', this.parts.engine!.provider)?.file;
+      if (statSync(m.file).isDirectory() && !fp32) throw new OutpostError('OUTPOST_E_MODEL', `${m.file}/manifest.json has no accepted fp32 or fp16 variant to serve`);
+      this.servingFiles[name] = statSync(m.file).isDirectory() ? fp32! : m.file;
+    }
+  }
+
+  /** Swaps every pipeline to the variants of `rung` (stages whose model has none keep what they run). */
+  private async applyRung(rung: Rung): Promise<void> {
+    this.rung = rung;
+    const provider = this.parts.engine?.provider ?? 'cpu';
+    for (const [name, pipeline] of this.parts.pipelines ?? []) {
+      const files: Record<string, string> = {};
+      const precisions = new Set<string>();
+      for (const stage of this.config.pipelines[name].stages) {
+        const pick = this.variants.get(stage.model)?.pick(rung, provider);
+        files[stage.name] = pick?.file ?? this.servingFiles[stage.model];
+        precisions.add(pick?.precision ?? 'fp32');
+      }
+      const label = [...precisions].join('+');
+      if (label === pipeline.variant && rung !== 'fp32') continue;
+      try {
+        await pipeline.useVariant(label, files);
+        this.metrics.setProvider(provider, label);
+        this.log.info({ pipeline: name, rung, variant: label }, 'pipeline precision set');
+      } catch (err) {
+        this.log.error({ pipeline: name, rung, err: errorMessage(err) }, 'could not switch precision; keeping the current variant');
+      }
+    }
+  }
+
+  /** Models with optimize.enabled and no variants yet: built by a background process, swapped in when ready. */
+  private buildMissingVariants(): void {
+    const cli = fileURLToPath(new URL('./cli.js', import.meta.url));
+    for (const [name, m] of Object.entries(this.config.models)) {
+      if (!m.optimize.enabled || this.variants.get(name)) continue;
+      const dir = variantsDir(m.file, this.config.node.stateDir);
+      void buildInBackground(cli, m, dir, this.log.child({ component: 'optimize', model: name }), this.builds.signal).then((ok) => {
+        if (!ok || this.builds.signal.aborted) return;
+        this.variants.set(name, ModelVariants.load(dir));
+        void this.applyRung(this.rung);
+      });
     }
   }
 
@@ -169,8 +228,9 @@ export class Daemon {
       healthy: this.health().ok,
       provider: this.parts.engine?.provider ?? null,
       providerAttempts: this.parts.engine?.attempts ?? [],
-      variant: 'fp32',
-      power: this.parts.power ? { ...this.parts.power.status(), precision: { requested: this.parts.power.policy.precision, active: 'fp32', note: 'only fp32 runs until optimized variants exist (outpost optimize)' } } : null,
+      variant: [...(this.parts.pipelines?.values() ?? [])][0]?.variant ?? 'fp32',
+      power: this.parts.power ? this.parts.power.status() : null,
+      precision: { rung: this.rung, pipelines: Object.fromEntries([...(this.parts.pipelines ?? [])].map(([n, p]) => [n, p.variant])), variants: Object.fromEntries([...this.variants].map(([m, v]) => [m, v ? v.manifest.variants.filter((x) => x.accepted).map((x) => x.precision) : []])) },
       ortVersion: ORT_VERSION,
       cameras: Object.fromEntries(Object.entries(snap.cameras).map(([name, c]) => [name, { ...c, source: this.parts.scheduler?.sourceHealth()[name] ?? null }])),
       latencyMs: snap.latencyMs,

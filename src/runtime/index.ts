@@ -5,3 +5,5 @@ export { InferenceEngine, type EngineOptions } from './inferenceEngine.js';
 export { float32, type TensorData, type TensorMap, type TensorValues } from './tensorData.js';
 export type { RunReply, ChooseReply } from './workerProtocol.js';
 export { localModelRunner } from './localModelRunner.js';
+export { ModelVariants, variantsDir, type Rung } from './modelVariants.js';
+export { buildInBackground } from './variantBuilder.js';

@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { MANIFEST, readManifest, type Manifest, type Precision } from '../optimize/index.js';
+
+export type Rung = 'fp32' | 'fp16' | 'int8' | 'fastest';
+
+/** Without autotune.json, the precisions that fill a rung, best guess first. */
+const PREFERENCE: Record<Rung, Precision[]> = {
+  fp32: ['fp32', 'fp16'],
+  fp16: ['fp16', 'fp32'],
+  int8: ['int8-static', 'int8-dynamic'],
+  fastest: ['int8-static', 'int8-dynamic', 'fp16', 'fp32'],
+};
+
+interface AutotuneRung {
+  precision: Precision;
+  file: string;
+  provider: string;
+}
+
+/** Where a configured model's variants live: the folder it names, or the state dir's build for its sha256. */
+export function variantsDir(modelFile: string, stateDir: string): string {
+  if (existsSync(modelFile) && statSync(modelFile).isDirectory()) return modelFile;
+  return join(stateDir, 'models', createHash('sha256').update(readFileSync(modelFile)).digest('hex'));
+}
+
+/**
+ * The accepted variants of one model (from `outpost optimize`'s manifest) and which file serves each
+ * precision rung: autotune.json's measured pick when there is one for this provider, else a preference.
+ */
+export class ModelVariants {
+  private constructor(
+    readonly dir: string,
+    readonly manifest: Manifest,
+    private readonly autotune: Record<string, AutotuneRung | null> | null,
+  ) {}
+
+  static load(dir: string): ModelVariants | null {
+    if (!existsSync(join(dir, MANIFEST))) return null;
+    const tune = join(dir, 'autotune.json');
+    const rungs = existsSync(tune) ? (JSON.parse(readFileSync(tune, 'utf8')).rungs as Record<string, AutotuneRung | null>) : null;
+    return new ModelVariants(dir, readManifest(dir), rungs);
+  }
+
+  pick(rung: Rung, provider: string): { precision: Precision; file: string } | null {
+    const accepted = this.manifest.variants.filter((v) => v.accepted);
+    const tuned = this.autotune?.[rung];
+    if (tuned && tuned.provider === provider && accepted.some((v) => v.file === tuned.file)) return { precision: tuned.precision, file: join(this.dir, tuned.file) };
+    for (const p of PREFERENCE[rung]) {
+      const v = accepted.find((x) => x.precision === p);
+      if (v) return { precision: v.precision, file: join(this.dir, v.file) };
+    }
+    return null;
+  }
+}

@@ -1,0 +1,44 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from './helpers/daemonProcess.js';
+import { sharedPath, tempDir } from './helpers/paths.js';
+
+const ultraface = sharedPath('models/ultraface/version-RFB-320.onnx');
+const vit = sharedPath('models/bench/vit_tiny.onnx');
+const mobilenet = sharedPath('models/bench/mobilenet_v3_small.onnx');
+const faces = sharedPath('data/faces');
+
+function optimize(model: string, args: string[]) {
+  const r = runCli(['optimize', model, '--out', join(tempDir(), 'variants'), '--json', ...args]);
+  expect(r.code, r.stderr).toBe(0);
+  return Object.fromEntries(JSON.parse(r.stdout).variants.map((v: { precision: string }) => [v.precision, v]));
+}
+
+describe.skipIf(!ultraface || !faces)('UltraFace int8-static calibrated on ../shared/data/faces', () => {
+  it('keeps detection F1 vs fp32 at IoU 0.5 at or above 0.95 and is about a third of the size', () => {
+    const v = optimize(ultraface!, ['--precision', 'fp32,int8-static', '--calibration', faces!, '--calibration-frames', '14', '--normalise', 'ultraface']);
+    expect(v['int8-static']).toMatchObject({ accepted: true, fidelity: { frames: 8, task: { kind: 'detection-ssd' } } });
+    expect(v['int8-static'].fidelity.task.value).toBeGreaterThanOrEqual(0.95);
+    expect(v['int8-static'].quantized.Conv).toBe(52);
+    expect(v['int8-static'].bytes / v.fp32.bytes).toBeLessThan(0.36);
+  });
+});
+
+describe.skipIf(!vit || !mobilenet || !faces)('bench models with random weights (fidelity only, never task accuracy)', () => {
+  it('ViT-tiny int8-dynamic keeps cosine ≥ 0.999 and is under 30% of the size', () => {
+    const v = optimize(vit!, ['--precision', 'fp32,int8-dynamic', '--calibration', faces!, '--calibration-frames', '14', '--min-task', '0']);
+    expect(v['int8-dynamic'].accepted).toBe(true);
+    expect(v['int8-dynamic'].fidelity.cosine).toBeGreaterThanOrEqual(0.999);
+    expect(v['int8-dynamic'].quantized).toMatchObject({ MatMul: 36, Gemm: 13 });
+    expect(v['int8-dynamic'].bytes / v.fp32.bytes).toBeLessThan(0.3);
+  });
+
+  it('MobileNetV3 int8-dynamic and int8-static both stay within the fidelity guard', () => {
+    const v = optimize(mobilenet!, ['--precision', 'fp32,int8-dynamic,int8-static', '--calibration', faces!, '--calibration-frames', '14', '--min-task', '0']);
+    expect(v['int8-dynamic'].fidelity.cosine).toBeGreaterThanOrEqual(0.99);
+    expect(v['int8-static']).toMatchObject({ accepted: true });
+    expect(v['int8-static'].quantized.Conv).toBe(52);
+  });
+});
+
+if (!ultraface || !vit || !faces) console.warn('skipped the optimizer tests on ../shared models: ../shared is absent');
