@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { benchCommand } from './cli/benchCommand.js';
 import { checkConfigCommand } from './cli/checkConfigCommand.js';
 import { configPath, exitOnError } from './cli/common.js';
@@ -41,6 +41,7 @@ program
   .option('-c, --config <file>', 'config file')
   .requiredOption('-i, --input <path>', 'an image, or a folder of .jpg/.png images')
   .option('-p, --pipeline <name>', 'pipeline to run (default: the first camera\'s)')
+  .addOption(new Option('--precision <rung>', 'run the optimized variants of this rung, where the models have them').choices(['fp32', 'fp16', 'int8', 'fastest']))
   .option('--json', 'JSON lines on stdout')
   .action((o) => inferCommand(o).catch(exitOnError));
 

@@ -1,12 +1,12 @@
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createSource, MotionGate } from './camera/index.js';
 import { isLiveSetting, type LevelPolicy, type LoadedConfig, type OutpostConfig } from './config/index.js';
-import { OutpostError, errorMessage } from './errors.js';
+import { errorMessage } from './errors.js';
 import { EventBus } from './eventBus.js';
 import type { Logger } from './log.js';
-import { FrameScheduler, startPipelines, summariseOutput, type StagedPipeline } from './pipeline/index.js';
+import { FrameScheduler, loadModelVariants, startPipelines, summariseOutput, variantFiles, type StagedPipeline } from './pipeline/index.js';
 import { buildInBackground, InferenceEngine, ModelVariants, ORT_VERSION, variantsDir, type Rung } from './runtime/index.js';
 import { PowerMonitor, type Transition } from './power/index.js';
 import { OutpostMetrics, RunningStats, StatusServer } from './telemetry/index.js';
@@ -161,14 +161,9 @@ export class Daemon {
 
   /** Each model's variants (from the folder it names, or built into the state dir) and the file serving now. */
   private loadVariants(): void {
-    const { models, node } = this.config;
-    for (const [name, m] of Object.entries(models)) {
-      const v = ModelVariants.load(variantsDir(m.file, node.stateDir));
-      this.variants.set(name, v);
-      const fp32 = v?.pick('fp32', this.parts.engine!.provider)?.file;
-      if (statSync(m.file).isDirectory() && !fp32) throw new OutpostError('OUTPOST_E_MODEL', `${m.file}/manifest.json has no accepted fp32 or fp16 variant to serve`);
-      this.servingFiles[name] = statSync(m.file).isDirectory() ? fp32! : m.file;
-    }
+    const { variants, serving } = loadModelVariants(this.config, this.parts.engine!.provider);
+    for (const [k, v] of variants) this.variants.set(k, v);
+    Object.assign(this.servingFiles, serving);
   }
 
   /** Swaps every pipeline to the variants of `rung` (stages whose model has none keep what they run). */
@@ -176,14 +171,7 @@ export class Daemon {
     this.rung = rung;
     const provider = this.parts.engine?.provider ?? 'cpu';
     for (const [name, pipeline] of this.parts.pipelines ?? []) {
-      const files: Record<string, string> = {};
-      const precisions = new Set<string>();
-      for (const stage of this.config.pipelines[name].stages) {
-        const pick = this.variants.get(stage.model)?.pick(rung, provider);
-        files[stage.name] = pick?.file ?? this.servingFiles[stage.model];
-        precisions.add(pick?.precision ?? 'fp32');
-      }
-      const label = [...precisions].join('+');
+      const { label, files } = variantFiles(this.config, name, rung, provider, this.variants, this.servingFiles);
       if (label === pipeline.variant && rung !== 'fp32') continue;
       try {
         await pipeline.useVariant(label, files);

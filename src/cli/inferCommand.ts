@@ -2,8 +2,8 @@ import { stat } from 'node:fs/promises';
 import { imageFrame, listImages } from '../camera/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
 import { createLogger } from '../log.js';
-import { startPipelines, summariseOutput } from '../pipeline/index.js';
-import { InferenceEngine } from '../runtime/index.js';
+import { loadModelVariants, startPipelines, summariseOutput, variantFiles } from '../pipeline/index.js';
+import { InferenceEngine, type Rung } from '../runtime/index.js';
 import { configPath, exitOnError, loadOrExit } from './common.js';
 
 export interface InferOptions {
@@ -11,6 +11,8 @@ export interface InferOptions {
   input: string;
   pipeline?: string;
   json?: boolean;
+  /** Precision rung to run (fp32, fp16, int8, fastest) when the models have optimized variants. */
+  precision?: string;
 }
 
 async function inputFiles(input: string): Promise<string[]> {
@@ -31,7 +33,12 @@ export async function inferCommand(opts: InferOptions): Promise<void> {
   try {
     const files = await inputFiles(opts.input);
     await engine.start();
-    const pipeline = (await startPipelines(config, engine, log, [name])).get(name)!;
+    const { variants, serving } = loadModelVariants(config, engine.provider);
+    const pipeline = (await startPipelines(config, engine, log, [name], undefined, serving)).get(name)!;
+    if (opts.precision) {
+      const { label, files } = variantFiles(config, name, opts.precision as Rung, engine.provider, variants, serving);
+      await pipeline.useVariant(label, files);
+    }
     for (const [i, file] of files.entries()) {
       try {
         const { output, timings, variant } = await pipeline.process(await imageFrame(file, 'infer', i));

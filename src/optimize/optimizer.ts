@@ -9,6 +9,7 @@ import { FidelityMeter, detectTask, type Fidelity } from './fidelity.js';
 import { convertFp16 } from './fp16.js';
 import type { ModelRunner } from './modelRunner.js';
 import { upgradeOpset } from './opsetUpgrade.js';
+import { int8FriendlyRewrites } from './int8Rewrites.js';
 import { calibrate, initializersAsConstants, insertQdq, type StaticOptions } from './staticQuant.js';
 
 export const PRECISIONS = ['fp32', 'fp16', 'int8-dynamic', 'int8-static'] as const;
@@ -86,6 +87,7 @@ async function buildOne(precision: Precision, base: ModelProto, req: OptimizeReq
     case 'int8-static': {
       if (req.calibration.length === 0) throw new OutpostError('OUTPOST_E_INPUT', 'int8-static needs calibration frames (--calibration DIR)');
       upgradeOpset(model, 13);
+      int8FriendlyRewrites(model);
       const opts: StaticOptions = { method: req.method, percentile: 99.999, perChannel: req.perChannel, reduceRange: req.reduceRange };
       const ranges = await calibrate(model, req.calibration, runner, opts, (i) => req.onProgress?.('calibrating', i, req.calibration.length));
       return { model, report: insertQdq(model, ranges, opts) };

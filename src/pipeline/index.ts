@@ -3,3 +3,4 @@ export { FrameScheduler, type ScheduledCamera } from './frameScheduler.js';
 export { LatestFrameSlot } from './latestFrameSlot.js';
 export { startPipelines } from './pipelineSet.js';
 export { runPipelined } from './pipelinedLoop.js';
+export { loadModelVariants, variantFiles } from './variantSelection.js';
