@@ -70,6 +70,7 @@ program
   .option('-o, --out <file>', 'also write the JSON report to this file')
   .option('--cameras <n>', 'multi-camera mode: N ffmpeg test cameras at 30 fps through the scheduler', positiveInt)
   .option('--duration <seconds>', 'multi-camera mode: seconds of the moving-scene run', positiveInt, 30)
+  .option('--levels', 'governor mode: build the variants, force each level\'s rung, report frames/s, CPU per frame and the swap stall')
   .option('--model-dir <dir>', 'model mode: time every accepted variant of an optimize folder, write autotune.json there')
   .option('--size <WxH>', 'model mode: input size for models with free dimensions', '640x480')
   .option('--json', 'JSON on stdout')

@@ -36,6 +36,7 @@ export class Daemon {
   private readonly variants = new Map<string, ModelVariants | null>();
   private readonly servingFiles: Record<string, string> = {};
   private rung: Rung = 'fp32';
+  private threads: number | undefined;
   private readonly builds = new AbortController();
 
   constructor(
@@ -156,7 +157,7 @@ export class Daemon {
       const caps = [cam.maxFps, policy?.maxFps].filter((v): v is number => v !== undefined);
       this.parts.scheduler?.setMaxFps(cam.name, caps.length ? Math.min(...caps) : undefined);
     }
-    if (policy) void this.applyRung(policy.precision);
+    if (policy) void this.applyRung(policy.precision, policy.threads);
   }
 
   /** Each model's variants (from the folder it names, or built into the state dir) and the file serving now. */
@@ -167,16 +168,16 @@ export class Daemon {
   }
 
   /** Swaps every pipeline to the variants of `rung` (stages whose model has none keep what they run). */
-  private async applyRung(rung: Rung): Promise<void> {
+  private async applyRung(rung: Rung, threads?: number): Promise<void> {
     this.rung = rung;
+    this.threads = threads;
     const provider = this.parts.engine?.provider ?? 'cpu';
     for (const [name, pipeline] of this.parts.pipelines ?? []) {
       const { label, files } = variantFiles(this.config, name, rung, provider, this.variants, this.servingFiles);
-      if (label === pipeline.variant && rung !== 'fp32') continue;
       try {
-        await pipeline.useVariant(label, files);
+        await pipeline.useVariant(label, files, threads ?? this.config.runtime.threads);
         this.metrics.setProvider(provider, label);
-        this.log.info({ pipeline: name, rung, variant: label }, 'pipeline precision set');
+        this.log.info({ pipeline: name, rung, variant: label, threads: threads ?? this.config.runtime.threads }, 'pipeline precision set');
       } catch (err) {
         this.log.error({ pipeline: name, rung, err: errorMessage(err) }, 'could not switch precision; keeping the current variant');
       }
@@ -192,7 +193,7 @@ export class Daemon {
       void buildInBackground(cli, m, dir, this.log.child({ component: 'optimize', model: name }), this.builds.signal).then((ok) => {
         if (!ok || this.builds.signal.aborted) return;
         this.variants.set(name, ModelVariants.load(dir));
-        void this.applyRung(this.rung);
+        void this.applyRung(this.rung, this.threads);
       });
     }
   }

@@ -8,6 +8,8 @@ import { OutpostError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { benchCameras } from './benchCameras.js';
 import { benchModels } from './benchModels.js';
+import { benchLevels } from './benchLevels.js';
+import { fileURLToPath } from 'node:url';
 import { runPipelined, startPipelines, type StagedPipeline } from '../pipeline/index.js';
 import { InferenceEngine, LocalSession, ORT_VERSION, type SessionSpec, type TensorMap } from '../runtime/index.js';
 import type { Frame } from '../types.js';
@@ -27,6 +29,8 @@ export interface BenchOptions {
   /** Model mode: time the variants in this optimize output folder and write autotune.json. */
   modelDir?: string;
   size: string;
+  /** Governor mode: force each level's rung on the same frames. */
+  levels?: boolean;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
@@ -108,6 +112,7 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
   const engine = new InferenceEngine({ ...config.runtime, stateDir: config.node.stateDir, cacheOptimizedGraphs: false }, log);
   const raw = new Map<string, LocalSession>();
   if (opts.cameras) return cameraMode(config, name, engine, opts, log);
+  if (opts.levels) return levelsMode(config, name, engine, opts, log);
   try {
     const frames = await loadFrames(opts);
     await engine.start();
@@ -177,6 +182,22 @@ async function cameraMode(config: OutpostConfig, name: string, engine: Inference
     const report = await benchCameras(config, pipeline, engine.provider, { cameras: opts.cameras!, durationSeconds: opts.duration, log });
     await pipeline.stop();
     const text = JSON.stringify({ ...report, createdAt: new Date().toISOString(), provider: engine.provider, pipeline: name }, null, 2) + '\n';
+    if (opts.out) writeFileSync(opts.out, text);
+    process.stdout.write(text);
+  } catch (err) {
+    await engine.stop();
+    exitOnError(err);
+  }
+  await engine.stop();
+}
+
+async function levelsMode(config: OutpostConfig, name: string, engine: InferenceEngine, opts: BenchOptions, log: Logger): Promise<void> {
+  try {
+    const frames = await loadFrames(opts);
+    await engine.start();
+    const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
+    const report = await benchLevels(config, name, engine, frames, opts.repeats, log, cli);
+    const text = JSON.stringify({ ...report, createdAt: new Date().toISOString(), provider: engine.provider }, null, 2) + '\n';
     if (opts.out) writeFileSync(opts.out, text);
     process.stdout.write(text);
   } catch (err) {

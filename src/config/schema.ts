@@ -222,13 +222,14 @@ const levelPolicy = z.strictObject({
   maxFps: z.number().positive().max(120).optional().describe('cap on frames/s per camera at this level'),
   offloadBias: z.number().min(0).max(1).describe('0: keep work local; 1: send every frame a peer can take'),
   pauseOptionalJobs: z.boolean(),
+  threads: z.number().int().min(0).max(256).optional().describe('intra-op threads at this level (1 about halves CPU per frame: no cross-core sync); default runtime.threads'),
 });
 
 const DEFAULT_POLICY = {
   nominal: { precision: 'fp32' as const, offloadBias: 0, pauseOptionalJobs: false },
   warm: { precision: 'int8' as const, offloadBias: 0.25, pauseOptionalJobs: false },
-  hot: { precision: 'int8' as const, maxFps: 1, offloadBias: 0.75, pauseOptionalJobs: true },
-  critical: { precision: 'int8' as const, maxFps: 0.2, offloadBias: 1, pauseOptionalJobs: true },
+  hot: { precision: 'int8' as const, maxFps: 1, offloadBias: 0.75, pauseOptionalJobs: true, threads: 1 },
+  critical: { precision: 'int8' as const, maxFps: 0.2, offloadBias: 1, pauseOptionalJobs: true, threads: 1 },
 };
 
 const thresholdsSchema = z.strictObject({ warm: z.number().min(20).max(130), hot: z.number().min(20).max(130), critical: z.number().min(20).max(130) });

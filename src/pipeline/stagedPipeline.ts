@@ -141,19 +141,19 @@ export class StagedPipeline {
    * Hot swap: loads (or reuses) a session for each stage named in `files`, then switches between frames.
    * Frames already started finish on the sessions they started with; none is dropped or run twice.
    */
-  async useVariant(variant: string, files: Readonly<Record<string, string>>): Promise<void> {
+  async useVariant(variant: string, files: Readonly<Record<string, string>>, threads?: number): Promise<void> {
     const stages: Stage[] = [];
     for (const stage of this.current.stages) {
       const file = files[stage.config.name];
-      stages.push(file ? { ...stage, ...(await this.session(stage.config.name, file)) } : stage);
+      stages.push(file ? { ...stage, ...(await this.session(stage.config.name, file, threads)) } : stage);
     }
     this.current = { variant, stages, users: 0 };
     await this.evict();
   }
 
-  private async session(stageName: string, file: string): Promise<Pick<Stage, 'key' | 'info' | 'inputName'>> {
-    const key = `${this.name}/${stageName}#${file}`;
-    const info = await this.deps.worker.load(key, file, this.deps.spec, true);
+  private async session(stageName: string, file: string, threads = this.deps.spec.threads): Promise<Pick<Stage, 'key' | 'info' | 'inputName'>> {
+    const key = `${this.name}/${stageName}#${file}@${threads}`;
+    const info = await this.deps.worker.load(key, file, { ...this.deps.spec, threads }, true);
     if (!this.loaded.has(key)) this.deps.log.info({ stage: `${this.name}/${stageName}`, file, provider: info.provider, loadMs: Math.round(info.loadMs), fromCache: info.fromCache }, 'model loaded');
     this.loaded.set(key, { stage: stageName, lastUsed: performance.now() });
     return { key, info, inputName: info.inputNames[0] };

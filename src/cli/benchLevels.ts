@@ -1,0 +1,95 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { OutpostConfig } from '../config/index.js';
+import type { Logger } from '../log.js';
+import { loadModelVariants, runPipelined, startPipelines, variantFiles } from '../pipeline/index.js';
+import { buildInBackground, variantsDir, type InferenceEngine, type Rung } from '../runtime/index.js';
+import type { Frame } from '../types.js';
+import { Progress } from './progress.js';
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+const r3 = (v: number) => Math.round(v * 1000) / 1000;
+
+/**
+ * `outpost bench --levels`: builds the models' variants (as the daemon would in the background), then forces
+ * each governor level's rung on the same frames: frames/s, CPU seconds per frame, and the stall a hot swap
+ * causes in a steady stream of frames.
+ */
+export async function benchLevels(config: OutpostConfig, pipelineName: string, engine: InferenceEngine, frames: Frame[], repeats: number, log: Logger, cli: string) {
+  const stateDir = mkdtempSync(join(tmpdir(), 'outpost-bench-levels-'));
+  const cfg: OutpostConfig = { ...config, node: { ...config.node, stateDir } };
+  try {
+    const progress = new Progress('bench levels');
+    const models = [...new Set(cfg.pipelines[pipelineName].stages.map((s) => s.model))];
+    for (const [i, name] of models.entries()) {
+      progress.update(i, models.length, `building variants of ${name}`);
+      const m = cfg.models[name];
+      const normalise = cfg.pipelines[pipelineName].stages.find((s) => s.model === name)!.decoder.type === 'ctc' ? 'half' : 'imagenet-bgr';
+      const size = normalise === 'half' ? '320x48' : '640x480';
+      const built = await buildInBackground(cli, { ...m, optimize: { ...m.optimize, enabled: true, precisions: ['fp32', 'int8-dynamic', 'int8-static'], normalise, size, minCosine: 0.9 } }, variantsDir(m.file, stateDir), log, new AbortController().signal);
+      if (!built) log.warn({ model: name }, 'variants could not be built; that model stays fp32');
+    }
+    const { variants, serving } = loadModelVariants(cfg, engine.provider);
+    const pipeline = (await startPipelines(cfg, engine, log, [pipelineName], undefined, serving)).get(pipelineName)!;
+    const settings = [...new Map(Object.values(cfg.power.policy).map((p) => [`${p.precision}@${p.threads ?? cfg.runtime.threads}`, p])).values()];
+    const measured: Record<string, { variant: string; fps: number[]; cpuPerFrame: number[] }> = {};
+    const keyOf = (p: { precision: string; threads?: number }) => `${p.precision}@${p.threads ?? cfg.runtime.threads}`;
+    const runFrames = async () => {
+      let i = 0;
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      await runPipelined(async () => (i < frames.length ? pipeline.prepare(frames[i++]) : null), (p) => pipeline.finish(p), () => undefined, 2);
+      const cpu = process.cpuUsage(cpu0);
+      return { fps: (frames.length * 1000) / (performance.now() - t0), cpuPerFrame: (cpu.user + cpu.system) / 1e6 / frames.length };
+    };
+    for (let r = 0; r < repeats; r++) {
+      for (const p of settings) {
+        progress.update(r, repeats, `rung ${p.precision}`);
+        const { label, files } = variantFiles(cfg, pipelineName, p.precision as Rung, engine.provider, variants, serving);
+        await pipeline.useVariant(label, files, p.threads ?? cfg.runtime.threads);
+        const m = await runFrames();
+        const entry = (measured[keyOf(p)] ??= { variant: label, fps: [], cpuPerFrame: [] });
+        entry.fps.push(m.fps);
+        entry.cpuPerFrame.push(m.cpuPerFrame);
+      }
+    }
+    const swap = await measureSwapStall(pipeline, frames, cfg, pipelineName, engine.provider, variants, serving);
+    progress.done();
+    await pipeline.stop();
+    const levels = Object.fromEntries(
+      Object.entries(cfg.power.policy).map(([level, p]) => {
+        const m = measured[keyOf(p)];
+        return [level, { rung: p.precision, variant: m.variant, threads: p.threads ?? cfg.runtime.threads, maxFps: p.maxFps ?? null, framesPerSecond: r3(median(m.fps)), cpuSecondsPerFrame: r3(median(m.cpuPerFrame)) }];
+      }),
+    );
+    const ratio = levels.hot.cpuSecondsPerFrame / levels.nominal.cpuSecondsPerFrame;
+    return { kind: 'outpost-bench-levels', pipeline: pipelineName, frames: frames.length, repeats, levels, hotToNominalCpuPerFrame: r3(ratio), swap, goals: { hotCpuAtMost0_6xNominal: ratio <= 0.6, swapStallUnderOneFrameInterval: swap.stallMs < swap.frameIntervalMs } };
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+/** Frames at a steady pace; variants swap back and forth mid-stream; the stall is the worst gap beyond the pace. */
+async function measureSwapStall(pipeline: Awaited<ReturnType<typeof startPipelines>> extends Map<string, infer P> ? P : never, frames: Frame[], cfg: OutpostConfig, name: string, provider: string, variants: Parameters<typeof variantFiles>[4], serving: Record<string, string>) {
+  const a = variantFiles(cfg, name, 'fp32', provider, variants, serving);
+  const b = variantFiles(cfg, name, 'int8', provider, variants, serving);
+  const intervalMs = 200;
+  const done: number[] = [];
+  const swaps: Promise<void>[] = [];
+  let i = 0;
+  await runPipelined(
+    async () => {
+      if (i >= frames.length * 2) return null;
+      await new Promise((r) => setTimeout(r, intervalMs));
+      if (i % 5 === 4) swaps.push(pipeline.useVariant(i % 10 === 4 ? b.label : a.label, i % 10 === 4 ? b.files : a.files));
+      return pipeline.prepare(frames[i++ % frames.length]);
+    },
+    (p) => pipeline.finish(p),
+    () => done.push(performance.now()),
+    2,
+  );
+  await Promise.all(swaps);
+  const gaps = done.slice(1).map((t, k) => t - done[k]);
+  return { swaps: swaps.length, frameIntervalMs: intervalMs, worstGapMs: r3(Math.max(...gaps)), medianGapMs: r3(median(gaps)), stallMs: r3(Math.max(0, Math.max(...gaps) - intervalMs)) };
+}
