@@ -66,7 +66,7 @@ export class LocalSession {
       executionProviders: [providerOption(spec)],
       intraOpNumThreads: spec.threads > 0 ? spec.threads : availableParallelism(),
       interOpNumThreads: 1,
-      graphOptimizationLevel: fromCache ? 'disabled' : (spec.optimization ?? 'all'),
+      graphOptimizationLevel: fromCache ? 'disabled' : (spec.optimization ?? defaultOptimization(model, spec.provider)),
       logSeverityLevel: 3,
       ...(cached && !fromCache ? { optimizedModelFilePath: cached } : {}),
       ...(spec.saveOptimizedTo ? { optimizedModelFilePath: spec.saveOptimizedTo } : {}),
@@ -96,6 +96,14 @@ export class LocalSession {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/**
+ * ORT 1.30's CPU layout transforms (level 'all') crash the process on some float16 graphs (ViT-tiny fp16:
+ * SIGSEGV while optimizing); 'extended' runs them fine. Our optimizer names float16 variants *.fp16.onnx.
+ */
+function defaultOptimization(model: string | Uint8Array, provider: ProviderName): 'all' | 'extended' {
+  return typeof model === 'string' && provider === 'cpu' && model.endsWith('.fp16.onnx') ? 'extended' : 'all';
 }
 
 function shapesOf(session: ort.InferenceSession): SessionInfo['inputShapes'] {
