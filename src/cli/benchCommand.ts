@@ -175,13 +175,12 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
   await engine.stop();
 }
 
-async function cameraMode(config: OutpostConfig, name: string, engine: InferenceEngine, opts: BenchOptions, log: Logger): Promise<void> {
+/** Runs a bench mode on a started engine, prints (and saves) its JSON report, and always stops the engine. */
+async function reportMode(engine: InferenceEngine, opts: BenchOptions, run: () => Promise<object>): Promise<void> {
   try {
     await engine.start();
-    const pipeline = (await startPipelines(config, engine, log, [name])).get(name)!;
-    const report = await benchCameras(config, pipeline, engine.provider, { cameras: opts.cameras!, durationSeconds: opts.duration, log });
-    await pipeline.stop();
-    const text = JSON.stringify({ ...report, createdAt: new Date().toISOString(), provider: engine.provider, pipeline: name }, null, 2) + '\n';
+    const report = await run();
+    const text = JSON.stringify({ ...report, createdAt: new Date().toISOString(), provider: engine.provider }, null, 2) + '\n';
     if (opts.out) writeFileSync(opts.out, text);
     process.stdout.write(text);
   } catch (err) {
@@ -191,18 +190,15 @@ async function cameraMode(config: OutpostConfig, name: string, engine: Inference
   await engine.stop();
 }
 
-async function levelsMode(config: OutpostConfig, name: string, engine: InferenceEngine, opts: BenchOptions, log: Logger): Promise<void> {
-  try {
-    const frames = await loadFrames(opts);
-    await engine.start();
-    const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
-    const report = await benchLevels(config, name, engine, frames, opts.repeats, log, cli);
-    const text = JSON.stringify({ ...report, createdAt: new Date().toISOString(), provider: engine.provider }, null, 2) + '\n';
-    if (opts.out) writeFileSync(opts.out, text);
-    process.stdout.write(text);
-  } catch (err) {
-    await engine.stop();
-    exitOnError(err);
-  }
-  await engine.stop();
+function cameraMode(config: OutpostConfig, name: string, engine: InferenceEngine, opts: BenchOptions, log: Logger): Promise<void> {
+  return reportMode(engine, opts, async () => {
+    const pipeline = (await startPipelines(config, engine, log, [name])).get(name)!;
+    const report = await benchCameras(config, pipeline, engine.provider, { cameras: opts.cameras!, durationSeconds: opts.duration, log });
+    await pipeline.stop();
+    return { ...report, pipeline: name };
+  });
+}
+
+function levelsMode(config: OutpostConfig, name: string, engine: InferenceEngine, opts: BenchOptions, log: Logger): Promise<void> {
+  return reportMode(engine, opts, async () => benchLevels(config, name, engine, await loadFrames(opts), opts.repeats, log, fileURLToPath(new URL('../cli.js', import.meta.url))));
 }

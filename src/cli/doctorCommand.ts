@@ -1,7 +1,7 @@
 import { statfs } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { ffmpegVersion, listVideoDevices } from '../camera/index.js';
-import { sensorInventory } from '../power/index.js';
+import { BoardSensors } from '../power/index.js';
 import { AUTO_ORDER, ORT_VERSION, probeProvider, supportedBackends } from '../runtime/index.js';
 
 interface Finding {
@@ -34,8 +34,15 @@ async function findings(stateDir: string): Promise<Finding[]> {
   out.push({ check: 'ffmpeg', ok: ffmpeg !== null, detail: ffmpeg ?? 'not found', fix: ffmpeg ? undefined : 'apt-get install ffmpeg (needed for v4l2, rtsp and file cameras)', optional: true });
   const devices = await listVideoDevices();
   out.push({ check: 'video devices', ok: true, detail: devices.length ? devices : 'none (demo and directory cameras still work)' });
-  const sensors = await sensorInventory();
-  out.push({ check: 'sensors', ok: sensors.length > 0, detail: sensors.length ? sensors.map((s) => `${s.kind} ${s.name}: ${s.reading ?? 'unreadable'}`) : 'none found', fix: sensors.length ? undefined : 'no thermal zones: the governor cannot see temperature (normal in containers and VMs)', optional: true });
+  const s = await new BoardSensors({ root: '/', lowBatteryPercent: 20 }).read();
+  const temps = s.thermal.map((t) => `${t.name}: ${t.celsius === null ? 'unreadable' : `${t.celsius.toFixed(1)} °C`}`);
+  out.push({
+    check: 'sensors',
+    ok: s.temperature !== null,
+    detail: { board: s.board, temperatures: temps, powerState: s.powerState, missing: s.missing },
+    fix: s.temperature ? undefined : 'no board temperature: the governor stays nominal (normal in containers and VMs); `outpost sensors` shows what was looked for',
+    optional: true,
+  });
   try {
     const fs = await statfs(stateDir);
     const free = fs.bavail * fs.bsize;

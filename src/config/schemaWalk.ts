@@ -1,3 +1,4 @@
+import { editDistance } from '../editDistance.js';
 import type { z } from 'zod';
 
 /** Small readers over zod 4's internal definitions, used for "did you mean" hints and env overrides. */
@@ -64,25 +65,11 @@ export function leafPaths(root: z.ZodType, prefix: string[] = []): { path: strin
   return Object.entries(shape).flatMap(([k, v]) => leafPaths(v, [...prefix, k]));
 }
 
-export function levenshtein(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0];
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const up = prev[j];
-      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = up;
-    }
-  }
-  return prev[b.length];
-}
-
 export function closest(word: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDist = Infinity;
   for (const c of candidates) {
-    const d = levenshtein(word.toLowerCase(), c.toLowerCase());
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
     if (d < bestDist) [best, bestDist] = [c, d];
   }
   return best !== undefined && bestDist <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;

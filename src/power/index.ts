@@ -1,4 +1,3 @@
-export { sensorInventory, type SensorEntry } from './sensorInventory.js';
 export { BoardSensors, powerState, type SensorSnapshot, type BoardFamily, type PowerState, type BoardSensorOptions } from './boardSensors.js';
 export { Governor, chooseThresholds, type Transition, type GovernorState, type Thresholds } from './governor.js';
 export { decodeThrottled, type ThrottleState, type ThrottleFlags } from './raspberryPi.js';
