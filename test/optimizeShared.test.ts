@@ -20,7 +20,9 @@ describe.skipIf(!ultraface || !faces)('UltraFace int8-static calibrated on ../sh
     expect(v['int8-static']).toMatchObject({ accepted: true, fidelity: { frames: 8, task: { kind: 'detection-ssd' } } });
     expect(v['int8-static'].fidelity.task.value).toBeGreaterThanOrEqual(0.95);
     expect(v['int8-static'].quantized.Conv).toBe(52);
-    expect(v['int8-static'].bytes / v.fp32.bytes).toBeLessThan(0.36);
+    expect(v['int8-static'].bytes / v.fp32.bytes).toBeLessThan(0.38);
+    // per-channel weights, as the depthwise convolutions need
+    expect(v['int8-static'].fidelity.task.value).toBeGreaterThan(0.96);
   });
 });
 

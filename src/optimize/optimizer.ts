@@ -88,7 +88,8 @@ async function buildOne(precision: Precision, base: ModelProto, req: OptimizeReq
       if (req.calibration.length === 0) throw new OutpostError('OUTPOST_E_INPUT', 'int8-static needs calibration frames (--calibration DIR)');
       upgradeOpset(model, 13);
       int8FriendlyRewrites(model);
-      const opts: StaticOptions = { method: req.method, percentile: 99.999, perChannel: req.perChannel, reduceRange: req.reduceRange };
+      // per-channel weights always: per-tensor scales break depthwise convolutions (REFERENCE §1)
+      const opts: StaticOptions = { method: req.method, percentile: 99.999, perChannel: true, reduceRange: req.reduceRange };
       const ranges = await calibrate(model, req.calibration, runner, opts, (i) => req.onProgress?.('calibrating', i, req.calibration.length));
       return { model, report: insertQdq(model, ranges, opts) };
     }
