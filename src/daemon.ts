@@ -173,11 +173,11 @@ export class Daemon {
     this.threads = threads;
     const provider = this.parts.engine?.provider ?? 'cpu';
     for (const [name, pipeline] of this.parts.pipelines ?? []) {
-      const { label, files } = variantFiles(this.config, name, rung, provider, this.variants, this.servingFiles);
+      const { label, stages } = variantFiles(this.config, name, rung, provider, this.variants, this.servingFiles);
       try {
-        await pipeline.useVariant(label, files, threads ?? this.config.runtime.threads);
+        await pipeline.useVariant(label, stages, threads);
         this.metrics.setProvider(provider, label);
-        this.log.info({ pipeline: name, rung, variant: label, threads: threads ?? this.config.runtime.threads }, 'pipeline precision set');
+        this.log.info({ pipeline: name, rung, variant: label, threads: threads ?? Object.values(stages).map((c) => c.threads ?? this.config.runtime.threads) }, 'pipeline precision set');
       } catch (err) {
         this.log.error({ pipeline: name, rung, err: errorMessage(err) }, 'could not switch precision; keeping the current variant');
       }

@@ -15,6 +15,8 @@ import { ROOT, tempDir } from './helpers/paths.js';
  * Two real variants of each PP-OCR model: the npm file and ORT's optimized graph of it (a different file
  * with the same function), swapped under load and then 200 times.
  */
+const choices = (files: Record<string, string>) => Object.fromEntries(Object.entries(files).map(([stage, file]) => [stage, { file }]));
+
 describe('hot swap between model variants', () => {
   const logs: Record<string, unknown>[] = [];
   const log = pino({ level: 'info' }, new Writable({ write: (c, _e, done) => (logs.push(JSON.parse(String(c))), done()) }));
@@ -61,7 +63,7 @@ describe('hot swap between model variants', () => {
     const scheduler = new FrameScheduler([{ source: new DirectorySource('cam', { path: frames, fps: 30, loop: true, watch: false }), pipeline }], { bus, log, provider: engine.provider, inflight: 2 });
     scheduler.start();
     for (let i = 0; i < 30; i++) {
-      await pipeline.useVariant(i % 2 ? 'fp32' : 'fp32-ort-optimized', i % 2 ? original : optimized);
+      await pipeline.useVariant(i % 2 ? 'fp32' : 'fp32-ort-optimized', choices(i % 2 ? original : optimized));
       await new Promise((r) => setTimeout(r, 60));
     }
     await scheduler.stop();
@@ -81,10 +83,10 @@ describe('hot swap between model variants', () => {
 
   it('reuses sessions across 200 swaps: no new session, RSS stable', async () => {
     const loadsBefore = logs.filter((l) => l.msg === 'model loaded').length;
-    await pipeline.useVariant('a', optimized);
-    await pipeline.useVariant('b', original);
+    await pipeline.useVariant('a', choices(optimized));
+    await pipeline.useVariant('b', choices(original));
     const rssBefore = process.memoryUsage.rss();
-    for (let i = 0; i < 200; i++) await pipeline.useVariant(i % 2 ? 'a' : 'b', i % 2 ? optimized : original);
+    for (let i = 0; i < 200; i++) await pipeline.useVariant(i % 2 ? 'a' : 'b', choices(i % 2 ? optimized : original));
     const rssAfter = process.memoryUsage.rss();
     expect(logs.filter((l) => l.msg === 'model loaded').length).toBe(loadsBefore);
     expect(rssAfter / rssBefore).toBeLessThan(1.05);

@@ -103,7 +103,7 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
     const text = JSON.stringify(report, null, 2) + '\n';
     if (opts.out) writeFileSync(opts.out, text);
     if (opts.json) process.stdout.write(text);
-    else for (const v of report.variants) process.stdout.write(`${v.provider.padEnd(6)} ${v.precision.padEnd(13)} ${String(v.msMedian).padStart(8)} ms  ×${v.speedupVsFp32 ?? '?'} vs fp32  size ×${v.bytesVsFp32}\n`);
+    else for (const v of report.variants) process.stdout.write(`${v.provider.padEnd(6)} ${v.precision.padEnd(13)} ${String(v.threads).padStart(2)} threads ${String(v.msMedian).padStart(8)} ms  ×${v.speedupVsFp32 ?? '?'} vs the best fp32  size ×${v.bytesVsFp32}\n`);
     return;
   }
   const { config } = loadOrExit(configPath(opts.config));

@@ -46,8 +46,8 @@ export async function benchLevels(config: OutpostConfig, pipelineName: string, e
     for (let r = 0; r < repeats; r++) {
       for (const p of settings) {
         progress.update(r, repeats, `rung ${p.precision}`);
-        const { label, files } = variantFiles(cfg, pipelineName, p.precision as Rung, engine.provider, variants, serving);
-        await pipeline.useVariant(label, files, p.threads ?? cfg.runtime.threads);
+        const { label, stages } = variantFiles(cfg, pipelineName, p.precision as Rung, engine.provider, variants, serving);
+        await pipeline.useVariant(label, stages, p.threads ?? cfg.runtime.threads);
         const m = await runFrames();
         const entry = (measured[keyOf(p)] ??= { variant: label, fps: [], cpuPerFrame: [] });
         entry.fps.push(m.fps);
@@ -82,7 +82,7 @@ async function measureSwapStall(pipeline: Awaited<ReturnType<typeof startPipelin
     async () => {
       if (i >= frames.length * 2) return null;
       await new Promise((r) => setTimeout(r, intervalMs));
-      if (i % 5 === 4) swaps.push(pipeline.useVariant(i % 10 === 4 ? b.label : a.label, i % 10 === 4 ? b.files : a.files));
+      if (i % 5 === 4) swaps.push(pipeline.useVariant(i % 10 === 4 ? b.label : a.label, i % 10 === 4 ? b.stages : a.stages));
       return pipeline.prepare(frames[i++ % frames.length]);
     },
     (p) => pipeline.finish(p),

@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { configSchema } from '../config/index.js';
 import { readModelFile } from '../onnx/index.js';
@@ -34,14 +35,18 @@ export async function benchModels(opts: ModelBenchOptions) {
   const accepted = manifest.variants.filter((v) => v.accepted);
   const providers = (await Promise.all(AUTO_ORDER.map((p) => probeProvider(p)))).filter((a) => a.ok).map((a) => a.provider);
   const [w, h] = opts.size.split('x').map(Number);
-  const candidates: { precision: Precision; file: string; provider: ProviderName; session: LocalSession; times: number[] }[] = [];
+  // One thread can beat all cores on small models (no cross-core sync), so thread counts are candidates too.
+  const threadCounts = [...new Set([1, availableParallelism()])];
+  const candidates: { precision: Precision; file: string; provider: ProviderName; threads: number; session: LocalSession; times: number[] }[] = [];
   for (const provider of providers) {
     for (const v of accepted) {
-      const file = join(opts.modelDir, v.file);
-      try {
-        candidates.push({ precision: v.precision, file: v.file, provider, session: await LocalSession.create(file, { provider, threads: 0, deviceId: 0, cacheDir: null }), times: [] });
-      } catch {
-        /* a variant the provider cannot load is simply not a candidate there */
+      for (const threads of provider === 'cpu' ? threadCounts : [0]) {
+        const file = join(opts.modelDir, v.file);
+        try {
+          candidates.push({ precision: v.precision, file: v.file, provider, threads, session: await LocalSession.create(file, { provider, threads, deviceId: 0, cacheDir: null }), times: [] });
+        } catch {
+          /* a variant the provider cannot load is simply not a candidate there */
+        }
       }
     }
   }
@@ -60,8 +65,8 @@ export async function benchModels(opts: ModelBenchOptions) {
   }
   progress.done();
   await Promise.all(candidates.map((c) => c.session.release()));
-  const results = candidates.map((c) => ({ precision: c.precision, file: c.file, provider: c.provider, msMedian: r2(median(c.times)), ms: c.times.map(r2) }));
-  const fp32 = (p: string) => results.find((x) => x.provider === p && x.precision === 'fp32')?.msMedian;
+  const results = candidates.map((c) => ({ precision: c.precision, file: c.file, provider: c.provider, threads: c.threads, msMedian: r2(median(c.times)), ms: c.times.map(r2) }));
+  const fp32 = (p: string) => results.filter((x) => x.provider === p && x.precision === 'fp32').sort((a, b) => a.msMedian - b.msMedian)[0]?.msMedian;
   const withSpeedup = results.map((x) => ({ ...x, speedupVsFp32: fp32(x.provider) ? r2(fp32(x.provider)! / x.msMedian) : null, bytesVsFp32: r2(bytes(x.file) / bytes(accepted.find((v) => v.precision === 'fp32')?.file ?? x.file)) }));
   function bytes(file: string) {
     return manifest.variants.find((v) => v.file === file)?.bytes ?? 0;

@@ -36,8 +36,8 @@ export async function inferCommand(opts: InferOptions): Promise<void> {
     const { variants, serving } = loadModelVariants(config, engine.provider);
     const pipeline = (await startPipelines(config, engine, log, [name], undefined, serving)).get(name)!;
     if (opts.precision) {
-      const { label, files } = variantFiles(config, name, opts.precision as Rung, engine.provider, variants, serving);
-      await pipeline.useVariant(label, files);
+      const { label, stages } = variantFiles(config, name, opts.precision as Rung, engine.provider, variants, serving);
+      await pipeline.useVariant(label, stages);
     }
     for (const [i, file] of files.entries()) {
       try {

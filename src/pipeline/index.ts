@@ -1,4 +1,4 @@
-export { StagedPipeline, summariseOutput, type PipelineDeps, type PreparedFrame, type PipelineOutcome } from './stagedPipeline.js';
+export { StagedPipeline, summariseOutput, type StageChoice, type PipelineDeps, type PreparedFrame, type PipelineOutcome } from './stagedPipeline.js';
 export { FrameScheduler, type ScheduledCamera } from './frameScheduler.js';
 export { LatestFrameSlot } from './latestFrameSlot.js';
 export { startPipelines } from './pipelineSet.js';

@@ -51,6 +51,12 @@ export interface PipelineOutcome {
   variant: string;
 }
 
+/** What a stage runs after a swap: a model file, and the intra-op threads autotune found best for it. */
+export interface StageChoice {
+  file: string;
+  threads?: number;
+}
+
 /** One set of sessions (one per stage) and the frames running on it. */
 interface Generation {
   variant: string;
@@ -138,14 +144,15 @@ export class StagedPipeline {
   }
 
   /**
-   * Hot swap: loads (or reuses) a session for each stage named in `files`, then switches between frames.
+   * Hot swap: loads (or reuses) a session for each stage named in `choices`, then switches between frames.
+   * `threads` (a governor level's) overrides each choice's own.
    * Frames already started finish on the sessions they started with; none is dropped or run twice.
    */
-  async useVariant(variant: string, files: Readonly<Record<string, string>>, threads?: number): Promise<void> {
+  async useVariant(variant: string, choices: Readonly<Record<string, StageChoice>>, threads?: number): Promise<void> {
     const stages: Stage[] = [];
     for (const stage of this.current.stages) {
-      const file = files[stage.config.name];
-      stages.push(file ? { ...stage, ...(await this.session(stage.config.name, file, threads)) } : stage);
+      const choice = choices[stage.config.name];
+      stages.push(choice ? { ...stage, ...(await this.session(stage.config.name, choice.file, threads ?? choice.threads)) } : stage);
     }
     this.current = { variant, stages, users: 0 };
     await this.evict();

@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import type { OutpostConfig } from '../config/index.js';
 import { OutpostError } from '../errors.js';
 import { ModelVariants, variantsDir, type Rung } from '../runtime/index.js';
+import type { StageChoice } from './stagedPipeline.js';
 
 /** Every configured model's variants (null: none built yet) and the .onnx file that serves it at fp32. */
 export function loadModelVariants(config: OutpostConfig, provider: string): { variants: Map<string, ModelVariants | null>; serving: Record<string, string> } {
@@ -20,14 +21,14 @@ export function loadModelVariants(config: OutpostConfig, provider: string): { va
   return { variants, serving };
 }
 
-/** The files a pipeline's stages run at a precision rung, and the variant label results carry. */
-export function variantFiles(config: OutpostConfig, pipeline: string, rung: Rung, provider: string, variants: Map<string, ModelVariants | null>, serving: Record<string, string>): { label: string; files: Record<string, string> } {
-  const files: Record<string, string> = {};
+/** What a pipeline's stages run at a precision rung (file and tuned threads), and the label results carry. */
+export function variantFiles(config: OutpostConfig, pipeline: string, rung: Rung, provider: string, variants: Map<string, ModelVariants | null>, serving: Record<string, string>): { label: string; stages: Record<string, StageChoice> } {
+  const stages: Record<string, StageChoice> = {};
   const precisions = new Set<string>();
   for (const stage of config.pipelines[pipeline].stages) {
     const pick = variants.get(stage.model)?.pick(rung, provider);
-    files[stage.name] = pick?.file ?? serving[stage.model];
+    stages[stage.name] = pick ? { file: pick.file, threads: pick.threads } : { file: serving[stage.model] };
     precisions.add(pick?.precision ?? 'fp32');
   }
-  return { label: [...precisions].join('+'), files };
+  return { label: [...precisions].join('+'), stages };
 }

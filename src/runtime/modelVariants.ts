@@ -17,6 +17,7 @@ interface AutotuneRung {
   precision: Precision;
   file: string;
   provider: string;
+  threads?: number;
 }
 
 /** Where a configured model's variants live: the folder it names, or the state dir's build for its sha256. */
@@ -43,10 +44,11 @@ export class ModelVariants {
     return new ModelVariants(dir, readManifest(dir), rungs);
   }
 
-  pick(rung: Rung, provider: string): { precision: Precision; file: string } | null {
+  /** The file for a rung, with the intra-op threads autotune measured fastest for it on this board. */
+  pick(rung: Rung, provider: string): { precision: Precision; file: string; threads?: number } | null {
     const accepted = this.manifest.variants.filter((v) => v.accepted);
     const tuned = this.autotune?.[rung];
-    if (tuned && tuned.provider === provider && accepted.some((v) => v.file === tuned.file)) return { precision: tuned.precision, file: join(this.dir, tuned.file) };
+    if (tuned && tuned.provider === provider && accepted.some((v) => v.file === tuned.file)) return { precision: tuned.precision, file: join(this.dir, tuned.file), threads: tuned.threads };
     for (const p of PREFERENCE[rung]) {
       const v = accepted.find((x) => x.precision === p);
       if (v) return { precision: v.precision, file: join(this.dir, v.file) };
