@@ -27,7 +27,7 @@ describe('outpost bench (machine-readable reports; the numbers themselves belong
     expect(r.code, r.stderr).toBe(0);
     const tune = JSON.parse(readFileSync(join(dir, 'autotune.json'), 'utf8'));
     expect([...new Set(tune.variants.map((v: { precision: string }) => v.precision))].sort()).toEqual(['fp32', 'int8-static']);
-    expect([...new Set(tune.variants.map((v: { threads: number }) => v.threads))].sort()).toEqual([1, 2].slice(0, new Set([1, availableParallelism()]).size));
+    expect([...new Set(tune.variants.map((v: { threads: number }) => v.threads))].sort()).toEqual([...new Set([1, availableParallelism()])].sort((a, b) => a - b));
     expect(tune.levels.nominal.threads).toBeGreaterThanOrEqual(1);
     expect(Object.keys(tune.levels)).toEqual(['nominal', 'warm', 'hot', 'critical']);
     expect(tune.levels.nominal.precision).toBe('fp32');
