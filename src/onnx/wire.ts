@@ -75,7 +75,7 @@ class Reader {
     return v;
   }
 
-  skip(wireType: number): void {
+  skipField(wireType: number): void {
     if (wireType === 0) this.varint();
     else if (wireType === 1) this.pos += 8;
     else if (wireType === 2) this.bytes();
@@ -122,7 +122,7 @@ export function decodeMessage(buf: Uint8Array, type: string, schema: MessageSche
     const f = defs[no];
     const packed = f?.repeated && PACKABLE.has(f.type) && wireType === 2;
     if (!f || (!packed && WIRE_TYPE[f.type] !== wireType)) {
-      r.skip(wireType);
+      r.skipField(wireType);
       (out.$unknown ??= []).push(buf.subarray(start, r.pos));
       continue;
     }
