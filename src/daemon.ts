@@ -94,9 +94,10 @@ export class Daemon {
       this.parts.power = power;
       await power.start();
       this.applyPolicy(null, power.policy);
-      this.buildMissingVariants();
       this.metrics.watchGovernor(() => this.parts.power?.status().governor ?? null);
     }
+
+    this.buildMissingVariants();
 
     if (cfg.status.enabled) {
       step('the status server');
