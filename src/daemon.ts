@@ -9,7 +9,7 @@ import type { Logger } from './log.js';
 import { FrameScheduler, loadModelVariants, startPipelines, summariseOutput, variantFiles, type StagedPipeline } from './pipeline/index.js';
 import { buildInBackground, InferenceEngine, ModelVariants, ORT_VERSION, variantsDir, type Rung } from './runtime/index.js';
 import { PowerMonitor, type Transition } from './power/index.js';
-import { OutpostMetrics, RunningStats, StatusServer } from './telemetry/index.js';
+import { OutpostMetrics, RunningStats, StatusServer, renderStatusPage, type PageStatus } from './telemetry/index.js';
 
 export const VERSION = '0.1.0';
 
@@ -105,6 +105,7 @@ export class Daemon {
         host: cfg.status.host,
         port: cfg.status.port,
         status: () => this.status(),
+        page: () => renderStatusPage(this.status()),
         healthy: () => this.health(),
         registry: this.metrics.registry,
         log: this.log.child({ component: 'status' }),
@@ -207,7 +208,7 @@ export class Daemon {
     return age <= staleMs ? { ok: true, reason: `last result ${age} ms ago` } : { ok: false, reason: `no result for ${Math.round(age / 1000)} s` };
   }
 
-  status(): Record<string, unknown> {
+  status(): PageStatus & Record<string, unknown> {
     const snap = this.stats.snapshot();
     const ms = (v: number) => Math.round((Number.isNaN(v) ? 0 : v / 1e6) * 100) / 100;
     return {

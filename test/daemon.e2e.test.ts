@@ -85,6 +85,32 @@ describe('the daemon, end to end (real process, demo camera, PP-OCRv4, HTTP)', (
     expect(status.eventLoopDelayMs.p95).toBeGreaterThan(0);
   });
 
+  it('serves a status page at / that shows the cameras and the last result', async () => {
+    await daemon.waitForLog('result');
+    const res = await fetch(`http://127.0.0.1:${port}/`);
+    expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    const html = await res.text();
+    expect(html).toMatch(/<title>Outpost e2e<\/title>/);
+    expect(html).toMatch(/<td>demo<\/td><td>[\d.]+<\/td><td>[1-9]\d*<\/td>/);
+    expect(html).toContain('provider cpu');
+    expect(html).toMatch(/<h2>Last result<\/h2><p>demo at [\dT:.Z-]+<\/p><ul><li>[A-Z0-9][^<]*<\/li>/);
+  });
+
+  it('renders the status page in a real browser (headless Chromium)', () => {
+    if (!commandExists('chromium')) {
+      if (process.env.CI) throw new Error('chromium is missing: .ci/run installs it');
+      console.warn('skipped the browser check: install Debian "chromium"');
+      return;
+    }
+    const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${tempDir()}`];
+    const r = spawnSync('chromium', [...flags, '--dump-dom', `http://127.0.0.1:${port}/`], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    // the DOM as the browser built it: the table rows and list items parsed as elements
+    expect(r.stdout).toMatch(/<tr><td>demo<\/td><td>[\d.]+<\/td>/);
+    expect(r.stdout).toMatch(/<title>Outpost e2e<\/title>/);
+    expect(r.stdout).toMatch(/<li>[A-Z0-9][^<]*<\/li>/);
+  });
+
   it('serves /metrics that promtool accepts', async () => {
     const { status, body } = await get(port, '/metrics');
     expect(status).toBe(200);

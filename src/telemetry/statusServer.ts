@@ -8,13 +8,15 @@ export interface StatusServerOptions {
   port: number;
   /** JSON for GET /status */
   status: () => unknown;
+  /** HTML for GET / */
+  page: () => string;
   /** true while frames flow (GET /healthz answers 200, else 503) */
   healthy: () => { ok: boolean; reason: string };
   registry: Registry;
   log: Logger;
 }
 
-/** GET /healthz, /status and /metrics on plain node:http: three read-only routes need no framework. */
+/** GET / (a page), /healthz, /status and /metrics on plain node:http: read-only routes need no framework. */
 export class StatusServer {
   private server: Server | null = null;
 
@@ -59,8 +61,10 @@ export class StatusServer {
     if (path === '/healthz') {
       const h = this.opts.healthy();
       json(res, h.ok ? 200 : 503, { status: h.ok ? 'ok' : 'unhealthy', reason: h.reason });
-    } else if (path === '/status' || path === '/') {
+    } else if (path === '/status') {
       json(res, 200, this.opts.status());
+    } else if (path === '/') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(this.opts.page());
     } else if (path === '/metrics') {
       const body = await this.opts.registry.metrics();
       res.writeHead(200, { 'content-type': this.opts.registry.contentType }).end(body);
