@@ -37,6 +37,7 @@ export class Daemon {
   private readonly servingFiles: Record<string, string> = {};
   private rung: Rung = 'fp32';
   private threads: number | undefined;
+  private swaps: Promise<void> = Promise.resolve();
   private readonly builds = new AbortController();
 
   constructor(
@@ -130,6 +131,7 @@ export class Daemon {
     await attempt('power', () => power?.stop());
     await attempt('scheduler', () => scheduler?.stop());
     await attempt('status', () => server?.stop());
+    await attempt('swaps', () => this.swaps);
     await attempt('pipelines', async () => void (await Promise.all([...(pipelines?.values() ?? [])].map((p) => p.stop()))));
     await attempt('runtime', () => engine?.stop());
     this.metrics.stop();
@@ -159,7 +161,7 @@ export class Daemon {
       const caps = [cam.maxFps, policy?.maxFps].filter((v): v is number => v !== undefined);
       this.parts.scheduler?.setMaxFps(cam.name, caps.length ? Math.min(...caps) : undefined);
     }
-    if (policy) void this.applyRung(policy.precision, policy.threads);
+    if (policy) this.applyRung(policy.precision, policy.threads);
   }
 
   /** Each model's variants (from the folder it names, or built into the state dir) and the file serving now. */
@@ -169,10 +171,18 @@ export class Daemon {
     Object.assign(this.servingFiles, serving);
   }
 
-  /** Swaps every pipeline to the variants of `rung` (stages whose model has none keep what they run). */
-  private async applyRung(rung: Rung, threads?: number): Promise<void> {
+  /**
+   * Swaps every pipeline to the variants of `rung` (stages whose model has none keep what they run). Swaps are
+   * queued: a later transition never finishes before an earlier one and leaves the wrong rung in place.
+   */
+  private applyRung(rung: Rung, threads?: number): void {
     this.rung = rung;
     this.threads = threads;
+    this.swaps = this.swaps.then(() => this.swapTo(rung, threads));
+  }
+
+  private async swapTo(rung: Rung, threads?: number): Promise<void> {
+    if (!this.parts.pipelines) return; // stopping
     const provider = this.parts.engine?.provider ?? 'cpu';
     for (const [name, pipeline] of this.parts.pipelines ?? []) {
       const { label, stages } = variantFiles(this.config, name, rung, provider, this.variants, this.servingFiles);
@@ -195,7 +205,7 @@ export class Daemon {
       void buildInBackground(cli, m, dir, this.log.child({ component: 'optimize', model: name }), this.builds.signal).then((ok) => {
         if (!ok || this.builds.signal.aborted) return;
         this.variants.set(name, ModelVariants.load(dir));
-        void this.applyRung(this.rung, this.threads);
+        this.applyRung(this.rung, this.threads);
       });
     }
   }
