@@ -293,3 +293,15 @@ describe('configuration errors at the CLI', () => {
     }
   });
 });
+
+describe('outpost infer on bad input', () => {
+  it('names the unreadable image, still answers for the good ones, and exits 65', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'a-good.jpg'), await jpegFrame(1, 320, 240));
+    writeFileSync(join(dir, 'b-broken.jpg'), Buffer.from('not a jpeg at all'));
+    const r = runCli(['infer', '--config', 'config/outpost.yaml', '--input', dir, '--json']);
+    expect(r.code).toBe(65);
+    expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l).file)).toEqual([join(dir, 'a-good.jpg')]);
+    expect(r.stderr).toContain(`outpost: ${join(dir, 'b-broken.jpg')} is not a readable JPEG or PNG image`);
+  });
+});

@@ -47,7 +47,8 @@ export async function inferCommand(opts: InferOptions): Promise<void> {
         process.stdout.write(opts.json ? JSON.stringify(line) + '\n' : `${file}: ${summariseOutput(output).join(' | ') || '(nothing found)'}  [${Math.round(timings.totalMs)} ms]\n`);
       } catch (err) {
         failures++;
-        process.stderr.write(`outpost: ${file}: ${errorMessage(err)}\n`);
+        const msg = errorMessage(err);
+        process.stderr.write(`outpost: ${msg.includes(file) ? msg : `${file}: ${msg}`}\n`);
       }
     }
     await pipeline.stop();
