@@ -33,10 +33,18 @@ interface Job {
   takenAt: number;
 }
 
+export interface SchedulerDeps {
+  bus: EventBus;
+  log: Logger;
+  provider: string;
+  /** Frames in flight at once: 2 overlaps decoding and post-processing with inference. */
+  inflight: number;
+}
+
 /**
  * Moves frames from cameras to pipelines: a motion gate per camera, one latest-wins slot per camera (no
- * backlog can build up), cameras served by weighted round-robin, and up to `inflight` frames in flight so decoding and post-processing
- * overlap inference.
+ * backlog can build up), cameras served by weighted round-robin, and up to `inflight` frames in flight so
+ * decoding and post-processing overlap inference.
  */
 export class FrameScheduler {
   private readonly cameras: CameraState[];
@@ -47,7 +55,7 @@ export class FrameScheduler {
 
   constructor(
     cameras: ScheduledCamera[],
-    private readonly deps: { bus: EventBus; log: Logger; provider: string; /** frames in flight at once (2 overlaps decode and post-processing with inference) */ inflight: number },
+    private readonly deps: SchedulerDeps,
   ) {
     this.cameras = cameras.map((c) => ({ ...c, slot: new LatestFrameSlot(c.maxFps), pump: null, weight: c.weight ?? 1, current: 0 }));
   }
