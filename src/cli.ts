@@ -83,6 +83,8 @@ program
   .requiredOption('-o, --out <dir>', 'folder for the variants and manifest.json (replaced whole when done)')
   .option('--precision <list>', 'comma-separated: fp32,fp16,int8-dynamic,int8-static (default: all but fp16 unless a GPU provider works)')
   .option('--calibration <dir>', 'frames for int8-static calibration and the fidelity check (default: demo-camera frames)')
+  .option('--camera <name>', 'record the calibration frames from this camera of the config instead')
+  .option('-c, --config <file>', 'config file for --camera')
   .option('--calibration-frames <n>', 'frames used to calibrate (the next --held-out ones check fidelity)', positiveInt, 32)
   .option('--held-out <n>', 'frames kept out of calibration for the fidelity check', positiveInt, 8)
   .option('--per-channel', 'int8-dynamic: one weight scale per output column (int8-static is always per channel)')

@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { createSource, MotionGate } from './camera/index.js';
+import { CalibrationRecorder, createSource, MotionGate } from './camera/index.js';
 import { isLiveSetting, type LevelPolicy, type LoadedConfig, type OutpostConfig } from './config/index.js';
 import { errorMessage } from './errors.js';
 import { EventBus } from './eventBus.js';
@@ -38,6 +39,8 @@ export class Daemon {
   private rung: Rung = 'fp32';
   private threads: number | undefined;
   private swaps: Promise<void> = Promise.resolve();
+  /** camera → calibration recorders waiting for its frames */
+  private readonly recorders = new Map<string, CalibrationRecorder[]>();
   private readonly builds = new AbortController();
 
   constructor(
@@ -83,7 +86,7 @@ export class Daemon {
         weight: c.weight,
         gate: c.motion.enabled ? new MotionGate(c.motion) : undefined,
       })),
-      { bus: this.bus, log: this.log.child({ component: 'scheduler' }), provider: engine.provider, inflight: runtime.inflightFrames },
+      { bus: this.bus, log: this.log.child({ component: 'scheduler' }), provider: engine.provider, inflight: runtime.inflightFrames, onFrame: (f) => this.recorders.get(f.camera)?.forEach((r) => r.offer(f)) },
     );
     this.parts.scheduler = scheduler;
     this.metrics.watchSources(() => scheduler.sourceHealth());
@@ -196,16 +199,34 @@ export class Daemon {
     }
   }
 
-  /** Models with optimize.enabled and no variants yet: built by a background process, swapped in when ready. */
+  /**
+   * Models with optimize.enabled and no variants yet: calibration frames are recorded from the cameras that
+   * feed the model (unless a folder is configured), then a background process builds the variants, swapped in
+   * when ready.
+   */
   private buildMissingVariants(): void {
     const cli = fileURLToPath(new URL('./cli.js', import.meta.url));
     for (const [name, m] of Object.entries(this.config.models)) {
       if (!m.optimize.enabled || this.variants.get(name)) continue;
       const dir = variantsDir(m.file, this.config.node.stateDir);
-      void buildInBackground(cli, m, dir, this.log.child({ component: 'optimize', model: name }), this.builds.signal).then((ok) => {
-        if (!ok || this.builds.signal.aborted) return;
-        this.variants.set(name, ModelVariants.load(dir));
-        this.applyRung(this.rung, this.threads);
+      const log = this.log.child({ component: 'optimize', model: name });
+      const build = (calibration?: string) =>
+        void buildInBackground(cli, m, dir, log, this.builds.signal, calibration).then((ok) => {
+          if (!ok || this.builds.signal.aborted) return;
+          this.variants.set(name, ModelVariants.load(dir));
+          this.applyRung(this.rung, this.threads);
+        });
+      const feeding = this.config.cameras.filter((c) => c.enabled && this.config.pipelines[c.pipeline].stages[0].model === name);
+      if (m.optimize.calibration || feeding.length === 0) {
+        build();
+        continue;
+      }
+      const recorder = new CalibrationRecorder(join(this.config.node.stateDir, 'calibration', basename(dir)), m.optimize.calibrationFrames + m.optimize.heldOut);
+      for (const cam of feeding) this.recorders.set(cam.name, [...(this.recorders.get(cam.name) ?? []), recorder]);
+      log.info({ cameras: feeding.map((c) => c.name), frames: m.optimize.calibrationFrames + m.optimize.heldOut, dir: recorder.dir }, 'recording calibration frames from the cameras');
+      void recorder.full.then(() => {
+        for (const cam of feeding) this.recorders.set(cam.name, (this.recorders.get(cam.name) ?? []).filter((r) => r !== recorder));
+        build(recorder.dir);
       });
     }
   }

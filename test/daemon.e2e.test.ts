@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { characterAccuracy } from '../src/vision/index.js';
@@ -248,7 +248,7 @@ describe('model variants in the daemon', () => {
     }
   });
 
-  it('builds variants in the background on first start while fp32 serves, and keeps them by sha256', async () => {
+  it('records calibration frames from its camera, builds variants in the background while fp32 serves, keeps them by sha256', async () => {
     const dir = tempDir();
     const port = await freePort();
     const state = join(dir, 'state');
@@ -259,8 +259,11 @@ describe('model variants in the daemon', () => {
     writeFileSync(join(dir, 'outpost.yaml'), config);
     const daemon = new DaemonProcess(['run', '--config', join(dir, 'outpost.yaml')]);
     try {
-      await daemon.waitForLog('building model variants in the background');
+      const recording = await daemon.waitForLog('recording calibration frames from the cameras');
+      expect(recording).toMatchObject({ cameras: ['demo'], frames: 9 });
       await daemon.waitForLog('result'); // fp32 serves meanwhile
+      await daemon.waitForLog('building model variants in the background');
+      expect(readdirSync(String(recording.dir)).filter((f) => f.endsWith('.jpg'))).toHaveLength(9);
       const ready = await daemon.waitForLog('model variants ready');
       expect(existsSync(join(String(ready.outDir), 'manifest.json'))).toBe(true);
       expect(String(ready.outDir)).toMatch(new RegExp(`${state}/models/[0-9a-f]{64}$`));

@@ -194,6 +194,15 @@ describe('outpost optimize (CLI) on the PP-OCR models from npm', () => {
     expect(v.fidelity.task.kind).toBe('text-recognition');
   });
 
+  it('calibrates on frames recorded from a configured camera (--camera)', () => {
+    const r = runCli(['optimize', det, '--out', join(tempDir(), 'det'), '--camera', 'demo', '--config', 'config/outpost.yaml', '--precision', 'int8-static', '--calibration-frames', '3', '--held-out', '1', '--normalise', 'imagenet-bgr', '--min-cosine', '0.9', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).variants[0]).toMatchObject({ precision: 'int8-static', fidelity: { frames: 1 } });
+    const bad = runCli(['optimize', det, '--out', join(tempDir(), 'x'), '--camera', 'nope', '--config', 'config/outpost.yaml']);
+    expect(bad.code).toBe(78);
+    expect(bad.stderr).toMatch(/no camera "nope" in the config; cameras: demo/);
+  });
+
   it('refuses broken input with a clear error and leaves nothing behind', () => {
     const dir = tempDir();
     const notOnnx = join(dir, 'model.onnx');

@@ -8,3 +8,4 @@ export { ReconnectingSource, type Connect, type ReconnectOptions } from './recon
 export { ffmpegArgs, ffmpegFrames, type FfmpegInput, type SpawnFn } from './ffmpegSource.js';
 export { mjpegHttpFrames } from './mjpegHttpSource.js';
 export { MotionGate, type MotionVerdict } from './motionGate.js';
+export { CalibrationRecorder, recordFrom } from './calibrationRecorder.js';

@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DemoCamera } from '../camera/index.js';
+import { CalibrationRecorder, createSource, DemoCamera, recordFrom } from '../camera/index.js';
+import { createLogger } from '../log.js';
+import { configPath, loadOrExit } from './common.js';
 import { OutpostError } from '../errors.js';
 import { readModelFile } from '../onnx/index.js';
 import { buildVariants, frameFeeds, imageInput, listFrames, needsReduceRange, NORMALISATIONS, PRECISIONS, type Precision } from '../optimize/index.js';
@@ -21,6 +23,9 @@ export interface OptimizeOptions {
   minCosine: number;
   minTask: number;
   json?: boolean;
+  /** Record the calibration frames from this camera of the config. */
+  camera?: string;
+  config?: string;
 }
 
 /** fp16 only pays off on a GPU provider (REFERENCE §1): built by default only where one works. */
@@ -48,6 +53,17 @@ async function demoFrames(n: number): Promise<{ dir: string; files: string[] }> 
   return { dir, files };
 }
 
+/** Frames recorded from a configured camera (at least 250 ms apart, so they are not one moment). */
+async function cameraFrames(name: string, configFile: string | undefined, n: number): Promise<{ dir: string; files: string[] }> {
+  const { config } = loadOrExit(configPath(configFile));
+  const camera = config.cameras.find((c) => c.name === name);
+  if (!camera) throw new OutpostError('OUTPOST_E_CONFIG', `no camera "${name}" in the config; cameras: ${config.cameras.map((c) => c.name).join(', ') || 'none'}`);
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-calibration-'));
+  const files = await recordFrom(createSource(camera, { log: createLogger({ level: 'warn', format: 'auto' }) }), new CalibrationRecorder(dir, n), Math.max(30_000, n * 2000));
+  if (files.length === 0) throw new OutpostError('OUTPOST_E_CAMERA', `camera "${name}" delivered no frame; check it with outpost run`);
+  return { dir, files };
+}
+
 /** `outpost optimize MODEL --out DIR`: builds the variants, checks them against fp32, writes manifest.json. */
 export async function optimizeCommand(model: string, opts: OptimizeOptions): Promise<void> {
   const precisions = opts.precision ? parsePrecisions(opts.precision) : await defaultPrecisions();
@@ -57,8 +73,9 @@ export async function optimizeCommand(model: string, opts: OptimizeOptions): Pro
   if (!w || !h) throw new OutpostError('OUTPOST_E_INPUT', `--size ${opts.size} is not WIDTHxHEIGHT`);
   const spec = imageInput(readModelFile(model), { width: w, height: h }, norm);
   const wanted = opts.calibrationFrames + opts.heldOut;
-  const demo = opts.calibration ? null : await demoFrames(wanted);
-  const files = demo ? demo.files : listFrames(opts.calibration!).slice(0, wanted);
+  if (opts.calibration && opts.camera) throw new OutpostError('OUTPOST_E_INPUT', 'give --calibration DIR or --camera NAME, not both');
+  const temp = opts.calibration ? null : opts.camera ? await cameraFrames(opts.camera, opts.config, wanted) : await demoFrames(wanted);
+  const files = temp ? temp.files : listFrames(opts.calibration!).slice(0, wanted);
   const split = files.length >= wanted ? opts.calibrationFrames : Math.max(1, Math.floor(files.length * 0.75));
   const progress = new Progress('optimize');
   try {
@@ -89,6 +106,6 @@ export async function optimizeCommand(model: string, opts: OptimizeOptions): Pro
       }
     }
   } finally {
-    if (demo) rmSync(demo.dir, { recursive: true, force: true });
+    if (temp) rmSync(temp.dir, { recursive: true, force: true });
   }
 }
