@@ -187,9 +187,9 @@ function quantizeWeights(ed: GraphEditor, node: NodeProto, params: Map<string, Q
   const base = node.name || wName;
   const wq = ed.addInitializer(makeTensor(ed.fresh(`${wName}_quantized`), DataType.INT8, dims, q));
   const ws = ed.addInitializer(makeTensor(ed.fresh(`${wName}_scale`), DataType.FLOAT, channels, scales));
-  const wzp = ed.addInitializer(makeTensor(ed.fresh(`${wName}_zero_point`), DataType.INT8, channels, new Int8Array(scales.length)));
   const wDq = ed.fresh(`${wName}_dequantized`);
-  const dqNodes: NodeProto[] = [{ name: ed.fresh(`${base}_weight_DQ`), op_type: 'DequantizeLinear', input: [wq, ws, wzp], output: [wDq], attribute: perChannel ? [mkInt('axis', axis)] : [] }];
+  // symmetric weights: the zero point is 0, DequantizeLinear's default, so none is stored
+  const dqNodes: NodeProto[] = [{ name: ed.fresh(`${base}_weight_DQ`), op_type: 'DequantizeLinear', input: [wq, ws], output: [wDq], attribute: perChannel ? [mkInt('axis', axis)] : [] }];
   node.input![1] = wDq;
   const biasName = node.op_type === 'Conv' || node.op_type === 'ConvTranspose' || node.op_type === 'Gemm' ? node.input![2] : undefined;
   const inScale = params.get(node.input![0])?.scale;
@@ -208,10 +208,9 @@ function quantizeBias(ed: GraphEditor, node: NodeProto, bias: TensorProto, inSca
   const name = bias.name!;
   const bq = ed.addInitializer(makeTensor(ed.fresh(`${name}_quantized`), DataType.INT32, [b.length], q));
   const bs = ed.addInitializer(makeTensor(ed.fresh(`${name}_scale`), DataType.FLOAT, [b.length], scales));
-  const bzp = ed.addInitializer(makeTensor(ed.fresh(`${name}_zero_point`), DataType.INT32, [b.length], new Int32Array(b.length)));
   const out = ed.fresh(`${name}_dequantized`);
   node.input![2] = out;
-  return { name: ed.fresh(`${node.name || name}_bias_DQ`), op_type: 'DequantizeLinear', input: [bq, bs, bzp], output: [out], attribute: [mkInt('axis', 0)] };
+  return { name: ed.fresh(`${node.name || name}_bias_DQ`), op_type: 'DequantizeLinear', input: [bq, bs], output: [out], attribute: [mkInt('axis', 0)] };
 }
 
 /** Add/Mul with a constant operand: the constant becomes int8 (per tensor) so both inputs are quantized. */
