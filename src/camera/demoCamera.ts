@@ -75,3 +75,13 @@ export class DemoCamera implements FrameSource {
     }
   }
 }
+
+/** `count` demo frames rendered as fast as they can be (benchmarks, calibration without a camera). */
+export async function renderDemoFrames(count: number, seed: number, width = 640, height = 480): Promise<Frame[]> {
+  const frames: Frame[] = [];
+  for await (const f of new DemoCamera('demo', { width, height, fps: 1000, seed }).frames(new AbortController().signal)) {
+    frames.push(f);
+    if (frames.length >= count) break;
+  }
+  return frames;
+}

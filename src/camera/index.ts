@@ -1,4 +1,4 @@
-export { DemoCamera, renderDemoSvg } from './demoCamera.js';
+export { DemoCamera, renderDemoSvg, renderDemoFrames } from './demoCamera.js';
 export { DirectorySource, listImages, imageFrame } from './directorySource.js';
 export { createSource, type SourceDeps } from './createSource.js';
 export { sleep, FramePacer } from './abortableSleep.js';

@@ -9,6 +9,7 @@ import { EventBus } from '../eventBus.js';
 import type { Logger } from '../log.js';
 import { FrameScheduler, type StagedPipeline } from '../pipeline/index.js';
 import { LatencyWindow } from '../telemetry/index.js';
+import { rounded } from './benchMath.js';
 import { Progress } from './progress.js';
 
 export interface CameraBenchOptions {
@@ -17,7 +18,7 @@ export interface CameraBenchOptions {
   log: Logger;
 }
 
-const r2 = (v: number | null) => (v === null ? null : Math.round(v * 100) / 100);
+const r2 = (v: number | null) => (v === null ? null : rounded(v));
 
 /** A 10 s, 30 fps test video made by ffmpeg: a moving test pattern, or a still scene for the motion gate. */
 function testVideo(dir: string, kind: 'moving' | 'still'): string {

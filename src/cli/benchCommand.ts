@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { DemoCamera, imageFrame, listImages } from '../camera/index.js';
+import { imageFrame, listImages, renderDemoFrames } from '../camera/index.js';
 import type { OutpostConfig } from '../config/index.js';
 import { OutpostError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
@@ -14,6 +14,7 @@ import { runPipelined, startPipelines, type StagedPipeline } from '../pipeline/i
 import { InferenceEngine, LocalSession, ORT_VERSION, type SessionSpec, type TensorMap } from '../runtime/index.js';
 import type { Frame } from '../types.js';
 import { configPath, exitOnError, loadOrExit } from './common.js';
+import { median, rounded } from './benchMath.js';
 import { Progress } from './progress.js';
 
 export interface BenchOptions {
@@ -33,8 +34,7 @@ export interface BenchOptions {
   levels?: boolean;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
-const r2 = (v: number) => Math.round(v * 100) / 100;
+const r2 = (v: number) => rounded(v);
 
 async function loadFrames(opts: BenchOptions): Promise<Frame[]> {
   if (opts.frames) {
@@ -42,13 +42,7 @@ async function loadFrames(opts: BenchOptions): Promise<Frame[]> {
     if (files.length === 0) throw new OutpostError('OUTPOST_E_INPUT', `--frames ${opts.frames} holds no images`);
     return Promise.all(files.map((f, i) => imageFrame(f, 'bench', i)));
   }
-  const frames: Frame[] = [];
-  const camera = new DemoCamera('bench', { width: 640, height: 480, fps: 1000, seed: 7 });
-  for await (const f of camera.frames(new AbortController().signal)) {
-    frames.push(f);
-    if (frames.length >= opts.count) break;
-  }
-  return frames;
+  return renderDemoFrames(opts.count, 7);
 }
 
 /** (a) raw session.run of every stage on feeds recorded beforehand, in this thread. */

@@ -6,10 +6,10 @@ import type { Logger } from '../log.js';
 import { loadModelVariants, runPipelined, startPipelines, variantFiles } from '../pipeline/index.js';
 import { buildInBackground, variantsDir, type InferenceEngine, type Rung } from '../runtime/index.js';
 import type { Frame } from '../types.js';
+import { median, rounded } from './benchMath.js';
 import { Progress } from './progress.js';
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
-const r3 = (v: number) => Math.round(v * 1000) / 1000;
+const r3 = (v: number) => rounded(v, 3);
 
 /**
  * `outpost bench --levels`: builds the models' variants (as the daemon would in the background), then forces

@@ -6,6 +6,7 @@ import { readModelFile } from '../onnx/index.js';
 import { imageInput, MANIFEST, NORMALISATIONS, readManifest, type Precision } from '../optimize/index.js';
 import { AUTO_ORDER, LocalSession, ORT_VERSION, probeProvider, type ProviderName } from '../runtime/index.js';
 import type { TensorMap } from '../types.js';
+import { median, rounded } from './benchMath.js';
 import { Progress } from './progress.js';
 
 export interface ModelBenchOptions {
@@ -15,8 +16,7 @@ export interface ModelBenchOptions {
   size: string;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
-const r2 = (v: number) => Math.round(v * 100) / 100;
+const r2 = (v: number) => rounded(v);
 
 /**
  * The rung a policy names → the precisions that may fill it. The int8 rung exists to cost less: where no int8

@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CalibrationRecorder, createSource, DemoCamera, recordFrom } from '../camera/index.js';
+import { CalibrationRecorder, createSource, recordFrom, renderDemoFrames } from '../camera/index.js';
 import { createLogger } from '../log.js';
 import { configPath, loadOrExit } from './common.js';
 import { OutpostError } from '../errors.js';
@@ -43,14 +43,9 @@ function parsePrecisions(text: string): Precision[] {
 /** Demo-camera frames written to a temporary folder when no --calibration folder is given. */
 async function demoFrames(n: number): Promise<{ dir: string; files: string[] }> {
   const dir = mkdtempSync(join(tmpdir(), 'outpost-calibration-'));
-  const files: string[] = [];
-  for await (const f of new DemoCamera('calibration', { width: 640, height: 480, fps: 1000, seed: 11 }).frames(new AbortController().signal)) {
-    const file = join(dir, `${String(files.length).padStart(3, '0')}.jpg`);
-    writeFileSync(file, f.data);
-    files.push(file);
-    if (files.length >= n) break;
-  }
-  return { dir, files };
+  const recorder = new CalibrationRecorder(dir, n, 0);
+  for (const f of await renderDemoFrames(n, 11)) recorder.offer(f);
+  return { dir, files: recorder.files };
 }
 
 /** Frames recorded from a configured camera (at least 250 ms apart, so they are not one moment). */
