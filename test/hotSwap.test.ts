@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DemoCamera, DirectorySource } from '../src/camera/index.js';
+import { DirectorySource, renderDemoFrames } from '../src/camera/index.js';
 import { loadConfig } from '../src/config/index.js';
 import { EventBus } from '../src/eventBus.js';
 import { FrameScheduler, startPipelines, type StagedPipeline } from '../src/pipeline/index.js';
@@ -38,11 +38,7 @@ describe('hot swap between model variants', () => {
       await (await LocalSession.create(file, { provider: 'cpu', threads: 1, deviceId: 0, cacheDir: dir })).release();
       optimized[stage] = join(dir, readdirSync(dir)[0]);
     }
-    let n = 0;
-    for await (const f of new DemoCamera('render', { width: 640, height: 480, fps: 1000, seed: 9 }).frames(new AbortController().signal)) {
-      writeFileSync(join(frames, `${n}.jpg`), f.data);
-      if (++n === 4) break;
-    }
+    (await renderDemoFrames(4, 9)).forEach((f, n) => writeFileSync(join(frames, `${n}.jpg`), f.data));
   });
 
   afterAll(async () => {

@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DemoCamera, DirectorySource } from '../src/camera/index.js';
+import { DirectorySource, renderDemoFrames } from '../src/camera/index.js';
 import { loadConfig } from '../src/config/index.js';
 import { EventBus } from '../src/eventBus.js';
 import { FrameScheduler, startPipelines, type StagedPipeline } from '../src/pipeline/index.js';
@@ -18,11 +18,7 @@ describe('scheduling several cameras on one engine', () => {
   const frames = tempDir();
 
   beforeAll(async () => {
-    let n = 0;
-    for await (const f of new DemoCamera('render', { width: 640, height: 480, fps: 1000, seed: 5 }).frames(new AbortController().signal)) {
-      writeFileSync(join(frames, `${n}.jpg`), f.data);
-      if (++n === 4) break;
-    }
+    (await renderDemoFrames(4, 5)).forEach((f, n) => writeFileSync(join(frames, `${n}.jpg`), f.data));
     const { config } = loadConfig(`${ROOT}/config/outpost.yaml`, {});
     engine = new InferenceEngine({ ...config.runtime, stateDir: tempDir(), cacheOptimizedGraphs: false }, log);
     await engine.start();
