@@ -164,8 +164,7 @@ describe('the motion gate in the daemon (a folder of one still picture)', () => 
       '    source: { type: demo, fps: 4, seed: 3 }',
       `    source: { type: directory, path: ${frames}, fps: 20 }\n    motion: { enabled: true, maxSkipSeconds: 0 }`,
     );
-    writeFileSync(join(dir, 'outpost.yaml'), config);
-    const daemon = new DaemonProcess(['run', '--config', join(dir, 'outpost.yaml')]);
+    const daemon = DaemonProcess.start(dir, config);
     try {
       const status = await daemon.waitFor('20 skipped frames', async () => {
         const s = await get(port, '/status').then((r) => JSON.parse(r.body), () => undefined);
@@ -174,8 +173,7 @@ describe('the motion gate in the daemon (a folder of one still picture)', () => 
       expect(status.cameras.demo.processed).toBe(1);
       expect((await get(port, '/metrics')).body).toMatch(/^outpost_frames_skipped_total\{camera="demo"\} [1-9]\d+$/m);
     } finally {
-      daemon.kill('SIGTERM');
-      expect((await daemon.exited).code).toBe(0);
+      expect(await daemon.stop()).toBe(0);
     }
   });
 });
@@ -186,8 +184,7 @@ describe('the governor in the daemon (a Raspberry Pi 4 sysfs fixture heating up)
     const root = boards.pi4Ok();
     const port = await freePort();
     const power = `power: { sysfsRoot: ${root}, intervalSeconds: 0.2, dwellSeconds: { up: 0, down: 0 }, trend: { enabled: false } }\n`;
-    writeFileSync(join(dir, 'outpost.yaml'), CONFIG(port, join(dir, 'state')) + power);
-    const daemon = new DaemonProcess(['run', '--config', join(dir, 'outpost.yaml')]);
+    const daemon = DaemonProcess.start(dir, CONFIG(port, join(dir, 'state')) + power);
     const temp = join(root, 'sys/class/thermal/thermal_zone0/temp');
     try {
       await daemon.waitForLog('result');
@@ -210,8 +207,7 @@ describe('the governor in the daemon (a Raspberry Pi 4 sysfs fixture heating up)
       await daemon.waitForLog('governor critical → nominal: 50.0 °C');
       expect((await get(port, '/metrics')).body).toMatch(/^outpost_governor_transitions_total\{from="critical",to="nominal"\} 1$/m);
     } finally {
-      daemon.kill('SIGTERM');
-      expect((await daemon.exited).code).toBe(0);
+      expect(await daemon.stop()).toBe(0);
     }
   });
 });
@@ -226,8 +222,7 @@ describe('model variants in the daemon', () => {
     const root = boards.pi4Ok();
     const port = await freePort();
     const power = `power: { sysfsRoot: ${root}, intervalSeconds: 0.2, dwellSeconds: { up: 0, down: 0 }, trend: { enabled: false } }\n`;
-    writeFileSync(join(dir, 'outpost.yaml'), CONFIG(port, join(dir, 'state')).replace('det: { file: builtin:ppocrv4-det }', `det: { file: ${variants} }`) + power);
-    const daemon = new DaemonProcess(['run', '--config', join(dir, 'outpost.yaml')]);
+    const daemon = DaemonProcess.start(dir, CONFIG(port, join(dir, 'state')).replace('det: { file: builtin:ppocrv4-det }', `det: { file: ${variants} }`) + power);
     const temp = join(root, 'sys/class/thermal/thermal_zone0/temp');
     try {
       await daemon.waitForLog('result');
@@ -243,8 +238,7 @@ describe('model variants in the daemon', () => {
       const after = daemon.logs.filter((l) => l.msg === 'result' && l.ms !== undefined).slice(-3);
       expect(after.every((r) => (r.text as string[]).length > 0)).toBe(true);
     } finally {
-      daemon.kill('SIGTERM');
-      expect((await daemon.exited).code).toBe(0);
+      expect(await daemon.stop()).toBe(0);
     }
   });
 
@@ -256,8 +250,7 @@ describe('model variants in the daemon', () => {
       'det: { file: builtin:ppocrv4-det }',
       'det: { file: builtin:ppocrv4-det, optimize: { enabled: true, precisions: [fp32, int8-static], calibrationFrames: 6, heldOut: 3, normalise: imagenet-bgr, minCosine: 0.9 } }',
     );
-    writeFileSync(join(dir, 'outpost.yaml'), config);
-    const daemon = new DaemonProcess(['run', '--config', join(dir, 'outpost.yaml')]);
+    const daemon = DaemonProcess.start(dir, config);
     try {
       const recording = await daemon.waitForLog('recording calibration frames from the cameras');
       expect(recording).toMatchObject({ cameras: ['demo'], frames: 9 });
@@ -269,8 +262,7 @@ describe('model variants in the daemon', () => {
       expect(String(ready.outDir)).toMatch(new RegExp(`${state}/models/[0-9a-f]{64}$`));
       await daemon.waitFor('the rebuilt fp32 variant', () => daemon.logs.find((l) => l.msg === 'pipeline precision set'));
     } finally {
-      daemon.kill('SIGTERM');
-      expect((await daemon.exited).code).toBe(0);
+      expect(await daemon.stop()).toBe(0);
     }
   });
 });

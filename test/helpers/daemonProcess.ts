@@ -1,5 +1,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { CLI } from './paths.js';
 
 export async function freePort(): Promise<number> {
@@ -52,6 +54,18 @@ export class DaemonProcess {
 
   waitForLog(msg: string | RegExp): Promise<Record<string, unknown>> {
     return this.waitFor(`log "${msg}"`, () => this.logs.find((l) => (typeof msg === 'string' ? l.msg === msg : msg.test(String(l.msg)))));
+  }
+
+  /** Writes `config` as DIR/outpost.yaml and runs the daemon on it. */
+  static start(dir: string, config: string, env: NodeJS.ProcessEnv = {}): DaemonProcess {
+    writeFileSync(join(dir, 'outpost.yaml'), config);
+    return new DaemonProcess(['run', '--config', join(dir, 'outpost.yaml')], env);
+  }
+
+  /** SIGTERM, then the exit code (0 for a clean shutdown). */
+  async stop(): Promise<number | null> {
+    this.kill('SIGTERM');
+    return (await this.exited).code;
   }
 
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
