@@ -10,6 +10,7 @@ import { schemaCommand } from './cli/schemaCommand.js';
 import { sensorsCommand } from './cli/sensorsCommand.js';
 import { optimizeCommand } from './cli/optimizeCommand.js';
 import { loadConfig } from './config/index.js';
+import { PLACEMENTS } from './optimize/index.js';
 import { VERSION } from './daemon.js';
 
 function positiveInt(value: string): number {
@@ -89,6 +90,7 @@ program
   .option('--held-out <n>', 'frames kept out of calibration for the fidelity check', positiveInt, 8)
   .option('--per-channel', 'int8-dynamic: one weight scale per output column (int8-static is always per channel)')
   .option('--method <m>', 'int8-static calibration: minmax or percentile', 'minmax')
+  .option('--placement <list>', `int8-static: which float/int8 placements to time, comma-separated (default: all of ${PLACEMENTS.map((p) => p.name).join(', ')})`)
   .option('--normalise <preset>', 'input normalisation: imagenet, imagenet-bgr, half, ultraface, unit', 'imagenet')
   .option('--size <WxH>', 'input size for models with free dimensions', '640x480')
   .option('--min-cosine <v>', 'least cosine similarity to fp32 for a variant to be accepted', Number, 0.99)

@@ -1,8 +1,9 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildFloatModelProto, encodeModel, DataType, makeTensor, mkInt, mkInts, type ModelProto } from '../src/onnx/index.js';
-import { calibrate, convertFp16, insertQdq, needsReduceRange, quantizeDynamic, upgradeOpset } from '../src/optimize/index.js';
+import { buildFloatModelProto, encodeModel, readModelFile, DataType, makeTensor, mkInt, mkInts, type ModelProto } from '../src/onnx/index.js';
+import { PLACEMENTS, calibrate, compactNames, convertFp16, insertQdq, keepFloatFor, needsReduceRange, quantizeDynamic, upgradeOpset } from '../src/optimize/index.js';
+import { preferenceOrder } from '../src/optimize/placementSearch.js';
 import { roundHalfEven, symmetricScale } from '../src/optimize/quantMath.js';
 import { LocalSession, localModelRunner, type TensorMap } from '../src/runtime/index.js';
 import { runCli } from './helpers/daemonProcess.js';
@@ -127,6 +128,108 @@ describe('int8-static (QDQ) on a model built in code', () => {
   });
 });
 
+/** The op types ORT actually runs: its optimized graph, saved and read back. */
+async function ortOps(model: ModelProto): Promise<string[]> {
+  const file = join(tempDir(), 'optimized.onnx');
+  const s = await runner.open(encodeModel(model), { optimization: 'all', saveOptimizedTo: file });
+  await s.release();
+  return readModelFile(file).graph!.node!.map((n) => n.op_type!);
+}
+
+const staticOpts = { method: 'minmax' as const, percentile: 99.999, perChannel: true, reduceRange: false };
+
+describe('int8-static placements and what ORT makes of them', () => {
+  /** stem Conv (3 channels) → Relu → depthwise 16 → Relu → pointwise 32 → Relu, like a MobileNet's first block. */
+  const block = () =>
+    buildFloatModelProto({
+      opset: 13,
+      inputs: [{ name: 'x', dims: [1, 3, 32, 32] }],
+      outputs: [{ name: 'y', dims: [1, 32, 16, 16] }],
+      initializers: [
+        { name: 'Ws', dims: [16, 3, 3, 3], values: rand(432, 21) },
+        { name: 'Bs', dims: [16], values: rand(16, 22) },
+        { name: 'Wd', dims: [16, 1, 3, 3], values: rand(144, 23) },
+        { name: 'Wp', dims: [32, 16, 1, 1], values: rand(512, 24) },
+      ],
+      nodes: [
+        { op: 'Conv', inputs: ['x', 'Ws', 'Bs'], outputs: ['s'], attributes: [mkInts('pads', [1, 1, 1, 1]), mkInts('strides', [2, 2])] },
+        { op: 'Relu', inputs: ['s'], outputs: ['sr'] },
+        { op: 'Conv', inputs: ['sr', 'Wd'], outputs: ['d'], attributes: [mkInts('pads', [1, 1, 1, 1]), mkInt('group', 16)] },
+        { op: 'Relu', inputs: ['d'], outputs: ['dr'] },
+        { op: 'Conv', inputs: ['dr', 'Wp'], outputs: ['p'] },
+        { op: 'Relu', inputs: ['p'], outputs: ['y'] },
+      ],
+    });
+  const feeds = [1, 2, 3, 4].map((s) => ({ x: { type: 'float32' as const, dims: [1, 3, 32, 32], data: rand(3072, s) } }));
+  const placement = (name: string) => PLACEMENTS.find((p) => p.name === name)!;
+
+  async function quantized(name: string): Promise<{ model: ModelProto; reference: Float32Array; out: Float32Array }> {
+    const model = block();
+    const reference = await run(model, feeds[0]);
+    const ranges = await calibrate(model, feeds, runner, staticOpts);
+    insertQdq(model, ranges, { ...staticOpts, keepFloat: keepFloatFor(placement(name)) });
+    return { model, reference, out: await run(model, feeds[0]) };
+  }
+
+  it('all-int8: ORT runs every Conv as QLinearConv', async () => {
+    const { model, reference, out } = await quantized('all-int8');
+    expect((await ortOps(model)).filter((op) => op === 'QLinearConv')).toHaveLength(3);
+    expect(maxAbs(reference, out) / reference.reduce((a, v) => Math.max(a, v), 0)).toBeLessThan(0.05);
+  });
+
+  it('float-stem-dw: the stem and the narrow depthwise Conv stay float, with the Relu between them, and ORT keeps them float', async () => {
+    const { model, reference, out } = await quantized('float-stem-dw');
+    const opsBefore = ops(model);
+    // the stem's Relu feeds a float Conv: no QuantizeLinear would clamp it, so it is not folded away
+    expect(opsBefore.filter((op) => op === 'Relu')).toHaveLength(1);
+    const runOps = await ortOps(model);
+    expect(runOps.filter((op) => op === 'QLinearConv')).toHaveLength(1);
+    // ORT quantizes the weights of a float Conv it finds between DQ and Q; these have float neighbours
+    expect(runOps.filter((op) => op === 'Conv' || op === 'FusedConv')).toHaveLength(2);
+    expect(maxAbs(reference, out) / reference.reduce((a, v) => Math.max(a, v), 0)).toBeLessThan(0.05);
+  });
+
+  it('a quantized Gemm names its weight zero point, so ORT fuses it into QGemm', async () => {
+    const m = buildFloatModelProto({
+      opset: 13,
+      inputs: [{ name: 'x', dims: [1, 32] }],
+      outputs: [{ name: 'y', dims: [1, 8] }],
+      initializers: [{ name: 'W', dims: [8, 32], values: rand(256, 31) }, { name: 'C', dims: [8], values: rand(8, 32) }],
+      nodes: [{ op: 'Gemm', inputs: ['x', 'W', 'C'], outputs: ['y'], attributes: [mkInt('transB', 1)] }],
+    });
+    const gemmFeeds = [1, 2, 3].map((s) => ({ x: { type: 'float32' as const, dims: [1, 32], data: rand(32, s) } }));
+    const reference = await run(m, gemmFeeds[0]);
+    insertQdq(m, await calibrate(m, gemmFeeds, runner, staticOpts), staticOpts);
+    const runOps = await ortOps(m);
+    expect(runOps).toContain('QGemm');
+    expect(runOps).not.toContain('Gemm');
+    expect(maxAbs(reference, await run(m, gemmFeeds[0]))).toBeLessThan(0.1);
+  });
+
+  it('compact names: same outputs, smaller file, graph inputs/outputs kept, one copy of each repeated scale', async () => {
+    const { model, out } = await quantized('all-int8');
+    const before = encodeModel(model).length;
+    compactNames(model);
+    expect(encodeModel(model).length).toBeLessThan(before);
+    expect(model.graph!.input!.map((i) => i.name)).toEqual(['x']);
+    expect(model.graph!.output!.map((o) => o.name)).toEqual(['y']);
+    expect(model.graph!.node!.filter((n) => n.op_type!.endsWith('QuantizeLinear')).every((n) => !n.name)).toBe(true);
+    const small = model.graph!.initializer!.filter((t) => (t.dims ?? []).length === 0).map((t) => JSON.stringify([t.data_type, Buffer.from(t.raw_data ?? new Uint8Array()).toString('hex'), t.float_data, t.int32_data]));
+    expect(new Set(small).size).toBe(small.length);
+    expect(await run(model, feeds[0])).toEqual(out);
+  });
+
+  it('tries equally fast placements smallest first, then the rest fastest first', () => {
+    const order = preferenceOrder([
+      { name: 'a', ms: 1.0, bytes: 500 },
+      { name: 'b', ms: 1.03, bytes: 300 },
+      { name: 'c', ms: 1.5, bytes: 100 },
+      { name: 'd', ms: 1.2, bytes: 100 },
+    ]);
+    expect(order.map((t) => t.name)).toEqual(['b', 'a', 'd', 'c']);
+  });
+});
+
 describe('fp16 and opset upgrade on models built in code', () => {
   it('fp16 keeps float32 inputs and outputs and stays close', async () => {
     const m = buildFloatModelProto({
@@ -181,6 +284,11 @@ describe('outpost optimize (CLI) on the PP-OCR models from npm', () => {
     expect(int8.quantized.Conv).toBeGreaterThan(50);
     expect(int8.fidelity.task.value).toBeGreaterThanOrEqual(0.95);
     expect(int8.bytes / fp32.bytes).toBeLessThan(0.35);
+    // every distinct placement was timed on this machine, and the chosen one is among them
+    const timed = Object.keys(int8.placement.msPerRun);
+    expect(timed.length).toBeGreaterThan(1);
+    expect(timed.every((name: string) => PLACEMENTS.some((p) => p.name === name))).toBe(true);
+    expect(timed).toContain(int8.placement.chosen);
     expect(JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'))).toEqual(manifest);
     expect(readdirSync(join(out, '..')).filter((f) => f.includes('.partial'))).toEqual([]);
   });
@@ -195,7 +303,7 @@ describe('outpost optimize (CLI) on the PP-OCR models from npm', () => {
   });
 
   it('calibrates on frames recorded from a configured camera (--camera)', () => {
-    const r = runCli(['optimize', det, '--out', join(tempDir(), 'det'), '--camera', 'demo', '--config', 'config/outpost.yaml', '--precision', 'int8-static', '--calibration-frames', '3', '--held-out', '1', '--normalise', 'imagenet-bgr', '--min-cosine', '0.9', '--json']);
+    const r = runCli(['optimize', det, '--out', join(tempDir(), 'det'), '--camera', 'demo', '--config', 'config/outpost.yaml', '--precision', 'int8-static', '--placement', 'float-stem', '--calibration-frames', '3', '--held-out', '1', '--normalise', 'imagenet-bgr', '--min-cosine', '0.9', '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).variants[0]).toMatchObject({ precision: 'int8-static', fidelity: { frames: 1 } });
     const bad = runCli(['optimize', det, '--out', join(tempDir(), 'x'), '--camera', 'nope', '--config', 'config/outpost.yaml']);

@@ -15,12 +15,14 @@ function optimize(model: string, args: string[]) {
 }
 
 describe.skipIf(!ultraface || !faces)('UltraFace int8-static calibrated on ../shared/data/faces', () => {
-  it('keeps detection F1 vs fp32 at IoU 0.5 at or above 0.95 and is about a third of the size', () => {
+  it('keeps detection F1 vs fp32 at IoU 0.5 at or above 0.95, about 30% of the size, placement timed here', () => {
     const v = optimize(ultraface!, ['--precision', 'fp32,int8-static', '--calibration', faces!, '--calibration-frames', '14', '--normalise', 'ultraface']);
     expect(v['int8-static']).toMatchObject({ accepted: true, fidelity: { frames: 8, task: { kind: 'detection-ssd' } } });
     expect(v['int8-static'].fidelity.task.value).toBeGreaterThanOrEqual(0.95);
-    expect(v['int8-static'].quantized.Conv).toBe(52);
-    expect(v['int8-static'].bytes / v.fp32.bytes).toBeLessThan(0.38);
+    // 52 Convs: all int8, or all but the stem and the narrow depthwise one when timing favours that
+    expect(v['int8-static'].quantized.Conv).toBeGreaterThanOrEqual(50);
+    expect(Object.keys(v['int8-static'].placement.msPerRun)).toContain('all-int8');
+    expect(v['int8-static'].bytes / v.fp32.bytes).toBeLessThan(0.32);
     // per-channel weights, as the depthwise convolutions need
     expect(v['int8-static'].fidelity.task.value).toBeGreaterThan(0.96);
   });
@@ -40,7 +42,8 @@ describe.skipIf(!vit || !mobilenet || !faces)('bench models with random weights 
     const v = optimize(mobilenet!, ['--precision', 'fp32,int8-dynamic,int8-static', '--calibration', faces!, '--calibration-frames', '14', '--min-task', '0']);
     expect(v['int8-dynamic'].fidelity.cosine).toBeGreaterThanOrEqual(0.99);
     expect(v['int8-static']).toMatchObject({ accepted: true });
-    expect(v['int8-static'].quantized.Conv).toBe(52);
+    expect(v['int8-static'].quantized.Conv).toBeGreaterThanOrEqual(50);
+    expect(v['int8-static'].quantized.Gemm).toBe(2);
   });
 });
 

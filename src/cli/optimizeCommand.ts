@@ -6,7 +6,7 @@ import { createLogger } from '../log.js';
 import { configPath, loadOrExit } from './common.js';
 import { OutpostError } from '../errors.js';
 import { readModelFile } from '../onnx/index.js';
-import { buildVariants, frameFeeds, imageInput, listFrames, needsReduceRange, NORMALISATIONS, PRECISIONS, type Precision } from '../optimize/index.js';
+import { buildVariants, frameFeeds, imageInput, listFrames, needsReduceRange, NORMALISATIONS, PLACEMENTS, PRECISIONS, type Placement, type Precision } from '../optimize/index.js';
 import { localModelRunner, ORT_VERSION, probeProvider } from '../runtime/index.js';
 import { Progress } from './progress.js';
 
@@ -18,6 +18,8 @@ export interface OptimizeOptions {
   heldOut: number;
   perChannel?: boolean;
   method: 'minmax' | 'percentile';
+  /** int8-static placements to time (comma-separated names). */
+  placement?: string;
   normalise: string;
   size: string;
   minCosine: number;
@@ -32,6 +34,14 @@ export interface OptimizeOptions {
 async function defaultPrecisions(): Promise<Precision[]> {
   const gpu = (await Promise.all((['cuda', 'tensorrt', 'webgpu'] as const).map((p) => probeProvider(p)))).some((a) => a.ok);
   return gpu ? ['fp32', 'fp16', 'int8-dynamic', 'int8-static'] : ['fp32', 'int8-dynamic', 'int8-static'];
+}
+
+function parsePlacements(text: string): Placement[] {
+  return text.split(',').map((name) => {
+    const p = PLACEMENTS.find((x) => x.name === name.trim());
+    if (!p) throw new OutpostError('OUTPOST_E_INPUT', `--placement ${name.trim()} is not one of ${PLACEMENTS.map((x) => x.name).join(', ')}`);
+    return p;
+  });
 }
 
 function parsePrecisions(text: string): Precision[] {
@@ -61,6 +71,7 @@ async function cameraFrames(name: string, configFile: string | undefined, n: num
 
 /** `outpost optimize MODEL --out DIR`: builds the variants, checks them against fp32, writes manifest.json. */
 export async function optimizeCommand(model: string, opts: OptimizeOptions): Promise<void> {
+  const placements = opts.placement ? parsePlacements(opts.placement) : undefined;
   const precisions = opts.precision ? parsePrecisions(opts.precision) : await defaultPrecisions();
   const norm = NORMALISATIONS[opts.normalise];
   if (!norm) throw new OutpostError('OUTPOST_E_INPUT', `--normalise ${opts.normalise} is not one of ${Object.keys(NORMALISATIONS).join(', ')}`);
@@ -82,6 +93,7 @@ export async function optimizeCommand(model: string, opts: OptimizeOptions): Pro
         calibration: await frameFeeds(files.slice(0, split), spec),
         heldOut: await frameFeeds(files.slice(split), spec),
         perChannel: opts.perChannel ?? false,
+        placements,
         reduceRange: needsReduceRange(),
         method: opts.method,
         thresholds: { cosine: opts.minCosine, task: opts.minTask },

@@ -8,3 +8,5 @@ export { buildVariants, readManifest, PRECISIONS, MANIFEST, type Manifest, type 
 export { FidelityMeter, detectTask, detectionF1, type Fidelity, type TaskKind } from './fidelity.js';
 export { convertFp16, toHalf } from './fp16.js';
 export { int8FriendlyRewrites } from './int8Rewrites.js';
+export { PLACEMENTS, keepFloatFor, timePlacements, type Placement } from './placementSearch.js';
+export { compactNames } from './compactNames.js';

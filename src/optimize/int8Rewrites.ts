@@ -1,11 +1,22 @@
-import { DataType, GraphEditor, dimsOf, floatAttr, floatValues, makeTensor, type ModelProto } from '../onnx/index.js';
+import { DataType, GraphEditor, dimsOf, floatAttr, floatValues, makeTensor, type ModelProto, type NodeProto } from '../onnx/index.js';
+
+/**
+ * True for the two nodes of a hard-swish, x · HardSigmoid(x): the HardSigmoid, and the Mul that is its
+ * only reader and also reads x. (An SE gate's HardSigmoid multiplies another tensor: not a hard-swish.)
+ */
+export function isHardSwishPart(node: NodeProto, ed: GraphEditor): boolean {
+  const hs = node.op_type === 'HardSigmoid' ? node : node.op_type === 'Mul' ? node.input?.map((t) => ed.producer(t)).find((p) => p?.op_type === 'HardSigmoid') : undefined;
+  if (!hs) return false;
+  const readers = ed.consumers(hs.output![0]);
+  return readers.length === 1 && readers[0].op_type === 'Mul' && readers[0].input!.includes(hs.input![0]) && (node === hs || node === readers[0]);
+}
 
 /**
  * Rewrites float-only ops into ones with int8 kernels before QDQ placement, so tensors stay int8 through
  * hard-swish blocks: Div by a constant → Mul by its reciprocal; HardSigmoid → Mul, Add, Clip(0, 1)
  * (the Clip then folds into the Add's range). Same function, more of the graph quantized.
  */
-export function int8FriendlyRewrites(model: ModelProto): Record<string, number> {
+export function int8FriendlyRewrites(model: ModelProto, opts: { keepHardSwish?: boolean } = {}): Record<string, number> {
   const ed = new GraphEditor(model);
   const done: Record<string, number> = {};
   const scalar = (base: string, v: number) => ed.addInitializer(makeTensor(ed.fresh(base), DataType.FLOAT, [], Float32Array.of(v)));
@@ -19,7 +30,7 @@ export function int8FriendlyRewrites(model: ModelProto): Record<string, number> 
       node.op_type = 'Mul';
       node.input = [node.input![0], recip];
       done.Div = (done.Div ?? 0) + 1;
-    } else if (node.op_type === 'HardSigmoid') {
+    } else if (node.op_type === 'HardSigmoid' && !(opts.keepHardSwish && isHardSwishPart(node, ed))) {
       const alpha = floatAttr(node, 'alpha', 0.2);
       const beta = floatAttr(node, 'beta', 0.5);
       const [x, y] = [node.input![0], node.output![0]];

@@ -12,6 +12,8 @@ export interface RunnerOptions {
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Write ORT's optimized graph here. */
   saveOptimizedTo?: string;
+  /** Intra-op threads for this session (the runner's default otherwise). */
+  threads?: number;
 }
 
 /**

@@ -10,6 +10,8 @@ import { convertFp16 } from './fp16.js';
 import type { ModelRunner } from './modelRunner.js';
 import { upgradeOpset } from './opsetUpgrade.js';
 import { int8FriendlyRewrites } from './int8Rewrites.js';
+import { compactNames } from './compactNames.js';
+import { PLACEMENTS, distinctCandidates, keepFloatFor, preferenceOrder, timePlacements, type Placement, type PlacementCandidate } from './placementSearch.js';
 import { calibrate, initializersAsConstants, insertQdq, type StaticOptions } from './staticQuant.js';
 
 export const PRECISIONS = ['fp32', 'fp16', 'int8-dynamic', 'int8-static'] as const;
@@ -25,6 +27,8 @@ export interface VariantEntry {
   fidelity: Fidelity | null;
   accepted: boolean;
   reason: string | null;
+  /** int8-static: the float/int8 placement chosen by timing each on this board (one thread, median ms per run). */
+  placement?: { chosen: string; msPerRun: Record<string, number> };
 }
 
 export interface Manifest {
@@ -55,6 +59,8 @@ export interface OptimizeRequest {
   thresholds: FidelityThresholds;
   ortVersion: string;
   onProgress?: (step: string, done: number, total: number) => void;
+  /** int8-static placements to time (default: all of PLACEMENTS). */
+  placements?: readonly Placement[];
 }
 
 export const MANIFEST = 'manifest.json';
@@ -74,7 +80,7 @@ async function preprocess(source: string, runner: ModelRunner, workDir: string):
   return out;
 }
 
-async function buildOne(precision: Precision, base: ModelProto, req: OptimizeRequest, runner: ModelRunner): Promise<{ model: ModelProto; report: RewriteReport }> {
+async function buildOne(precision: Exclude<Precision, 'int8-static'>, base: ModelProto, req: OptimizeRequest): Promise<Built> {
   const model = structuredClone(base);
   switch (precision) {
     case 'fp32':
@@ -84,16 +90,33 @@ async function buildOne(precision: Precision, base: ModelProto, req: OptimizeReq
     case 'int8-dynamic':
       upgradeOpset(model, 13); // DynamicQuantizeLinear needs opset 11; paddle exports are often at 9
       return { model, report: quantizeDynamic(model, { perChannel: req.perChannel, reduceRange: req.reduceRange }) };
-    case 'int8-static': {
-      if (req.calibration.length === 0) throw new OutpostError('OUTPOST_E_INPUT', 'int8-static needs calibration frames (--calibration DIR)');
-      upgradeOpset(model, 13);
-      int8FriendlyRewrites(model);
-      // per-channel weights always: per-tensor scales break depthwise convolutions (REFERENCE §1)
-      const opts: StaticOptions = { method: req.method, percentile: 99.999, perChannel: true, reduceRange: req.reduceRange };
-      const ranges = await calibrate(model, req.calibration, runner, opts, (i) => req.onProgress?.('calibrating', i, req.calibration.length));
-      return { model, report: insertQdq(model, ranges, opts) };
-    }
   }
+}
+
+interface Built {
+  model: ModelProto;
+  report: RewriteReport;
+}
+
+/** One int8-static graph per placement, all from one calibration (run on the graph with the most tensors). */
+async function staticCandidates(base: ModelProto, req: OptimizeRequest, runner: ModelRunner): Promise<(PlacementCandidate & { report: RewriteReport })[]> {
+  if (req.calibration.length === 0) throw new OutpostError('OUTPOST_E_INPUT', 'int8-static needs calibration frames (--calibration DIR)');
+  const plain = structuredClone(base);
+  upgradeOpset(plain, 13);
+  const rewritten = structuredClone(plain);
+  int8FriendlyRewrites(rewritten);
+  const keepingHardSwish = structuredClone(plain);
+  int8FriendlyRewrites(keepingHardSwish, { keepHardSwish: true });
+  // per-channel weights always: per-tensor scales break depthwise convolutions (REFERENCE §1)
+  const opts: StaticOptions = { method: req.method, percentile: 99.999, perChannel: true, reduceRange: req.reduceRange };
+  const ranges = await calibrate(rewritten, req.calibration, runner, opts, (i) => req.onProgress?.('calibrating', i, req.calibration.length));
+  return (req.placements ?? PLACEMENTS).map((placement) => {
+    // HardSigmoid rewritten to int8-capable ops only where those ops are quantized
+    const model = structuredClone(placement.floatElementwise ? plain : placement.floatHardSwish ? keepingHardSwish : rewritten);
+    const report = insertQdq(model, ranges, { ...opts, keepFloat: keepFloatFor(placement) });
+    compactNames(model);
+    return { placement, model, report };
+  });
 }
 
 async function measure(reference: TensorMap[], variantFile: string, feeds: TensorMap[], runner: ModelRunner): Promise<Fidelity | null> {
@@ -134,12 +157,14 @@ export async function buildVariants(req: OptimizeRequest, runner: ModelRunner): 
     for (const [i, precision] of req.precisions.entries()) {
       req.onProgress?.(precision, i, req.precisions.length);
       const file = `${stem(req.source)}.${precision}.onnx`;
-      try {
-        const { model, report } = await buildOne(precision, base, req, runner);
+      const write = async ({ model, report }: Built): Promise<VariantEntry> => {
         const path = join(partial, file);
         const bytes = writeModelFile(path, model);
         const fidelity = await measure(reference, path, req.heldOut, runner);
-        variants.push({ precision, file, sha256: sha256(readFileSync(path)), bytes, ...report, fidelity, ...verdict(precision, report, fidelity, req.thresholds) });
+        return { precision, file, sha256: sha256(readFileSync(path)), bytes, ...report, fidelity, ...verdict(precision, report, fidelity, req.thresholds) };
+      };
+      try {
+        variants.push(precision === 'int8-static' ? await fastestFaithful(await staticCandidates(base, req, runner), req, runner, write) : await write(await buildOne(precision, base, req)));
       } catch (err) {
         if (err instanceof OutpostError && err.code === 'OUTPOST_E_INPUT') throw err;
         variants.push({ precision, file, sha256: '', bytes: 0, quantized: {}, skipped: {}, fidelity: null, accepted: false, reason: `could not build: ${errorMessage(err)}` });
@@ -158,6 +183,28 @@ export async function buildVariants(req: OptimizeRequest, runner: ModelRunner): 
     rmSync(partial, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * Times the placements on this board and keeps the first, in preference order, that passes the fidelity
+ * guard (a slower, more-float placement is often the more faithful one). The manifest records every timing.
+ */
+async function fastestFaithful(candidates: (PlacementCandidate & { report: RewriteReport })[], req: OptimizeRequest, runner: ModelRunner, write: (b: Built) => Promise<VariantEntry>): Promise<VariantEntry> {
+  const distinct = distinctCandidates(candidates);
+  if (distinct.length === 1) return write(distinct[0]);
+  const timings = await timePlacements(distinct, req.heldOut[0] ?? req.calibration[0], runner, undefined, undefined, (r, n) => req.onProgress?.('timing int8 placements', r, n));
+  const msPerRun = Object.fromEntries(timings.map((t) => [t.name, t.ms]));
+  const tried: { entry: VariantEntry; candidate: Built }[] = [];
+  for (const t of preferenceOrder(timings)) {
+    const candidate = distinct.find((d) => d.placement.name === t.name)!;
+    const entry = { ...(await write(candidate)), placement: { chosen: t.name, msPerRun } };
+    if (entry.accepted) return entry;
+    tried.push({ entry, candidate });
+  }
+  // none passes: keep the most faithful on disk, so lowered thresholds can still take it
+  const score = (e: VariantEntry) => (e.fidelity?.task?.value ?? 1) * 10 + (e.fidelity?.cosine ?? 0);
+  const best = tried.reduce((a, b) => (score(b.entry) > score(a.entry) ? b : a));
+  return best === tried[tried.length - 1] ? best.entry : { ...(await write(best.candidate)), placement: best.entry.placement };
 }
 
 async function referenceOutputs(base: ModelProto, feeds: TensorMap[], runner: ModelRunner): Promise<TensorMap[]> {

@@ -10,6 +10,8 @@ export interface StaticOptions {
   percentile: number;
   perChannel: boolean;
   reduceRange: boolean;
+  /** Nodes left in float (Q/DQ at their borders), chosen by the placement search. */
+  keepFloat?: (node: NodeProto, ed: GraphEditor) => boolean;
 }
 
 /** Ops with int8 kernels in ORT's CPU provider (QDQ → QLinear* fusions): their tensors go through Q/DQ. */
@@ -118,12 +120,13 @@ function activationParams(r: Range): QParams {
 export function insertQdq(model: ModelProto, ranges: Map<string, Range>, opts: StaticOptions): RewriteReport {
   const ed = new GraphEditor(model);
   const report: RewriteReport = { quantized: {}, skipped: {} };
-  foldActivations(ed);
+  const quantizable = (node: NodeProto) => QUANTIZABLE.has(node.op_type!) && !opts.keepFloat?.(node, ed);
+  foldActivations(ed, quantizable);
   const params = new Map<string, QParams>();
   const isActivation = (t: string) => t !== '' && ranges.has(t) && !ed.constant(t);
   // choose activation parameters in graph order; movement ops pass their input's parameters on
   for (const node of ed.nodes) {
-    if (!QUANTIZABLE.has(node.op_type!)) continue;
+    if (!quantizable(node)) continue;
     for (const t of activationInputs(node)) if (isActivation(t) && !params.has(t)) params.set(t, activationParams(ranges.get(t)!));
     const inParams = params.get(node.input?.[0] ?? '');
     for (const t of node.output ?? []) {
@@ -133,7 +136,7 @@ export function insertQdq(model: ModelProto, ranges: Map<string, Range>, opts: S
   }
   for (const node of [...ed.nodes]) {
     const op = node.op_type!;
-    if (!QUANTIZABLE.has(op)) {
+    if (!quantizable(node)) {
       if ((node.input ?? []).some((t) => ranges.has(t)) && !['Shape', 'Gather', 'Identity', 'Constant'].includes(op)) report.skipped[op] ??= 'no int8 kernel in ORT\'s CPU provider: stays float between Q/DQ';
       continue;
     }
@@ -150,13 +153,18 @@ export function insertQdq(model: ModelProto, ranges: Map<string, Range>, opts: S
   return report;
 }
 
-/** Conv → Relu (sole consumer) becomes Conv writing the Relu's output: its range is already clamped. */
-function foldActivations(ed: GraphEditor): void {
+/**
+ * Conv → Relu (sole consumer) becomes Conv writing the Relu's output: the QuantizeLinear on that tensor
+ * clamps at the range's floor. It needs one: a quantized producer, or only quantized readers.
+ */
+function foldActivations(ed: GraphEditor, quantizable: (node: NodeProto) => boolean): void {
   for (const act of [...ed.nodes]) {
     if (!FOLDABLE_ACTIVATIONS.has(act.op_type!)) continue;
     const x = act.input![0];
     const producer = ed.producer(x);
     if (!producer || !FOLD_INTO.has(producer.op_type!) || ed.consumers(x).length !== 1 || ed.isGraphOutput(x)) continue;
+    const y = act.output![0];
+    if (!quantizable(producer) && (ed.isGraphOutput(y) || !ed.consumers(y).every(quantizable))) continue;
     if (act.op_type === 'Clip') {
       const lo = ed.constant(act.input![1] ?? '');
       if (lo && floatValues(lo)[0] < 0) continue; // a negative floor is not a ReLU-like clamp
@@ -188,8 +196,11 @@ function quantizeWeights(ed: GraphEditor, node: NodeProto, params: Map<string, Q
   const wq = ed.addInitializer(makeTensor(ed.fresh(`${wName}_quantized`), DataType.INT8, dims, q));
   const ws = ed.addInitializer(makeTensor(ed.fresh(`${wName}_scale`), DataType.FLOAT, channels, scales));
   const wDq = ed.fresh(`${wName}_dequantized`);
-  // symmetric weights: the zero point is 0, DequantizeLinear's default, so none is stored
-  const dqNodes: NodeProto[] = [{ name: ed.fresh(`${base}_weight_DQ`), op_type: 'DequantizeLinear', input: [wq, ws], output: [wDq], attribute: perChannel ? [mkInt('axis', axis)] : [] }];
+  // symmetric weights: the zero point is 0, DequantizeLinear's default, so a Conv stores none; ORT fuses
+  // Gemm/MatMul into QGemm/QLinearMatMul only when the weight's DequantizeLinear names one
+  const dqInputs = [wq, ws];
+  if (node.op_type === 'Gemm' || node.op_type === 'MatMul') dqInputs.push(ed.addInitializer(makeTensor(ed.fresh(`${wName}_zero_point`), DataType.INT8, channels, new Int8Array(scales.length))));
+  const dqNodes: NodeProto[] = [{ name: ed.fresh(`${base}_weight_DQ`), op_type: 'DequantizeLinear', input: dqInputs, output: [wDq], attribute: perChannel ? [mkInt('axis', axis)] : [] }];
   node.input![1] = wDq;
   const biasName = node.op_type === 'Conv' || node.op_type === 'ConvTranspose' || node.op_type === 'Gemm' ? node.input![2] : undefined;
   const inScale = params.get(node.input![0])?.scale;
