@@ -93,7 +93,7 @@ async function timeStartup(config: OutpostConfig, spec: SessionSpec, repeats: nu
 
 export async function benchCommand(opts: BenchOptions): Promise<void> {
   if (opts.modelDir) {
-    const report = await benchModels({ modelDir: opts.modelDir, repeats: opts.repeats, runs: 10, size: opts.size });
+    const report = await benchModels({ modelDir: opts.modelDir, repeats: opts.repeats, runs: 15, size: opts.size });
     const text = JSON.stringify(report, null, 2) + '\n';
     if (opts.out) writeFileSync(opts.out, text);
     if (opts.json) process.stdout.write(text);

@@ -58,9 +58,16 @@ export async function benchModels(opts: ModelBenchOptions) {
   for (let r = 0; r < opts.repeats; r++) {
     progress.update(r, opts.repeats);
     for (const c of candidates) {
-      const t = performance.now();
-      for (let i = 0; i < opts.runs; i++) await c.session.run(feed());
-      c.times.push((performance.now() - t) / opts.runs);
+      // two untimed runs first: the previous candidate's pool threads may still be spinning on the cores
+      for (let i = 0; i < 2; i++) await c.session.run(feed());
+      const runs: number[] = [];
+      for (let i = 0; i < opts.runs; i++) {
+        const input = feed();
+        const t = performance.now();
+        await c.session.run(input);
+        runs.push(performance.now() - t);
+      }
+      c.times.push(median(runs));
     }
   }
   progress.done();
