@@ -317,10 +317,12 @@ describe('outpost optimize (CLI) on the PP-OCR models from npm', () => {
     writeFileSync(notOnnx, 'this is not a model');
     const truncated = join(dir, 'truncated.onnx');
     writeFileSync(truncated, readFileSync(det).subarray(0, 100_000));
-    for (const file of [notOnnx, truncated, join(dir, 'missing.onnx')]) {
-      const r = runCli(['optimize', file, '--out', join(dir, 'out')]);
+    const unsupported = join(dir, 'unsupported.onnx');
+    writeFileSync(unsupported, encodeModel(buildFloatModelProto({ opset: 13, inputs: [{ name: 'x', dims: [1, 3, 8, 8] }], outputs: [{ name: 'y', dims: [1, 3, 8, 8] }], initializers: [], nodes: [{ op: 'FancyOp', inputs: ['x'], outputs: ['y'] }] })));
+    for (const file of [notOnnx, truncated, join(dir, 'missing.onnx'), unsupported]) {
+      const r = runCli(['optimize', file, '--out', join(dir, 'out'), '--precision', 'fp32,int8-static']);
       expect(r.code).not.toBe(0);
-      expect(r.stderr).toMatch(/OUTPOST_E_MODEL: .*(not an ONNX model|cannot read)/);
+      expect(r.stderr).toMatch(/OUTPOST_E_MODEL: .*(not an ONNX model|cannot read|uses FancyOp, an op ONNX Runtime does not run)/);
     }
     expect(existsSync(join(dir, 'out'))).toBe(false);
     expect(readdirSync(dir).filter((f) => f.startsWith('out'))).toEqual([]);

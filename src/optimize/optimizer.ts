@@ -73,7 +73,11 @@ async function preprocess(source: string, runner: ModelRunner, workDir: string):
   const model = readModelFile(source);
   initializersAsConstants(model);
   const folded = join(workDir, 'preprocessed.onnx');
-  const s = await runner.open(encodeModel(model), { optimization: 'basic', saveOptimizedTo: folded });
+  const s = await runner.open(encodeModel(model), { optimization: 'basic', saveOptimizedTo: folded }).catch((err: unknown) => {
+    const op = /No Op registered for (\S+)/.exec(errorMessage(err))?.[1];
+    const why = op ? `it uses ${op}, an op ONNX Runtime does not run` : errorMessage(err);
+    throw new OutpostError('OUTPOST_E_MODEL', `${source}: ONNX Runtime cannot load this model (${why}); fix or re-export it, then run optimize again`);
+  });
   await s.release();
   const out = readModelFile(folded);
   rmSync(folded);
