@@ -137,7 +137,8 @@ export function insertQdq(model: ModelProto, ranges: Map<string, Range>, opts: S
   for (const node of [...ed.nodes]) {
     const op = node.op_type!;
     if (!quantizable(node)) {
-      if ((node.input ?? []).some((t) => ranges.has(t)) && !['Shape', 'Gather', 'Identity', 'Constant'].includes(op)) report.skipped[op] ??= 'no int8 kernel in ORT\'s CPU provider: stays float between Q/DQ';
+      if (QUANTIZABLE.has(op)) report.skipped[op] ??= 'some kept float by the placement that ran fastest on this board';
+      else if ((node.input ?? []).some((t) => ranges.has(t)) && !['Shape', 'Gather', 'Identity', 'Constant'].includes(op)) report.skipped[op] ??= 'no int8 kernel in ORT\'s CPU provider: stays float between Q/DQ';
       continue;
     }
     if (WEIGHTED.has(op) && !quantizeWeights(ed, node, params, opts)) {
