@@ -148,7 +148,7 @@ export function insertQdq(model: ModelProto, ranges: Map<string, Range>, opts: S
     if ((op === 'Add' || op === 'Mul') && !quantizeConstantOperands(ed, node)) continue;
     report.quantized[op] = (report.quantized[op] ?? 0) + 1;
   }
-  for (const [tensor, p] of params) insertPair(ed, tensor, p);
+  for (const [tensor, p] of params) insertPair(ed, tensor, p, quantizable);
   ed.requireOpset('', 13);
   ed.pruneUnused();
   return report;
@@ -248,10 +248,10 @@ function quantizeConstantOperands(ed: GraphEditor, node: NodeProto): boolean {
 }
 
 /**
- * T → QuantizeLinear → one DequantizeLinear per reader of T (ORT fuses a DQ into one node unit only when it has
- * a single consumer), and one more when T is a graph output.
+ * T → QuantizeLinear → one DequantizeLinear per quantized reader of T (ORT fuses a DQ into one node unit only
+ * when it has a single consumer), one shared by the float readers, and one more when T is a graph output.
  */
-function insertPair(ed: GraphEditor, tensor: string, p: QParams): void {
+function insertPair(ed: GraphEditor, tensor: string, p: QParams, quantizable: (node: NodeProto) => boolean): void {
   const s = ed.addInitializer(makeTensor(ed.fresh(`${tensor}_scale`), DataType.FLOAT, [], Float32Array.of(p.scale)));
   const zp = ed.addInitializer(makeTensor(ed.fresh(`${tensor}_zero_point`), DataType.UINT8, [], Uint8Array.of(p.zeroPoint)));
   const q = ed.fresh(`${tensor}_quantized`);
@@ -260,11 +260,14 @@ function insertPair(ed: GraphEditor, tensor: string, p: QParams): void {
   const source = producer ? ed.fresh(`${tensor}_float`) : tensor;
   if (producer) producer.output![producer.output!.indexOf(tensor)] = source;
   const added: NodeProto[] = [{ name: ed.fresh(`${tensor}_Q`), op_type: 'QuantizeLinear', input: [source, s, zp], output: [q] }];
-  for (const r of readers) {
+  const dequantize = (readersOfIt: NodeProto[]) => {
     const dq = ed.fresh(`${tensor}_dequantized`);
     added.push({ name: ed.fresh(`${tensor}_DQ`), op_type: 'DequantizeLinear', input: [q, s, zp], output: [dq] });
-    r.input = r.input!.map((i) => (i === tensor ? dq : i));
-  }
+    for (const r of readersOfIt) r.input = r.input!.map((i) => (i === tensor ? dq : i));
+  };
+  for (const r of readers.filter(quantizable)) dequantize([r]);
+  const floatReaders = readers.filter((r) => !quantizable(r));
+  if (floatReaders.length > 0) dequantize(floatReaders);
   if (ed.isGraphOutput(tensor)) added.push({ name: ed.fresh(`${tensor}_DQ`), op_type: 'DequantizeLinear', input: [q, s, zp], output: [tensor] });
   const at = producer ? ed.nodes.indexOf(producer) + 1 : 0;
   ed.nodes.splice(at, 0, ...added);
