@@ -9,7 +9,7 @@ import { EventBus } from '../eventBus.js';
 import type { Logger } from '../log.js';
 import { FrameScheduler, type StagedPipeline } from '../pipeline/index.js';
 import { LatencyWindow } from '../telemetry/index.js';
-import { rounded } from './benchMath.js';
+import { rounded } from '../benchMath.js';
 import { Progress } from './progress.js';
 
 export interface CameraBenchOptions {

@@ -14,7 +14,7 @@ import { runPipelined, startPipelines, type StagedPipeline } from '../pipeline/i
 import { InferenceEngine, LocalSession, ORT_VERSION, type SessionSpec, type TensorMap } from '../runtime/index.js';
 import type { Frame } from '../types.js';
 import { configPath, exitOnError, loadOrExit } from './common.js';
-import { median, rounded } from './benchMath.js';
+import { median, rounded } from '../benchMath.js';
 import { Progress } from './progress.js';
 
 export interface BenchOptions {

@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import { loadModelVariants, runPipelined, startPipelines, variantFiles } from '../pipeline/index.js';
 import { buildInBackground, variantsDir, type InferenceEngine, type Rung } from '../runtime/index.js';
 import type { Frame } from '../types.js';
-import { median, rounded } from './benchMath.js';
+import { median, rounded } from '../benchMath.js';
 import { Progress } from './progress.js';
 
 const r3 = (v: number) => rounded(v, 3);

@@ -6,7 +6,7 @@ import { readModelFile } from '../onnx/index.js';
 import { imageInput, MANIFEST, NORMALISATIONS, readManifest, type Precision } from '../optimize/index.js';
 import { AUTO_ORDER, LocalSession, ORT_VERSION, probeProvider, type ProviderName } from '../runtime/index.js';
 import type { TensorMap } from '../types.js';
-import { median, rounded } from './benchMath.js';
+import { median, rounded } from '../benchMath.js';
 import { Progress } from './progress.js';
 
 export interface ModelBenchOptions {

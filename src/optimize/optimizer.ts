@@ -119,7 +119,7 @@ async function staticCandidates(base: ModelProto, req: OptimizeRequest, runner: 
     const model = structuredClone(placement.floatElementwise ? plain : placement.floatHardSwish ? keepingHardSwish : rewritten);
     const report = insertQdq(model, ranges, { ...opts, keepFloat: keepFloatFor(placement) });
     compactNames(model);
-    return { placement, model, report };
+    return { placement, model, encoded: encodeModel(model), report };
   });
 }
 
@@ -196,7 +196,7 @@ export async function buildVariants(req: OptimizeRequest, runner: ModelRunner): 
 async function fastestFaithful(candidates: (PlacementCandidate & { report: RewriteReport })[], req: OptimizeRequest, runner: ModelRunner, write: (b: Built) => Promise<VariantEntry>): Promise<VariantEntry> {
   const distinct = distinctCandidates(candidates);
   if (distinct.length === 1) return write(distinct[0]);
-  const timings = await timePlacements(distinct, req.heldOut[0] ?? req.calibration[0], runner, undefined, undefined, (r, n) => req.onProgress?.('timing int8 placements', r, n));
+  const timings = await timePlacements(distinct, req.heldOut[0] ?? req.calibration[0], runner, (r, n) => req.onProgress?.('timing int8 placements', r, n));
   const msPerRun = Object.fromEntries(timings.map((t) => [t.name, t.ms]));
   const tried: { entry: VariantEntry; candidate: Built }[] = [];
   for (const t of preferenceOrder(timings)) {

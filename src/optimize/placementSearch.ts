@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { dimsOf, encodeModel, intAttr, type GraphEditor, type ModelProto, type NodeProto } from '../onnx/index.js';
+import { median, rounded } from '../benchMath.js';
+import { dimsOf, intAttr, type GraphEditor, type ModelProto, type NodeProto } from '../onnx/index.js';
 import type { TensorMap } from '../types.js';
 import { isHardSwishPart } from './int8Rewrites.js';
 import type { ModelRunner } from './modelRunner.js';
@@ -68,6 +69,8 @@ export function keepFloatFor(p: Placement): (node: NodeProto, ed: GraphEditor) =
 export interface PlacementCandidate {
   placement: Placement;
   model: ModelProto;
+  /** The model encoded once: hashed, timed and measured from these bytes. */
+  encoded: Uint8Array;
 }
 
 export interface PlacementTiming {
@@ -94,29 +97,30 @@ export function preferenceOrder(timings: PlacementTiming[]): PlacementTiming[] {
 export function distinctCandidates<T extends PlacementCandidate>(candidates: T[]): T[] {
   const seen = new Set<string>();
   return candidates.filter((c) => {
-    const h = createHash('sha256').update(encodeModel(c.model)).digest('hex');
+    const h = createHash('sha256').update(c.encoded).digest('hex');
     if (seen.has(h)) return false;
     seen.add(h);
     return true;
   });
 }
 
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1];
+const ROUNDS = 7;
+const RUNS_PER_ROUND = 12;
 
 /**
  * Median time per run of each candidate on one thread, interleaved round by round so a noisy neighbour
  * slows every candidate alike.
  */
-export async function timePlacements(candidates: PlacementCandidate[], feed: TensorMap, runner: ModelRunner, rounds = 7, runsPerRound = 12, onRound?: (done: number, total: number) => void): Promise<PlacementTiming[]> {
+export async function timePlacements(candidates: PlacementCandidate[], feed: TensorMap, runner: ModelRunner, onRound?: (done: number, total: number) => void): Promise<PlacementTiming[]> {
   const sessions = [];
   try {
-    for (const c of candidates) sessions.push(await runner.open(encodeModel(c.model), { threads: 1 }));
+    for (const c of candidates) sessions.push(await runner.open(c.encoded, { threads: 1 }));
     for (const s of sessions) for (let i = 0; i < 3; i++) await s.run(structuredClone(feed)); // warm-up: first runs allocate
     const perRound = candidates.map(() => [] as number[]);
-    for (let r = 0; r < rounds; r++) {
+    for (let r = 0; r < ROUNDS; r++) {
       for (const [i, s] of sessions.entries()) {
         const runs: number[] = [];
-        for (let k = 0; k < runsPerRound; k++) {
+        for (let k = 0; k < RUNS_PER_ROUND; k++) {
           const input = structuredClone(feed);
           const t0 = performance.now();
           await s.run(input);
@@ -124,9 +128,9 @@ export async function timePlacements(candidates: PlacementCandidate[], feed: Ten
         }
         perRound[i].push(median(runs));
       }
-      onRound?.(r + 1, rounds);
+      onRound?.(r + 1, ROUNDS);
     }
-    return candidates.map((c, i) => ({ name: c.placement.name, ms: Math.round(median(perRound[i]) * 1000) / 1000, bytes: encodeModel(c.model).length }));
+    return candidates.map((c, i) => ({ name: c.placement.name, ms: rounded(median(perRound[i]), 3), bytes: c.encoded.length }));
   } finally {
     for (const s of sessions) await s.release();
   }
