@@ -41,8 +41,10 @@ program
   .description('run the configured pipeline once per image and print one JSON line per image')
   .option('-c, --config <file>', 'config file')
   .requiredOption('-i, --input <path>', 'an image, or a folder of .jpg/.png images')
-  .option('-p, --pipeline <name>', 'pipeline to run (default: the first camera\'s)')
-  .addOption(new Option('--precision <rung>', 'run the optimized variants of this rung, where the models have them').choices(['fp32', 'fp16', 'int8', 'fastest']))
+  .option('-p, --pipeline <name>', "pipeline to run (default: the first camera's)")
+  .addOption(
+    new Option('--precision <rung>', 'run the optimized variants of this rung, where the models have them').choices(['fp32', 'fp16', 'int8', 'fastest']),
+  )
   .option('--json', 'JSON lines on stdout')
   .action((o) => inferCommand(o).catch(exitOnError));
 
@@ -71,7 +73,7 @@ program
   .option('-o, --out <file>', 'also write the JSON report to this file')
   .option('--cameras <n>', 'multi-camera mode: N ffmpeg test cameras at 30 fps through the scheduler', positiveInt)
   .option('--duration <seconds>', 'multi-camera mode: seconds of the moving-scene run', positiveInt, 30)
-  .option('--levels', 'governor mode: build the variants, force each level\'s rung, report frames/s, CPU per frame and the swap stall')
+  .option('--levels', "governor mode: build the variants, force each level's rung, report frames/s, CPU per frame and the swap stall")
   .option('--model-dir <dir>', 'model mode: time every accepted variant of an optimize folder, write autotune.json there')
   .option('--size <WxH>', 'model mode: input size for models with free dimensions', '640x480')
   .option('--json', 'JSON on stdout')
@@ -90,7 +92,10 @@ program
   .option('--held-out <n>', 'frames kept out of calibration for the fidelity check', positiveInt, 8)
   .option('--per-channel', 'int8-dynamic: one weight scale per output column (int8-static is always per channel)')
   .option('--method <m>', 'int8-static calibration: minmax or percentile', 'minmax')
-  .option('--placement <list>', `int8-static: which float/int8 placements to time, comma-separated (default: all of ${PLACEMENTS.map((p) => p.name).join(', ')})`)
+  .option(
+    '--placement <list>',
+    `int8-static: which float/int8 placements to time, comma-separated (default: all of ${PLACEMENTS.map((p) => p.name).join(', ')})`,
+  )
   .option('--normalise <preset>', 'input normalisation: imagenet, imagenet-bgr, half, ultraface, unit', 'imagenet')
   .option('--size <WxH>', 'input size for models with free dimensions', '640x480')
   .option('--min-cosine <v>', 'least cosine similarity to fp32 for a variant to be accepted', Number, 0.99)
@@ -100,8 +105,8 @@ program
 
 program
   .command('sensors')
-  .description('what the board\'s temperature, throttling and power sensors say, with units, and the governor level they imply')
-  .option('--root <dir>', 'folder that stands for / (a copy of another board\'s sysfs)')
+  .description("what the board's temperature, throttling and power sensors say, with units, and the governor level they imply")
+  .option('--root <dir>', "folder that stands for / (a copy of another board's sysfs)")
   .option('--json', 'machine-readable output')
   .action((o) => sensorsCommand(o).catch(exitOnError));
 

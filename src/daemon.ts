@@ -62,7 +62,8 @@ export class Daemon {
     this.stats.subscribe(this.bus);
     this.metrics.subscribe(this.bus);
     this.bus.on('result', 'result-log', (r) => {
-      if (this.config.logging.results) this.log.info({ camera: r.camera, frame: r.frameId, text: summariseOutput(r.output), truth: r.truth, ms: Math.round(r.timings.totalMs) }, 'result');
+      if (this.config.logging.results)
+        this.log.info({ camera: r.camera, frame: r.frameId, text: summariseOutput(r.output), truth: r.truth, ms: Math.round(r.timings.totalMs) }, 'result');
     });
 
     step('the inference engine');
@@ -75,7 +76,14 @@ export class Daemon {
     step('loading models');
     const cameras = cfg.cameras.filter((c) => c.enabled);
     this.loadVariants();
-    this.parts.pipelines = await startPipelines(cfg, engine, this.log.child({ component: 'pipeline' }), cameras.map((c) => c.pipeline), undefined, this.servingFiles);
+    this.parts.pipelines = await startPipelines(
+      cfg,
+      engine,
+      this.log.child({ component: 'pipeline' }),
+      cameras.map((c) => c.pipeline),
+      undefined,
+      this.servingFiles,
+    );
 
     step('starting cameras');
     const scheduler = new FrameScheduler(
@@ -86,7 +94,13 @@ export class Daemon {
         weight: c.weight,
         gate: c.motion.enabled ? new MotionGate(c.motion) : undefined,
       })),
-      { bus: this.bus, log: this.log.child({ component: 'scheduler' }), provider: engine.provider, inflight: runtime.inflightFrames, onFrame: (f) => this.recorders.get(f.camera)?.forEach((r) => r.offer(f)) },
+      {
+        bus: this.bus,
+        log: this.log.child({ component: 'scheduler' }),
+        provider: engine.provider,
+        inflight: runtime.inflightFrames,
+        onFrame: (f) => this.recorders.get(f.camera)?.forEach((r) => r.offer(f)),
+      },
     );
     this.parts.scheduler = scheduler;
     this.metrics.watchSources(() => scheduler.sourceHealth());
@@ -192,7 +206,10 @@ export class Daemon {
       try {
         await pipeline.useVariant(label, stages, threads);
         this.metrics.setProvider(provider, label);
-        this.log.info({ pipeline: name, rung, variant: label, threads: threads ?? Object.values(stages).map((c) => c.threads ?? this.config.runtime.threads) }, 'pipeline precision set');
+        this.log.info(
+          { pipeline: name, rung, variant: label, threads: threads ?? Object.values(stages).map((c) => c.threads ?? this.config.runtime.threads) },
+          'pipeline precision set',
+        );
       } catch (err) {
         this.log.error({ pipeline: name, rung, err: errorMessage(err) }, 'could not switch precision; keeping the current variant');
       }
@@ -221,11 +238,21 @@ export class Daemon {
         build();
         continue;
       }
-      const recorder = new CalibrationRecorder(join(this.config.node.stateDir, 'calibration', basename(dir)), m.optimize.calibrationFrames + m.optimize.heldOut);
+      const recorder = new CalibrationRecorder(
+        join(this.config.node.stateDir, 'calibration', basename(dir)),
+        m.optimize.calibrationFrames + m.optimize.heldOut,
+      );
       for (const cam of feeding) this.recorders.set(cam.name, [...(this.recorders.get(cam.name) ?? []), recorder]);
-      log.info({ cameras: feeding.map((c) => c.name), frames: m.optimize.calibrationFrames + m.optimize.heldOut, dir: recorder.dir }, 'recording calibration frames from the cameras');
+      log.info(
+        { cameras: feeding.map((c) => c.name), frames: m.optimize.calibrationFrames + m.optimize.heldOut, dir: recorder.dir },
+        'recording calibration frames from the cameras',
+      );
       void recorder.full.then(() => {
-        for (const cam of feeding) this.recorders.set(cam.name, (this.recorders.get(cam.name) ?? []).filter((r) => r !== recorder));
+        for (const cam of feeding)
+          this.recorders.set(
+            cam.name,
+            (this.recorders.get(cam.name) ?? []).filter((r) => r !== recorder),
+          );
         build(recorder.dir);
       });
     }
@@ -252,9 +279,15 @@ export class Daemon {
       providerAttempts: this.parts.engine?.attempts ?? [],
       variant: [...(this.parts.pipelines?.values() ?? [])][0]?.variant ?? 'fp32',
       power: this.parts.power ? this.parts.power.status() : null,
-      precision: { rung: this.rung, pipelines: Object.fromEntries([...(this.parts.pipelines ?? [])].map(([n, p]) => [n, p.variant])), variants: Object.fromEntries([...this.variants].map(([m, v]) => [m, v ? v.manifest.variants.filter((x) => x.accepted).map((x) => x.precision) : []])) },
+      precision: {
+        rung: this.rung,
+        pipelines: Object.fromEntries([...(this.parts.pipelines ?? [])].map(([n, p]) => [n, p.variant])),
+        variants: Object.fromEntries([...this.variants].map(([m, v]) => [m, v ? v.manifest.variants.filter((x) => x.accepted).map((x) => x.precision) : []])),
+      },
       ortVersion: ORT_VERSION,
-      cameras: Object.fromEntries(Object.entries(snap.cameras).map(([name, c]) => [name, { ...c, source: this.parts.scheduler?.sourceHealth()[name] ?? null }])),
+      cameras: Object.fromEntries(
+        Object.entries(snap.cameras).map(([name, c]) => [name, { ...c, source: this.parts.scheduler?.sourceHealth()[name] ?? null }]),
+      ),
       latencyMs: snap.latencyMs,
       eventLoopDelayMs: { p50: ms(this.loopDelay.percentile(50)), p95: ms(this.loopDelay.percentile(95)), max: ms(this.loopDelay.max) },
       rssBytes: process.memoryUsage.rss(),
@@ -271,5 +304,7 @@ function diffPaths(a: unknown, b: unknown, path = ''): string[] {
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return Object.is(a, b) ? [] : [path];
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   const isArr = Array.isArray(a) && Array.isArray(b);
-  return [...keys].flatMap((k) => diffPaths((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], isArr ? `${path}[${k}]` : path ? `${path}.${k}` : k));
+  return [...keys].flatMap((k) =>
+    diffPaths((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], isArr ? `${path}[${k}]` : path ? `${path}.${k}` : k),
+  );
 }

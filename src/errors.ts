@@ -1,12 +1,7 @@
 /**
  * The catalogue of errors a user can act on. Each code maps to one CLI exit code; messages say what to do.
  */
-export type OutpostErrorCode =
-  | 'OUTPOST_E_CONFIG'
-  | 'OUTPOST_E_MODEL'
-  | 'OUTPOST_E_PROVIDER'
-  | 'OUTPOST_E_INPUT'
-  | 'OUTPOST_E_CAMERA';
+export type OutpostErrorCode = 'OUTPOST_E_CONFIG' | 'OUTPOST_E_MODEL' | 'OUTPOST_E_PROVIDER' | 'OUTPOST_E_INPUT' | 'OUTPOST_E_CAMERA';
 
 /** sysexits.h: EX_CONFIG for configuration, EX_DATAERR for bad input, EX_UNAVAILABLE otherwise. */
 const EXIT_CODES: Record<OutpostErrorCode, number> = {

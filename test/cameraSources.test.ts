@@ -91,7 +91,13 @@ describe('mjpeg-http source', () => {
     const first = new MjpegServer(port, jpegs, { auth: 'admin:s3cret' });
     servers.push(first);
     await first.start();
-    const source = createSource(camera({ type: 'mjpeg-http', url: `http://127.0.0.1:${port}/video`, username: 'admin', password: 's3cret' }, { reconnect: { initialMs: 50, maxMs: 200 } }), { log });
+    const source = createSource(
+      camera(
+        { type: 'mjpeg-http', url: `http://127.0.0.1:${port}/video`, username: 'admin', password: 's3cret' },
+        { reconnect: { initialMs: 50, maxMs: 200 } },
+      ),
+      { log },
+    );
     let restarted = false;
     const frames = await collect(source, (f) => {
       if (f.length === 5 && !restarted) {
@@ -117,7 +123,9 @@ describe('mjpeg-http source', () => {
     const server = new MjpegServer(port, jpegs, { auth: 'admin:right' });
     servers.push(server);
     await server.start();
-    const source = createSource(camera({ type: 'mjpeg-http', url: `http://admin:wrong@127.0.0.1:${port}/` }, { reconnect: { initialMs: 20, maxMs: 20 } }), { log });
+    const source = createSource(camera({ type: 'mjpeg-http', url: `http://admin:wrong@127.0.0.1:${port}/` }, { reconnect: { initialMs: 20, maxMs: 20 } }), {
+      log,
+    });
     const abort = new AbortController();
     const it = source.frames(abort.signal)[Symbol.asyncIterator]();
     const next = it.next();
@@ -134,7 +142,10 @@ describe('mjpeg-http source', () => {
     const server = new MjpegServer(port, [jpegs[0], corrupt, truncated, jpegs[2]], { stallAfter: 4 });
     servers.push(server);
     await server.start();
-    const source = createSource(camera({ type: 'mjpeg-http', url: `http://127.0.0.1:${port}/` }, { stallSeconds: 0.5, reconnect: { initialMs: 20, maxMs: 50 } }), { log });
+    const source = createSource(
+      camera({ type: 'mjpeg-http', url: `http://127.0.0.1:${port}/` }, { stallSeconds: 0.5, reconnect: { initialMs: 20, maxMs: 50 } }),
+      { log },
+    );
     const frames = await collect(source, (f) => f.length >= 4); // 2 good frames per connection: needs a restart
     expect(frames).toHaveLength(4);
     const h = source.health!();
@@ -149,11 +160,24 @@ describe.skipIf(!hasFfmpeg)('ffmpeg sources (a real ffmpeg process)', () => {
   let video: string;
   beforeAll(() => {
     video = join(tempDir(), 'test.mp4');
-    const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=10', '-t', '2', '-pix_fmt', 'yuv420p', video]);
+    const r = spawnSync('ffmpeg', [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc=size=320x240:rate=10',
+      '-t',
+      '2',
+      '-pix_fmt',
+      'yuv420p',
+      video,
+    ]);
     expect(r.status, String(r.stderr)).toBe(0);
   });
 
-  it('plays a file once, every frame a JPEG of the video\'s size', async () => {
+  it("plays a file once, every frame a JPEG of the video's size", async () => {
     const source = createSource(camera({ type: 'file', path: video, loop: false, realtime: false }), { log });
     const frames = await collect(source, () => false);
     expect(frames).toHaveLength(20);
@@ -170,7 +194,25 @@ describe.skipIf(!hasFfmpeg)('ffmpeg sources (a real ffmpeg process)', () => {
   it('reads a network stream through ffmpeg (rtsp type with any ffmpeg URL) and reconnects when the server restarts', async () => {
     const port = await freePort();
     const serve = () =>
-      spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=15', '-f', 'mpjpeg', '-listen', '1', `http://127.0.0.1:${port}/live`], { stdio: 'ignore' });
+      spawn(
+        'ffmpeg',
+        [
+          '-hide_banner',
+          '-loglevel',
+          'error',
+          '-re',
+          '-f',
+          'lavfi',
+          '-i',
+          'testsrc=size=320x240:rate=15',
+          '-f',
+          'mpjpeg',
+          '-listen',
+          '1',
+          `http://127.0.0.1:${port}/live`,
+        ],
+        { stdio: 'ignore' },
+      );
     let server: ChildProcess = serve();
     try {
       await new Promise((r) => setTimeout(r, 500));
@@ -191,7 +233,7 @@ describe.skipIf(!hasFfmpeg)('ffmpeg sources (a real ffmpeg process)', () => {
     }
   });
 
-  it('stop() kills ffmpeg\'s process group and leaves no process behind', async () => {
+  it("stop() kills ffmpeg's process group and leaves no process behind", async () => {
     const children: ChildProcess[] = [];
     const source = createSource(camera({ type: 'file', path: video, loop: true, realtime: true }), {
       log,

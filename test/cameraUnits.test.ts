@@ -19,7 +19,14 @@ describe('JPEG stream parser', () => {
   it('cuts concatenated JPEGs at SOI/EOI, whatever the chunking, and counts truncated frames', async () => {
     const jpegs = await Promise.all([0, 1, 2].map((i) => jpegFrame(i)));
     const truncated = jpegs[1].subarray(0, 500);
-    const stream = Buffer.concat([Buffer.from('--boundary\r\nContent-Type: image/jpeg\r\n\r\n'), jpegs[0], Buffer.from('\r\n--b\r\n'), truncated, jpegs[1], jpegs[2]]);
+    const stream = Buffer.concat([
+      Buffer.from('--boundary\r\nContent-Type: image/jpeg\r\n\r\n'),
+      jpegs[0],
+      Buffer.from('\r\n--b\r\n'),
+      truncated,
+      jpegs[1],
+      jpegs[2],
+    ]);
     for (const size of [1, 2, 7, 4096, stream.length]) {
       const parser = new JpegStreamParser();
       const frames: Buffer[] = [];

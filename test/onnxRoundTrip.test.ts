@@ -59,10 +59,15 @@ async function roundTrip(dir: string): Promise<'same' | 'skipped' | string> {
 
 function dirsOf(suite: string): string[] {
   const root = join(DATA, suite);
-  return existsSync(root) ? readdirSync(root).sort().map((d) => join(root, d)).filter((d) => existsSync(join(d, 'model.onnx'))) : [];
+  return existsSync(root)
+    ? readdirSync(root)
+        .sort()
+        .map((d) => join(root, d))
+        .filter((d) => existsSync(join(d, 'model.onnx')))
+    : [];
 }
 
-describe.skipIf(!have)('ONNX read → write round trip on ONNX\'s conformance models (libonnx-testdata)', () => {
+describe.skipIf(!have)("ONNX read → write round trip on ONNX's conformance models (libonnx-testdata)", () => {
   for (const suite of SUITES) {
     it(`${suite}: every model ORT runs gives identical outputs after the rewrite`, async () => {
       const counts = { same: 0, skipped: 0 };

@@ -2,7 +2,17 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildFloatModelProto, encodeModel, readModelFile, DataType, makeTensor, mkInt, mkInts, type ModelProto } from '../src/onnx/index.js';
-import { PLACEMENTS, calibrate, compactNames, convertFp16, insertQdq, keepFloatFor, needsReduceRange, quantizeDynamic, upgradeOpset } from '../src/optimize/index.js';
+import {
+  PLACEMENTS,
+  calibrate,
+  compactNames,
+  convertFp16,
+  insertQdq,
+  keepFloatFor,
+  needsReduceRange,
+  quantizeDynamic,
+  upgradeOpset,
+} from '../src/optimize/index.js';
 import { preferenceOrder } from '../src/optimize/placementSearch.js';
 import { roundHalfEven, symmetricScale } from '../src/optimize/quantMath.js';
 import { LocalSession, localModelRunner, type TensorMap } from '../src/runtime/index.js';
@@ -86,8 +96,20 @@ describe('int8-dynamic on models built in code', () => {
   });
 
   it('leaves MatMul of two activations alone and says why', () => {
-    const m = buildFloatModelProto({ opset: 13, inputs: [{ name: 'a', dims: [2, 2] }, { name: 'b', dims: [2, 2] }], outputs: [{ name: 'y', dims: [2, 2] }], initializers: [], nodes: [{ op: 'MatMul', inputs: ['a', 'b'], outputs: ['y'] }] });
-    expect(quantizeDynamic(m, { perChannel: false, reduceRange: false })).toEqual({ quantized: {}, skipped: { MatMul: 'B is not a constant 2-D float tensor' } });
+    const m = buildFloatModelProto({
+      opset: 13,
+      inputs: [
+        { name: 'a', dims: [2, 2] },
+        { name: 'b', dims: [2, 2] },
+      ],
+      outputs: [{ name: 'y', dims: [2, 2] }],
+      initializers: [],
+      nodes: [{ op: 'MatMul', inputs: ['a', 'b'], outputs: ['y'] }],
+    });
+    expect(quantizeDynamic(m, { perChannel: false, reduceRange: false })).toEqual({
+      quantized: {},
+      skipped: { MatMul: 'B is not a constant 2-D float tensor' },
+    });
   });
 });
 
@@ -194,7 +216,10 @@ describe('int8-static placements and what ORT makes of them', () => {
       opset: 13,
       inputs: [{ name: 'x', dims: [1, 32] }],
       outputs: [{ name: 'y', dims: [1, 8] }],
-      initializers: [{ name: 'W', dims: [8, 32], values: rand(256, 31) }, { name: 'C', dims: [8], values: rand(8, 32) }],
+      initializers: [
+        { name: 'W', dims: [8, 32], values: rand(256, 31) },
+        { name: 'C', dims: [8], values: rand(8, 32) },
+      ],
       nodes: [{ op: 'Gemm', inputs: ['x', 'W', 'C'], outputs: ['y'], attributes: [mkInt('transB', 1)] }],
     });
     const gemmFeeds = [1, 2, 3].map((s) => ({ x: { type: 'float32' as const, dims: [1, 32], data: rand(32, s) } }));
@@ -214,7 +239,9 @@ describe('int8-static placements and what ORT makes of them', () => {
     expect(model.graph!.input!.map((i) => i.name)).toEqual(['x']);
     expect(model.graph!.output!.map((o) => o.name)).toEqual(['y']);
     expect(model.graph!.node!.filter((n) => n.op_type!.endsWith('QuantizeLinear')).every((n) => !n.name)).toBe(true);
-    const small = model.graph!.initializer!.filter((t) => (t.dims ?? []).length === 0).map((t) => JSON.stringify([t.data_type, Buffer.from(t.raw_data ?? new Uint8Array()).toString('hex'), t.float_data, t.int32_data]));
+    const small = model
+      .graph!.initializer!.filter((t) => (t.dims ?? []).length === 0)
+      .map((t) => JSON.stringify([t.data_type, Buffer.from(t.raw_data ?? new Uint8Array()).toString('hex'), t.float_data, t.int32_data]));
     expect(new Set(small).size).toBe(small.length);
     expect(await run(model, feeds[0])).toEqual(out);
   });
@@ -236,8 +263,14 @@ describe('fp16 and opset upgrade on models built in code', () => {
       opset: 13,
       inputs: [{ name: 'x', dims: [2, 4] }],
       outputs: [{ name: 'y', dims: [2, 3] }],
-      initializers: [{ name: 'W', dims: [4, 3], values: rand(12, 2) }, { name: 'b', dims: [3], values: rand(3, 4) }],
-      nodes: [{ op: 'MatMul', inputs: ['x', 'W'], outputs: ['t'] }, { op: 'Add', inputs: ['t', 'b'], outputs: ['y'] }],
+      initializers: [
+        { name: 'W', dims: [4, 3], values: rand(12, 2) },
+        { name: 'b', dims: [3], values: rand(3, 4) },
+      ],
+      nodes: [
+        { op: 'MatMul', inputs: ['x', 'W'], outputs: ['t'] },
+        { op: 'Add', inputs: ['t', 'b'], outputs: ['y'] },
+      ],
     });
     const x = { x: { type: 'float32' as const, dims: [2, 4], data: rand(8, 6) } };
     const reference = await run(m, x);
@@ -256,7 +289,12 @@ describe('fp16 and opset upgrade on models built in code', () => {
       initializers: [],
       nodes: [
         { op: 'Softmax', inputs: ['x'], outputs: ['s'], attributes: [mkInt('axis', 1)] },
-        { op: 'Slice', inputs: ['s'], outputs: ['c'], attributes: [mkInts('starts', [1]), { name: 'ends', type: 7, ints: [9223372036854775807n] }, mkInts('axes', [2])] },
+        {
+          op: 'Slice',
+          inputs: ['s'],
+          outputs: ['c'],
+          attributes: [mkInts('starts', [1]), { name: 'ends', type: 7, ints: [9223372036854775807n] }, mkInts('axes', [2])],
+        },
         { op: 'Slice', inputs: ['c'], outputs: ['d'], attributes: [mkInts('starts', [0]), mkInts('ends', [2]), mkInts('axes', [2])] },
         { op: 'Unsqueeze', inputs: ['d'], outputs: ['y'], attributes: [mkInts('axes', [2])] },
       ],
@@ -275,7 +313,23 @@ describe('outpost optimize (CLI) on the PP-OCR models from npm', () => {
 
   it('builds int8-static of the detector, calibrated on demo frames, and keeps it within the fidelity guard', () => {
     const out = join(tempDir(), 'det');
-    const r = runCli(['optimize', det, '--out', out, '--precision', 'fp32,int8-static', '--calibration-frames', '12', '--held-out', '4', '--normalise', 'imagenet-bgr', '--min-cosine', '0.9', '--json']);
+    const r = runCli([
+      'optimize',
+      det,
+      '--out',
+      out,
+      '--precision',
+      'fp32,int8-static',
+      '--calibration-frames',
+      '12',
+      '--held-out',
+      '4',
+      '--normalise',
+      'imagenet-bgr',
+      '--min-cosine',
+      '0.9',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const manifest = JSON.parse(r.stdout);
     const [fp32, int8] = manifest.variants;
@@ -295,7 +349,23 @@ describe('outpost optimize (CLI) on the PP-OCR models from npm', () => {
 
   it('builds int8-dynamic of the recogniser (its MatMuls), with the recognition agreement', () => {
     const out = join(tempDir(), 'rec');
-    const r = runCli(['optimize', rec, '--out', out, '--precision', 'int8-dynamic', '--calibration-frames', '2', '--held-out', '4', '--normalise', 'half', '--size', '320x48', '--json']);
+    const r = runCli([
+      'optimize',
+      rec,
+      '--out',
+      out,
+      '--precision',
+      'int8-dynamic',
+      '--calibration-frames',
+      '2',
+      '--held-out',
+      '4',
+      '--normalise',
+      'half',
+      '--size',
+      '320x48',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const [v] = JSON.parse(r.stdout).variants;
     expect(v.quantized.MatMul).toBeGreaterThan(0);
@@ -303,7 +373,29 @@ describe('outpost optimize (CLI) on the PP-OCR models from npm', () => {
   });
 
   it('calibrates on frames recorded from a configured camera (--camera)', () => {
-    const r = runCli(['optimize', det, '--out', join(tempDir(), 'det'), '--camera', 'demo', '--config', 'config/outpost.yaml', '--precision', 'int8-static', '--placement', 'float-stem', '--calibration-frames', '3', '--held-out', '1', '--normalise', 'imagenet-bgr', '--min-cosine', '0.9', '--json']);
+    const r = runCli([
+      'optimize',
+      det,
+      '--out',
+      join(tempDir(), 'det'),
+      '--camera',
+      'demo',
+      '--config',
+      'config/outpost.yaml',
+      '--precision',
+      'int8-static',
+      '--placement',
+      'float-stem',
+      '--calibration-frames',
+      '3',
+      '--held-out',
+      '1',
+      '--normalise',
+      'imagenet-bgr',
+      '--min-cosine',
+      '0.9',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).variants[0]).toMatchObject({ precision: 'int8-static', fidelity: { frames: 1 } });
     const bad = runCli(['optimize', det, '--out', join(tempDir(), 'x'), '--camera', 'nope', '--config', 'config/outpost.yaml']);
@@ -318,7 +410,18 @@ describe('outpost optimize (CLI) on the PP-OCR models from npm', () => {
     const truncated = join(dir, 'truncated.onnx');
     writeFileSync(truncated, readFileSync(det).subarray(0, 100_000));
     const unsupported = join(dir, 'unsupported.onnx');
-    writeFileSync(unsupported, encodeModel(buildFloatModelProto({ opset: 13, inputs: [{ name: 'x', dims: [1, 3, 8, 8] }], outputs: [{ name: 'y', dims: [1, 3, 8, 8] }], initializers: [], nodes: [{ op: 'FancyOp', inputs: ['x'], outputs: ['y'] }] })));
+    writeFileSync(
+      unsupported,
+      encodeModel(
+        buildFloatModelProto({
+          opset: 13,
+          inputs: [{ name: 'x', dims: [1, 3, 8, 8] }],
+          outputs: [{ name: 'y', dims: [1, 3, 8, 8] }],
+          initializers: [],
+          nodes: [{ op: 'FancyOp', inputs: ['x'], outputs: ['y'] }],
+        }),
+      ),
+    );
     for (const file of [notOnnx, truncated, join(dir, 'missing.onnx'), unsupported]) {
       const r = runCli(['optimize', file, '--out', join(dir, 'out'), '--precision', 'fp32,int8-static']);
       expect(r.code).not.toBe(0);

@@ -48,7 +48,10 @@ describe('ONNX Runtime adapter', () => {
     await engine.start();
     try {
       expect(engine.provider).toBe('cpu');
-      expect(engine.attempts.map((a) => [a.provider, a.ok])).toEqual([['cuda', false], ['cpu', true]]);
+      expect(engine.attempts.map((a) => [a.provider, a.ok])).toEqual([
+        ['cuda', false],
+        ['cpu', true],
+      ]);
       const msgs = lines.map((l) => l.msg);
       expect(msgs).toContain('none of the requested providers (cuda) works here; falling back to cpu');
       expect(lines.find((l) => l.msg === 'execution provider cuda unavailable')?.reason).toMatch(/Failed to load shared library|cuda/i);

@@ -27,7 +27,7 @@ describe('latest-frame-wins slot', () => {
 });
 
 describe('event bus', () => {
-  it('isolates a failing subscriber and removes a component\'s subscriptions', () => {
+  it("isolates a failing subscriber and removes a component's subscriptions", () => {
     const errors: string[] = [];
     const log = pino({ level: 'error' }, { write: (s: string) => errors.push(JSON.parse(s).owner) });
     const bus = new EventBus(log);

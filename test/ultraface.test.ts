@@ -11,10 +11,24 @@ const classifier = sharedPath('models/bench/mobilenet_v3_small.onnx');
 
 /** Faces located by eye on the drawn photos (x0, y0, x1, y1 in pixels). */
 const HAND_VERIFIED: Record<string, [number, number, number, number][]> = {
-  '2.jpg': [[130, 110, 222, 245], [310, 90, 402, 232], [550, 80, 648, 222], [720, 118, 823, 270]],
+  '2.jpg': [
+    [130, 110, 222, 245],
+    [310, 90, 402, 232],
+    [550, 80, 648, 222],
+    [720, 118, 823, 270],
+  ],
   '5.jpg': [[495, 115, 675, 350]],
-  '13.jpg': [[92, 18, 155, 103], [300, 85, 362, 170]],
-  '19.jpg': [[185, 165, 252, 254], [313, 201, 382, 292], [481, 150, 551, 244], [605, 217, 677, 306], [736, 138, 818, 242]],
+  '13.jpg': [
+    [92, 18, 155, 103],
+    [300, 85, 362, 170],
+  ],
+  '19.jpg': [
+    [185, 165, 252, 254],
+    [313, 201, 382, 292],
+    [481, 150, 551, 244],
+    [605, 217, 677, 306],
+    [736, 138, 818, 242],
+  ],
 };
 
 describe.skipIf(!model || !faces)('UltraFace through `outpost infer` (SSD decoder, NMS)', () => {
@@ -40,7 +54,13 @@ pipelines:
   it('puts a box on every hand-verified face, and no extra boxes', () => {
     const r = runCli(['infer', '--config', config, '--pipeline', 'faces', '--input', faces!, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const byFile = new Map(r.stdout.trim().split('\n').map((l) => JSON.parse(l)).map((x) => [basename(x.file), x]));
+    const byFile = new Map(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .map((x) => [basename(x.file), x]),
+    );
     expect(byFile.size).toBe(22);
     for (const [file, expected] of Object.entries(HAND_VERIFIED)) {
       const found = byFile.get(file).output.detections as { box: number[]; label: string }[];

@@ -28,7 +28,11 @@ describe('DB text post-processing', () => {
   });
 
   it('drops weak and tiny regions', () => {
-    const map = probMap(64, 32, [[2, 2, 20, 10, 0.4], [30, 20, 32, 22, 0.95], [40, 5, 60, 12, 0.8]]);
+    const map = probMap(64, 32, [
+      [2, 2, 20, 10, 0.4],
+      [30, 20, 32, 22, 0.95],
+      [40, 5, 60, 12, 0.8],
+    ]);
     expect(decodeDb(map, 64, 32, 64, 32, DB).map((b) => b.score)).toEqual([expect.closeTo(0.8, 5)]);
   });
 
@@ -47,7 +51,11 @@ describe('DB text post-processing', () => {
       ],
       0.6,
     );
-    expect(merged.map((b) => b.box)).toEqual([[0, 0, 160, 42], [0, 80, 100, 120], [400, 0, 450, 40]]);
+    expect(merged.map((b) => b.box)).toEqual([
+      [0, 0, 160, 42],
+      [0, 80, 100, 120],
+      [400, 0, 450, 40],
+    ]);
   });
 });
 
@@ -62,7 +70,7 @@ describe('CTC decoding', () => {
     return out;
   }
 
-  it('merges repeats, drops blanks and averages the kept characters\' confidence', () => {
+  it("merges repeats, drops blanks and averages the kept characters' confidence", () => {
     const [g] = decodeCtc(probs([1, 1, 0, 1, 2, 2, 0, 3, 2]), 1, 9, 4, dict);
     expect(g.text).toBe('AAB B');
     expect(g.score).toBeCloseTo(0.9, 5);

@@ -71,7 +71,17 @@ export class DemoCamera implements FrameSource {
     for (let seq = 0; await pacer.wait(signal); seq++) {
       const { svg, texts } = renderDemoSvg(this.opts.width, this.opts.height, rand);
       const data = await sharp(Buffer.from(svg)).jpeg({ quality: 85 }).toBuffer();
-      yield { id: `${this.name}-${seq}`, camera: this.name, seq, capturedAt: Date.now(), data, encoding: 'jpeg', width: this.opts.width, height: this.opts.height, truth: texts };
+      yield {
+        id: `${this.name}-${seq}`,
+        camera: this.name,
+        seq,
+        capturedAt: Date.now(),
+        data,
+        encoding: 'jpeg',
+        width: this.opts.width,
+        height: this.opts.height,
+        truth: texts,
+      };
     }
   }
 }

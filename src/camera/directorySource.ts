@@ -13,7 +13,10 @@ export async function listImages(dir: string): Promise<string[]> {
   const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
     throw new OutpostError('OUTPOST_E_CAMERA', `cannot list ${dir} (${err.code}); check the folder path`);
   });
-  return names.filter(isImage).sort().map((n) => join(dir, n));
+  return names
+    .filter(isImage)
+    .sort()
+    .map((n) => join(dir, n));
 }
 
 /** Reads one image file as a frame; the header alone gives its size. */

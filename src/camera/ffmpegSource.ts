@@ -18,7 +18,15 @@ export function ffmpegArgs(input: FfmpegInput): string[] {
   switch (input.type) {
     case 'v4l2':
       copy = input.format === 'mjpeg' && !input.fps;
-      inArgs = ['-f', 'v4l2', ...(input.format !== 'auto' ? ['-input_format', input.format] : []), ...(input.width && input.height ? ['-video_size', `${input.width}x${input.height}`] : []), ...(input.fps ? ['-framerate', String(input.fps)] : []), '-i', input.device];
+      inArgs = [
+        '-f',
+        'v4l2',
+        ...(input.format !== 'auto' ? ['-input_format', input.format] : []),
+        ...(input.width && input.height ? ['-video_size', `${input.width}x${input.height}`] : []),
+        ...(input.fps ? ['-framerate', String(input.fps)] : []),
+        '-i',
+        input.device,
+      ];
       break;
     case 'rtsp':
       inArgs = [...(input.url.startsWith('rtsp') ? ['-rtsp_transport', input.transport, '-timeout', '10000000'] : []), '-i', input.url];
@@ -36,7 +44,11 @@ export function ffmpegArgs(input: FfmpegInput): string[] {
  * Runs one ffmpeg process for as long as the signal allows and yields its JPEG frames. ffmpeg runs in its
  * own process group, which is killed (TERM, then KILL) on abort, so no child or grandchild is left behind.
  */
-export async function* ffmpegFrames(input: FfmpegInput, signal: AbortSignal, deps: { log: Logger; spawn?: SpawnFn; parser: JpegStreamParser; binary?: string }): AsyncIterable<Buffer> {
+export async function* ffmpegFrames(
+  input: FfmpegInput,
+  signal: AbortSignal,
+  deps: { log: Logger; spawn?: SpawnFn; parser: JpegStreamParser; binary?: string },
+): AsyncIterable<Buffer> {
   const child = (deps.spawn ?? spawn)(deps.binary ?? 'ffmpeg', ffmpegArgs(input), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const exited = once(child, 'exit').catch(() => undefined);
   let lastStderr = '';

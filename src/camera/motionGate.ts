@@ -36,7 +36,8 @@ export class MotionGate {
     }
     const fraction = counted > 0 ? changed / counted : 0;
     if (fraction >= this.cfg.minArea && changed > 0) return this.pass(grey, info.width, info.height, fraction, 'motion');
-    if (this.cfg.maxSkipSeconds > 0 && this.now() - this.lastPassAt >= this.cfg.maxSkipSeconds * 1000) return this.pass(grey, info.width, info.height, fraction, 'keepalive');
+    if (this.cfg.maxSkipSeconds > 0 && this.now() - this.lastPassAt >= this.cfg.maxSkipSeconds * 1000)
+      return this.pass(grey, info.width, info.height, fraction, 'keepalive');
     return { pass: false, changed: fraction, reason: 'still' };
   }
 

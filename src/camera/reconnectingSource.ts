@@ -92,7 +92,10 @@ export class ReconnectingSource implements FrameSource {
 
   private noteFailure(err: unknown): void {
     this.stats.lastError = errorMessage(err);
-    this.opts.log.warn({ camera: this.name, err: this.stats.lastError }, err instanceof StallError ? 'camera stalled; restarting it' : 'camera connection failed');
+    this.opts.log.warn(
+      { camera: this.name, err: this.stats.lastError },
+      err instanceof StallError ? 'camera stalled; restarting it' : 'camera connection failed',
+    );
   }
 
   /** The JPEG header gives the size; a frame whose header does not parse is corrupt. */
@@ -100,7 +103,16 @@ export class ReconnectingSource implements FrameSource {
     try {
       const meta = await sharp(jpeg).metadata();
       if (!meta.width || !meta.height) throw new Error('no size in the header');
-      return { id: `${this.name}-${seq}`, camera: this.name, seq, capturedAt: Date.now(), data: jpeg, encoding: 'jpeg', width: meta.width, height: meta.height };
+      return {
+        id: `${this.name}-${seq}`,
+        camera: this.name,
+        seq,
+        capturedAt: Date.now(),
+        data: jpeg,
+        encoding: 'jpeg',
+        width: meta.width,
+        height: meta.height,
+      };
     } catch {
       this.stats.corrupt++;
       return null;

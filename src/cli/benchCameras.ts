@@ -25,7 +25,8 @@ function testVideo(dir: string, kind: 'moving' | 'still'): string {
   const file = join(dir, `${kind}.mp4`);
   const source = kind === 'moving' ? 'testsrc=size=640x480:rate=30' : 'color=c=0x406080:size=640x480:rate=30';
   const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', source, '-t', '10', '-pix_fmt', 'yuv420p', file]);
-  if (r.status !== 0) throw new OutpostError('OUTPOST_E_CAMERA', `ffmpeg could not make a test video (${r.error?.message ?? String(r.stderr).trim()}); install ffmpeg`);
+  if (r.status !== 0)
+    throw new OutpostError('OUTPOST_E_CAMERA', `ffmpeg could not make a test video (${r.error?.message ?? String(r.stderr).trim()}); install ffmpeg`);
   return file;
 }
 
@@ -43,7 +44,9 @@ async function runCameras(pipeline: StagedPipeline, provider: string, video: str
   bus.on('frame.dropped', 'bench', () => dropped++);
   bus.on('frame.skipped', 'bench', () => skipped++);
   const cameras = Array.from({ length: opts.cameras }, (_, i) => {
-    const cam = configSchema.parse({ cameras: [{ name: `cam${i}`, source: { type: 'file', path: video, loop: true, realtime: true }, motion: { enabled: opts.gate, maxSkipSeconds: 0 } }] }).cameras[0];
+    const cam = configSchema.parse({
+      cameras: [{ name: `cam${i}`, source: { type: 'file', path: video, loop: true, realtime: true }, motion: { enabled: opts.gate, maxSkipSeconds: 0 } }],
+    }).cameras[0];
     return { source: createSource(cam, { log: opts.log }), pipeline, gate: opts.gate ? new MotionGate(cam.motion) : undefined };
   });
   const scheduler = new FrameScheduler(cameras, { bus, log: opts.log, provider, inflight: 2 });
@@ -76,7 +79,11 @@ async function runCameras(pipeline: StagedPipeline, provider: string, video: str
     dropped,
     skipped,
     captureToResultMs: { p50: r2(p50), p99: r2(p99), p99OverP50: p50 && p99 ? r2(p99 / p50) : null },
-    rssMiB: { first: r2(steady[0] / 2 ** 20), last: r2(steady[steady.length - 1] / 2 ** 20), driftPercent: r2(((mean(steady.slice(half)) - mean(steady.slice(0, half))) / mean(steady.slice(0, half))) * 100) },
+    rssMiB: {
+      first: r2(steady[0] / 2 ** 20),
+      last: r2(steady[steady.length - 1] / 2 ** 20),
+      driftPercent: r2(((mean(steady.slice(half)) - mean(steady.slice(0, half))) / mean(steady.slice(0, half))) * 100),
+    },
     cpuSecondsPerSecond: Math.round(((cpu.user + cpu.system) / 1e6 / seconds) * 1000) / 1000,
   };
 }

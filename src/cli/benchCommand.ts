@@ -97,7 +97,11 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
     const text = JSON.stringify(report, null, 2) + '\n';
     if (opts.out) writeFileSync(opts.out, text);
     if (opts.json) process.stdout.write(text);
-    else for (const v of report.variants) process.stdout.write(`${v.provider.padEnd(6)} ${v.precision.padEnd(13)} ${String(v.threads).padStart(2)} threads ${String(v.msMedian).padStart(8)} ms  ×${v.speedupVsFp32 ?? '?'} vs the best fp32  size ×${v.bytesVsFp32}\n`);
+    else
+      for (const v of report.variants)
+        process.stdout.write(
+          `${v.provider.padEnd(6)} ${v.precision.padEnd(13)} ${String(v.threads).padStart(2)} threads ${String(v.msMedian).padStart(8)} ms  ×${v.speedupVsFp32 ?? '?'} vs the best fp32  size ×${v.bytesVsFp32}\n`,
+        );
     return;
   }
   const { config } = loadOrExit(configPath(opts.config));
@@ -111,7 +115,8 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
     const frames = await loadFrames(opts);
     await engine.start();
     let recording: [string, TensorMap][] = [];
-    const tap = (key: string, feeds: TensorMap) => recording.push([key, Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { ...t, data: t.data.slice() }]))]);
+    const tap = (key: string, feeds: TensorMap) =>
+      recording.push([key, Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { ...t, data: t.data.slice() }]))]);
     const pipeline = (await startPipelines(config, engine, log, [name], tap)).get(name)!;
     const recorded: [string, TensorMap][][] = [];
     for (const f of frames) {
@@ -147,7 +152,12 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
       frames: { count: frames.length, source: opts.frames ?? 'demo camera (640x480)' },
       repeats: opts.repeats,
       raw: { fpsMedian: r2(rawMedian), fps: rawFps.map(r2) },
-      wholePipeline: { fpsMedian: r2(pipeMedian), fps: pipeRuns.map((p) => r2(p.fps)), eventLoopP95MsMedian: r2(loopP95), eventLoopMaxMs: pipeRuns.map((p) => r2(p.loopMaxMs)) },
+      wholePipeline: {
+        fpsMedian: r2(pipeMedian),
+        fps: pipeRuns.map((p) => r2(p.fps)),
+        eventLoopP95MsMedian: r2(loopP95),
+        eventLoopMaxMs: pipeRuns.map((p) => r2(p.loopMaxMs)),
+      },
       ratio: r2(pipeMedian / rawMedian),
       goals: { ratioAtLeast0_90: pipeMedian / rawMedian >= 0.9, eventLoopP95Under50ms: loopP95 < 50 },
       startup,
@@ -157,9 +167,12 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
     if (opts.json) process.stdout.write(text);
     else {
       process.stdout.write(`pipeline "${name}" on ${engine.provider}, ${frames.length} frames x ${opts.repeats} runs (medians)\n`);
-      process.stdout.write(`  raw session.run     ${report.raw.fpsMedian} frames/s\n  whole pipeline      ${report.wholePipeline.fpsMedian} frames/s  (ratio ${report.ratio})\n`);
+      process.stdout.write(
+        `  raw session.run     ${report.raw.fpsMedian} frames/s\n  whole pipeline      ${report.wholePipeline.fpsMedian} frames/s  (ratio ${report.ratio})\n`,
+      );
       process.stdout.write(`  event loop p95      ${report.wholePipeline.eventLoopP95MsMedian} ms while the pipeline ran\n`);
-      for (const [m, s] of Object.entries(startup)) process.stdout.write(`  start-up ${m.padEnd(10)} ${s.coldMs} ms cold, ${s.cachedMs} ms from the optimized-graph cache\n`);
+      for (const [m, s] of Object.entries(startup))
+        process.stdout.write(`  start-up ${m.padEnd(10)} ${s.coldMs} ms cold, ${s.cachedMs} ms from the optimized-graph cache\n`);
     }
   } catch (err) {
     await engine.stop();
@@ -194,5 +207,7 @@ function cameraMode(config: OutpostConfig, name: string, engine: InferenceEngine
 }
 
 function levelsMode(config: OutpostConfig, name: string, engine: InferenceEngine, opts: BenchOptions, log: Logger): Promise<void> {
-  return reportMode(engine, opts, async () => benchLevels(config, name, engine, await loadFrames(opts), opts.repeats, log, fileURLToPath(new URL('../cli.js', import.meta.url))));
+  return reportMode(engine, opts, async () =>
+    benchLevels(config, name, engine, await loadFrames(opts), opts.repeats, log, fileURLToPath(new URL('../cli.js', import.meta.url))),
+  );
 }

@@ -16,7 +16,15 @@ const r3 = (v: number) => rounded(v, 3);
  * each governor level's rung on the same frames: frames/s, CPU seconds per frame, and the stall a hot swap
  * causes in a steady stream of frames.
  */
-export async function benchLevels(config: OutpostConfig, pipelineName: string, engine: InferenceEngine, frames: Frame[], repeats: number, log: Logger, cli: string) {
+export async function benchLevels(
+  config: OutpostConfig,
+  pipelineName: string,
+  engine: InferenceEngine,
+  frames: Frame[],
+  repeats: number,
+  log: Logger,
+  cli: string,
+) {
   const stateDir = mkdtempSync(join(tmpdir(), 'outpost-bench-levels-'));
   const cfg: OutpostConfig = { ...config, node: { ...config.node, stateDir } };
   try {
@@ -27,7 +35,13 @@ export async function benchLevels(config: OutpostConfig, pipelineName: string, e
       const m = cfg.models[name];
       const normalise = cfg.pipelines[pipelineName].stages.find((s) => s.model === name)!.decoder.type === 'ctc' ? 'half' : 'imagenet-bgr';
       const size = normalise === 'half' ? '320x48' : '640x480';
-      const built = await buildInBackground(cli, { ...m, optimize: { ...m.optimize, enabled: true, precisions: ['fp32', 'int8-dynamic', 'int8-static'], normalise, size, minCosine: 0.9 } }, variantsDir(m.file, stateDir), log, new AbortController().signal);
+      const built = await buildInBackground(
+        cli,
+        { ...m, optimize: { ...m.optimize, enabled: true, precisions: ['fp32', 'int8-dynamic', 'int8-static'], normalise, size, minCosine: 0.9 } },
+        variantsDir(m.file, stateDir),
+        log,
+        new AbortController().signal,
+      );
       if (!built) log.warn({ model: name }, 'variants could not be built; that model stays fp32');
     }
     const { variants, serving } = loadModelVariants(cfg, engine.provider);
@@ -39,7 +53,12 @@ export async function benchLevels(config: OutpostConfig, pipelineName: string, e
       let i = 0;
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
-      await runPipelined(async () => (i < frames.length ? pipeline.prepare(frames[i++]) : null), (p) => pipeline.finish(p), () => undefined, 2);
+      await runPipelined(
+        async () => (i < frames.length ? pipeline.prepare(frames[i++]) : null),
+        (p) => pipeline.finish(p),
+        () => undefined,
+        2,
+      );
       const cpu = process.cpuUsage(cpu0);
       return { fps: (frames.length * 1000) / (performance.now() - t0), cpuPerFrame: (cpu.user + cpu.system) / 1e6 / frames.length };
     };
@@ -60,18 +79,45 @@ export async function benchLevels(config: OutpostConfig, pipelineName: string, e
     const levels = Object.fromEntries(
       Object.entries(cfg.power.policy).map(([level, p]) => {
         const m = measured[keyOf(p)];
-        return [level, { rung: p.precision, variant: m.variant, threads: p.threads ?? cfg.runtime.threads, maxFps: p.maxFps ?? null, framesPerSecond: r3(median(m.fps)), cpuSecondsPerFrame: r3(median(m.cpuPerFrame)) }];
+        return [
+          level,
+          {
+            rung: p.precision,
+            variant: m.variant,
+            threads: p.threads ?? cfg.runtime.threads,
+            maxFps: p.maxFps ?? null,
+            framesPerSecond: r3(median(m.fps)),
+            cpuSecondsPerFrame: r3(median(m.cpuPerFrame)),
+          },
+        ];
       }),
     );
     const ratio = levels.hot.cpuSecondsPerFrame / levels.nominal.cpuSecondsPerFrame;
-    return { kind: 'outpost-bench-levels', pipeline: pipelineName, frames: frames.length, repeats, levels, hotToNominalCpuPerFrame: r3(ratio), swap, goals: { hotCpuAtMost0_6xNominal: ratio <= 0.6, swapStallUnderOneFrameInterval: swap.stallMs < swap.frameIntervalMs } };
+    return {
+      kind: 'outpost-bench-levels',
+      pipeline: pipelineName,
+      frames: frames.length,
+      repeats,
+      levels,
+      hotToNominalCpuPerFrame: r3(ratio),
+      swap,
+      goals: { hotCpuAtMost0_6xNominal: ratio <= 0.6, swapStallUnderOneFrameInterval: swap.stallMs < swap.frameIntervalMs },
+    };
   } finally {
     rmSync(stateDir, { recursive: true, force: true });
   }
 }
 
 /** Frames at a steady pace; variants swap back and forth mid-stream; the stall is the worst gap beyond the pace. */
-async function measureSwapStall(pipeline: Awaited<ReturnType<typeof startPipelines>> extends Map<string, infer P> ? P : never, frames: Frame[], cfg: OutpostConfig, name: string, provider: string, variants: Parameters<typeof variantFiles>[4], serving: Record<string, string>) {
+async function measureSwapStall(
+  pipeline: Awaited<ReturnType<typeof startPipelines>> extends Map<string, infer P> ? P : never,
+  frames: Frame[],
+  cfg: OutpostConfig,
+  name: string,
+  provider: string,
+  variants: Parameters<typeof variantFiles>[4],
+  serving: Record<string, string>,
+) {
   const a = variantFiles(cfg, name, 'fp32', provider, variants, serving);
   const b = variantFiles(cfg, name, 'int8', provider, variants, serving);
   const intervalMs = 200;
@@ -91,5 +137,11 @@ async function measureSwapStall(pipeline: Awaited<ReturnType<typeof startPipelin
   );
   await Promise.all(swaps);
   const gaps = done.slice(1).map((t, k) => t - done[k]);
-  return { swaps: swaps.length, frameIntervalMs: intervalMs, worstGapMs: r3(Math.max(...gaps)), medianGapMs: r3(median(gaps)), stallMs: r3(Math.max(0, Math.max(...gaps) - intervalMs)) };
+  return {
+    swaps: swaps.length,
+    frameIntervalMs: intervalMs,
+    worstGapMs: r3(Math.max(...gaps)),
+    medianGapMs: r3(median(gaps)),
+    stallMs: r3(Math.max(0, Math.max(...gaps) - intervalMs)),
+  };
 }

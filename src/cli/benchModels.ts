@@ -43,7 +43,14 @@ export async function benchModels(opts: ModelBenchOptions) {
       for (const threads of provider === 'cpu' ? threadCounts : [0]) {
         const file = join(opts.modelDir, v.file);
         try {
-          candidates.push({ precision: v.precision, file: v.file, provider, threads, session: await LocalSession.create(file, { provider, threads, deviceId: 0, cacheDir: null }), times: [] });
+          candidates.push({
+            precision: v.precision,
+            file: v.file,
+            provider,
+            threads,
+            session: await LocalSession.create(file, { provider, threads, deviceId: 0, cacheDir: null }),
+            times: [],
+          });
         } catch {
           /* a variant the provider cannot load is simply not a candidate there */
         }
@@ -72,9 +79,20 @@ export async function benchModels(opts: ModelBenchOptions) {
   }
   progress.done();
   await Promise.all(candidates.map((c) => c.session.release()));
-  const results = candidates.map((c) => ({ precision: c.precision, file: c.file, provider: c.provider, threads: c.threads, msMedian: r2(median(c.times)), ms: c.times.map(r2) }));
+  const results = candidates.map((c) => ({
+    precision: c.precision,
+    file: c.file,
+    provider: c.provider,
+    threads: c.threads,
+    msMedian: r2(median(c.times)),
+    ms: c.times.map(r2),
+  }));
   const fp32 = (p: string) => results.filter((x) => x.provider === p && x.precision === 'fp32').sort((a, b) => a.msMedian - b.msMedian)[0]?.msMedian;
-  const withSpeedup = results.map((x) => ({ ...x, speedupVsFp32: fp32(x.provider) ? r2(fp32(x.provider)! / x.msMedian) : null, bytesVsFp32: r2(bytes(x.file) / bytes(accepted.find((v) => v.precision === 'fp32')?.file ?? x.file)) }));
+  const withSpeedup = results.map((x) => ({
+    ...x,
+    speedupVsFp32: fp32(x.provider) ? r2(fp32(x.provider)! / x.msMedian) : null,
+    bytesVsFp32: r2(bytes(x.file) / bytes(accepted.find((v) => v.precision === 'fp32')?.file ?? x.file)),
+  }));
   function bytes(file: string) {
     return manifest.variants.find((v) => v.file === file)?.bytes ?? 0;
   }
@@ -82,7 +100,16 @@ export async function benchModels(opts: ModelBenchOptions) {
   const rungs = Object.fromEntries(Object.entries(RUNG).map(([rung, ps]) => [rung, fastestOf(ps)]));
   const policy = configSchema.parse({}).power.policy;
   const levels = Object.fromEntries(Object.entries(policy).map(([level, p]) => [level, rungs[p.precision] ?? rungs.fp32]));
-  const autotune = { createdAt: new Date().toISOString(), ortVersion: ORT_VERSION, manifest: join(opts.modelDir, MANIFEST), source: manifest.source, providers, variants: withSpeedup, rungs, levels };
+  const autotune = {
+    createdAt: new Date().toISOString(),
+    ortVersion: ORT_VERSION,
+    manifest: join(opts.modelDir, MANIFEST),
+    source: manifest.source,
+    providers,
+    variants: withSpeedup,
+    rungs,
+    levels,
+  };
   writeFileSync(join(opts.modelDir, 'autotune.json'), JSON.stringify(autotune, null, 2) + '\n');
   return autotune;
 }

@@ -28,10 +28,22 @@ async function findings(stateDir: string): Promise<Finding[]> {
   out.push({ check: 'onnxruntime', ok: true, detail: { version: ORT_VERSION, compiledIn: supportedBackends() } });
   for (const p of AUTO_ORDER) {
     const a = await probeProvider(p);
-    out.push({ check: `provider ${p}`, ok: a.ok, detail: a.ok ? `creates a session (${Math.round(a.ms)} ms)` : a.error, fix: a.ok ? undefined : PROVIDER_FIX[p], optional: p !== 'cpu' });
+    out.push({
+      check: `provider ${p}`,
+      ok: a.ok,
+      detail: a.ok ? `creates a session (${Math.round(a.ms)} ms)` : a.error,
+      fix: a.ok ? undefined : PROVIDER_FIX[p],
+      optional: p !== 'cpu',
+    });
   }
   const ffmpeg = await ffmpegVersion();
-  out.push({ check: 'ffmpeg', ok: ffmpeg !== null, detail: ffmpeg ?? 'not found', fix: ffmpeg ? undefined : 'apt-get install ffmpeg (needed for v4l2, rtsp and file cameras)', optional: true });
+  out.push({
+    check: 'ffmpeg',
+    ok: ffmpeg !== null,
+    detail: ffmpeg ?? 'not found',
+    fix: ffmpeg ? undefined : 'apt-get install ffmpeg (needed for v4l2, rtsp and file cameras)',
+    optional: true,
+  });
   const devices = await listVideoDevices();
   out.push({ check: 'video devices', ok: true, detail: devices.length ? devices : 'none (demo and directory cameras still work)' });
   const s = await new BoardSensors({ root: '/', lowBatteryPercent: 20 }).read();
@@ -40,13 +52,20 @@ async function findings(stateDir: string): Promise<Finding[]> {
     check: 'sensors',
     ok: s.temperature !== null,
     detail: { board: s.board, temperatures: temps, powerState: s.powerState, missing: s.missing },
-    fix: s.temperature ? undefined : 'no board temperature: the governor stays nominal (normal in containers and VMs); `outpost sensors` shows what was looked for',
+    fix: s.temperature
+      ? undefined
+      : 'no board temperature: the governor stays nominal (normal in containers and VMs); `outpost sensors` shows what was looked for',
     optional: true,
   });
   try {
     const fs = await statfs(stateDir);
     const free = fs.bavail * fs.bsize;
-    out.push({ check: 'free disk', ok: free > 512 * 1024 ** 2, detail: `${(free / 1024 ** 3).toFixed(1)} GiB free at ${stateDir}`, fix: free > 512 * 1024 ** 2 ? undefined : 'free space: model variants and the outbox need room' });
+    out.push({
+      check: 'free disk',
+      ok: free > 512 * 1024 ** 2,
+      detail: `${(free / 1024 ** 3).toFixed(1)} GiB free at ${stateDir}`,
+      fix: free > 512 * 1024 ** 2 ? undefined : 'free space: model variants and the outbox need room',
+    });
   } catch {
     out.push({ check: 'free disk', ok: false, detail: `${stateDir} does not exist yet`, fix: `create it (mkdir -p ${stateDir}) or set node.stateDir` });
   }

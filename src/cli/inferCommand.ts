@@ -44,7 +44,11 @@ export async function inferCommand(opts: InferOptions): Promise<void> {
         const { output, timings, variant } = await pipeline.process(await imageFrame(file, 'infer', i));
         const round = Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, Math.round(v * 100) / 100]));
         const line = { file, model: pipeline.modelLabel, variant, provider: engine.provider, timings: round, output };
-        process.stdout.write(opts.json ? JSON.stringify(line) + '\n' : `${file}: ${summariseOutput(output).join(' | ') || '(nothing found)'}  [${Math.round(timings.totalMs)} ms]\n`);
+        process.stdout.write(
+          opts.json
+            ? JSON.stringify(line) + '\n'
+            : `${file}: ${summariseOutput(output).join(' | ') || '(nothing found)'}  [${Math.round(timings.totalMs)} ms]\n`,
+        );
       } catch (err) {
         failures++;
         const msg = errorMessage(err);

@@ -6,7 +6,18 @@ import { createLogger } from '../log.js';
 import { configPath, loadOrExit } from './common.js';
 import { OutpostError } from '../errors.js';
 import { readModelFile } from '../onnx/index.js';
-import { buildVariants, frameFeeds, imageInput, listFrames, needsReduceRange, NORMALISATIONS, PLACEMENTS, PRECISIONS, type Placement, type Precision } from '../optimize/index.js';
+import {
+  buildVariants,
+  frameFeeds,
+  imageInput,
+  listFrames,
+  needsReduceRange,
+  NORMALISATIONS,
+  PLACEMENTS,
+  PRECISIONS,
+  type Placement,
+  type Precision,
+} from '../optimize/index.js';
 import { localModelRunner, ORT_VERSION, probeProvider } from '../runtime/index.js';
 import { Progress } from './progress.js';
 
@@ -46,7 +57,8 @@ function parsePlacements(text: string): Placement[] {
 
 function parsePrecisions(text: string): Precision[] {
   const list = text.split(',').map((s) => s.trim());
-  for (const p of list) if (!(PRECISIONS as readonly string[]).includes(p)) throw new OutpostError('OUTPOST_E_INPUT', `--precision ${p} is not one of ${PRECISIONS.join(', ')}`);
+  for (const p of list)
+    if (!(PRECISIONS as readonly string[]).includes(p)) throw new OutpostError('OUTPOST_E_INPUT', `--precision ${p} is not one of ${PRECISIONS.join(', ')}`);
   return list as Precision[];
 }
 
@@ -62,9 +74,14 @@ async function demoFrames(n: number): Promise<{ dir: string; files: string[] }> 
 async function cameraFrames(name: string, configFile: string | undefined, n: number): Promise<{ dir: string; files: string[] }> {
   const { config } = loadOrExit(configPath(configFile));
   const camera = config.cameras.find((c) => c.name === name);
-  if (!camera) throw new OutpostError('OUTPOST_E_CONFIG', `no camera "${name}" in the config; cameras: ${config.cameras.map((c) => c.name).join(', ') || 'none'}`);
+  if (!camera)
+    throw new OutpostError('OUTPOST_E_CONFIG', `no camera "${name}" in the config; cameras: ${config.cameras.map((c) => c.name).join(', ') || 'none'}`);
   const dir = mkdtempSync(join(tmpdir(), 'outpost-calibration-'));
-  const files = await recordFrom(createSource(camera, { log: createLogger({ level: 'warn', format: 'auto' }) }), new CalibrationRecorder(dir, n), Math.max(30_000, n * 2000));
+  const files = await recordFrom(
+    createSource(camera, { log: createLogger({ level: 'warn', format: 'auto' }) }),
+    new CalibrationRecorder(dir, n),
+    Math.max(30_000, n * 2000),
+  );
   if (files.length === 0) throw new OutpostError('OUTPOST_E_CAMERA', `camera "${name}" delivered no frame; check it with outpost run`);
   return { dir, files };
 }
@@ -109,7 +126,9 @@ export async function optimizeCommand(model: string, opts: OptimizeOptions): Pro
       for (const v of manifest.variants) {
         const f = v.fidelity;
         const fid = f ? `cosine ${f.cosine}${f.task ? `, ${f.task.metric} ${f.task.value}` : ''}` : 'no fidelity check';
-        process.stdout.write(`  ${v.precision.padEnd(13)} ${v.accepted ? 'accepted' : 'REJECTED'}  ${(v.bytes / 2 ** 20).toFixed(2)} MiB  ${fid}${v.reason ? `  (${v.reason})` : ''}\n`);
+        process.stdout.write(
+          `  ${v.precision.padEnd(13)} ${v.accepted ? 'accepted' : 'REJECTED'}  ${(v.bytes / 2 ** 20).toFixed(2)} MiB  ${fid}${v.reason ? `  (${v.reason})` : ''}\n`,
+        );
       }
     }
   } finally {

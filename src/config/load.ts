@@ -47,7 +47,9 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   try {
     text = readFileSync(abs, 'utf8');
   } catch (err) {
-    throw new ConfigError([{ file, line: 1, col: 1, path: '(file)', message: `cannot read the config file (${(err as NodeJS.ErrnoException).code ?? err}); pass --config FILE` }]);
+    throw new ConfigError([
+      { file, line: 1, col: 1, path: '(file)', message: `cannot read the config file (${(err as NodeJS.ErrnoException).code ?? err}); pass --config FILE` },
+    ]);
   }
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, customTags: [secretFileTag(dirname(abs))], prettyErrors: false });
@@ -124,7 +126,10 @@ function coerceEnv(value: string, schema: z.ZodType): unknown {
   } catch {
     /* not JSON: try the other readings */
   }
-  candidates.push(value, value.split(',').map((s) => s.trim()));
+  candidates.push(
+    value,
+    value.split(',').map((s) => s.trim()),
+  );
   return candidates.find((c) => schema.safeParse(c).success) ?? candidates[0];
 }
 
@@ -209,7 +214,10 @@ function semanticProblems(cfg: OutpostConfig, baseDir: string): { path: PathKey[
     if (resolved === null) out.push({ path, message: `unknown builtin "${file}"; builtins are ${builtinNames().join(', ')}` });
     else if (!existsSync(resolve(baseDir, resolved))) out.push({ path, message: `${what} ${resolve(baseDir, resolved)} does not exist` });
     else if (statSync(resolve(baseDir, resolved)).isDirectory() && !existsSync(join(resolve(baseDir, resolved), 'manifest.json'))) {
-      out.push({ path, message: `${resolve(baseDir, resolved)} is a folder without manifest.json; name an .onnx file or a folder written by outpost optimize` });
+      out.push({
+        path,
+        message: `${resolve(baseDir, resolved)} is a folder without manifest.json; name an .onnx file or a folder written by outpost optimize`,
+      });
     }
   };
   const seen = new Set<string>();
@@ -224,10 +232,12 @@ function semanticProblems(cfg: OutpostConfig, baseDir: string): { path: PathKey[
     if (cam.source.type === 'file' && !existsSync(resolve(baseDir, cam.source.path))) {
       out.push({ path: ['cameras', i, 'source', 'path'], message: `video file ${resolve(baseDir, cam.source.path)} does not exist` });
     }
-    if (cam.reconnect.maxMs < cam.reconnect.initialMs) out.push({ path: ['cameras', i, 'reconnect', 'maxMs'], message: 'must be at least reconnect.initialMs' });
+    if (cam.reconnect.maxMs < cam.reconnect.initialMs)
+      out.push({ path: ['cameras', i, 'reconnect', 'maxMs'], message: 'must be at least reconnect.initialMs' });
   });
   const th = cfg.power.thresholds;
-  if (th && !(th.warm < th.hot && th.hot < th.critical)) out.push({ path: ['power', 'thresholds'], message: `needs warm < hot < critical (got ${th.warm}, ${th.hot}, ${th.critical})` });
+  if (th && !(th.warm < th.hot && th.hot < th.critical))
+    out.push({ path: ['power', 'thresholds'], message: `needs warm < hot < critical (got ${th.warm}, ${th.hot}, ${th.critical})` });
   for (const [name, model] of Object.entries(cfg.models)) fileMissing(model.file, ['models', name, 'file'], 'model file');
   for (const [name, pipeline] of Object.entries(cfg.pipelines)) {
     pipeline.stages.forEach((stage, i) => {
@@ -241,7 +251,8 @@ function semanticProblems(cfg: OutpostConfig, baseDir: string): { path: PathKey[
       }
       if (stage.decoder.type === 'ctc') fileMissing(stage.decoder.dictionary, [...at, 'decoder', 'dictionary'], 'dictionary');
       if ('labels' in stage.decoder && typeof stage.decoder.labels === 'string') fileMissing(stage.decoder.labels, [...at, 'decoder', 'labels'], 'labels file');
-      if (stage.decoder.type === 'db' && stage.decoder.maxSide % 32 !== 0) out.push({ path: [...at, 'decoder', 'maxSide'], message: 'must be a multiple of 32' });
+      if (stage.decoder.type === 'db' && stage.decoder.maxSide % 32 !== 0)
+        out.push({ path: [...at, 'decoder', 'maxSide'], message: 'must be a multiple of 32' });
     });
   }
   return out;
@@ -260,13 +271,17 @@ function resolvePaths(cfg: OutpostConfig, baseDir: string): OutpostConfig {
     ...cfg,
     node: { ...cfg.node, stateDir: abs(cfg.node.stateDir) },
     power: { ...cfg.power, sysfsRoot: abs(cfg.power.sysfsRoot) },
-    cameras: cfg.cameras.map((c) => (c.source.type === 'directory' || c.source.type === 'file' ? { ...c, source: { ...c.source, path: abs(c.source.path) } } : c)),
-    models: Object.fromEntries(Object.entries(cfg.models).map(([k, m]) => [k, { ...m, file: file(m.file), optimize: { ...m.optimize, ...(m.optimize.calibration ? { calibration: abs(m.optimize.calibration) } : {}) } }])),
-    pipelines: Object.fromEntries(
-      Object.entries(cfg.pipelines).map(([k, p]) => [
+    cameras: cfg.cameras.map((c) =>
+      c.source.type === 'directory' || c.source.type === 'file' ? { ...c, source: { ...c.source, path: abs(c.source.path) } } : c,
+    ),
+    models: Object.fromEntries(
+      Object.entries(cfg.models).map(([k, m]) => [
         k,
-        { ...p, stages: p.stages.map((s) => ({ ...s, decoder: resolveDecoderFiles(s.decoder, file) })) },
+        { ...m, file: file(m.file), optimize: { ...m.optimize, ...(m.optimize.calibration ? { calibration: abs(m.optimize.calibration) } : {}) } },
       ]),
+    ),
+    pipelines: Object.fromEntries(
+      Object.entries(cfg.pipelines).map(([k, p]) => [k, { ...p, stages: p.stages.map((s) => ({ ...s, decoder: resolveDecoderFiles(s.decoder, file) })) }]),
     ),
   };
 }

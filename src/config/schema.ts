@@ -5,9 +5,7 @@ import { z } from 'zod';
  * generated from it to config/outpost.schema.json so editors can complete the YAML.
  */
 
-const name = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'use letters, digits, "-" and "_" (at most 64, starting with a letter or digit)');
+const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'use letters, digits, "-" and "_" (at most 64, starting with a letter or digit)');
 
 const demoSource = z.strictObject({
   type: z.literal('demo'),
@@ -45,7 +43,7 @@ const fileSource = z.strictObject({
   type: z.literal('file'),
   path: z.string().min(1).describe('a video file (anything ffmpeg reads)'),
   loop: z.boolean().default(true),
-  realtime: z.boolean().default(true).describe('read at the video\'s own pace (ffmpeg -re)'),
+  realtime: z.boolean().default(true).describe("read at the video's own pace (ffmpeg -re)"),
   fps: z.number().positive().max(120).optional(),
 });
 
@@ -113,7 +111,7 @@ const ctcDecoder = z.strictObject({
 });
 
 const tensorInput = z.strictObject({
-  width: z.number().int().min(8).max(4096).optional().describe('model input width; default: the model\'s own when fixed'),
+  width: z.number().int().min(8).max(4096).optional().describe("model input width; default: the model's own when fixed"),
   height: z.number().int().min(8).max(4096).optional(),
   resize: z.enum(['fill', 'letterbox']).default('fill').describe('fill stretches; letterbox keeps the aspect and pads'),
   normalise: normalisation.default({ mean: [0, 0, 0], std: [1, 1, 1], channelOrder: 'rgb' }),
@@ -154,7 +152,10 @@ const classifyDecoder = z.strictObject({
   input: tensorInput.default({ resize: 'fill', normalise: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225], channelOrder: 'rgb' } }),
   topK: z.number().int().min(1).max(100).default(5),
   labels,
-  softmax: z.union([z.literal('auto'), z.boolean()]).default('auto').describe('auto: applied unless the output already sums to 1'),
+  softmax: z
+    .union([z.literal('auto'), z.boolean()])
+    .default('auto')
+    .describe('auto: applied unless the output already sums to 1'),
   batchSize: z.number().int().min(1).max(64).default(8),
 });
 
@@ -163,7 +164,7 @@ export const DETECTOR_TYPES = ['db', 'ssd', 'yolo'] as const;
 const stageSchema = z.strictObject({
   name,
   model: name.describe('name of the entry under models:'),
-  input: z.enum(['frame', 'crops']).default('frame').describe('the whole frame, or crops of the previous stage\'s boxes'),
+  input: z.enum(['frame', 'crops']).default('frame').describe("the whole frame, or crops of the previous stage's boxes"),
   decoder: z.discriminatedUnion('type', [dbDecoder, ctcDecoder, ssdDecoder, yoloDecoder, classifyDecoder]),
 });
 
@@ -172,20 +173,36 @@ const pipelineSchema = z.strictObject({
 });
 
 const modelOptimizeSchema = z.strictObject({
-  enabled: z.boolean().default(false).describe('build variants in the background on first start (state dir, keyed by the model\'s sha256)'),
-  precisions: z.array(z.enum(['fp32', 'fp16', 'int8-dynamic', 'int8-static'])).min(1).default(['fp32', 'int8-dynamic', 'int8-static']),
+  enabled: z.boolean().default(false).describe("build variants in the background on first start (state dir, keyed by the model's sha256)"),
+  precisions: z
+    .array(z.enum(['fp32', 'fp16', 'int8-dynamic', 'int8-static']))
+    .min(1)
+    .default(['fp32', 'int8-dynamic', 'int8-static']),
   calibration: z.string().optional().describe('folder of frames to calibrate on (default: demo-camera frames)'),
   calibrationFrames: z.number().int().min(1).max(1000).default(32),
   heldOut: z.number().int().min(1).max(1000).default(8),
   normalise: z.enum(['imagenet', 'imagenet-bgr', 'half', 'ultraface', 'unit']).default('imagenet'),
-  size: z.string().regex(/^\d+x\d+$/).default('640x480').describe('input size for models with free dimensions'),
+  size: z
+    .string()
+    .regex(/^\d+x\d+$/)
+    .default('640x480')
+    .describe('input size for models with free dimensions'),
   minCosine: z.number().min(0).max(1).default(0.99),
   minTask: z.number().min(0).max(1).default(0.95),
 });
 
 const modelSchema = z.strictObject({
   file: z.string().min(1).describe('an .onnx file, a folder written by `outpost optimize` (manifest.json), or builtin:ppocrv4-det / builtin:ppocrv4-rec'),
-  optimize: modelOptimizeSchema.default({ enabled: false, precisions: ['fp32', 'int8-dynamic', 'int8-static'], calibrationFrames: 32, heldOut: 8, normalise: 'imagenet', size: '640x480', minCosine: 0.99, minTask: 0.95 }),
+  optimize: modelOptimizeSchema.default({
+    enabled: false,
+    precisions: ['fp32', 'int8-dynamic', 'int8-static'],
+    calibrationFrames: 32,
+    heldOut: 8,
+    normalise: 'imagenet',
+    size: '640x480',
+    minCosine: 0.99,
+    minTask: 0.95,
+  }),
 });
 
 export const PROVIDERS = ['tensorrt', 'cuda', 'webgpu', 'cpu'] as const;
@@ -197,7 +214,7 @@ const runtimeSchema = z.strictObject({
     .default('auto')
     .describe('auto tries tensorrt, cuda, webgpu, cpu and keeps the first that creates a session'),
   threads: z.number().int().min(0).max(256).default(0).describe('intraOpNumThreads; 0 means one per core'),
-  cacheOptimizedGraphs: z.boolean().default(true).describe('keep ORT\'s optimized graph in the state directory'),
+  cacheOptimizedGraphs: z.boolean().default(true).describe("keep ORT's optimized graph in the state directory"),
   deviceId: z.number().int().min(0).default(0),
   inflightFrames: z.number().int().min(1).max(8).default(2).describe('frames in flight at once: 2 overlaps decode and post-processing with inference'),
 });
@@ -218,11 +235,17 @@ const loggingSchema = z.strictObject({
 export const GOVERNOR_LEVELS = ['nominal', 'warm', 'hot', 'critical'] as const;
 
 const levelPolicy = z.strictObject({
-  precision: z.enum(['fp32', 'fp16', 'int8', 'fastest']).describe('precision rung: the optimizer\'s variant to run at this level'),
+  precision: z.enum(['fp32', 'fp16', 'int8', 'fastest']).describe("precision rung: the optimizer's variant to run at this level"),
   maxFps: z.number().positive().max(120).optional().describe('cap on frames/s per camera at this level'),
   offloadBias: z.number().min(0).max(1).describe('0: keep work local; 1: send every frame a peer can take'),
   pauseOptionalJobs: z.boolean(),
-  threads: z.number().int().min(0).max(256).optional().describe('intra-op threads at this level (1 about halves CPU per frame: no cross-core sync); default runtime.threads'),
+  threads: z
+    .number()
+    .int()
+    .min(0)
+    .max(256)
+    .optional()
+    .describe('intra-op threads at this level (1 about halves CPU per frame: no cross-core sync); default runtime.threads'),
 });
 
 const DEFAULT_POLICY = {
@@ -250,11 +273,20 @@ const powerSchema = z.strictObject({
     .describe('step up early when the temperature, rising this fast, would cross the next threshold within the lookahead'),
   lowBatteryPercent: z.number().min(0).max(100).default(20),
   powerStates: z
-    .strictObject({ battery: z.enum(GOVERNOR_LEVELS).default('warm'), 'battery-low': z.enum(GOVERNOR_LEVELS).default('hot'), undervoltage: z.enum(GOVERNOR_LEVELS).default('hot') })
+    .strictObject({
+      battery: z.enum(GOVERNOR_LEVELS).default('warm'),
+      'battery-low': z.enum(GOVERNOR_LEVELS).default('hot'),
+      undervoltage: z.enum(GOVERNOR_LEVELS).default('hot'),
+    })
     .default({ battery: 'warm', 'battery-low': 'hot', undervoltage: 'hot' })
     .describe('the least level each power state imposes'),
   policy: z
-    .strictObject({ nominal: levelPolicy.default(DEFAULT_POLICY.nominal), warm: levelPolicy.default(DEFAULT_POLICY.warm), hot: levelPolicy.default(DEFAULT_POLICY.hot), critical: levelPolicy.default(DEFAULT_POLICY.critical) })
+    .strictObject({
+      nominal: levelPolicy.default(DEFAULT_POLICY.nominal),
+      warm: levelPolicy.default(DEFAULT_POLICY.warm),
+      hot: levelPolicy.default(DEFAULT_POLICY.hot),
+      critical: levelPolicy.default(DEFAULT_POLICY.critical),
+    })
     .default(DEFAULT_POLICY),
 });
 

@@ -43,7 +43,10 @@ export function schemaAt(root: z.ZodType, path: readonly PropertyKey[], data: un
     const child: unknown = typeof d === 'object' && d !== null ? (d as Record<PropertyKey, unknown>)[key] : undefined;
     if (def.type === 'array' && typeof key === 'number') s = def.element;
     else if (def.type === 'record') s = def.valueType;
-    else s = objectOptions(u, d).map((o) => o._zod.def.shape?.[String(key)]).find((x) => x !== undefined);
+    else
+      s = objectOptions(u, d)
+        .map((o) => o._zod.def.shape?.[String(key)])
+        .find((x) => x !== undefined);
     d = child;
   }
   return s;

@@ -25,7 +25,11 @@ export function readModelFile(file: string): ModelProto {
 function loadExternal(t: TensorProto, dir: string): void {
   const info = Object.fromEntries((t.external_data ?? []).map((e) => [e.key, e.value]));
   const path = join(dir, info.location ?? '');
-  if (!info.location || !existsSync(path)) throw new OutpostError('OUTPOST_E_MODEL', `tensor ${t.name} keeps its data in ${info.location ?? '(no location)'}, which is missing next to the model; copy it there`);
+  if (!info.location || !existsSync(path))
+    throw new OutpostError(
+      'OUTPOST_E_MODEL',
+      `tensor ${t.name} keeps its data in ${info.location ?? '(no location)'}, which is missing next to the model; copy it there`,
+    );
   const all = readFileSync(path);
   const offset = Number(info.offset ?? 0);
   const length = info.length !== undefined ? Number(info.length) : all.length - offset;

@@ -17,7 +17,8 @@ export const DataType = {
   UINT64: 13,
 } as const;
 
-export type TypedValues = Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
+export type TypedValues =
+  Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
 
 /** ONNX data type → ORT's tensor type name, and how its raw bytes read. */
 const TYPES: Record<number, { ort: string; make: (b: ArrayBuffer) => TypedValues; size: number }> = {
@@ -61,7 +62,15 @@ export function tensorValues(t: TensorProto): TypedValues {
   const n = elementCount(t);
   const out = spec.make(new ArrayBuffer(n * spec.size));
   const src: ArrayLike<number | bigint> =
-    dt === DataType.FLOAT ? (t.float_data ?? []) : dt === DataType.DOUBLE ? (t.double_data ?? []) : dt === DataType.INT64 ? (t.int64_data ?? []) : dt === DataType.UINT64 || dt === DataType.UINT32 ? (t.uint64_data ?? []) : (t.int32_data ?? []);
+    dt === DataType.FLOAT
+      ? (t.float_data ?? [])
+      : dt === DataType.DOUBLE
+        ? (t.double_data ?? [])
+        : dt === DataType.INT64
+          ? (t.int64_data ?? [])
+          : dt === DataType.UINT64 || dt === DataType.UINT32
+            ? (t.uint64_data ?? [])
+            : (t.int32_data ?? []);
   for (let i = 0; i < Math.min(n, src.length); i++) {
     const v = src[i];
     (out as unknown as (number | bigint)[])[i] = out instanceof BigInt64Array || out instanceof BigUint64Array ? BigInt(v) : Number(v);

@@ -27,7 +27,11 @@ export function imageInput(model: ModelProto, fallback: { width: number; height:
   const inits = new Set((model.graph?.initializer ?? []).map((t) => t.name));
   const input = (model.graph?.input ?? []).find((i) => !inits.has(i.name));
   const dims = input?.type?.tensor_type?.shape?.dim ?? [];
-  if (!input?.name || dims.length !== 4) throw new OutpostError('OUTPOST_E_MODEL', `the model's first input is not an NCHW image (${dims.length} dims); only image models can be calibrated on frames`);
+  if (!input?.name || dims.length !== 4)
+    throw new OutpostError(
+      'OUTPOST_E_MODEL',
+      `the model's first input is not an NCHW image (${dims.length} dims); only image models can be calibrated on frames`,
+    );
   const fixed = (d: (typeof dims)[number], f: number) => (d.dim_value !== undefined && Number(d.dim_value) > 0 ? Number(d.dim_value) : f);
   return { name: input.name, height: fixed(dims[2], fallback.height), width: fixed(dims[3], fallback.width), normalise };
 }
@@ -39,7 +43,10 @@ export function listFrames(dir: string): string[] {
   } catch {
     throw new OutpostError('OUTPOST_E_INPUT', `--calibration ${dir} is not a readable folder`);
   }
-  const files = names.filter((n) => ['.jpg', '.jpeg', '.png'].includes(extname(n).toLowerCase())).sort().map((n) => join(dir, n));
+  const files = names
+    .filter((n) => ['.jpg', '.jpeg', '.png'].includes(extname(n).toLowerCase()))
+    .sort()
+    .map((n) => join(dir, n));
   if (files.length === 0) throw new OutpostError('OUTPOST_E_INPUT', `--calibration ${dir} holds no .jpg/.png frames`);
   return files;
 }

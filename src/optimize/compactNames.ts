@@ -43,7 +43,18 @@ function duplicateInitializers(inits: TensorProto[]): Map<string, string> {
   const first = new Map<string, string>();
   for (const t of inits) {
     if (elementCount(t) > SHARED_MAX_ELEMENTS || t.data_location === 1) continue;
-    const key = createHash('sha1').update(JSON.stringify([t.data_type, t.dims?.map(Number), t.raw_data ? Buffer.from(t.raw_data).toString('base64') : null, t.float_data, t.int32_data, t.int64_data?.map(String)])).digest('hex');
+    const key = createHash('sha1')
+      .update(
+        JSON.stringify([
+          t.data_type,
+          t.dims?.map(Number),
+          t.raw_data ? Buffer.from(t.raw_data).toString('base64') : null,
+          t.float_data,
+          t.int32_data,
+          t.int64_data?.map(String),
+        ]),
+      )
+      .digest('hex');
     const seen = first.get(key);
     if (seen) alias.set(t.name!, seen);
     else first.set(key, t.name!);

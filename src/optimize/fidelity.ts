@@ -67,14 +67,23 @@ function taskScore(kind: TaskKind, ref: TensorData[], out: TensorData[]): number
       const boxes = (ts: TensorData[]) => {
         const scores = ts.find((t) => t.dims[t.dims.length - 1] !== 4)!;
         const b = ts.find((t) => t !== scores)!;
-        return decodeSsd(f(scores), f(b), scores.dims[1], scores.dims[2], 1, 1, { scoreThreshold: 0.7, iouThreshold: 0.3, maxDetections: 200, labels: [], classAgnostic: false }).map((d) => d.box);
+        return decodeSsd(f(scores), f(b), scores.dims[1], scores.dims[2], 1, 1, {
+          scoreThreshold: 0.7,
+          iouThreshold: 0.3,
+          maxDetections: 200,
+          labels: [],
+          classAgnostic: false,
+        }).map((d) => d.box);
       };
       return detectionF1(boxes(ref), boxes(out));
     }
     case 'text-detection': {
       const [, , h, w] = ref[0].dims;
       const opts = { threshold: 0.3, boxThreshold: 0.6, unclipRatio: 1.6, minSize: 3, maxBoxes: 100, mergeGap: 0.6 };
-      return detectionF1(decodeDb(f(ref[0]), w, h, w, h, opts).map((b) => b.box), decodeDb(f(out[0]), w, h, w, h, opts).map((b) => b.box));
+      return detectionF1(
+        decodeDb(f(ref[0]), w, h, w, h, opts).map((b) => b.box),
+        decodeDb(f(out[0]), w, h, w, h, opts).map((b) => b.box),
+      );
     }
     case 'text-recognition': {
       const [n, steps, classes] = ref[0].dims;
@@ -114,7 +123,11 @@ export class FidelityMeter {
       this.n++;
       for (let i = 0; i < a.length; i++) this.maxAbs = Math.max(this.maxAbs, Math.abs(a[i] - b[i]));
     }
-    this.task += taskScore(this.kind, names.map((k) => ref[k]), names.map((k) => out[k]));
+    this.task += taskScore(
+      this.kind,
+      names.map((k) => ref[k]),
+      names.map((k) => out[k]),
+    );
     this.frames++;
   }
 

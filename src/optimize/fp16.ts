@@ -2,7 +2,18 @@ import { DataType, GraphEditor, attr, dimsOf, floatValues, makeTensor, mkInt, ty
 import type { RewriteReport } from './dynamicQuant.js';
 
 /** Ops without float16 kernels (or whose float inputs are parameters): they run in float32 between Casts. */
-const BLOCKED = new Set(['NonMaxSuppression', 'TopK', 'RoiAlign', 'Range', 'CumSum', 'Upsample', 'RandomUniformLike', 'RandomNormalLike', 'Multinomial', 'EyeLike']);
+const BLOCKED = new Set([
+  'NonMaxSuppression',
+  'TopK',
+  'RoiAlign',
+  'Range',
+  'CumSum',
+  'Upsample',
+  'RandomUniformLike',
+  'RandomNormalLike',
+  'Multinomial',
+  'EyeLike',
+]);
 /** Which outputs of a blocked op are float (the rest are indices). */
 const FLOAT_OUTPUTS: Record<string, number[]> = { TopK: [0], RoiAlign: [0], CumSum: [0], Upsample: [0], Range: [0], NonMaxSuppression: [] };
 /** Inputs that must stay float32 whatever the graph's precision (Resize's roi and scales). */
@@ -68,7 +79,13 @@ export function convertFp16(model: ModelProto): RewriteReport {
     if (input.type?.tensor_type?.elem_type !== DataType.FLOAT || ed.initializer(input.name!)) continue;
     const half = ed.fresh(`${input.name}_fp16`);
     for (const c of ed.consumers(input.name!)) c.input = c.input!.map((i) => (i === input.name ? half : i));
-    ed.nodes.unshift({ name: ed.fresh(`${input.name}_to_fp16`), op_type: 'Cast', input: [input.name!], output: [half], attribute: [mkInt('to', DataType.FLOAT16)] });
+    ed.nodes.unshift({
+      name: ed.fresh(`${input.name}_to_fp16`),
+      op_type: 'Cast',
+      input: [input.name!],
+      output: [half],
+      attribute: [mkInt('to', DataType.FLOAT16)],
+    });
   }
   for (const output of ed.graph.output ?? []) {
     if (output.type?.tensor_type?.elem_type !== DataType.FLOAT) continue;
@@ -77,7 +94,13 @@ export function convertFp16(model: ModelProto): RewriteReport {
     const half = ed.fresh(`${output.name}_fp16`);
     producer.output = producer.output!.map((o) => (o === output.name ? half : o));
     for (const c of ed.consumers(output.name!)) c.input = c.input!.map((i) => (i === output.name ? half : i));
-    ed.nodes.push({ name: ed.fresh(`${output.name}_to_fp32`), op_type: 'Cast', input: [half], output: [output.name!], attribute: [mkInt('to', DataType.FLOAT)] });
+    ed.nodes.push({
+      name: ed.fresh(`${output.name}_to_fp32`),
+      op_type: 'Cast',
+      input: [half],
+      output: [output.name!],
+      attribute: [mkInt('to', DataType.FLOAT)],
+    });
   }
   ed.graph.value_info = []; // ORT re-infers the types; stale float entries would contradict them
   return report;

@@ -4,7 +4,17 @@ export { upgradeOpset } from './opsetUpgrade.js';
 export { needsReduceRange } from './cpuFeatures.js';
 export { NORMALISATIONS, imageInput, frameFeeds, listFrames, type InputSpec } from './calibrationFrames.js';
 export type { ModelRunner, RunnerSession, RunnerOptions } from './modelRunner.js';
-export { buildVariants, readManifest, PRECISIONS, MANIFEST, type Manifest, type VariantEntry, type Precision, type OptimizeRequest, type FidelityThresholds } from './optimizer.js';
+export {
+  buildVariants,
+  readManifest,
+  PRECISIONS,
+  MANIFEST,
+  type Manifest,
+  type VariantEntry,
+  type Precision,
+  type OptimizeRequest,
+  type FidelityThresholds,
+} from './optimizer.js';
 export { FidelityMeter, detectTask, detectionF1, type Fidelity, type TaskKind } from './fidelity.js';
 export { convertFp16, toHalf } from './fp16.js';
 export { int8FriendlyRewrites } from './int8Rewrites.js';

@@ -5,7 +5,12 @@ import { DataType, GraphEditor, dimsOf, floatAttr, floatValues, makeTensor, type
  * only reader and also reads x. (An SE gate's HardSigmoid multiplies another tensor: not a hard-swish.)
  */
 export function isHardSwishPart(node: NodeProto, ed: GraphEditor): boolean {
-  const hs = node.op_type === 'HardSigmoid' ? node : node.op_type === 'Mul' ? node.input?.map((t) => ed.producer(t)).find((p) => p?.op_type === 'HardSigmoid') : undefined;
+  const hs =
+    node.op_type === 'HardSigmoid'
+      ? node
+      : node.op_type === 'Mul'
+        ? node.input?.map((t) => ed.producer(t)).find((p) => p?.op_type === 'HardSigmoid')
+        : undefined;
   if (!hs) return false;
   const readers = ed.consumers(hs.output![0]);
   return readers.length === 1 && readers[0].op_type === 'Mul' && readers[0].input!.includes(hs.input![0]) && (node === hs || node === readers[0]);
@@ -26,7 +31,14 @@ export function int8FriendlyRewrites(model: ModelProto, opts: { keepHardSwish?: 
       if (!c || c.data_type !== DataType.FLOAT) continue;
       const v = floatValues(c);
       if (v.some((x) => x === 0)) continue;
-      const recip = ed.addInitializer(makeTensor(ed.fresh(`${node.input![1]}_reciprocal`), DataType.FLOAT, dimsOf(c), Float32Array.from(v, (x) => 1 / x)));
+      const recip = ed.addInitializer(
+        makeTensor(
+          ed.fresh(`${node.input![1]}_reciprocal`),
+          DataType.FLOAT,
+          dimsOf(c),
+          Float32Array.from(v, (x) => 1 / x),
+        ),
+      );
       node.op_type = 'Mul';
       node.input = [node.input![0], recip];
       done.Div = (done.Div ?? 0) + 1;

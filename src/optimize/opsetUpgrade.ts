@@ -21,7 +21,10 @@ export function upgradeOpset(model: ModelProto, target = 13): Record<string, num
     const axesToInput = (name: string, since: number) => {
       const values = rawInts(node, name);
       if (from >= since || values === undefined) return;
-      node.input = [...(node.input ?? []), ed.addInitializer(makeTensor(ed.fresh(`${node.name || op}_${name}`), DataType.INT64, [values.length], int64(values)))];
+      node.input = [
+        ...(node.input ?? []),
+        ed.addInitializer(makeTensor(ed.fresh(`${node.name || op}_${name}`), DataType.INT64, [values.length], int64(values))),
+      ];
       node.attribute = node.attribute?.filter((a) => a.name !== name);
       count(op);
     };
@@ -46,7 +49,8 @@ function sliceToInputs(ed: GraphEditor, node: NodeProto, count: (op: string) => 
   const starts = rawInts(node, 'starts') ?? [];
   const ends = rawInts(node, 'ends') ?? [];
   const axes = rawInts(node, 'axes') ?? starts.map((_, i) => i);
-  const add = (what: string, v: readonly (number | bigint)[]) => ed.addInitializer(makeTensor(ed.fresh(`${node.name || 'Slice'}_${what}`), DataType.INT64, [v.length], int64(v)));
+  const add = (what: string, v: readonly (number | bigint)[]) =>
+    ed.addInitializer(makeTensor(ed.fresh(`${node.name || 'Slice'}_${what}`), DataType.INT64, [v.length], int64(v)));
   node.input = [node.input![0], add('starts', starts), add('ends', ends), add('axes', axes)];
   node.attribute = [];
   count('Slice');
@@ -103,7 +107,16 @@ function rankOf(model: ModelProto, tensor: string): number | null {
 function upsampleToResize(ed: GraphEditor, node: NodeProto, count: (op: string) => void): void {
   const mode = attr(node, 'mode')?.s ? new TextDecoder().decode(attr(node, 'mode')!.s) : 'nearest';
   const roi = ed.addInitializer(makeTensor(ed.fresh(`${node.name || 'Resize'}_roi`), DataType.FLOAT, [0], new Float32Array(0)));
-  const scales = node.input![1] ?? ed.addInitializer(makeTensor(ed.fresh(`${node.name || 'Resize'}_scales`), DataType.FLOAT, [(attr(node, 'scales')?.floats ?? []).length], Float32Array.from(attr(node, 'scales')?.floats ?? [])));
+  const scales =
+    node.input![1] ??
+    ed.addInitializer(
+      makeTensor(
+        ed.fresh(`${node.name || 'Resize'}_scales`),
+        DataType.FLOAT,
+        [(attr(node, 'scales')?.floats ?? []).length],
+        Float32Array.from(attr(node, 'scales')?.floats ?? []),
+      ),
+    );
   ed.replace(node, [
     {
       name: node.name,

@@ -137,7 +137,15 @@ async function measure(reference: TensorMap[], variantFile: string, feeds: Tenso
 
 function verdict(precision: Precision, report: RewriteReport, f: Fidelity | null, t: FidelityThresholds): { accepted: boolean; reason: string | null } {
   if (precision === 'fp32') return { accepted: true, reason: null };
-  if (Object.keys(report.quantized).length === 0) return { accepted: false, reason: `nothing to convert: ${Object.entries(report.skipped).map(([op, why]) => `${op}: ${why}`).join('; ') || 'no op it applies to'}` };
+  if (Object.keys(report.quantized).length === 0)
+    return {
+      accepted: false,
+      reason: `nothing to convert: ${
+        Object.entries(report.skipped)
+          .map(([op, why]) => `${op}: ${why}`)
+          .join('; ') || 'no op it applies to'
+      }`,
+    };
   if (!f) return { accepted: false, reason: 'no held-out frames to check fidelity on' };
   if (f.cosine < t.cosine) return { accepted: false, reason: `cosine ${f.cosine} < ${t.cosine}` };
   if (f.task && f.task.value < t.task) return { accepted: false, reason: `${f.task.metric} ${f.task.value} < ${t.task}` };
@@ -168,10 +176,24 @@ export async function buildVariants(req: OptimizeRequest, runner: ModelRunner): 
         return { precision, file, sha256: sha256(readFileSync(path)), bytes, ...report, fidelity, ...verdict(precision, report, fidelity, req.thresholds) };
       };
       try {
-        variants.push(precision === 'int8-static' ? await fastestFaithful(await staticCandidates(base, req, runner), req, runner, write) : await write(await buildOne(precision, base, req)));
+        variants.push(
+          precision === 'int8-static'
+            ? await fastestFaithful(await staticCandidates(base, req, runner), req, runner, write)
+            : await write(await buildOne(precision, base, req)),
+        );
       } catch (err) {
         if (err instanceof OutpostError && err.code === 'OUTPOST_E_INPUT') throw err;
-        variants.push({ precision, file, sha256: '', bytes: 0, quantized: {}, skipped: {}, fidelity: null, accepted: false, reason: `could not build: ${errorMessage(err)}` });
+        variants.push({
+          precision,
+          file,
+          sha256: '',
+          bytes: 0,
+          quantized: {},
+          skipped: {},
+          fidelity: null,
+          accepted: false,
+          reason: `could not build: ${errorMessage(err)}`,
+        });
       }
     }
     const manifest: Manifest = {
@@ -193,7 +215,12 @@ export async function buildVariants(req: OptimizeRequest, runner: ModelRunner): 
  * Times the placements on this board and keeps the first, in preference order, that passes the fidelity
  * guard (a slower, more-float placement is often the more faithful one). The manifest records every timing.
  */
-async function fastestFaithful(candidates: (PlacementCandidate & { report: RewriteReport })[], req: OptimizeRequest, runner: ModelRunner, write: (b: Built) => Promise<VariantEntry>): Promise<VariantEntry> {
+async function fastestFaithful(
+  candidates: (PlacementCandidate & { report: RewriteReport })[],
+  req: OptimizeRequest,
+  runner: ModelRunner,
+  write: (b: Built) => Promise<VariantEntry>,
+): Promise<VariantEntry> {
   const distinct = distinctCandidates(candidates);
   if (distinct.length === 1) return write(distinct[0]);
   const timings = await timePlacements(distinct, req.heldOut[0] ?? req.calibration[0], runner, (r, n) => req.onProgress?.('timing int8 placements', r, n));

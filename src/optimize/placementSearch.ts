@@ -23,7 +23,13 @@ export interface Placement {
   floatElementwise: boolean;
 }
 
-const placement = (name: string, floatStem: boolean, floatNarrowDepthwise: boolean, floatHardSwish: boolean, floatElementwise: boolean): Placement => ({ name, floatStem, floatNarrowDepthwise, floatHardSwish, floatElementwise });
+const placement = (name: string, floatStem: boolean, floatNarrowDepthwise: boolean, floatHardSwish: boolean, floatElementwise: boolean): Placement => ({
+  name,
+  floatStem,
+  floatNarrowDepthwise,
+  floatHardSwish,
+  floatElementwise,
+});
 
 export const PLACEMENTS: readonly Placement[] = [
   placement('all-int8', false, false, false, false),
@@ -111,7 +117,12 @@ const RUNS_PER_ROUND = 12;
  * Median time per run of each candidate on one thread, interleaved round by round so a noisy neighbour
  * slows every candidate alike.
  */
-export async function timePlacements(candidates: PlacementCandidate[], feed: TensorMap, runner: ModelRunner, onRound?: (done: number, total: number) => void): Promise<PlacementTiming[]> {
+export async function timePlacements(
+  candidates: PlacementCandidate[],
+  feed: TensorMap,
+  runner: ModelRunner,
+  onRound?: (done: number, total: number) => void,
+): Promise<PlacementTiming[]> {
   const sessions = [];
   try {
     for (const c of candidates) sessions.push(await runner.open(c.encoded, { threads: 1 }));

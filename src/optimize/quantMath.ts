@@ -50,7 +50,8 @@ export function quantizePerChannel(values: Float32Array, dims: number[], axis: n
     const s = symmetricScale(chunk, reduceRange);
     scales[c] = s;
     k = 0;
-    for (let o = 0; o < outer; o++) for (let i = 0; i < inner; i++) q[(o * channels + c) * inner + i] = Math.max(-128, Math.min(127, roundHalfEven(chunk[k++] / s)));
+    for (let o = 0; o < outer; o++)
+      for (let i = 0; i < inner; i++) q[(o * channels + c) * inner + i] = Math.max(-128, Math.min(127, roundHalfEven(chunk[k++] / s)));
   }
   return { q, scales };
 }

@@ -1,4 +1,16 @@
-import { DataType, GraphEditor, dimsOf, encodeModel, floatValues, intAttr, makeTensor, mkInt, type ModelProto, type NodeProto, type TensorProto } from '../onnx/index.js';
+import {
+  DataType,
+  GraphEditor,
+  dimsOf,
+  encodeModel,
+  floatValues,
+  intAttr,
+  makeTensor,
+  mkInt,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+} from '../onnx/index.js';
 import type { TensorMap } from '../types.js';
 import type { RewriteReport } from './dynamicQuant.js';
 import type { ModelRunner } from './modelRunner.js';
@@ -21,7 +33,16 @@ const ELEMENTWISE = new Set(['Add', 'Mul', 'Concat', 'MaxPool', 'AveragePool', '
 const MOVEMENT = new Set(['Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze', 'MaxPool']);
 const QUANTIZABLE = new Set([...WEIGHTED, ...ELEMENTWISE, ...MOVEMENT]);
 /** Inputs that carry activations (the rest are parameters: Resize's scales, Clip's bounds, a Conv's weight). */
-const ACTIVATION_INPUTS: Record<string, number[]> = { Conv: [0], ConvTranspose: [0], Gemm: [0], Resize: [0], Clip: [0], Reshape: [0], Squeeze: [0], Unsqueeze: [0] };
+const ACTIVATION_INPUTS: Record<string, number[]> = {
+  Conv: [0],
+  ConvTranspose: [0],
+  Gemm: [0],
+  Resize: [0],
+  Clip: [0],
+  Reshape: [0],
+  Squeeze: [0],
+  Unsqueeze: [0],
+};
 const activationInputs = (node: NodeProto) => (node.input ?? []).filter((_, i) => (ACTIVATION_INPUTS[node.op_type!] ?? [i]).includes(i));
 
 /** Activations folded into the producer's output range (Conv → Relu becomes QLinearConv with a clamped range). */
@@ -46,7 +67,13 @@ export function initializersAsConstants(model: ModelProto): void {
 }
 
 /** Every float tensor's range over the calibration frames, read by exposing all node outputs. */
-export async function calibrate(model: ModelProto, feeds: TensorMap[], runner: ModelRunner, opts: StaticOptions, onFrame?: (i: number) => void): Promise<Map<string, Range>> {
+export async function calibrate(
+  model: ModelProto,
+  feeds: TensorMap[],
+  runner: ModelRunner,
+  opts: StaticOptions,
+  onFrame?: (i: number) => void,
+): Promise<Map<string, Range>> {
   const probe = structuredClone(model);
   const existing = new Set((probe.graph!.output ?? []).map((o) => o.name));
   const inputs = (probe.graph!.input ?? []).map((i) => i.name!);
@@ -138,7 +165,8 @@ export function insertQdq(model: ModelProto, ranges: Map<string, Range>, opts: S
     const op = node.op_type!;
     if (!quantizable(node)) {
       if (QUANTIZABLE.has(op)) report.skipped[op] ??= 'some kept float by the placement that ran fastest on this board';
-      else if ((node.input ?? []).some((t) => ranges.has(t)) && !['Shape', 'Gather', 'Identity', 'Constant'].includes(op)) report.skipped[op] ??= 'no int8 kernel in ORT\'s CPU provider: stays float between Q/DQ';
+      else if ((node.input ?? []).some((t) => ranges.has(t)) && !['Shape', 'Gather', 'Identity', 'Constant'].includes(op))
+        report.skipped[op] ??= "no int8 kernel in ORT's CPU provider: stays float between Q/DQ";
       continue;
     }
     if (WEIGHTED.has(op) && !quantizeWeights(ed, node, params, opts)) {
@@ -200,8 +228,11 @@ function quantizeWeights(ed: GraphEditor, node: NodeProto, params: Map<string, Q
   // symmetric weights: the zero point is 0, DequantizeLinear's default, so a Conv stores none; ORT fuses
   // Gemm/MatMul into QGemm/QLinearMatMul only when the weight's DequantizeLinear names one
   const dqInputs = [wq, ws];
-  if (node.op_type === 'Gemm' || node.op_type === 'MatMul') dqInputs.push(ed.addInitializer(makeTensor(ed.fresh(`${wName}_zero_point`), DataType.INT8, channels, new Int8Array(scales.length))));
-  const dqNodes: NodeProto[] = [{ name: ed.fresh(`${base}_weight_DQ`), op_type: 'DequantizeLinear', input: dqInputs, output: [wDq], attribute: perChannel ? [mkInt('axis', axis)] : [] }];
+  if (node.op_type === 'Gemm' || node.op_type === 'MatMul')
+    dqInputs.push(ed.addInitializer(makeTensor(ed.fresh(`${wName}_zero_point`), DataType.INT8, channels, new Int8Array(scales.length))));
+  const dqNodes: NodeProto[] = [
+    { name: ed.fresh(`${base}_weight_DQ`), op_type: 'DequantizeLinear', input: dqInputs, output: [wDq], attribute: perChannel ? [mkInt('axis', axis)] : [] },
+  ];
   node.input![1] = wDq;
   const biasName = node.op_type === 'Conv' || node.op_type === 'ConvTranspose' || node.op_type === 'Gemm' ? node.input![2] : undefined;
   const inScale = params.get(node.input![0])?.scale;

@@ -18,7 +18,13 @@ export async function startPipelines(
   try {
     for (const name of names ?? Object.keys(config.pipelines)) {
       if (pipelines.has(name)) continue;
-      const p = new StagedPipeline(name, config.pipelines[name], { worker: engine.worker, spec: engine.spec, modelFiles, log: log.child({ pipeline: name }), tap });
+      const p = new StagedPipeline(name, config.pipelines[name], {
+        worker: engine.worker,
+        spec: engine.spec,
+        modelFiles,
+        log: log.child({ pipeline: name }),
+        tap,
+      });
       await p.start();
       pipelines.set(name, p);
     }

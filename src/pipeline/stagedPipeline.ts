@@ -100,7 +100,11 @@ const round3 = (v: number) => Math.round(v * 1000) / 1000;
 const roundBox = (b: readonly number[]) => b.map(Math.round) as Box;
 
 function readLabels(labels: string | string[]): string[] {
-  return typeof labels === 'string' ? readFileSync(labels, 'utf8').split(/\r?\n/).filter((l) => l.length > 0) : labels;
+  return typeof labels === 'string'
+    ? readFileSync(labels, 'utf8')
+        .split(/\r?\n/)
+        .filter((l) => l.length > 0)
+    : labels;
 }
 
 /**
@@ -128,7 +132,12 @@ export class StagedPipeline {
     for (const s of this.config.stages) {
       const d = s.decoder;
       const session = await this.session(s.name, this.deps.modelFiles[s.model]);
-      stages.push({ config: s, ...session, dictionary: d.type === 'ctc' ? loadDictionary(d.dictionary) : [], labels: 'labels' in d ? readLabels(d.labels) : [] });
+      stages.push({
+        config: s,
+        ...session,
+        dictionary: d.type === 'ctc' ? loadDictionary(d.dictionary) : [],
+        labels: 'labels' in d ? readLabels(d.labels) : [],
+      });
     }
     this.current = { variant: 'fp32', stages, users: 0 };
   }
@@ -161,7 +170,11 @@ export class StagedPipeline {
   private async session(stageName: string, file: string, threads = this.deps.spec.threads): Promise<Pick<Stage, 'key' | 'info' | 'inputName'>> {
     const key = `${this.name}/${stageName}#${file}@${threads}`;
     const info = await this.deps.worker.load(key, file, { ...this.deps.spec, threads }, true);
-    if (!this.loaded.has(key)) this.deps.log.info({ stage: `${this.name}/${stageName}`, file, provider: info.provider, loadMs: Math.round(info.loadMs), fromCache: info.fromCache }, 'model loaded');
+    if (!this.loaded.has(key))
+      this.deps.log.info(
+        { stage: `${this.name}/${stageName}`, file, provider: info.provider, loadMs: Math.round(info.loadMs), fromCache: info.fromCache },
+        'model loaded',
+      );
     this.loaded.set(key, { stage: stageName, lastUsed: performance.now() });
     return { key, info, inputName: info.inputNames[0] };
   }
@@ -260,7 +273,9 @@ export class StagedPipeline {
   private regionOutput(regions: Region[], stages: Stage[]): PipelineOutput {
     const ctcOnCrops = stages.some((s) => s.config.decoder.type === 'ctc' && s.config.input === 'crops');
     if (ctcOnCrops) {
-      return { lines: regions.filter((r) => r.text !== undefined).map((r) => ({ text: r.text!, score: round3(r.textScore ?? r.score), box: roundBox(r.box) })) };
+      return {
+        lines: regions.filter((r) => r.text !== undefined).map((r) => ({ text: r.text!, score: round3(r.textScore ?? r.score), box: roundBox(r.box) })),
+      };
     }
     return {
       detections: regions.map((r) => ({

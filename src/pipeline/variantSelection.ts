@@ -22,7 +22,14 @@ export function loadModelVariants(config: OutpostConfig, provider: string): { va
 }
 
 /** What a pipeline's stages run at a precision rung (file and tuned threads), and the label results carry. */
-export function variantFiles(config: OutpostConfig, pipeline: string, rung: Rung, provider: string, variants: Map<string, ModelVariants | null>, serving: Record<string, string>): { label: string; stages: Record<string, StageChoice> } {
+export function variantFiles(
+  config: OutpostConfig,
+  pipeline: string,
+  rung: Rung,
+  provider: string,
+  variants: Map<string, ModelVariants | null>,
+  serving: Record<string, string>,
+): { label: string; stages: Record<string, StageChoice> } {
   const stages: Record<string, StageChoice> = {};
   const precisions = new Set<string>();
   for (const stage of config.pipelines[pipeline].stages) {

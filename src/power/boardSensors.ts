@@ -65,7 +65,12 @@ export class BoardSensors {
       readCpuFreqs(fs),
     ]);
     const thermal = [...zones, ...hwmon];
-    const family: BoardFamily = /raspberry pi/i.test(model ?? '') || throttle ? 'raspberry-pi' : /jetson|nvidia/i.test(model ?? '') || zones.some((z) => JETSON_ZONES.test(z.name)) ? 'jetson' : 'generic';
+    const family: BoardFamily =
+      /raspberry pi/i.test(model ?? '') || throttle
+        ? 'raspberry-pi'
+        : /jetson|nvidia/i.test(model ?? '') || zones.some((z) => JETSON_ZONES.test(z.name))
+          ? 'jetson'
+          : 'generic';
     const temperature = governingTemperature(zones, hwmon) ?? (this.opts.root === '/' ? await fallbackTemperature() : null);
     const missing = [
       ...(thermal.length === 0 ? ['thermal zones and hwmon temperatures'] : []),
@@ -100,7 +105,8 @@ function hottest(readings: ThermalReading[]): ThermalReading | undefined {
 
 /** The hottest CPU/SoC/GPU zone, else the hottest zone, else hwmon's CPU sensors. */
 function governingTemperature(zones: ThermalReading[], hwmon: ThermalReading[]): SensorSnapshot['temperature'] {
-  const pick = hottest(zones.filter((z) => BOARD_TEMP.test(z.name))) ?? hottest(zones) ?? hottest(hwmon.filter((h) => BOARD_TEMP.test(h.name))) ?? hottest(hwmon);
+  const pick =
+    hottest(zones.filter((z) => BOARD_TEMP.test(z.name))) ?? hottest(zones) ?? hottest(hwmon.filter((h) => BOARD_TEMP.test(h.name))) ?? hottest(hwmon);
   return pick ? { celsius: pick.celsius!, source: pick.source, trips: pick.trips } : null;
 }
 

@@ -47,7 +47,11 @@ const maxLevel = (a: GovernorLevel, b: GovernorLevel) => (rank(a) >= rank(b) ? a
 export function chooseThresholds(configured: Thresholds | undefined, trips: TripPoint[], family: BoardFamily): Thresholds {
   if (configured) return configured;
   if (family === 'raspberry-pi') return FAMILY_THRESHOLDS[family];
-  const trip = (type: string) => trips.filter((t) => t.type === type).map((t) => t.celsius).sort((a, b) => a - b)[0];
+  const trip = (type: string) =>
+    trips
+      .filter((t) => t.type === type)
+      .map((t) => t.celsius)
+      .sort((a, b) => a - b)[0];
   const critical = trip('critical');
   const hot = trip('hot') ?? trip('passive');
   if (critical !== undefined && critical > 40) {
@@ -76,7 +80,15 @@ export class Governor {
     now: number,
   ) {
     this.since = now;
-    this.last = { level: 'nominal', since: now, thresholds: FAMILY_THRESHOLDS.generic, temperatureC: null, trendCPerMin: null, powerState: 'mains', transitions: 0 };
+    this.last = {
+      level: 'nominal',
+      since: now,
+      thresholds: FAMILY_THRESHOLDS.generic,
+      temperatureC: null,
+      trendCPerMin: null,
+      powerState: 'mains',
+      transitions: 0,
+    };
   }
 
   configure(cfg: PowerConfig): void {
@@ -106,7 +118,15 @@ export class Governor {
     const floor = s.powerState === 'mains' ? 'nominal' : this.cfg.powerStates[s.powerState];
     if (rank(floor) > rank(candidate)) [candidate, reason] = [floor, `power ${s.powerState}`];
     const transition = this.settle(candidate, now, reason, { t, trend, power: s.powerState });
-    this.last = { level: this.level, since: this.since, thresholds, temperatureC: t, trendCPerMin: trend, powerState: s.powerState, transitions: this.transitions };
+    this.last = {
+      level: this.level,
+      since: this.since,
+      thresholds,
+      temperatureC: t,
+      trendCPerMin: trend,
+      powerState: s.powerState,
+      transitions: this.transitions,
+    };
     return transition;
   }
 

@@ -23,7 +23,13 @@ async function railsHwmon(fs: SysfsTree): Promise<PowerRail[]> {
         if (!name || name === 'NC') continue;
         const mv = await fs.int(`${dir}/in${n}_input`);
         const ma = await fs.int(`${dir}/curr${n}_input`);
-        rails.push({ name, source: `/${dir}`, volts: mv === null ? null : mv / 1000, amps: ma === null ? null : ma / 1000, watts: mv !== null && ma !== null ? round((mv * ma) / 1e6) : null });
+        rails.push({
+          name,
+          source: `/${dir}`,
+          volts: mv === null ? null : mv / 1000,
+          amps: ma === null ? null : ma / 1000,
+          watts: mv !== null && ma !== null ? round((mv * ma) / 1e6) : null,
+        });
       }
     }
   }
@@ -44,7 +50,13 @@ async function railsIio(fs: SysfsTree): Promise<PowerRail[]> {
         const mv = await fs.int(`${dir}/in_voltage${n}_input`);
         const ma = await fs.int(`${dir}/in_current${n}_input`);
         const mw = await fs.int(`${dir}/in_power${n}_input`);
-        rails.push({ name, source: `/${dir}`, volts: mv === null ? null : mv / 1000, amps: ma === null ? null : ma / 1000, watts: mw === null ? null : mw / 1000 });
+        rails.push({
+          name,
+          source: `/${dir}`,
+          volts: mv === null ? null : mv / 1000,
+          amps: ma === null ? null : ma / 1000,
+          watts: mw === null ? null : mw / 1000,
+        });
       }
     }
   }

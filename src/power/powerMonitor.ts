@@ -32,7 +32,10 @@ export class PowerMonitor {
   async start(): Promise<void> {
     await this.tick();
     const s = this.last;
-    this.deps.log.info({ board: s?.board, temperature: s?.temperature?.celsius ?? null, source: s?.temperature?.source ?? null, powerState: s?.powerState, missing: s?.missing }, 'power monitor started');
+    this.deps.log.info(
+      { board: s?.board, temperature: s?.temperature?.celsius ?? null, source: s?.temperature?.source ?? null, powerState: s?.powerState, missing: s?.missing },
+      'power monitor started',
+    );
     this.timer = setInterval(() => void this.tick(), this.cfg.intervalSeconds * 1000);
     this.timer.unref();
   }
@@ -51,9 +54,19 @@ export class PowerMonitor {
     return this.cfg.policy[this.governor.state.level];
   }
 
-  status(): { governor: GovernorState; policy: LevelPolicy; sensors: Pick<SensorSnapshot, 'board' | 'temperature' | 'powerState' | 'throttle' | 'missing'> | null; readErrors: number } {
+  status(): {
+    governor: GovernorState;
+    policy: LevelPolicy;
+    sensors: Pick<SensorSnapshot, 'board' | 'temperature' | 'powerState' | 'throttle' | 'missing'> | null;
+    readErrors: number;
+  } {
     const s = this.last;
-    return { governor: this.governor.state, policy: this.policy, sensors: s ? { board: s.board, temperature: s.temperature, powerState: s.powerState, throttle: s.throttle, missing: s.missing } : null, readErrors: this.readErrors };
+    return {
+      governor: this.governor.state,
+      policy: this.policy,
+      sensors: s ? { board: s.board, temperature: s.temperature, powerState: s.powerState, throttle: s.throttle, missing: s.missing } : null,
+      readErrors: this.readErrors,
+    };
   }
 
   private async tick(): Promise<void> {
@@ -65,7 +78,19 @@ export class PowerMonitor {
       const t = this.governor.update(snapshot);
       if (t) {
         const policy = this.cfg.policy[t.to];
-        this.deps.log.warn({ from: t.from, to: t.to, reason: t.reason, temperatureC: t.temperatureC, trendCPerMin: t.trendCPerMin, powerState: t.powerState, throttle: snapshot.throttle?.now ?? null, policy }, `governor ${t.from} → ${t.to}: ${t.reason}`);
+        this.deps.log.warn(
+          {
+            from: t.from,
+            to: t.to,
+            reason: t.reason,
+            temperatureC: t.temperatureC,
+            trendCPerMin: t.trendCPerMin,
+            powerState: t.powerState,
+            throttle: snapshot.throttle?.now ?? null,
+            policy,
+          },
+          `governor ${t.from} → ${t.to}: ${t.reason}`,
+        );
         this.deps.onTransition(t, policy);
       }
     } catch (err) {

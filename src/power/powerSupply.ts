@@ -19,7 +19,15 @@ export async function readPowerSupplies(fs: SysfsTree): Promise<PowerSupplyReadi
     const online = await fs.int(`${dir}/online`);
     const uv = await fs.int(`${dir}/voltage_now`);
     const ua = await fs.int(`${dir}/current_now`);
-    out.push({ name, type, online: online === null ? null : online === 1, capacityPercent: await fs.int(`${dir}/capacity`), status: await fs.text(`${dir}/status`), volts: uv === null ? null : uv / 1e6, amps: ua === null ? null : ua / 1e6 });
+    out.push({
+      name,
+      type,
+      online: online === null ? null : online === 1,
+      capacityPercent: await fs.int(`${dir}/capacity`),
+      status: await fs.text(`${dir}/status`),
+      volts: uv === null ? null : uv / 1e6,
+      amps: ua === null ? null : ua / 1e6,
+    });
   }
   return out;
 }

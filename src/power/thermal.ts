@@ -45,7 +45,12 @@ export async function readHwmonTemps(fs: SysfsTree): Promise<ThermalReading[]> {
     for (const f of (await fs.list(dir)).filter((f) => /^temp\d+_input$/.test(f))) {
       const label = await fs.text(`${dir}/${f.replace('_input', '_label')}`);
       const crit = celsius(await fs.int(`${dir}/${f.replace('_input', '_crit')}`));
-      out.push({ name: label ? `${chip}/${label}` : chip, source: `/${dir}/${f}`, celsius: celsius(await fs.int(`${dir}/${f}`)), trips: crit !== null ? [{ type: 'critical', celsius: crit }] : [] });
+      out.push({
+        name: label ? `${chip}/${label}` : chip,
+        source: `/${dir}/${f}`,
+        celsius: celsius(await fs.int(`${dir}/${f}`)),
+        trips: crit !== null ? [{ type: 'critical', celsius: crit }] : [],
+      });
     }
   }
   return out;

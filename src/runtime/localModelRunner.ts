@@ -5,7 +5,14 @@ import { LocalSession, type ProviderName } from './localSession.js';
 export function localModelRunner(base: { provider: ProviderName; threads: number }): ModelRunner {
   return {
     async open(model, opts = {}) {
-      const s = await LocalSession.create(model, { ...base, threads: opts.threads ?? base.threads, deviceId: 0, cacheDir: null, optimization: opts.optimization, saveOptimizedTo: opts.saveOptimizedTo });
+      const s = await LocalSession.create(model, {
+        ...base,
+        threads: opts.threads ?? base.threads,
+        deviceId: 0,
+        cacheDir: null,
+        optimization: opts.optimization,
+        saveOptimizedTo: opts.saveOptimizedTo,
+      });
       return { inputNames: s.info.inputNames, outputNames: s.info.outputNames, run: (feeds) => s.run(feeds), release: () => s.release() };
     },
   };

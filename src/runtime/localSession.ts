@@ -73,7 +73,14 @@ export class LocalSession {
     };
     try {
       const session = fromCache ? await ort.InferenceSession.create(cached!, options) : await ort.InferenceSession.create(bytes, options);
-      const info = { provider: spec.provider, inputNames: session.inputNames, outputNames: session.outputNames, inputShapes: shapesOf(session), fromCache, loadMs: performance.now() - started };
+      const info = {
+        provider: spec.provider,
+        inputNames: session.inputNames,
+        outputNames: session.outputNames,
+        inputShapes: shapesOf(session),
+        fromCache,
+        loadMs: performance.now() - started,
+      };
       return new LocalSession(session, info);
     } catch (err) {
       const what = typeof model === 'string' ? model : 'a model built in memory';

@@ -48,7 +48,8 @@ export class ModelVariants {
   pick(rung: Rung, provider: string): { precision: Precision; file: string; threads?: number } | null {
     const accepted = this.manifest.variants.filter((v) => v.accepted);
     const tuned = this.autotune?.[rung];
-    if (tuned && tuned.provider === provider && accepted.some((v) => v.file === tuned.file)) return { precision: tuned.precision, file: join(this.dir, tuned.file), threads: tuned.threads };
+    if (tuned && tuned.provider === provider && accepted.some((v) => v.file === tuned.file))
+      return { precision: tuned.precision, file: join(this.dir, tuned.file), threads: tuned.threads };
     for (const p of PREFERENCE[rung]) {
       const v = accepted.find((x) => x.precision === p);
       if (v) return { precision: v.precision, file: join(this.dir, v.file) };

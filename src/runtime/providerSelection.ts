@@ -29,7 +29,10 @@ export async function probeProvider(provider: ProviderName, deviceId = 0): Promi
 }
 
 /** Tries the requested providers in order; returns the first that works and every attempt made. */
-export async function chooseProvider(requested: 'auto' | readonly ProviderName[], deviceId = 0): Promise<{ chosen: ProviderName | null; attempts: ProviderAttempt[] }> {
+export async function chooseProvider(
+  requested: 'auto' | readonly ProviderName[],
+  deviceId = 0,
+): Promise<{ chosen: ProviderName | null; attempts: ProviderAttempt[] }> {
   const order = requested === 'auto' ? AUTO_ORDER : requested;
   const attempts: ProviderAttempt[] = [];
   for (const provider of order) {

@@ -6,9 +6,36 @@ import type { Logger } from '../log.js';
  * Builds a model's variants in a separate `outpost optimize` process (calibration runs models flat out;
  * in the daemon it would stall the pipeline), at low priority, while fp32 keeps serving.
  */
-export function buildInBackground(cli: string, model: ModelConfig, outDir: string, log: Logger, signal: AbortSignal, calibration = model.optimize.calibration): Promise<boolean> {
+export function buildInBackground(
+  cli: string,
+  model: ModelConfig,
+  outDir: string,
+  log: Logger,
+  signal: AbortSignal,
+  calibration = model.optimize.calibration,
+): Promise<boolean> {
   const o = model.optimize;
-  const args = [cli, 'optimize', model.file, '--out', outDir, '--precision', o.precisions.join(','), '--calibration-frames', String(o.calibrationFrames), '--held-out', String(o.heldOut), '--normalise', o.normalise, '--size', o.size, '--min-cosine', String(o.minCosine), '--min-task', String(o.minTask)];
+  const args = [
+    cli,
+    'optimize',
+    model.file,
+    '--out',
+    outDir,
+    '--precision',
+    o.precisions.join(','),
+    '--calibration-frames',
+    String(o.calibrationFrames),
+    '--held-out',
+    String(o.heldOut),
+    '--normalise',
+    o.normalise,
+    '--size',
+    o.size,
+    '--min-cosine',
+    String(o.minCosine),
+    '--min-task',
+    String(o.minTask),
+  ];
   if (calibration) args.push('--calibration', calibration);
   log.info({ model: model.file, outDir }, 'building model variants in the background');
   return new Promise((resolve) => {

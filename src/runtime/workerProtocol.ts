@@ -18,4 +18,5 @@ export interface ChooseReply {
   attempts: ProviderAttempt[];
 }
 
-export type WorkerReply = { id: number; ok: true; value: SessionInfo | RunReply | ChooseReply | null } | { id: number; ok: false; code: string; message: string };
+export type WorkerReply =
+  { id: number; ok: true; value: SessionInfo | RunReply | ChooseReply | null } | { id: number; ok: false; code: string; message: string };

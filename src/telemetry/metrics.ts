@@ -23,9 +23,19 @@ export class OutpostMetrics {
     // prom-client names these gauges *_total, which promtool rejects; the handle counts are not worth a lint failure.
     for (const n of ['active_handles_total', 'active_requests_total', 'active_resources_total']) this.registry.removeSingleMetric(`outpost_nodejs_${n}`);
     this.frames = new Counter({ name: 'outpost_frames_processed_total', help: 'Frames that produced a result', labelNames: ['camera'], registers });
-    this.dropped = new Counter({ name: 'outpost_frames_dropped_total', help: 'Frames dropped before inference (superseded by a newer frame or over the fps cap)', labelNames: ['camera', 'reason'], registers });
+    this.dropped = new Counter({
+      name: 'outpost_frames_dropped_total',
+      help: 'Frames dropped before inference (superseded by a newer frame or over the fps cap)',
+      labelNames: ['camera', 'reason'],
+      registers,
+    });
     this.failed = new Counter({ name: 'outpost_frames_failed_total', help: 'Frames whose processing failed', labelNames: ['camera'], registers });
-    this.skipped = new Counter({ name: 'outpost_frames_skipped_total', help: 'Frames the motion gate kept from the models (no motion)', labelNames: ['camera'], registers });
+    this.skipped = new Counter({
+      name: 'outpost_frames_skipped_total',
+      help: 'Frames the motion gate kept from the models (no motion)',
+      labelNames: ['camera'],
+      registers,
+    });
     this.stageSeconds = new Histogram({
       name: 'outpost_stage_seconds',
       help: 'Time per pipeline stage for one frame',
@@ -34,7 +44,12 @@ export class OutpostMetrics {
       registers,
     });
     this.transitions = new Counter({ name: 'outpost_governor_transitions_total', help: 'Governor level changes', labelNames: ['from', 'to'], registers });
-    this.providerInfo = new Gauge({ name: 'outpost_execution_provider_info', help: 'Execution provider and model variant in use (value 1)', labelNames: ['provider', 'variant'], registers });
+    this.providerInfo = new Gauge({
+      name: 'outpost_execution_provider_info',
+      help: 'Execution provider and model variant in use (value 1)',
+      labelNames: ['provider', 'variant'],
+      registers,
+    });
     const loop = this.eventLoop;
     new Gauge({
       name: 'outpost_event_loop_delay_p95_seconds',

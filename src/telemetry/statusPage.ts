@@ -6,24 +6,43 @@ export interface PageStatus {
   healthy: boolean;
   provider: string | null;
   variant: string;
-  cameras: Record<string, { fps: number; processed: number; dropped: number; skipped: number; failed: number; source: { state: string; lastError: string | null } | null }>;
+  cameras: Record<
+    string,
+    { fps: number; processed: number; dropped: number; skipped: number; failed: number; source: { state: string; lastError: string | null } | null }
+  >;
   latencyMs: Record<string, { p50: number | null; p95: number | null }>;
   power: { governor: { level: string; temperatureC: number | null; powerState: string } } | null;
-  lastResult: { camera: string; finishedAt: number; output: { lines?: { text: string }[]; detections?: { label: string; score: number; text?: string }[]; classes?: { label: string; score: number }[]; text?: string } } | null;
+  lastResult: {
+    camera: string;
+    finishedAt: number;
+    output: {
+      lines?: { text: string }[];
+      detections?: { label: string; score: number; text?: string }[];
+      classes?: { label: string; score: number }[];
+      text?: string;
+    };
+  } | null;
 }
 
 const esc = (v: unknown) => String(v ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function lastResultText(r: NonNullable<PageStatus['lastResult']>): string {
   const o = r.output;
-  const items = o.lines?.map((l) => l.text) ?? o.detections?.map((d) => `${d.text ?? d.label} ${d.score.toFixed(2)}`) ?? o.classes?.map((c) => `${c.label} ${c.score.toFixed(2)}`) ?? (o.text !== undefined ? [o.text] : []);
+  const items =
+    o.lines?.map((l) => l.text) ??
+    o.detections?.map((d) => `${d.text ?? d.label} ${d.score.toFixed(2)}`) ??
+    o.classes?.map((c) => `${c.label} ${c.score.toFixed(2)}`) ??
+    (o.text !== undefined ? [o.text] : []);
   return items.length ? items.map((t) => `<li>${esc(t)}</li>`).join('') : '<li>(nothing found)</li>';
 }
 
 /** A plain HTML page over /status that refreshes itself: no script, works in any browser on the LAN. */
 export function renderStatusPage(s: PageStatus): string {
   const cams = Object.entries(s.cameras)
-    .map(([n, c]) => `<tr><td>${esc(n)}</td><td>${c.fps}</td><td>${c.processed}</td><td>${c.dropped}</td><td>${c.skipped}</td><td>${c.failed}</td><td>${esc(c.source?.state ?? 'local')}${c.source?.lastError ? ` — ${esc(c.source.lastError)}` : ''}</td></tr>`)
+    .map(
+      ([n, c]) =>
+        `<tr><td>${esc(n)}</td><td>${c.fps}</td><td>${c.processed}</td><td>${c.dropped}</td><td>${c.skipped}</td><td>${c.failed}</td><td>${esc(c.source?.state ?? 'local')}${c.source?.lastError ? ` — ${esc(c.source.lastError)}` : ''}</td></tr>`,
+    )
     .join('');
   const lat = Object.entries(s.latencyMs)
     .map(([k, v]) => `<tr><td>${esc(k)}</td><td>${v.p50 ?? '–'}</td><td>${v.p95 ?? '–'}</td></tr>`)

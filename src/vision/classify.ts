@@ -31,7 +31,9 @@ export function topK(data: Float32Array, batch: number, classes: number, k: numb
   for (let b = 0; b < batch; b++) {
     const row = data.subarray(b * classes, (b + 1) * classes);
     const probs = applySoftmax === true || (applySoftmax === 'auto' && !looksLikeProbabilities(row)) ? softmax(row) : row;
-    const idx = Array.from({ length: classes }, (_, i) => i).sort((x, y) => probs[y] - probs[x]).slice(0, k);
+    const idx = Array.from({ length: classes }, (_, i) => i)
+      .sort((x, y) => probs[y] - probs[x])
+      .slice(0, k);
     out.push(idx.map((i) => ({ classIndex: i, label: labels[i] ?? `class${i}`, score: probs[i] })));
   }
   return out;

@@ -18,7 +18,9 @@ export function loadDictionary(file: string): string[] {
 /** Greedy CTC decoding of [batch, steps, classes] probabilities: argmax, merge repeats, drop blanks. */
 export function decodeCtc(probs: Float32Array, batch: number, steps: number, classes: number, dictionary: readonly string[]): TextGuess[] {
   if (classes !== dictionary.length) {
-    throw new Error(`the recogniser has ${classes} classes but the dictionary has ${dictionary.length - 2} characters (+ blank + space); use the dictionary the model was trained with`);
+    throw new Error(
+      `the recogniser has ${classes} classes but the dictionary has ${dictionary.length - 2} characters (+ blank + space); use the dictionary the model was trained with`,
+    );
   }
   const out: TextGuess[] = [];
   for (let b = 0; b < batch; b++) {

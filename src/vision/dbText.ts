@@ -98,7 +98,7 @@ export function decodeDb(prob: Float32Array, mapW: number, mapH: number, origW: 
 export function mergeRowNeighbours(boxes: ScoredBox[], gap: number): ScoredBox[] {
   if (gap <= 0) return boxes;
   const out = [...boxes].sort((a, b) => a.box[0] - b.box[0]);
-  for (let merged = true; merged; ) {
+  for (let merged = true; merged;) {
     merged = false;
     for (let i = 0; i < out.length && !merged; i++) {
       for (let j = i + 1; j < out.length && !merged; j++) {
@@ -109,7 +109,10 @@ export function mergeRowNeighbours(boxes: ScoredBox[], gap: number): ScoredBox[]
         if (overlap >= 0.6 * h && dx <= gap * h) {
           const wa = a[2] - a[0];
           const wb = b[2] - b[0];
-          out[i] = { box: [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[2], b[2]), Math.max(a[3], b[3])], score: (out[i].score * wa + out[j].score * wb) / (wa + wb) };
+          out[i] = {
+            box: [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[2], b[2]), Math.max(a[3], b[3])],
+            score: (out[i].score * wa + out[j].score * wb) / (wa + wb),
+          };
           out.splice(j, 1);
           merged = true;
         }

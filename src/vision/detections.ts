@@ -26,7 +26,12 @@ export function iou(a: readonly number[], b: readonly number[]): number {
 }
 
 /** Greedy non-maximum suppression, highest score first, per class unless class-agnostic. */
-export function nms<T extends { box: readonly number[]; score: number; classIndex: number }>(items: T[], iouThreshold: number, max: number, classAgnostic = false): T[] {
+export function nms<T extends { box: readonly number[]; score: number; classIndex: number }>(
+  items: T[],
+  iouThreshold: number,
+  max: number,
+  classAgnostic = false,
+): T[] {
   const sorted = [...items].sort((a, b) => b.score - a.score);
   const kept: T[] = [];
   for (const d of sorted) {
@@ -42,7 +47,15 @@ const labelOf = (labels: readonly string[], i: number) => labels[i] ?? `class${i
  * SSD-style outputs with anchors already decoded (UltraFace): scores [1,N,C] (C includes background at 0)
  * and boxes [1,N,4] as normalised corners.
  */
-export function decodeSsd(scores: Float32Array, boxes: Float32Array, n: number, classes: number, frameW: number, frameH: number, opts: DetectOptions): Detection[] {
+export function decodeSsd(
+  scores: Float32Array,
+  boxes: Float32Array,
+  n: number,
+  classes: number,
+  frameW: number,
+  frameH: number,
+  opts: DetectOptions,
+): Detection[] {
   const found: Detection[] = [];
   for (let i = 0; i < n; i++) {
     for (let c = 1; c < classes; c++) {
@@ -65,7 +78,15 @@ export function decodeSsd(scores: Float32Array, boxes: Float32Array, n: number, 
  * YOLO heads. v5: [1, N, 5 + C] rows of (cx, cy, w, h, objectness, class scores...).
  * v8/v11: [1, 4 + C, N] columns of (cx, cy, w, h, class scores...). Boxes are in input pixels.
  */
-export function decodeYolo(data: Float32Array, dims: readonly number[], layout: 'v5' | 'v8' | 'auto', fit: Fit, frameW: number, frameH: number, opts: DetectOptions): Detection[] {
+export function decodeYolo(
+  data: Float32Array,
+  dims: readonly number[],
+  layout: 'v5' | 'v8' | 'auto',
+  fit: Fit,
+  frameW: number,
+  frameH: number,
+  opts: DetectOptions,
+): Detection[] {
   const [, a, b] = dims;
   const kind = layout !== 'auto' ? layout : a < b ? 'v8' : 'v5';
   const n = kind === 'v8' ? b : a;

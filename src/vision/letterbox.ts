@@ -25,7 +25,13 @@ export async function fitImage(img: RgbImage, fit: Fit): Promise<RgbImage> {
   const h = Math.round(img.height * fit.scaleY);
   let pipeline = rawInput(img).resize(w, h, { fit: 'fill' });
   if (fit.padX > 0 || fit.padY > 0 || w !== fit.width || h !== fit.height) {
-    pipeline = pipeline.extend({ left: fit.padX, top: fit.padY, right: fit.width - w - fit.padX, bottom: fit.height - h - fit.padY, background: { r: 114, g: 114, b: 114 } });
+    pipeline = pipeline.extend({
+      left: fit.padX,
+      top: fit.padY,
+      right: fit.width - w - fit.padX,
+      bottom: fit.height - h - fit.padY,
+      background: { r: 114, g: 114, b: 114 },
+    });
   }
   const data = await pipeline.raw().toBuffer();
   return { data, width: fit.width, height: fit.height };

@@ -48,7 +48,14 @@ export async function textLineBatches(img: RgbImage, boxes: readonly (readonly n
 }
 
 /** Crops resized to a fixed model input (classifiers), in NCHW batches of at most `batchSize`. */
-export async function fixedSizeCropBatches(img: RgbImage, boxes: readonly (readonly number[])[], width: number, height: number, norm: Normalisation, batchSize: number): Promise<CropBatch[]> {
+export async function fixedSizeCropBatches(
+  img: RgbImage,
+  boxes: readonly (readonly number[])[],
+  width: number,
+  height: number,
+  norm: Normalisation,
+  batchSize: number,
+): Promise<CropBatch[]> {
   const crops = await Promise.all(
     boxes.map(async (b) => {
       const left = Math.max(0, Math.floor(b[0]));

@@ -20,9 +20,15 @@ function build(tree: Tree): string {
 const zone = (n: number, type: string, milli: number, trips: [string, number][] = []): Tree => ({
   [`sys/class/thermal/thermal_zone${n}/type`]: `${type}\n`,
   [`sys/class/thermal/thermal_zone${n}/temp`]: `${milli}\n`,
-  ...Object.fromEntries(trips.flatMap(([t, v], i) => [[`sys/class/thermal/thermal_zone${n}/trip_point_${i}_type`, `${t}\n`], [`sys/class/thermal/thermal_zone${n}/trip_point_${i}_temp`, `${v}\n`]])),
+  ...Object.fromEntries(
+    trips.flatMap(([t, v], i) => [
+      [`sys/class/thermal/thermal_zone${n}/trip_point_${i}_type`, `${t}\n`],
+      [`sys/class/thermal/thermal_zone${n}/trip_point_${i}_temp`, `${v}\n`],
+    ]),
+  ),
 });
-const cpufreq = (cpus: number, khz: number): Tree => Object.fromEntries(Array.from({ length: cpus }, (_, i) => [`sys/devices/system/cpu/cpu${i}/cpufreq/scaling_cur_freq`, `${khz}\n`]));
+const cpufreq = (cpus: number, khz: number): Tree =>
+  Object.fromEntries(Array.from({ length: cpus }, (_, i) => [`sys/devices/system/cpu/cpu${i}/cpufreq/scaling_cur_freq`, `${khz}\n`]));
 const model = (m: string): Tree => ({ 'proc/device-tree/model': `${m}\0` });
 const be32 = (v: number) => {
   const b = Buffer.alloc(4);
@@ -86,12 +92,21 @@ export const boards = {
   jetsonOrinJp6: () =>
     build({
       ...model('NVIDIA Jetson AGX Orin Developer Kit'),
-      ...zone(0, 'cpu-thermal', 51093, [['passive', 99000], ['critical', 104500]]),
-      ...zone(1, 'gpu-thermal', 49968, [['passive', 99000], ['critical', 104500]]),
+      ...zone(0, 'cpu-thermal', 51093, [
+        ['passive', 99000],
+        ['critical', 104500],
+      ]),
+      ...zone(1, 'gpu-thermal', 49968, [
+        ['passive', 99000],
+        ['critical', 104500],
+      ]),
       ...zone(2, 'soc0-thermal', 49187),
       ...zone(3, 'soc1-thermal', 48625),
       ...zone(4, 'soc2-thermal', 48875),
-      ...zone(5, 'tj-thermal', 52187, [['passive', 99000], ['critical', 104500]]),
+      ...zone(5, 'tj-thermal', 52187, [
+        ['passive', 99000],
+        ['critical', 104500],
+      ]),
       'sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3/name': 'ina3221\n',
       'sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3/in1_label': 'VDD_GPU_SOC\n',
       'sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3/in1_input': '4976\n',
