@@ -83,13 +83,13 @@ program
   .command('optimize')
   .description('build fp32 / fp16 / int8-dynamic / int8-static variants of an ONNX model, check each against fp32, write DIR/manifest.json')
   .argument('<model>', 'an fp32 .onnx file')
-  .requiredOption('-o, --out <dir>', 'folder for the variants and manifest.json (replaced whole when done)')
+  .requiredOption('-o, --out <dir>', 'folder for the variants and manifest.json (replaced whole when done; must be empty or an earlier optimize output)')
   .option('--precision <list>', 'comma-separated: fp32,fp16,int8-dynamic,int8-static (default: all but fp16 unless a GPU provider works)')
   .option('--calibration <dir>', 'frames for int8-static calibration and the fidelity check (default: demo-camera frames)')
   .option('--camera <name>', 'record the calibration frames from this camera of the config instead')
   .option('-c, --config <file>', 'config file for --camera')
   .option('--calibration-frames <n>', 'frames used to calibrate (the next --held-out ones check fidelity)', positiveInt, 32)
-  .option('--held-out <n>', 'frames kept out of calibration for the fidelity check', positiveInt, 8)
+  .option('--held-out <n>', 'frames kept out of calibration for the fidelity check (topped up from calibration frames to at least 24)', positiveInt, 24)
   .option('--per-channel', 'int8-dynamic: one weight scale per output column (int8-static is always per channel)')
   .option('--method <m>', 'int8-static calibration: minmax or percentile', 'minmax')
   .option(
@@ -100,6 +100,7 @@ program
   .option('--size <WxH>', 'input size for models with free dimensions', '640x480')
   .option('--min-cosine <v>', 'least cosine similarity to fp32 for a variant to be accepted', Number, 0.99)
   .option('--min-task <v>', 'least task agreement (top-1, detection F1, text) with fp32', Number, 0.95)
+  .option('--force', 'replace --out even when it holds files optimize did not write')
   .option('--json', 'print the manifest as JSON')
   .action((model, o) => optimizeCommand(model, o).catch(exitOnError));
 

@@ -1,5 +1,7 @@
 import type { Logger } from './log.js';
+import type { LevelPolicy } from './config/index.js';
 import type { Frame, Result } from './types.js';
+import type { GovernorLevel } from './vocabulary.js';
 
 /** Event name → payload. */
 export interface OutpostEvents {
@@ -8,7 +10,10 @@ export interface OutpostEvents {
   'frame.failed': { camera: string; frameId: string; error: string };
   'frame.skipped': { camera: string; reason: 'no-motion' };
   'governor.transition': { from: string; to: string; reason: string; temperatureC: number | null; powerState: string };
-  'frame.received': Pick<Frame, 'camera' | 'id' | 'capturedAt'>;
+  /** Every frame a camera delivers, before the motion gate (calibration recorders take theirs from here). */
+  'frame.received': Frame;
+  /** The governor's level and its policy: at start, on every transition, and when a reload changes the policy. */
+  'governor.policy': { level: GovernorLevel; policy: LevelPolicy };
 }
 
 type Handler<K extends keyof OutpostEvents> = (payload: OutpostEvents[K]) => void;

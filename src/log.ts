@@ -19,3 +19,14 @@ export function createLogger(opts: LoggerOptions): Logger {
   }
   return pino({ level: opts.level, base: { pid: process.pid } }, pino.destination({ dest: 2, sync: false }));
 }
+
+/** Waits (at most `ms`) until what the logger buffered is written: before process.exit, so the last lines reach journald. */
+export function flushLog(log: Logger, ms = 1000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    log.flush(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,7 +1,9 @@
 /**
  * Data that crosses module boundaries (camera → pipeline → telemetry). Types only: every module may
- * import this file, and it imports nothing, so the dependency arrows of DESIGN.md stay one-way.
+ * import this file, and it imports only the vocabulary leaf, so the dependency arrows of DESIGN.md stay one-way.
  */
+
+import type { StageName } from './vocabulary.js';
 
 export interface Frame {
   id: string;
@@ -27,6 +29,8 @@ export interface SourceHealth {
   /** Frames cut short in the stream. */
   truncated: number;
   lastError: string | null;
+  /** Files a folder camera skipped, by reason (empty, not-an-image, unreadable). */
+  skipped?: Record<string, number>;
 }
 
 export interface FrameSource {
@@ -71,7 +75,6 @@ export interface PipelineOutput {
   text?: string;
 }
 
-export type StageName = 'queue' | 'decode' | 'preprocess' | 'infer' | 'post';
 
 export type Timings = Record<`${StageName}Ms`, number> & { totalMs: number };
 

@@ -1,3 +1,4 @@
+import { missingTool } from './helpers/optional.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server, type ServerResponse } from 'node:http';
@@ -7,13 +8,12 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createSource } from '../src/camera/index.js';
 import { configSchema, type CameraConfig } from '../src/config/index.js';
 import type { Frame, FrameSource } from '../src/types.js';
-import { commandExists, freePort } from './helpers/daemonProcess.js';
+import { freePort } from './helpers/daemonProcess.js';
 import { jpegFrame } from './helpers/jpegs.js';
 import { tempDir } from './helpers/paths.js';
 
 const log = pino({ level: 'silent' });
-const hasFfmpeg = commandExists('ffmpeg');
-if (!hasFfmpeg && process.env.CI) throw new Error('ffmpeg is missing: .ci/run installs it');
+const noFfmpeg = missingTool('ffmpeg', 'ffmpeg');
 
 function camera(source: Record<string, unknown>, extra: Record<string, unknown> = {}): CameraConfig {
   return configSchema.parse({ cameras: [{ name: 'cam', source, ...extra }] }).cameras[0];
@@ -156,7 +156,7 @@ describe('mjpeg-http source', () => {
   });
 });
 
-describe.skipIf(!hasFfmpeg)('ffmpeg sources (a real ffmpeg process)', () => {
+describe.skipIf(noFfmpeg)('ffmpeg sources (a real ffmpeg process)', () => {
   let video: string;
   beforeAll(() => {
     video = join(tempDir(), 'test.mp4');

@@ -84,7 +84,7 @@ describe('directory source', () => {
     const frames = await take(src, 6);
     expect(frames.map((f) => f.data.equals(frames[frames.length - 3].data))).toEqual([true, false, false, true, false, false]);
     expect(frames[0].width).toBe(160);
-    expect(src.skipped).toBeGreaterThanOrEqual(1);
+    expect(src.health().skipped?.unreadable).toBeGreaterThanOrEqual(1);
   });
 
   it('watches a drop folder and delivers new images only', async () => {

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DirectorySource, renderDemoFrames } from '../src/camera/index.js';
 import { loadConfig } from '../src/config/index.js';
 import { EventBus } from '../src/eventBus.js';
-import { FrameScheduler, startPipelines, type StagedPipeline } from '../src/pipeline/index.js';
+import { FrameScheduler, type StagedPipeline } from '../src/pipeline/index.js';
+import { startPipelineSet } from './helpers/context.js';
 import { InferenceEngine, LocalSession } from '../src/runtime/index.js';
 import type { Result } from '../src/types.js';
 import { ROOT, tempDir } from './helpers/paths.js';
@@ -22,15 +23,15 @@ describe('hot swap between model variants', () => {
   const log = pino({ level: 'info' }, new Writable({ write: (c, _e, done) => (logs.push(JSON.parse(String(c))), done()) }));
   let engine: InferenceEngine;
   let pipeline: StagedPipeline;
+  let stopAll: () => Promise<void>;
   let original: Record<string, string>;
   let optimized: Record<string, string>;
   const frames = tempDir();
 
   beforeAll(async () => {
     const { config } = loadConfig(`${ROOT}/config/outpost.yaml`, {});
-    engine = new InferenceEngine({ ...config.runtime, stateDir: tempDir(), cacheOptimizedGraphs: false }, log);
-    await engine.start();
-    pipeline = (await startPipelines(config, engine, log, ['text'])).get('text')!;
+    const started = await startPipelineSet(config, ['text'], log);
+    [engine, pipeline, stopAll] = [started.engine, started.set.get('text'), started.stop];
     original = { detect: config.models['ppocr-det'].file, recognise: config.models['ppocr-rec'].file };
     optimized = {};
     for (const [stage, file] of Object.entries(original)) {
@@ -42,8 +43,7 @@ describe('hot swap between model variants', () => {
   });
 
   afterAll(async () => {
-    await pipeline.stop();
-    await engine.stop();
+    await stopAll();
   });
 
   it('swaps under a steady frame load with no frame lost or processed twice', async () => {

@@ -1,3 +1,4 @@
+import { missingShared } from './helpers/optional.js';
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -23,7 +24,7 @@ function scoreFrame(labels: Label[], lines: { text: string; box: number[] }[]): 
   });
 }
 
-describe.skipIf(!frames)('OCR accuracy of the default pipeline on ../shared/data/text-frames', () => {
+describe.skipIf(missingShared(!!frames, '../shared/data/text-frames'))('OCR accuracy of the default pipeline on ../shared/data/text-frames', () => {
   it('reads at least 95% of characters correctly through `outpost infer`', () => {
     const labels = JSON.parse(readFileSync(join(frames!, 'labels.json'), 'utf8')) as Record<string, Label[]>;
     const r = runCli(['infer', '--config', 'config/outpost.yaml', '--input', frames!, '--json']);
@@ -44,4 +45,3 @@ describe.skipIf(!frames)('OCR accuracy of the default pipeline on ../shared/data
   });
 });
 
-if (!frames) console.warn('skipped the OCR accuracy test: ../shared/data/text-frames is absent (it ships beside the repo in CI)');

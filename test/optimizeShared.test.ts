@@ -1,3 +1,4 @@
+import { missingShared } from './helpers/optional.js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from './helpers/daemonProcess.js';
@@ -14,21 +15,22 @@ function optimize(model: string, args: string[]) {
   return Object.fromEntries(JSON.parse(r.stdout).variants.map((v: { precision: string }) => [v.precision, v]));
 }
 
-describe.skipIf(!ultraface || !faces)('UltraFace int8-static calibrated on ../shared/data/faces', () => {
-  it('keeps detection F1 vs fp32 at IoU 0.5 at or above 0.95, about 30% of the size, placement timed here', () => {
-    const v = optimize(ultraface!, ['--precision', 'fp32,int8-static', '--calibration', faces!, '--calibration-frames', '14', '--normalise', 'ultraface']);
-    expect(v['int8-static']).toMatchObject({ accepted: true, fidelity: { frames: 8, task: { kind: 'detection-ssd' } } });
+describe.skipIf(missingShared(!!ultraface && !!faces, '../shared UltraFace and faces'))('UltraFace int8-static calibrated on ../shared/data/faces', () => {
+  // the placement is pinned: which one the search keeps depends on the board's load, and size and Conv count with it
+  it('keeps detection F1 vs fp32 at IoU 0.5 at or above 0.95 at under a third of the size (all-int8)', () => {
+    const args = ['--precision', 'fp32,int8-static', '--calibration', faces!, '--calibration-frames', '14', '--held-out', '8', '--normalise', 'ultraface'];
+    const v = optimize(ultraface!, [...args, '--placement', 'all-int8']);
+    // 8 held-out frames topped up with the 14 calibration ones: all 22 photos, fewer than the 24 the guard wants
+    expect(v['int8-static']).toMatchObject({ accepted: true, fidelity: { frames: 22, heldOut: 8, framesWanted: 24, task: { kind: 'detection-ssd' } } });
     expect(v['int8-static'].fidelity.task.value).toBeGreaterThanOrEqual(0.95);
-    // 52 Convs: all int8, or all but the stem and the narrow depthwise one when timing favours that
-    expect(v['int8-static'].quantized.Conv).toBeGreaterThanOrEqual(50);
-    expect(Object.keys(v['int8-static'].placement.msPerRun)).toContain('all-int8');
+    expect(v['int8-static'].quantized.Conv).toBe(52);
     expect(v['int8-static'].bytes / v.fp32.bytes).toBeLessThan(0.32);
     // per-channel weights, as the depthwise convolutions need
     expect(v['int8-static'].fidelity.task.value).toBeGreaterThan(0.96);
   });
 });
 
-describe.skipIf(!vit || !mobilenet || !faces)('bench models with random weights (fidelity only, never task accuracy)', () => {
+describe.skipIf(missingShared(!!vit && !!mobilenet && !!faces, '../shared bench models'))('bench models with random weights (fidelity only, never task accuracy)', () => {
   it('ViT-tiny int8-dynamic keeps cosine ≥ 0.999 and is under 30% of the size', () => {
     const v = optimize(vit!, ['--precision', 'fp32,fp16,int8-dynamic', '--calibration', faces!, '--calibration-frames', '14', '--min-task', '0']);
     expect(v['int8-dynamic'].accepted).toBe(true);
@@ -47,4 +49,3 @@ describe.skipIf(!vit || !mobilenet || !faces)('bench models with random weights 
   });
 });
 
-if (!ultraface || !vit || !faces) console.warn('skipped the optimizer tests on ../shared models: ../shared is absent');

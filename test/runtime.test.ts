@@ -36,17 +36,23 @@ describe('ONNX Runtime adapter', () => {
     await Promise.all([first.release(), second.release()]);
   });
 
-  it('reports a provider that cannot create a session, with the reason', async () => {
+  // On a machine where CUDA works these assert the other side: a test must not depend on the hardware being absent.
+  it('proves cuda by creating a session: the reason when it cannot, ok when it can', async () => {
     const cuda = await probeProvider('cuda');
-    expect(cuda.ok).toBe(false);
-    expect(cuda.error).toMatch(/cuda/i);
+    if (cuda.ok) expect(cuda.error).toBeUndefined();
+    else expect(cuda.error).toMatch(/cuda|shared library/i);
   });
 
   it('falls back to cpu with a clear log line when the requested provider is missing', async () => {
+    const cudaWorks = (await probeProvider('cuda')).ok;
     const { log, lines } = capturingLogger();
     const engine = new InferenceEngine({ providers: ['cuda'], threads: 1, deviceId: 0, cacheOptimizedGraphs: false, stateDir: tempDir() }, log);
     await engine.start();
     try {
+      if (cudaWorks) {
+        expect(engine.provider).toBe('cuda');
+        return;
+      }
       expect(engine.provider).toBe('cpu');
       expect(engine.attempts.map((a) => [a.provider, a.ok])).toEqual([
         ['cuda', false],

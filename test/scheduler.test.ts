@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { DirectorySource, renderDemoFrames } from '../src/camera/index.js';
 import { loadConfig } from '../src/config/index.js';
 import { EventBus } from '../src/eventBus.js';
-import { FrameScheduler, startPipelines, type StagedPipeline } from '../src/pipeline/index.js';
+import { FrameScheduler, type StagedPipeline } from '../src/pipeline/index.js';
+import { startPipelineSet } from './helpers/context.js';
 import { InferenceEngine } from '../src/runtime/index.js';
 import { ROOT, tempDir } from './helpers/paths.js';
 
@@ -15,19 +16,18 @@ const log = pino({ level: 'silent' });
 describe('scheduling several cameras on one engine', () => {
   let engine: InferenceEngine;
   let pipeline: StagedPipeline;
+  let stopAll: () => Promise<void>;
   const frames = tempDir();
 
   beforeAll(async () => {
     (await renderDemoFrames(4, 5)).forEach((f, n) => writeFileSync(join(frames, `${n}.jpg`), f.data));
     const { config } = loadConfig(`${ROOT}/config/outpost.yaml`, {});
-    engine = new InferenceEngine({ ...config.runtime, stateDir: tempDir(), cacheOptimizedGraphs: false }, log);
-    await engine.start();
-    pipeline = (await startPipelines(config, engine, log, ['text'])).get('text')!;
+    const started = await startPipelineSet(config, ['text'], log);
+    [engine, pipeline, stopAll] = [started.engine, started.set.get('text'), started.stop];
   });
 
   afterAll(async () => {
-    await pipeline.stop();
-    await engine.stop();
+    await stopAll();
   });
 
   async function run(weights: number[], totalResults: number) {

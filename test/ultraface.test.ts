@@ -1,3 +1,4 @@
+import { missingShared } from './helpers/optional.js';
 import { writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -31,7 +32,7 @@ const HAND_VERIFIED: Record<string, [number, number, number, number][]> = {
   ],
 };
 
-describe.skipIf(!model || !faces)('UltraFace through `outpost infer` (SSD decoder, NMS)', () => {
+describe.skipIf(missingShared(!!model && !!faces, '../shared UltraFace and faces'))('UltraFace through `outpost infer` (SSD decoder, NMS)', () => {
   const dir = tempDir();
   const config = join(dir, 'faces.yaml');
   writeFileSync(
@@ -82,4 +83,3 @@ pipelines:
   });
 });
 
-if (!model || !faces) console.warn('skipped the UltraFace tests: ../shared/models/ultraface or ../shared/data/faces is absent');

@@ -1,4 +1,4 @@
-import type { CameraConfig } from '../config/index.js';
+import type { CameraConfig, CameraSourceConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
 import type { FrameSource } from '../types.js';
 import { DemoCamera } from './demoCamera.js';
@@ -14,25 +14,43 @@ export interface SourceDeps {
   ffmpegBinary?: string;
 }
 
+type SourceType = CameraSourceConfig['type'];
+type SourceOf<T extends SourceType> = Extract<CameraSourceConfig, { type: T }>;
+
+/** How one source type connects: a FrameSource of its own, or a connect function that ReconnectingSource keeps alive. */
+type SourceFactory<T extends SourceType> =
+  | { kind: 'direct'; make(camera: CameraConfig & { source: SourceOf<T> }, deps: SourceDeps): FrameSource }
+  | { kind: 'connecting'; connect(src: SourceOf<T>, parser: JpegStreamParser, deps: SourceDeps & { log: Logger }): Connect; finite?(src: SourceOf<T>): boolean };
+
+const ffmpeg = <T extends 'v4l2' | 'rtsp' | 'file'>(finite?: (src: SourceOf<T>) => boolean): SourceFactory<T> => ({
+  kind: 'connecting',
+  connect: (src, parser, deps) => (signal) => ffmpegFrames(src, signal, { log: deps.log, parser, spawn: deps.spawn, binary: deps.ffmpegBinary }),
+  finite,
+});
+
+const SOURCES: { [T in SourceType]: SourceFactory<T> } = {
+  demo: { kind: 'direct', make: (camera) => new DemoCamera(camera.name, camera.source) },
+  directory: { kind: 'direct', make: (camera, deps) => new DirectorySource(camera.name, camera.source, deps.log.child({ camera: camera.name })) },
+  v4l2: ffmpeg(),
+  rtsp: ffmpeg(),
+  file: ffmpeg<'file'>((src) => !src.loop),
+  'mjpeg-http': { kind: 'connecting', connect: (src, parser) => (signal) => mjpegHttpFrames(src, signal, parser) },
+};
+
 /** The FrameSource for a configured camera; network and device sources reconnect by themselves. */
 export function createSource(camera: CameraConfig, deps: SourceDeps): FrameSource {
-  const src = camera.source;
-  if (src.type === 'demo') return new DemoCamera(camera.name, src);
-  if (src.type === 'directory') return new DirectorySource(camera.name, src);
+  const factory = SOURCES[camera.source.type] as SourceFactory<SourceType>;
+  if (factory.kind === 'direct') return factory.make(camera, deps);
   const parser = new JpegStreamParser();
   const log = deps.log.child({ camera: camera.name });
-  const connect: Connect =
-    src.type === 'mjpeg-http'
-      ? (signal) => mjpegHttpFrames(src, signal, parser)
-      : (signal) => ffmpegFrames(src, signal, { log, parser, spawn: deps.spawn, binary: deps.ffmpegBinary });
   return new ReconnectingSource(
     camera.name,
-    connect,
+    factory.connect(camera.source, parser, { ...deps, log }),
     {
       initialBackoffMs: camera.reconnect.initialMs,
       maxBackoffMs: camera.reconnect.maxMs,
       stallMs: camera.stallSeconds * 1000,
-      finite: src.type === 'file' && !src.loop,
+      finite: factory.finite?.(camera.source) ?? false,
       log,
     },
     () => parser.truncated,

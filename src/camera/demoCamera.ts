@@ -40,7 +40,7 @@ function label(rand: () => number): string {
 const hsl = (rand: () => number, light: number) => `hsl(${Math.floor(rand() * 360)},${40 + Math.floor(rand() * 40)}%,${light}%)`;
 
 /** One frame: a coloured scene with 1-3 non-overlapping text panels (meter readings, labels). */
-export function renderDemoSvg(width: number, height: number, rand: () => number): { svg: string; texts: string[] } {
+function renderDemoSvg(width: number, height: number, rand: () => number): { svg: string; texts: string[] } {
   const count = 1 + Math.floor(rand() * 3);
   const band = height / count;
   const texts: string[] = [];

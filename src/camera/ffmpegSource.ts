@@ -11,7 +11,7 @@ export type FfmpegInput =
   | { type: 'file'; path: string; loop: boolean; realtime: boolean; fps?: number };
 
 /** ffmpeg arguments that turn any input into a stream of JPEGs on stdout (MJPEG cameras are copied, not re-encoded). */
-export function ffmpegArgs(input: FfmpegInput): string[] {
+function ffmpegArgs(input: FfmpegInput): string[] {
   const head = ['-hide_banner', '-nostdin', '-loglevel', 'warning'];
   let inArgs: string[];
   let copy = false;

@@ -1,11 +1,9 @@
-export { DemoCamera, renderDemoSvg, renderDemoFrames } from './demoCamera.js';
+export { renderDemoFrames } from './demoCamera.js';
 export { DirectorySource, listImages, imageFrame } from './directorySource.js';
 export { createSource, type SourceDeps } from './createSource.js';
-export { sleep, FramePacer } from './abortableSleep.js';
 export { listVideoDevices, ffmpegVersion, parseV4l2Formats, type VideoDevice } from './videoDevices.js';
 export { JpegStreamParser } from './jpegStreamParser.js';
-export { ReconnectingSource, type Connect, type ReconnectOptions } from './reconnectingSource.js';
-export { ffmpegArgs, ffmpegFrames, type FfmpegInput, type SpawnFn } from './ffmpegSource.js';
-export { mjpegHttpFrames } from './mjpegHttpSource.js';
+export { type Connect, type ReconnectOptions } from './reconnectingSource.js';
+export { type FfmpegInput, type SpawnFn } from './ffmpegSource.js';
 export { MotionGate, type MotionVerdict } from './motionGate.js';
 export { CalibrationRecorder, recordFrom } from './calibrationRecorder.js';

@@ -3,17 +3,17 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { imageFrame, listImages, renderDemoFrames } from '../camera/index.js';
-import type { OutpostConfig } from '../config/index.js';
+import { loadConfig, type OutpostConfig } from '../config/index.js';
 import { OutpostError } from '../errors.js';
-import { createLogger, type Logger } from '../log.js';
 import { benchCameras } from './benchCameras.js';
 import { benchModels } from './benchModels.js';
 import { benchLevels } from './benchLevels.js';
 import { fileURLToPath } from 'node:url';
-import { runPipelined, startPipelines, type StagedPipeline } from '../pipeline/index.js';
+import { PipelineSet, runPipelined, type StagedPipeline } from '../pipeline/index.js';
 import { InferenceEngine, LocalSession, ORT_VERSION, type SessionSpec, type TensorMap } from '../runtime/index.js';
 import type { Frame } from '../types.js';
-import { configPath, exitOnError, loadOrExit } from './common.js';
+import type { ComponentContext } from '../component.js';
+import { cliContext, configPath, runComponents } from './common.js';
 import { median, rounded } from '../benchMath.js';
 import { Progress } from './progress.js';
 
@@ -104,110 +104,109 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
         );
     return;
   }
-  const { config } = loadOrExit(configPath(opts.config));
-  const log = createLogger({ level: 'warn', format: config.logging.format });
+  const { config } = loadConfig(configPath(opts.config));
+  const ctx = cliContext(config, 'bench');
   const name = config.cameras[0]?.pipeline ?? Object.keys(config.pipelines)[0];
-  const engine = new InferenceEngine({ ...config.runtime, stateDir: config.node.stateDir, cacheOptimizedGraphs: false }, log);
+  if (opts.cameras) return cameraMode(ctx, name, opts);
+  if (opts.levels) return levelsMode(ctx, name, opts);
+  const frames = await loadFrames(opts);
+  const engine = new InferenceEngine({ ...config.runtime, stateDir: config.node.stateDir, cacheOptimizedGraphs: false }, ctx.log);
+  let recording: [string, TensorMap][] = [];
+  const tap = (key: string, feeds: TensorMap) =>
+    recording.push([key, Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { ...t, data: t.data.slice() }]))]);
+  const set = new PipelineSet(ctx, engine, { names: [name], tap });
   const raw = new Map<string, LocalSession>();
-  if (opts.cameras) return cameraMode(config, name, engine, opts, log);
-  if (opts.levels) return levelsMode(config, name, engine, opts, log);
   try {
-    const frames = await loadFrames(opts);
-    await engine.start();
-    let recording: [string, TensorMap][] = [];
-    const tap = (key: string, feeds: TensorMap) =>
-      recording.push([key, Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { ...t, data: t.data.slice() }]))]);
-    const pipeline = (await startPipelines(config, engine, log, [name], tap)).get(name)!;
-    const recorded: [string, TensorMap][][] = [];
-    for (const f of frames) {
+    await runComponents(ctx, [engine, set], async () => {
+      const pipeline = set.get(name);
+      const recorded: [string, TensorMap][][] = [];
+      for (const f of frames) {
+        recording = [];
+        await pipeline.process(f); // also the warm-up of the worker's sessions
+        recorded.push(recording);
+      }
       recording = [];
-      await pipeline.process(f); // also the warm-up of the worker's sessions
-      recorded.push(recording);
-    }
-    recording = [];
-    for (const s of config.pipelines[name].stages) raw.set(s.name, await LocalSession.create(config.models[s.model].file, engine.spec));
-    await timeRaw(raw, recorded.slice(0, 2)); // warm-up
-    const rawFps: number[] = [];
-    const pipeRuns: Awaited<ReturnType<typeof timePipeline>>[] = [];
-    const progress = new Progress('bench');
-    for (let r = 0; r < opts.repeats; r++) {
-      progress.update(r * 2, opts.repeats * 2, 'raw session.run');
-      rawFps.push(await timeRaw(raw, recorded));
-      progress.update(r * 2 + 1, opts.repeats * 2, 'whole pipeline');
-      pipeRuns.push(await timePipeline(pipeline, frames, config.runtime.inflightFrames));
-    }
-    progress.update(opts.repeats * 2, opts.repeats * 2, 'session start-up');
-    const startup = await timeStartup(config, { ...engine.spec }, Math.min(3, opts.repeats));
-    progress.done();
-    await pipeline.stop();
-    const rawMedian = median(rawFps);
-    const pipeMedian = median(pipeRuns.map((p) => p.fps));
-    const loopP95 = median(pipeRuns.map((p) => p.loopP95Ms));
-    const report = {
-      kind: 'outpost-bench-pipeline',
-      createdAt: new Date().toISOString(),
-      machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), arch: process.arch, node: process.version, ort: ORT_VERSION },
-      provider: engine.provider,
-      pipeline: name,
-      frames: { count: frames.length, source: opts.frames ?? 'demo camera (640x480)' },
-      repeats: opts.repeats,
-      raw: { fpsMedian: r2(rawMedian), fps: rawFps.map(r2) },
-      wholePipeline: {
-        fpsMedian: r2(pipeMedian),
-        fps: pipeRuns.map((p) => r2(p.fps)),
-        eventLoopP95MsMedian: r2(loopP95),
-        eventLoopMaxMs: pipeRuns.map((p) => r2(p.loopMaxMs)),
-      },
-      ratio: r2(pipeMedian / rawMedian),
-      goals: { ratioAtLeast0_90: pipeMedian / rawMedian >= 0.9, eventLoopP95Under50ms: loopP95 < 50 },
-      startup,
-    };
-    const text = JSON.stringify(report, null, 2) + '\n';
-    if (opts.out) writeFileSync(opts.out, text);
-    if (opts.json) process.stdout.write(text);
-    else {
-      process.stdout.write(`pipeline "${name}" on ${engine.provider}, ${frames.length} frames x ${opts.repeats} runs (medians)\n`);
-      process.stdout.write(
-        `  raw session.run     ${report.raw.fpsMedian} frames/s\n  whole pipeline      ${report.wholePipeline.fpsMedian} frames/s  (ratio ${report.ratio})\n`,
-      );
-      process.stdout.write(`  event loop p95      ${report.wholePipeline.eventLoopP95MsMedian} ms while the pipeline ran\n`);
-      for (const [m, s] of Object.entries(startup))
-        process.stdout.write(`  start-up ${m.padEnd(10)} ${s.coldMs} ms cold, ${s.cachedMs} ms from the optimized-graph cache\n`);
-    }
-  } catch (err) {
-    await engine.stop();
-    exitOnError(err);
+      for (const s of config.pipelines[name].stages) raw.set(s.name, await LocalSession.create(config.models[s.model].file, engine.spec));
+      await timeRaw(raw, recorded.slice(0, 2)); // warm-up
+      const rawFps: number[] = [];
+      const pipeRuns: Awaited<ReturnType<typeof timePipeline>>[] = [];
+      const progress = new Progress('bench');
+      for (let r = 0; r < opts.repeats; r++) {
+        progress.update(r * 2, opts.repeats * 2, 'raw session.run');
+        rawFps.push(await timeRaw(raw, recorded));
+        progress.update(r * 2 + 1, opts.repeats * 2, 'whole pipeline');
+        pipeRuns.push(await timePipeline(pipeline, frames, config.runtime.inflightFrames));
+      }
+      progress.update(opts.repeats * 2, opts.repeats * 2, 'session start-up');
+      const startup = await timeStartup(config, { ...engine.spec }, Math.min(3, opts.repeats));
+      progress.done();
+      report(opts, pipelineReport(name, engine.provider, frames, opts, rawFps, pipeRuns, startup));
+    });
+  } finally {
+    await Promise.all([...raw.values()].map((s) => s.release()));
   }
-  await Promise.all([...raw.values()].map((s) => s.release()));
-  await engine.stop();
 }
 
-/** Runs a bench mode on a started engine, prints (and saves) its JSON report, and always stops the engine. */
-async function reportMode(engine: InferenceEngine, opts: BenchOptions, run: () => Promise<object>): Promise<void> {
-  try {
-    await engine.start();
-    const report = await run();
-    const text = JSON.stringify({ ...report, createdAt: new Date().toISOString(), provider: engine.provider }, null, 2) + '\n';
-    if (opts.out) writeFileSync(opts.out, text);
-    process.stdout.write(text);
-  } catch (err) {
-    await engine.stop();
-    exitOnError(err);
-  }
-  await engine.stop();
+function pipelineReport(
+  name: string,
+  provider: string,
+  frames: Frame[],
+  opts: BenchOptions,
+  rawFps: number[],
+  pipeRuns: Awaited<ReturnType<typeof timePipeline>>[],
+  startup: Awaited<ReturnType<typeof timeStartup>>,
+) {
+  const rawMedian = median(rawFps);
+  const pipeMedian = median(pipeRuns.map((p) => p.fps));
+  const loopP95 = median(pipeRuns.map((p) => p.loopP95Ms));
+  return {
+    kind: 'outpost-bench-pipeline',
+    createdAt: new Date().toISOString(),
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), arch: process.arch, node: process.version, ort: ORT_VERSION },
+    provider,
+    pipeline: name,
+    frames: { count: frames.length, source: opts.frames ?? 'demo camera (640x480)' },
+    repeats: opts.repeats,
+    raw: { fpsMedian: r2(rawMedian), fps: rawFps.map(r2) },
+    wholePipeline: {
+      fpsMedian: r2(pipeMedian),
+      fps: pipeRuns.map((p) => r2(p.fps)),
+      eventLoopP95MsMedian: r2(loopP95),
+      eventLoopMaxMs: pipeRuns.map((p) => r2(p.loopMaxMs)),
+    },
+    ratio: r2(pipeMedian / rawMedian),
+    goals: { ratioAtLeast0_90: pipeMedian / rawMedian >= 0.9, eventLoopP95Under50ms: loopP95 < 50 },
+    startup,
+  };
 }
 
-function cameraMode(config: OutpostConfig, name: string, engine: InferenceEngine, opts: BenchOptions, log: Logger): Promise<void> {
-  return reportMode(engine, opts, async () => {
-    const pipeline = (await startPipelines(config, engine, log, [name])).get(name)!;
-    const report = await benchCameras(config, pipeline, engine.provider, { cameras: opts.cameras!, durationSeconds: opts.duration, log });
-    await pipeline.stop();
-    return { ...report, pipeline: name };
+function report(opts: BenchOptions, r: ReturnType<typeof pipelineReport>): void {
+  const text = JSON.stringify(r, null, 2) + '\n';
+  if (opts.out) writeFileSync(opts.out, text);
+  if (opts.json) return void process.stdout.write(text);
+  process.stdout.write(`pipeline "${r.pipeline}" on ${r.provider}, ${r.frames.count} frames x ${r.repeats} runs (medians)\n`);
+  process.stdout.write(`  raw session.run     ${r.raw.fpsMedian} frames/s\n  whole pipeline      ${r.wholePipeline.fpsMedian} frames/s  (ratio ${r.ratio})\n`);
+  process.stdout.write(`  event loop p95      ${r.wholePipeline.eventLoopP95MsMedian} ms while the pipeline ran\n`);
+  for (const [m, st] of Object.entries(r.startup)) process.stdout.write(`  start-up ${m.padEnd(10)} ${st.coldMs} ms cold, ${st.cachedMs} ms from the optimized-graph cache\n`);
+}
+
+/** A bench mode's JSON report, printed (and saved with --out). */
+function writeReport(opts: BenchOptions, provider: string, report: object): void {
+  const text = JSON.stringify({ ...report, createdAt: new Date().toISOString(), provider }, null, 2) + '\n';
+  if (opts.out) writeFileSync(opts.out, text);
+  process.stdout.write(text);
+}
+
+async function cameraMode(ctx: ComponentContext, name: string, opts: BenchOptions): Promise<void> {
+  const engine = new InferenceEngine({ ...ctx.config.runtime, stateDir: ctx.stateDir, cacheOptimizedGraphs: false }, ctx.log);
+  const set = new PipelineSet(ctx, engine, { names: [name] });
+  await runComponents(ctx, [engine, set], async () => {
+    const report = await benchCameras(ctx.config, set.get(name), engine.provider, { cameras: opts.cameras!, durationSeconds: opts.duration, log: ctx.log });
+    writeReport(opts, engine.provider, { ...report, pipeline: name });
   });
 }
 
-function levelsMode(config: OutpostConfig, name: string, engine: InferenceEngine, opts: BenchOptions, log: Logger): Promise<void> {
-  return reportMode(engine, opts, async () =>
-    benchLevels(config, name, engine, await loadFrames(opts), opts.repeats, log, fileURLToPath(new URL('../cli.js', import.meta.url))),
-  );
+async function levelsMode(ctx: ComponentContext, name: string, opts: BenchOptions): Promise<void> {
+  const report = await benchLevels(ctx, name, await loadFrames(opts), opts.repeats, fileURLToPath(new URL('../cli.js', import.meta.url)));
+  writeReport(opts, report.provider, report);
 }

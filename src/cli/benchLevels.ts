@@ -1,10 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ComponentContext } from '../component.js';
 import type { OutpostConfig } from '../config/index.js';
-import type { Logger } from '../log.js';
-import { loadModelVariants, runPipelined, startPipelines, variantFiles } from '../pipeline/index.js';
-import { buildInBackground, variantsDir, type InferenceEngine, type Rung } from '../runtime/index.js';
+import { PipelineSet, runPipelined, type StagedPipeline } from '../pipeline/index.js';
+import { buildInBackground, InferenceEngine, variantsDir } from '../runtime/index.js';
+import type { Rung } from '../vocabulary.js';
 import type { Frame } from '../types.js';
 import { median, rounded } from '../benchMath.js';
 import { Progress } from './progress.js';
@@ -16,17 +17,13 @@ const r3 = (v: number) => rounded(v, 3);
  * each governor level's rung on the same frames: frames/s, CPU seconds per frame, and the stall a hot swap
  * causes in a steady stream of frames.
  */
-export async function benchLevels(
-  config: OutpostConfig,
-  pipelineName: string,
-  engine: InferenceEngine,
-  frames: Frame[],
-  repeats: number,
-  log: Logger,
-  cli: string,
-) {
+export async function benchLevels(base: ComponentContext, pipelineName: string, frames: Frame[], repeats: number, cli: string) {
   const stateDir = mkdtempSync(join(tmpdir(), 'outpost-bench-levels-'));
-  const cfg: OutpostConfig = { ...config, node: { ...config.node, stateDir } };
+  const cfg: OutpostConfig = { ...base.config, node: { ...base.config.node, stateDir } };
+  const ctx: ComponentContext = { ...base, config: cfg, stateDir };
+  const log = ctx.log;
+  const engine = new InferenceEngine({ ...cfg.runtime, stateDir, cacheOptimizedGraphs: false }, log);
+  const set = new PipelineSet(ctx, engine, { names: [pipelineName] });
   try {
     const progress = new Progress('bench levels');
     const models = [...new Set(cfg.pipelines[pipelineName].stages.map((s) => s.model))];
@@ -44,8 +41,9 @@ export async function benchLevels(
       );
       if (!built) log.warn({ model: name }, 'variants could not be built; that model stays fp32');
     }
-    const { variants, serving } = loadModelVariants(cfg, engine.provider);
-    const pipeline = (await startPipelines(cfg, engine, log, [pipelineName], undefined, serving)).get(pipelineName)!;
+    await engine.start();
+    await set.start();
+    const pipeline = set.get(pipelineName);
     const settings = [...new Map(Object.values(cfg.power.policy).map((p) => [`${p.precision}@${p.threads ?? cfg.runtime.threads}`, p])).values()];
     const measured: Record<string, { variant: string; fps: number[]; cpuPerFrame: number[] }> = {};
     const keyOf = (p: { precision: string; threads?: number }) => `${p.precision}@${p.threads ?? cfg.runtime.threads}`;
@@ -65,7 +63,7 @@ export async function benchLevels(
     for (let r = 0; r < repeats; r++) {
       for (const p of settings) {
         progress.update(r, repeats, `rung ${p.precision}`);
-        const { label, stages } = variantFiles(cfg, pipelineName, p.precision as Rung, engine.provider, variants, serving);
+        const { label, stages } = set.choose(pipelineName, p.precision as Rung);
         await pipeline.useVariant(label, stages, p.threads ?? cfg.runtime.threads);
         const m = await runFrames();
         const entry = (measured[keyOf(p)] ??= { variant: label, fps: [], cpuPerFrame: [] });
@@ -73,9 +71,8 @@ export async function benchLevels(
         entry.cpuPerFrame.push(m.cpuPerFrame);
       }
     }
-    const swap = await measureSwapStall(pipeline, frames, cfg, pipelineName, engine.provider, variants, serving);
+    const swap = await measureSwapStall(pipeline, frames, set, pipelineName);
     progress.done();
-    await pipeline.stop();
     const levels = Object.fromEntries(
       Object.entries(cfg.power.policy).map(([level, p]) => {
         const m = measured[keyOf(p)];
@@ -95,6 +92,7 @@ export async function benchLevels(
     const ratio = levels.hot.cpuSecondsPerFrame / levels.nominal.cpuSecondsPerFrame;
     return {
       kind: 'outpost-bench-levels',
+      provider: engine.provider,
       pipeline: pipelineName,
       frames: frames.length,
       repeats,
@@ -104,22 +102,16 @@ export async function benchLevels(
       goals: { hotCpuAtMost0_6xNominal: ratio <= 0.6, swapStallUnderOneFrameInterval: swap.stallMs < swap.frameIntervalMs },
     };
   } finally {
+    await set.stop();
+    await engine.stop();
     rmSync(stateDir, { recursive: true, force: true });
   }
 }
 
 /** Frames at a steady pace; variants swap back and forth mid-stream; the stall is the worst gap beyond the pace. */
-async function measureSwapStall(
-  pipeline: Awaited<ReturnType<typeof startPipelines>> extends Map<string, infer P> ? P : never,
-  frames: Frame[],
-  cfg: OutpostConfig,
-  name: string,
-  provider: string,
-  variants: Parameters<typeof variantFiles>[4],
-  serving: Record<string, string>,
-) {
-  const a = variantFiles(cfg, name, 'fp32', provider, variants, serving);
-  const b = variantFiles(cfg, name, 'int8', provider, variants, serving);
+async function measureSwapStall(pipeline: StagedPipeline, frames: Frame[], set: PipelineSet, name: string) {
+  const a = set.choose(name, 'fp32');
+  const b = set.choose(name, 'int8');
   const intervalMs = 200;
   const done: number[] = [];
   const swaps: Promise<void>[] = [];

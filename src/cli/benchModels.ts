@@ -3,8 +3,9 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { configSchema } from '../config/index.js';
 import { readModelFile } from '../onnx/index.js';
-import { imageInput, MANIFEST, NORMALISATIONS, readManifest, type Precision } from '../optimize/index.js';
-import { AUTO_ORDER, LocalSession, ORT_VERSION, probeProvider, type ProviderName } from '../runtime/index.js';
+import { AUTOTUNE, imageInput, MANIFEST, NORMALISATIONS, readManifest } from '../optimize/index.js';
+import { RUNG_PRECISIONS, type Precision, type ProviderName } from '../vocabulary.js';
+import { AUTO_ORDER, LocalSession, ORT_VERSION, probeProvider } from '../runtime/index.js';
 import type { TensorMap } from '../types.js';
 import { median, rounded } from '../benchMath.js';
 import { Progress } from './progress.js';
@@ -17,13 +18,6 @@ export interface ModelBenchOptions {
 }
 
 const r2 = (v: number) => rounded(v);
-
-/**
- * The rung a policy names → the precisions that may fill it. The int8 rung exists to cost less: where no int8
- * variant beats fp32 on this board (small CNNs whose elementwise ops dominate), it takes the fastest variant.
- */
-const ALL: Precision[] = ['fp32', 'fp16', 'int8-static', 'int8-dynamic'];
-const RUNG: Record<string, Precision[]> = { fp32: ['fp32', 'fp16'], fp16: ['fp16', 'fp32'], int8: ALL, fastest: ALL };
 
 /**
  * `outpost bench --model-dir DIR`: every accepted variant on every provider that works here, interleaved
@@ -96,8 +90,8 @@ export async function benchModels(opts: ModelBenchOptions) {
   function bytes(file: string) {
     return manifest.variants.find((v) => v.file === file)?.bytes ?? 0;
   }
-  const fastestOf = (precisions: Precision[]) => withSpeedup.filter((x) => precisions.includes(x.precision)).sort((a, b) => a.msMedian - b.msMedian)[0] ?? null;
-  const rungs = Object.fromEntries(Object.entries(RUNG).map(([rung, ps]) => [rung, fastestOf(ps)]));
+  const fastestOf = (precisions: readonly Precision[]) => withSpeedup.filter((x) => precisions.includes(x.precision)).sort((a, b) => a.msMedian - b.msMedian)[0] ?? null;
+  const rungs = Object.fromEntries(Object.entries(RUNG_PRECISIONS).map(([rung, ps]) => [rung, fastestOf(ps)]));
   const policy = configSchema.parse({}).power.policy;
   const levels = Object.fromEntries(Object.entries(policy).map(([level, p]) => [level, rungs[p.precision] ?? rungs.fp32]));
   const autotune = {
@@ -110,6 +104,6 @@ export async function benchModels(opts: ModelBenchOptions) {
     rungs,
     levels,
   };
-  writeFileSync(join(opts.modelDir, 'autotune.json'), JSON.stringify(autotune, null, 2) + '\n');
+  writeFileSync(join(opts.modelDir, AUTOTUNE), JSON.stringify(autotune, null, 2) + '\n');
   return autotune;
 }

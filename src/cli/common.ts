@@ -1,11 +1,16 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfig, type LoadedConfig } from '../config/index.js';
-import { OutpostError, errorMessage } from '../errors.js';
+import { Registry } from 'prom-client';
+import { systemClock, type Component, type ComponentContext } from '../component.js';
+import { ComponentList } from '../componentList.js';
+import { ConfigError, type OutpostConfig } from '../config/index.js';
+import { OutpostError, asOutpostError } from '../errors.js';
+import { EventBus } from '../eventBus.js';
+import { createLogger } from '../log.js';
 
 /** The demo config that ships inside the package. */
-export const EMBEDDED_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '../../config/outpost.yaml');
+const EMBEDDED_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '../../config/outpost.yaml');
 
 /** --config, else $OUTPOST_CONFIG, else ./config/outpost.yaml, else the embedded demo config. */
 export function configPath(flag: string | undefined): string {
@@ -15,25 +20,35 @@ export function configPath(flag: string | undefined): string {
   return existsSync(local) ? local : EMBEDDED_CONFIG;
 }
 
-/** Loads the config or prints one `FILE:LINE:COL: path: message` line per problem and exits 78. */
-export function loadOrExit(file: string): LoadedConfig {
+/** The context a CLI command builds its components from: the config, its own bus and registry, a quiet logger. */
+export function cliContext(config: Readonly<OutpostConfig>, name: string): ComponentContext {
+  const level = config.logging.level === 'info' ? 'warn' : config.logging.level;
+  const log = createLogger({ level, format: config.logging.format }).child({ component: name });
+  return { config, bus: new EventBus(log), log, clock: systemClock, stateDir: config.node.stateDir, registry: new Registry() };
+}
+
+/** Starts components in order, runs `body`, and always stops them in reverse: a CLI command's whole life. */
+export async function runComponents<T>(ctx: ComponentContext, components: Component[], body: () => Promise<T>): Promise<T> {
+  const list = new ComponentList(components, ctx.bus, ctx.log);
+  const abort = new AbortController();
   try {
-    return loadConfig(file);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(err.message + '\n');
-      process.exit(err.exitCode);
-    }
-    throw err;
+    await list.start(abort.signal);
+    return await body();
+  } finally {
+    await list.stop();
   }
 }
 
-/** Last stop for errors a command did not handle: a clear line and the catalogued exit code. */
+/**
+ * Last stop for every command: a catalogued error prints one line and exits with its code; a system error
+ * (EACCES, ENOSPC, EBUSY …) names the file without a stack trace; only a bug (exit 70) shows its stack.
+ */
 export function exitOnError(err: unknown): never {
-  if (err instanceof OutpostError) {
-    process.stderr.write(`outpost: ${err.code}: ${err.message}\n`);
+  if (err instanceof ConfigError) {
+    process.stderr.write(err.message + '\n');
     process.exit(err.exitCode);
   }
-  process.stderr.write(`outpost: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : errorMessage(err)}\n`);
-  process.exit(70);
+  const e: OutpostError = asOutpostError(err);
+  process.stderr.write(`outpost: ${e.code}: ${e.message}\n`);
+  process.exit(e.exitCode);
 }

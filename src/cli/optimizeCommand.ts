@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CalibrationRecorder, createSource, recordFrom, renderDemoFrames } from '../camera/index.js';
 import { createLogger } from '../log.js';
-import { configPath, loadOrExit } from './common.js';
+import { loadConfig } from '../config/index.js';
+import { configPath } from './common.js';
 import { OutpostError } from '../errors.js';
 import { readModelFile } from '../onnx/index.js';
 import {
@@ -14,10 +15,9 @@ import {
   needsReduceRange,
   NORMALISATIONS,
   PLACEMENTS,
-  PRECISIONS,
   type Placement,
-  type Precision,
 } from '../optimize/index.js';
+import { PRECISIONS, type Precision } from '../vocabulary.js';
 import { localModelRunner, ORT_VERSION, probeProvider } from '../runtime/index.js';
 import { Progress } from './progress.js';
 
@@ -36,6 +36,8 @@ export interface OptimizeOptions {
   minCosine: number;
   minTask: number;
   json?: boolean;
+  /** Replace --out even when it holds files optimize did not write. */
+  force?: boolean;
   /** Record the calibration frames from this camera of the config. */
   camera?: string;
   config?: string;
@@ -50,7 +52,7 @@ async function defaultPrecisions(): Promise<Precision[]> {
 function parsePlacements(text: string): Placement[] {
   return text.split(',').map((name) => {
     const p = PLACEMENTS.find((x) => x.name === name.trim());
-    if (!p) throw new OutpostError('OUTPOST_E_INPUT', `--placement ${name.trim()} is not one of ${PLACEMENTS.map((x) => x.name).join(', ')}`);
+    if (!p) throw new OutpostError('OUTPOST_E_USAGE', `--placement ${name.trim()} is not one of ${PLACEMENTS.map((x) => x.name).join(', ')}`);
     return p;
   });
 }
@@ -58,7 +60,7 @@ function parsePlacements(text: string): Placement[] {
 function parsePrecisions(text: string): Precision[] {
   const list = text.split(',').map((s) => s.trim());
   for (const p of list)
-    if (!(PRECISIONS as readonly string[]).includes(p)) throw new OutpostError('OUTPOST_E_INPUT', `--precision ${p} is not one of ${PRECISIONS.join(', ')}`);
+    if (!(PRECISIONS as readonly string[]).includes(p)) throw new OutpostError('OUTPOST_E_USAGE', `--precision ${p} is not one of ${PRECISIONS.join(', ')}`);
   return list as Precision[];
 }
 
@@ -72,10 +74,10 @@ async function demoFrames(n: number): Promise<{ dir: string; files: string[] }> 
 
 /** Frames recorded from a configured camera (at least 250 ms apart, so they are not one moment). */
 async function cameraFrames(name: string, configFile: string | undefined, n: number): Promise<{ dir: string; files: string[] }> {
-  const { config } = loadOrExit(configPath(configFile));
+  const { config } = loadConfig(configPath(configFile));
   const camera = config.cameras.find((c) => c.name === name);
   if (!camera)
-    throw new OutpostError('OUTPOST_E_CONFIG', `no camera "${name}" in the config; cameras: ${config.cameras.map((c) => c.name).join(', ') || 'none'}`);
+    throw new OutpostError('OUTPOST_E_USAGE', `no camera "${name}" in the config; cameras: ${config.cameras.map((c) => c.name).join(', ') || 'none'}`);
   const dir = mkdtempSync(join(tmpdir(), 'outpost-calibration-'));
   const files = await recordFrom(
     createSource(camera, { log: createLogger({ level: 'warn', format: 'auto' }) }),
@@ -91,12 +93,12 @@ export async function optimizeCommand(model: string, opts: OptimizeOptions): Pro
   const placements = opts.placement ? parsePlacements(opts.placement) : undefined;
   const precisions = opts.precision ? parsePrecisions(opts.precision) : await defaultPrecisions();
   const norm = NORMALISATIONS[opts.normalise];
-  if (!norm) throw new OutpostError('OUTPOST_E_INPUT', `--normalise ${opts.normalise} is not one of ${Object.keys(NORMALISATIONS).join(', ')}`);
+  if (!norm) throw new OutpostError('OUTPOST_E_USAGE', `--normalise ${opts.normalise} is not one of ${Object.keys(NORMALISATIONS).join(', ')}`);
   const [w, h] = opts.size.split('x').map(Number);
-  if (!w || !h) throw new OutpostError('OUTPOST_E_INPUT', `--size ${opts.size} is not WIDTHxHEIGHT`);
+  if (!w || !h) throw new OutpostError('OUTPOST_E_USAGE', `--size ${opts.size} is not WIDTHxHEIGHT`);
   const spec = imageInput(readModelFile(model), { width: w, height: h }, norm);
   const wanted = opts.calibrationFrames + opts.heldOut;
-  if (opts.calibration && opts.camera) throw new OutpostError('OUTPOST_E_INPUT', 'give --calibration DIR or --camera NAME, not both');
+  if (opts.calibration && opts.camera) throw new OutpostError('OUTPOST_E_USAGE', 'give --calibration DIR or --camera NAME, not both');
   const temp = opts.calibration ? null : opts.camera ? await cameraFrames(opts.camera, opts.config, wanted) : await demoFrames(wanted);
   const files = temp ? temp.files : listFrames(opts.calibration!).slice(0, wanted);
   const split = files.length >= wanted ? opts.calibrationFrames : Math.max(1, Math.floor(files.length * 0.75));
@@ -111,6 +113,7 @@ export async function optimizeCommand(model: string, opts: OptimizeOptions): Pro
         heldOut: await frameFeeds(files.slice(split), spec),
         perChannel: opts.perChannel ?? false,
         placements,
+        force: opts.force,
         reduceRange: needsReduceRange(),
         method: opts.method,
         thresholds: { cosine: opts.minCosine, task: opts.minTask },
@@ -125,7 +128,8 @@ export async function optimizeCommand(model: string, opts: OptimizeOptions): Pro
       process.stdout.write(`${opts.out}/manifest.json (source ${manifest.source.bytes} bytes)\n`);
       for (const v of manifest.variants) {
         const f = v.fidelity;
-        const fid = f ? `cosine ${f.cosine}${f.task ? `, ${f.task.metric} ${f.task.value}` : ''}` : 'no fidelity check';
+        const few = f?.framesWanted && f.frames < f.framesWanted ? ` on only ${f.frames} of the ${f.framesWanted} frames the guard wants` : '';
+        const fid = f ? `cosine ${f.cosine}${f.task ? `, ${f.task.metric} ${f.task.value}` : ''}${few}` : 'no fidelity check';
         process.stdout.write(
           `  ${v.precision.padEnd(13)} ${v.accepted ? 'accepted' : 'REJECTED'}  ${(v.bytes / 2 ** 20).toFixed(2)} MiB  ${fid}${v.reason ? `  (${v.reason})` : ''}\n`,
         );

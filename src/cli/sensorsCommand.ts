@@ -3,7 +3,7 @@ import { configSchema, type PowerConfig } from '../config/index.js';
 import { BoardSensors, Governor, type SensorSnapshot } from '../power/index.js';
 
 /** The level one snapshot implies on its own (no dwell, no trend): what the governor would head for. */
-export function impliedLevel(snapshot: SensorSnapshot, cfg: PowerConfig) {
+function impliedLevel(snapshot: SensorSnapshot, cfg: PowerConfig) {
   const g = new Governor({ ...cfg, dwellSeconds: { up: 0, down: 0 }, trend: { ...cfg.trend, enabled: false } }, snapshot.at);
   g.update(snapshot);
   return g.state;

@@ -7,7 +7,7 @@ const BUILTIN_FILES: Record<string, string> = {
   'ppocr-keys': ocrModels.dictionaryPath,
 };
 
-export const BUILTIN_PREFIX = 'builtin:';
+const BUILTIN_PREFIX = 'builtin:';
 
 /** Returns the absolute path of a builtin, the path itself for a plain file, or null for an unknown builtin. */
 export function resolveBuiltin(file: string): string | null {

@@ -2,9 +2,6 @@ export { loadConfig, ConfigError, formatProblem, type ConfigProblem, type Loaded
 export {
   configSchema,
   configJsonSchema,
-  LIVE_SETTINGS,
-  isLiveSetting,
-  PROVIDERS,
   type OutpostConfig,
   type CameraConfig,
   type CameraSourceConfig,
@@ -17,13 +14,9 @@ export {
   type YoloDecoderConfig,
   type ClassifyDecoderConfig,
   type TensorInputConfig,
-  DETECTOR_TYPES,
   type RuntimeConfig,
   type ModelConfig,
   type PowerConfig,
-  type GovernorLevel,
   type LevelPolicy,
-  GOVERNOR_LEVELS,
-  type ProviderName,
 } from './schema.js';
-export { resolveBuiltin } from './builtins.js';
+export { LIVE_SETTINGS, isLiveSetting, planReload, type ReloadPlan } from './reload.js';

@@ -1,4 +1,8 @@
 import { z } from 'zod';
+import { GOVERNOR_LEVELS, PLACEMENT_NAMES, PRECISIONS, PROVIDERS, RUNGS } from '../vocabulary.js';
+
+/** Marks a setting SIGHUP applies without a restart (it shows as `"live": true` in the JSON Schema too). */
+const LIVE = { live: true } as const;
 
 /**
  * The one source of truth for every option and its default. `outpost schema` writes the JSON Schema
@@ -54,7 +58,7 @@ const mjpegHttpSource = z.strictObject({
   password: z.string().optional().describe('use !file /path to keep it out of the config'),
 });
 
-export const cameraSourceSchema = z.discriminatedUnion('type', [demoSource, directorySource, v4l2Source, rtspSource, fileSource, mjpegHttpSource]);
+const cameraSourceSchema = z.discriminatedUnion('type', [demoSource, directorySource, v4l2Source, rtspSource, fileSource, mjpegHttpSource]);
 
 const motionSchema = z.strictObject({
   enabled: z.boolean().default(false),
@@ -72,7 +76,7 @@ const cameraSchema = z.strictObject({
   name,
   source: cameraSourceSchema,
   pipeline: name.default('text').describe('name of the entry under pipelines: that reads this camera'),
-  maxFps: z.number().positive().max(120).optional().describe('cap on frames/s sent to the models (live on SIGHUP)'),
+  maxFps: z.number().positive().max(120).optional().describe('cap on frames/s sent to the models').meta(LIVE),
   weight: z.number().positive().max(100).default(1).describe('share of the inference engine when cameras compete'),
   motion: motionSchema.default({ enabled: false, threshold: 25, minArea: 0.005, width: 96, masks: [], maxSkipSeconds: 60 }),
   stallSeconds: z.number().positive().max(3600).default(10).describe('restart a source that delivers nothing for this long'),
@@ -175,12 +179,12 @@ const pipelineSchema = z.strictObject({
 const modelOptimizeSchema = z.strictObject({
   enabled: z.boolean().default(false).describe("build variants in the background on first start (state dir, keyed by the model's sha256)"),
   precisions: z
-    .array(z.enum(['fp32', 'fp16', 'int8-dynamic', 'int8-static']))
+    .array(z.enum(PRECISIONS))
     .min(1)
     .default(['fp32', 'int8-dynamic', 'int8-static']),
   calibration: z.string().optional().describe('folder of frames to calibrate on (default: demo-camera frames)'),
   calibrationFrames: z.number().int().min(1).max(1000).default(32),
-  heldOut: z.number().int().min(1).max(1000).default(8),
+  heldOut: z.number().int().min(1).max(1000).default(24).describe('frames kept out of calibration for the fidelity guard (topped up from calibration frames to at least 24)'),
   normalise: z.enum(['imagenet', 'imagenet-bgr', 'half', 'ultraface', 'unit']).default('imagenet'),
   size: z
     .string()
@@ -189,6 +193,11 @@ const modelOptimizeSchema = z.strictObject({
     .describe('input size for models with free dimensions'),
   minCosine: z.number().min(0).max(1).default(0.99),
   minTask: z.number().min(0).max(1).default(0.95),
+  placements: z
+    .array(z.enum(PLACEMENT_NAMES))
+    .min(1)
+    .optional()
+    .describe('int8-static: the float/int8 placements to time (default: all); a slow board may limit the search'),
 });
 
 const modelSchema = z.strictObject({
@@ -197,7 +206,7 @@ const modelSchema = z.strictObject({
     enabled: false,
     precisions: ['fp32', 'int8-dynamic', 'int8-static'],
     calibrationFrames: 32,
-    heldOut: 8,
+    heldOut: 24,
     normalise: 'imagenet',
     size: '640x480',
     minCosine: 0.99,
@@ -205,8 +214,6 @@ const modelSchema = z.strictObject({
   }),
 });
 
-export const PROVIDERS = ['tensorrt', 'cuda', 'webgpu', 'cpu'] as const;
-export type ProviderName = (typeof PROVIDERS)[number];
 
 const runtimeSchema = z.strictObject({
   providers: z
@@ -223,19 +230,18 @@ const statusSchema = z.strictObject({
   enabled: z.boolean().default(true),
   host: z.string().default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(8787),
-  staleAfterSeconds: z.number().positive().default(10).describe('/healthz turns 503 when no frame finished for this long'),
+  staleAfterSeconds: z.number().positive().default(10).describe('/healthz turns 503 when no frame finished for this long').meta(LIVE),
 });
 
 const loggingSchema = z.strictObject({
-  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info').meta(LIVE),
   format: z.enum(['auto', 'json', 'pretty']).default('auto'),
-  results: z.boolean().default(true).describe('log every result at info level'),
+  results: z.boolean().default(true).describe('log every result at info level').meta(LIVE),
 });
 
-export const GOVERNOR_LEVELS = ['nominal', 'warm', 'hot', 'critical'] as const;
 
 const levelPolicy = z.strictObject({
-  precision: z.enum(['fp32', 'fp16', 'int8', 'fastest']).describe("precision rung: the optimizer's variant to run at this level"),
+  precision: z.enum(RUNGS).describe("precision rung: the optimizer's variant to run at this level"),
   maxFps: z.number().positive().max(120).optional().describe('cap on frames/s per camera at this level'),
   offloadBias: z.number().min(0).max(1).describe('0: keep work local; 1: send every frame a peer can take'),
   pauseOptionalJobs: z.boolean(),
@@ -261,17 +267,19 @@ const powerSchema = z.strictObject({
   enabled: z.boolean().default(true),
   sysfsRoot: z.string().min(1).default('/').describe('folder that stands for / when reading sensors (fixture trees)'),
   intervalSeconds: z.number().min(0.1).max(600).default(5),
-  thresholds: thresholdsSchema.optional().describe('°C where each level starts; default: from trip points, else per board family'),
-  hysteresis: z.number().min(0).max(30).default(5).describe('°C below a threshold before stepping back down'),
+  thresholds: thresholdsSchema.optional().describe('°C where each level starts; default: from trip points, else per board family').meta(LIVE),
+  hysteresis: z.number().min(0).max(30).default(5).describe('°C below a threshold before stepping back down').meta(LIVE),
   dwellSeconds: z
     .strictObject({ up: z.number().min(0).default(10), down: z.number().min(0).default(60) })
     .default({ up: 10, down: 60 })
-    .describe('how long a new level must hold before it is taken (critical is taken at once)'),
+    .describe('how long a new level must hold before it is taken (critical is taken at once)')
+    .meta(LIVE),
   trend: z
     .strictObject({ enabled: z.boolean().default(true), lookaheadSeconds: z.number().min(1).default(60), minRisePerMinute: z.number().min(0).default(2) })
     .default({ enabled: true, lookaheadSeconds: 60, minRisePerMinute: 2 })
-    .describe('step up early when the temperature, rising this fast, would cross the next threshold within the lookahead'),
-  lowBatteryPercent: z.number().min(0).max(100).default(20),
+    .describe('step up early when the temperature, rising this fast, would cross the next threshold within the lookahead')
+    .meta(LIVE),
+  lowBatteryPercent: z.number().min(0).max(100).default(20).describe('a discharging battery below this is battery-low').meta(LIVE),
   powerStates: z
     .strictObject({
       battery: z.enum(GOVERNOR_LEVELS).default('warm'),
@@ -279,7 +287,8 @@ const powerSchema = z.strictObject({
       undervoltage: z.enum(GOVERNOR_LEVELS).default('hot'),
     })
     .default({ battery: 'warm', 'battery-low': 'hot', undervoltage: 'hot' })
-    .describe('the least level each power state imposes'),
+    .describe('the least level each power state imposes')
+    .meta(LIVE),
   policy: z
     .strictObject({
       nominal: levelPolicy.default(DEFAULT_POLICY.nominal),
@@ -287,7 +296,8 @@ const powerSchema = z.strictObject({
       hot: levelPolicy.default(DEFAULT_POLICY.hot),
       critical: levelPolicy.default(DEFAULT_POLICY.critical),
     })
-    .default(DEFAULT_POLICY),
+    .default(DEFAULT_POLICY)
+    .meta(LIVE),
 });
 
 export const configSchema = z.strictObject({
@@ -331,29 +341,7 @@ export type TensorInputConfig = SsdDecoderConfig['input'];
 export type RuntimeConfig = OutpostConfig['runtime'];
 export type ModelConfig = OutpostConfig['models'][string];
 export type PowerConfig = OutpostConfig['power'];
-export type GovernorLevel = (typeof GOVERNOR_LEVELS)[number];
 export type LevelPolicy = PowerConfig['policy']['nominal'];
-
-/** Settings a SIGHUP applies without a restart; every other change is logged as needing one. */
-export const LIVE_SETTINGS: readonly string[] = [
-  'logging.level',
-  'logging.results',
-  'cameras[].maxFps',
-  'status.staleAfterSeconds',
-  'power.thresholds.*',
-  'power.hysteresis',
-  'power.dwellSeconds.*',
-  'power.trend.*',
-  'power.lowBatteryPercent',
-  'power.powerStates.*',
-  'power.policy.*',
-];
-
-/** Whether a changed setting (`cameras[2].maxFps`) is one SIGHUP applies live. */
-export function isLiveSetting(path: string): boolean {
-  const p = path.replace(/\[\d+\]/g, '[]');
-  return LIVE_SETTINGS.some((l) => (l.endsWith('.*') ? p.startsWith(l.slice(0, -1)) : p === l));
-}
 
 export function configJsonSchema(): unknown {
   return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });

@@ -33,7 +33,7 @@ function objectOptions(schema: Schema, data: unknown): Schema[] {
 }
 
 /** The schema at `path`, following the data to pick union members; undefined when the path leaves the schema. */
-export function schemaAt(root: z.ZodType, path: readonly PropertyKey[], data: unknown): z.ZodType | undefined {
+function schemaAt(root: z.ZodType, path: readonly PropertyKey[], data: unknown): z.ZodType | undefined {
   let s: Schema | undefined = root as Schema;
   let d: unknown = data;
   for (const key of path) {
@@ -76,4 +76,37 @@ export function closest(word: string, candidates: readonly string[]): string | u
     if (d < bestDist) [best, bestDist] = [c, d];
   }
   return best !== undefined && bestDist <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+/** Whether a schema, or a wrapper around it (default, optional), carries `.meta({ live: true })`. */
+function carriesLive(schema: Schema): boolean {
+  let s: Schema | undefined = schema;
+  while (s) {
+    if ((s.meta() as { live?: boolean } | undefined)?.live) return true;
+    const def: Def = s._zod.def;
+    s = def.innerType && ['default', 'optional', 'nullable', 'prefault', 'readonly', 'catch'].includes(def.type) ? def.innerType : def.type === 'pipe' ? def.in : undefined;
+  }
+  return false;
+}
+
+/** The settings marked live in the schema, as `cameras[].maxFps` / `power.policy` paths (everything below a live object is live). */
+export function liveSettingPaths(root: z.ZodType, prefix = ''): string[] {
+  const s = root as Schema;
+  if (prefix && carriesLive(s)) return [prefix];
+  const u = unwrap(s);
+  const def = u._zod.def;
+  if (def.type === 'object' && def.shape) return Object.entries(def.shape).flatMap(([k, v]) => liveSettingPaths(v, prefix ? `${prefix}.${k}` : k));
+  if (def.type === 'array' && def.element) return liveSettingPaths(def.element, `${prefix}[]`);
+  if (def.type === 'record' && def.valueType) return liveSettingPaths(def.valueType, `${prefix}.*`);
+  if (def.type === 'union' && def.options) return [...new Set(def.options.flatMap((o) => liveSettingPaths(o, prefix)))];
+  return [];
+}
+
+/** Whether a changed setting (`cameras[2].maxFps`, `power.policy.hot.maxFps`) is at or below a live one. */
+export function isLivePath(root: z.ZodType, path: string): boolean {
+  const p = path.replace(/\[\d+\]/g, '[]');
+  return liveSettingPaths(root).some((l) => {
+    const re = new RegExp(`^${l.replace(/[.[\]]/g, (c) => `\\${c}`).replace(/\\\.\*/g, '\\.[^.[]+')}(?=$|[.[])`);
+    return re.test(p);
+  });
 }

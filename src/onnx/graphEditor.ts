@@ -16,13 +16,8 @@ export function floatAttr(node: NodeProto, name: string, fallback: number): numb
   return attr(node, name)?.f ?? fallback;
 }
 
-export function intsAttr(node: NodeProto, name: string): number[] | undefined {
-  return attr(node, name)?.ints?.map(Number);
-}
-
 export const mkInt = (name: string, i: number): AttributeProto => ({ name, type: AttrType.INT, i });
 export const mkInts = (name: string, ints: number[]): AttributeProto => ({ name, type: AttrType.INTS, ints });
-export const mkFloat = (name: string, f: number): AttributeProto => ({ name, type: AttrType.FLOAT, f });
 
 /**
  * Lookups over one graph for rewrite passes: who produces and who consumes each tensor, which tensors are

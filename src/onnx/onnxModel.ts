@@ -200,7 +200,3 @@ export function encodeModel(model: ModelProto): Buffer {
 export function decodeTensor(bytes: Uint8Array): TensorProto {
   return decodeMessage(bytes, 'TensorProto', ONNX_SCHEMA) as TensorProto;
 }
-
-export function encodeTensor(t: TensorProto): Buffer {
-  return encodeMessage(t as Decoded, 'TensorProto', ONNX_SCHEMA);
-}

@@ -4,12 +4,25 @@ import { decodeDb, decodeSsd, iou } from '../vision/index.js';
 export type TaskKind = 'classification' | 'detection-ssd' | 'text-detection' | 'text-recognition' | 'none';
 
 export interface Fidelity {
+  /** Frames the variant was compared on; `heldOut` of them were kept out of calibration. */
   frames: number;
+  heldOut?: number;
+  /** Frames the guard wants for its task metric to mean something (fewer were available when frames < this). */
+  framesWanted?: number;
   /** Mean cosine similarity of every output, over the held-out frames. */
   cosine: number;
   /** Largest absolute difference seen in any output. */
   maxAbs: number;
-  task: { kind: TaskKind; metric: string; value: number } | null;
+  /** The task agreement, with the lower end of its 95 % confidence interval over the frames. */
+  task: { kind: TaskKind; metric: string; value: number; low95: number } | null;
+}
+
+/**
+ * Frames the guard compares on: enough that one frame's flipped answer cannot by itself cross `minTask`
+ * (with 6 frames one flip is 17 points), at least 24.
+ */
+export function fidelityFramesWanted(minTask: number): number {
+  return Math.min(200, Math.max(24, Math.ceil(1.2 / Math.max(1e-3, 1 - minTask))));
 }
 
 /** What the outputs look like decides the task metric. */
@@ -110,6 +123,7 @@ export class FidelityMeter {
   private n = 0;
   private maxAbs = 0;
   private task = 0;
+  private taskSq = 0;
   private frames = 0;
 
   constructor(readonly kind: TaskKind) {}
@@ -123,12 +137,24 @@ export class FidelityMeter {
       this.n++;
       for (let i = 0; i < a.length; i++) this.maxAbs = Math.max(this.maxAbs, Math.abs(a[i] - b[i]));
     }
-    this.task += taskScore(
+    const score = taskScore(
       this.kind,
       names.map((k) => ref[k]),
       names.map((k) => out[k]),
     );
+    this.task += score;
+    this.taskSq += score * score;
     this.frames++;
+  }
+
+  /** Lower 95 % bound of the mean per-frame agreement: Wilson's interval for 0/1 scores, the normal one otherwise. */
+  private low95(): number {
+    const n = Math.max(1, this.frames);
+    const mean = this.task / n;
+    const z = 1.96;
+    if (this.kind === 'classification') return (mean + (z * z) / (2 * n) - z * Math.sqrt((mean * (1 - mean)) / n + (z * z) / (4 * n * n))) / (1 + (z * z) / n);
+    const variance = Math.max(0, this.taskSq / n - mean * mean);
+    return Math.max(0, mean - z * Math.sqrt(variance / n));
   }
 
   result(): Fidelity {
@@ -137,7 +163,7 @@ export class FidelityMeter {
       frames: this.frames,
       cosine: r4(this.cos / Math.max(1, this.n)),
       maxAbs: r4(this.maxAbs),
-      task: this.kind === 'none' ? null : { kind: this.kind, metric: TASK_METRIC[this.kind], value: r4(this.task / Math.max(1, this.frames)) },
+      task: this.kind === 'none' ? null : { kind: this.kind, metric: TASK_METRIC[this.kind], value: r4(this.task / Math.max(1, this.frames)), low95: r4(this.low95()) },
     };
   }
 }

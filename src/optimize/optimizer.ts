@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { OutpostError, errorMessage } from '../errors.js';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve, sep } from 'node:path';
+import { OutpostError, asOutpostError, errorMessage } from '../errors.js';
 import { encodeModel, readModelFile, writeModelFile, type ModelProto } from '../onnx/index.js';
 import type { TensorMap } from '../types.js';
+import type { Precision } from '../vocabulary.js';
 import { quantizeDynamic, type RewriteReport } from './dynamicQuant.js';
-import { FidelityMeter, detectTask, type Fidelity } from './fidelity.js';
+import { FidelityMeter, detectTask, fidelityFramesWanted, type Fidelity } from './fidelity.js';
 import { convertFp16 } from './fp16.js';
 import type { ModelRunner } from './modelRunner.js';
 import { upgradeOpset } from './opsetUpgrade.js';
@@ -13,30 +14,8 @@ import { int8FriendlyRewrites } from './int8Rewrites.js';
 import { compactNames } from './compactNames.js';
 import { PLACEMENTS, distinctCandidates, keepFloatFor, preferenceOrder, timePlacements, type Placement, type PlacementCandidate } from './placementSearch.js';
 import { calibrate, initializersAsConstants, insertQdq, type StaticOptions } from './staticQuant.js';
+import { MANIFEST, type Manifest, type VariantEntry } from './manifest.js';
 
-export const PRECISIONS = ['fp32', 'fp16', 'int8-dynamic', 'int8-static'] as const;
-export type Precision = (typeof PRECISIONS)[number];
-
-export interface VariantEntry {
-  precision: Precision;
-  file: string;
-  sha256: string;
-  bytes: number;
-  quantized: Record<string, number>;
-  skipped: Record<string, string>;
-  fidelity: Fidelity | null;
-  accepted: boolean;
-  reason: string | null;
-  /** int8-static: the float/int8 placement chosen by timing each on this board (one thread, median ms per run). */
-  placement?: { chosen: string; msPerRun: Record<string, number> };
-}
-
-export interface Manifest {
-  source: { file: string; sha256: string; bytes: number };
-  createdAt: string;
-  ortVersion: string;
-  variants: VariantEntry[];
-}
 
 export interface FidelityThresholds {
   /** Least mean cosine similarity to fp32 outputs. */
@@ -61,9 +40,10 @@ export interface OptimizeRequest {
   onProgress?: (step: string, done: number, total: number) => void;
   /** int8-static placements to time (default: all of PLACEMENTS). */
   placements?: readonly Placement[];
+  /** Replace `outDir` even when it holds files optimize did not write. */
+  force?: boolean;
 }
 
-export const MANIFEST = 'manifest.json';
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const stem = (file: string) => basename(file).replace(/\.onnx$/i, '');
@@ -157,6 +137,7 @@ function verdict(precision: Precision, report: RewriteReport, f: Fidelity | null
  * writes manifest.json, then swaps the folder into place: `outDir` is never left half-written.
  */
 export async function buildVariants(req: OptimizeRequest, runner: ModelRunner): Promise<Manifest> {
+  checkOutDir(req.outDir, req.force ?? false);
   const sourceBytes = readFileSync(req.source);
   const partial = `${req.outDir.replace(/\/+$/, '')}.partial-${process.pid}`;
   rmSync(partial, { recursive: true, force: true });
@@ -164,7 +145,10 @@ export async function buildVariants(req: OptimizeRequest, runner: ModelRunner): 
   try {
     req.onProgress?.('pre-processing', 0, 1);
     const base = await preprocess(req.source, runner, partial);
-    const reference = await referenceOutputs(base, req.heldOut, runner);
+    // too few held-out frames make the task metric a coin toss: calibration frames top them up (agreement with fp32, not accuracy)
+    const wanted = fidelityFramesWanted(req.thresholds.task);
+    const compareOn = req.heldOut.length >= wanted ? req.heldOut : [...req.heldOut, ...req.calibration].slice(0, wanted);
+    const reference = await referenceOutputs(base, compareOn, runner);
     const variants: VariantEntry[] = [];
     for (const [i, precision] of req.precisions.entries()) {
       req.onProgress?.(precision, i, req.precisions.length);
@@ -172,7 +156,8 @@ export async function buildVariants(req: OptimizeRequest, runner: ModelRunner): 
       const write = async ({ model, report }: Built): Promise<VariantEntry> => {
         const path = join(partial, file);
         const bytes = writeModelFile(path, model);
-        const fidelity = await measure(reference, path, req.heldOut, runner);
+        const measured = await measure(reference, path, compareOn, runner);
+        const fidelity = measured && { ...measured, heldOut: Math.min(req.heldOut.length, measured.frames), framesWanted: wanted };
         return { precision, file, sha256: sha256(readFileSync(path)), bytes, ...report, fidelity, ...verdict(precision, report, fidelity, req.thresholds) };
       };
       try {
@@ -250,20 +235,36 @@ async function referenceOutputs(base: ModelProto, feeds: TensorMap[], runner: Mo
 }
 
 /** Moves the finished folder into place; an older one is moved aside first and removed after. */
+/**
+ * `outDir` is replaced whole at the end, so it must be ours to replace: absent, empty, or an earlier optimize
+ * output (it has manifest.json). Anything else holds someone's files: refused unless `force`. The current folder
+ * and its parents are never replaceable (a rename of them fails with EBUSY, and would take the user's work with it).
+ */
+function checkOutDir(outDir: string, force: boolean): void {
+  const dir = resolve(outDir);
+  const cwd = process.cwd();
+  if (cwd === dir || cwd.startsWith(dir + sep) || dir === sep) throw new OutpostError('OUTPOST_E_USAGE', `--out ${outDir} is the current folder or one above it; name a folder of its own, such as ./models/NAME`);
+  if (!existsSync(dir)) return;
+  if (!statSync(dir).isDirectory()) throw new OutpostError('OUTPOST_E_USAGE', `--out ${outDir} is a file; name a folder`);
+  const entries = readdirSync(dir);
+  if (entries.length === 0 || entries.includes(MANIFEST) || force) return;
+  throw new OutpostError(
+    'OUTPOST_E_USAGE',
+    `--out ${outDir} already holds ${entries.length} files that outpost optimize did not write (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''}); it would replace them all. Choose another folder, or pass --force`,
+  );
+}
+
 function replaceDir(from: string, to: string): void {
   mkdirSync(dirname(to), { recursive: true });
   const old = `${to}.old-${process.pid}`;
   const had = existsSync(to) && statSync(to).isDirectory();
-  if (had) renameSync(to, old);
-  renameSync(from, to);
+  try {
+    if (had) renameSync(to, old);
+    renameSync(from, to);
+  } catch (err) {
+    if (had && !existsSync(to) && existsSync(old)) renameSync(old, to);
+    throw asOutpostError(err, 'OUTPOST_E_IO');
+  }
   if (had) rmSync(old, { recursive: true, force: true });
 }
 
-export function readManifest(dir: string): Manifest {
-  const file = join(dir, MANIFEST);
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as Manifest;
-  } catch (err) {
-    throw new OutpostError('OUTPOST_E_MODEL', `cannot read ${file} (${errorMessage(err)}); run outpost optimize first`);
-  }
-}

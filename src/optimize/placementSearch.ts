@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { PlacementName } from '../vocabulary.js';
 import { median, rounded } from '../benchMath.js';
 import { dimsOf, intAttr, type GraphEditor, type ModelProto, type NodeProto } from '../onnx/index.js';
 import type { TensorMap } from '../types.js';
@@ -12,7 +13,7 @@ import type { ModelRunner } from './modelRunner.js';
  * balance differs. So the optimizer builds a few placements and times them on the board itself.
  */
 export interface Placement {
-  name: string;
+  name: PlacementName;
   /** Conv reading the image (≤ 4 input channels) stays float. */
   floatStem: boolean;
   /** Depthwise Conv with fewer than 32 channels stays float. */
@@ -23,7 +24,7 @@ export interface Placement {
   floatElementwise: boolean;
 }
 
-const placement = (name: string, floatStem: boolean, floatNarrowDepthwise: boolean, floatHardSwish: boolean, floatElementwise: boolean): Placement => ({
+const placement = (name: PlacementName, floatStem: boolean, floatNarrowDepthwise: boolean, floatHardSwish: boolean, floatElementwise: boolean): Placement => ({
   name,
   floatStem,
   floatNarrowDepthwise,
@@ -87,7 +88,7 @@ export interface PlacementTiming {
 }
 
 /** Timings within this fraction of the fastest count as equally fast (the box is noisy). */
-export const SAME_SPEED = 0.05;
+const SAME_SPEED = 0.05;
 
 /**
  * The order to try placements in: the equally fast ones first, smallest file first (storage and memory

@@ -29,13 +29,6 @@ export function asymmetricParams(rmin: number, rmax: number): { scale: number; z
   return { scale, zeroPoint: Math.max(0, Math.min(255, roundHalfEven(-lo / scale))) };
 }
 
-/** Symmetric int8 for activations (S8S8): zero point 0, scale from the larger magnitude. */
-export function symmetricActivation(rmin: number, rmax: number): { scale: number; zeroPoint: number } {
-  const a = Math.max(Math.abs(rmin), Math.abs(rmax));
-  const scale = Math.fround(a / 127);
-  return { scale: scale < MIN_SCALE ? 1 : scale, zeroPoint: 0 };
-}
-
 /** Per-channel symmetric weights along `axis` of a tensor with `dims`: one scale per channel. */
 export function quantizePerChannel(values: Float32Array, dims: number[], axis: number, reduceRange: boolean): { q: Int8Array; scales: Float32Array } {
   const channels = dims[axis];

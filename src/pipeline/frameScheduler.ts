@@ -39,8 +39,6 @@ export interface SchedulerDeps {
   provider: string;
   /** Frames in flight at once: 2 overlaps decoding and post-processing with inference. */
   inflight: number;
-  /** Sees every frame a camera delivers (recording calibration frames). */
-  onFrame?: (frame: Frame) => void;
 }
 
 /**
@@ -94,8 +92,7 @@ export class FrameScheduler {
     const log = this.deps.log.child({ camera: cam.source.name });
     try {
       for await (const frame of cam.source.frames(this.abort.signal)) {
-        this.deps.bus.emit('frame.received', { camera: frame.camera, id: frame.id, capturedAt: frame.capturedAt });
-        this.deps.onFrame?.(frame);
+        this.deps.bus.emit('frame.received', frame);
         if (cam.gate && !(await cam.gate.check(frame.data).catch(() => ({ pass: true }))).pass) {
           this.deps.bus.emit('frame.skipped', { camera: frame.camera, reason: 'no-motion' });
           continue;

@@ -1,36 +1,105 @@
+import { statSync } from 'node:fs';
+import type { Component, ComponentContext } from '../component.js';
 import type { OutpostConfig } from '../config/index.js';
-import type { Logger } from '../log.js';
-import type { InferenceEngine, TensorMap } from '../runtime/index.js';
-import { StagedPipeline } from './stagedPipeline.js';
+import { OutpostError } from '../errors.js';
+import { ModelVariants, variantsDir, type InferenceEngine, type TensorMap } from '../runtime/index.js';
+import type { Precision, Rung } from '../vocabulary.js';
+import { StagedPipeline, type StageChoice } from './stagedPipeline.js';
 
-/** Builds and starts the named pipelines (all of them when `names` is omitted) on one engine. */
-export async function startPipelines(
-  config: OutpostConfig,
-  engine: InferenceEngine,
-  log: Logger,
-  names?: Iterable<string>,
-  tap?: (stageName: string, feeds: TensorMap) => void,
-  /** model name → the .onnx file to serve (default: each model's configured file) */
-  files?: Readonly<Record<string, string>>,
-): Promise<Map<string, StagedPipeline>> {
-  const modelFiles = files ?? Object.fromEntries(Object.entries(config.models).map(([k, m]) => [k, m.file]));
-  const pipelines = new Map<string, StagedPipeline>();
-  try {
-    for (const name of names ?? Object.keys(config.pipelines)) {
-      if (pipelines.has(name)) continue;
+export interface PipelineSetOptions {
+  /** Pipelines to run (default: those the enabled cameras feed). */
+  names?: readonly string[];
+  /** Sees every feed before it goes to the worker (benchmarks replay them against raw sessions). */
+  tap?: (stageName: string, feeds: TensorMap) => void;
+}
+
+/** Rungs that promise a kind of variant: running something else there is worth saying. */
+const OWN_PRECISIONS: Partial<Record<Rung, (p: Precision) => boolean>> = { int8: (p) => p.startsWith('int8'), fp16: (p) => p === 'fp16' };
+
+/** What a pipeline's stages run at a rung, the label its results carry, and the models no variant of the rung could fill. */
+export interface RungChoice {
+  label: string;
+  stages: Record<string, StageChoice>;
+  /** Models that have no variant of this rung's own precisions and run their fp32 file instead. */
+  unfilled: string[];
+}
+
+/**
+ * The configured models (each one's variants, and the file that serves it at fp32) and the pipelines that run
+ * them on the inference engine. The daemon's cameras, `infer` and `bench` all start pipelines through it.
+ */
+export class PipelineSet implements Component {
+  readonly name = 'pipelines';
+  readonly pipelines = new Map<string, StagedPipeline>();
+  /** model name → its variants (null: none built yet) */
+  readonly variants = new Map<string, ModelVariants | null>();
+  /** model name → the .onnx file that serves it at fp32 */
+  readonly serving: Record<string, string> = {};
+
+  constructor(
+    private readonly ctx: ComponentContext,
+    private readonly engine: InferenceEngine,
+    private readonly opts: PipelineSetOptions = {},
+  ) {}
+
+  async start(): Promise<void> {
+    const config = this.ctx.config;
+    this.loadVariants(config);
+    const names = this.opts.names ?? config.cameras.filter((c) => c.enabled).map((c) => c.pipeline);
+    for (const name of new Set(names)) {
       const p = new StagedPipeline(name, config.pipelines[name], {
-        worker: engine.worker,
-        spec: engine.spec,
-        modelFiles,
-        log: log.child({ pipeline: name }),
-        tap,
+        worker: this.engine.worker,
+        spec: this.engine.spec,
+        modelFiles: this.serving,
+        log: this.ctx.log.child({ pipeline: name }),
+        tap: this.opts.tap,
       });
+      this.pipelines.set(name, p); // registered first: stop() releases a half-started pipeline's sessions too
       await p.start();
-      pipelines.set(name, p);
     }
-  } catch (err) {
-    await Promise.all([...pipelines.values()].map((p) => p.stop()));
-    throw err;
   }
-  return pipelines;
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.pipelines.values()].map((p) => p.stop()));
+    this.pipelines.clear();
+  }
+
+  get(name: string): StagedPipeline {
+    const p = this.pipelines.get(name);
+    if (!p) throw new OutpostError('OUTPOST_E_CONFIG', `pipeline "${name}" is not running; running: ${[...this.pipelines.keys()].join(', ') || 'none'}`);
+    return p;
+  }
+
+  /** A model's variants were (re)built: later rung choices use them. */
+  setVariants(model: string, dir: string): void {
+    this.variants.set(model, ModelVariants.load(dir));
+  }
+
+  /** What `pipeline`'s stages run at `rung`: each model's tuned pick, else its fp32 file. */
+  choose(pipeline: string, rung: Rung): RungChoice {
+    const config = this.ctx.config;
+    const stages: Record<string, StageChoice> = {};
+    const precisions = new Set<string>();
+    const unfilled: string[] = [];
+    for (const stage of config.pipelines[pipeline].stages) {
+      const pick = this.variants.get(stage.model)?.pick(rung, this.engine.provider);
+      stages[stage.name] = pick ? { file: pick.file, threads: pick.threads } : { file: this.serving[stage.model] };
+      precisions.add(pick?.precision ?? 'fp32');
+      if (OWN_PRECISIONS[rung] && !OWN_PRECISIONS[rung](pick?.precision ?? 'fp32')) unfilled.push(stage.model);
+    }
+    return { label: [...precisions].join('+'), stages, unfilled: [...new Set(unfilled)] };
+  }
+
+  private loadVariants(config: Readonly<OutpostConfig>): void {
+    for (const [name, m] of Object.entries(config.models)) {
+      const v = ModelVariants.load(variantsDir(m.file, config.node.stateDir));
+      this.variants.set(name, v);
+      if (!statSync(m.file).isDirectory()) this.serving[name] = m.file;
+      else {
+        const fp32 = v?.pick('fp32', this.engine.provider)?.file;
+        if (!fp32) throw new OutpostError('OUTPOST_E_MODEL', `${m.file}/manifest.json has no accepted fp32 or fp16 variant to serve`);
+        this.serving[name] = fp32;
+      }
+    }
+  }
 }

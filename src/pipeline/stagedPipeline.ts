@@ -1,29 +1,12 @@
 import { readFileSync } from 'node:fs';
-import type { PipelineConfig, StageConfig, TensorInputConfig } from '../config/index.js';
+import type { PipelineConfig } from '../config/index.js';
 import { OutpostError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { InferenceWorker, SessionInfo, SessionSpec, TensorMap } from '../runtime/index.js';
+import type { InferenceWorker, SessionSpec, TensorMap } from '../runtime/index.js';
 import { float32 } from '../runtime/index.js';
-import type { Box, ClassScore, Frame, PipelineOutput, Timings } from '../types.js';
-import {
-  computeFit,
-  dbInputSize,
-  decodeCtc,
-  decodeDb,
-  decodeImage,
-  decodeSsd,
-  decodeYolo,
-  fitImage,
-  fixedSizeCropBatches,
-  loadDictionary,
-  resizeRgb,
-  textLineBatches,
-  topK,
-  writeChw,
-  type CropBatch,
-  type Fit,
-  type RgbImage,
-} from '../vision/index.js';
+import type { Box, Frame, PipelineOutput, Timings } from '../types.js';
+import { decodeImage, fitImage, loadDictionary, resizeRgb, writeChw, type Fit, type RgbImage } from '../vision/index.js';
+import { decoderOf, type Region, type Stage } from './stageDecoders.js';
 
 export interface PipelineDeps {
   worker: InferenceWorker;
@@ -67,33 +50,7 @@ interface Generation {
 /** Sessions kept loaded per stage beyond the ones in use, so swapping back and forth never reloads. */
 const SESSIONS_KEPT_PER_STAGE = 2;
 
-/** A box from a detector stage, annotated by the stages that run on its crop. */
-interface Region {
-  box: Box;
-  score: number;
-  label: string;
-  classIndex: number;
-  text?: string;
-  textScore?: number;
-  classes?: ClassScore[];
-}
 
-interface Stage {
-  config: StageConfig;
-  key: string;
-  inputName: string;
-  info: SessionInfo;
-  dictionary: string[];
-  labels: string[];
-}
-
-/** A short human summary of an output: what the result log and `infer` print. */
-export function summariseOutput(o: PipelineOutput): string[] {
-  if (o.lines) return o.lines.map((l) => l.text);
-  if (o.detections) return o.detections.map((d) => `${d.text ?? d.classes?.[0]?.label ?? d.label} ${d.score.toFixed(2)}`);
-  if (o.classes) return o.classes.slice(0, 1).map((c) => `${c.label} ${c.score.toFixed(2)}`);
-  return o.text !== undefined ? [o.text] : [];
-}
 
 const emptyTimings = (): Timings => ({ queueMs: 0, decodeMs: 0, preprocessMs: 0, inferMs: 0, postMs: 0, totalMs: 0 });
 const round3 = (v: number) => Math.round(v * 1000) / 1000;
@@ -242,25 +199,9 @@ export class StagedPipeline {
       const input = i === 0 ? p.first! : await this.timed(p.timings, 'preprocessMs', () => this.frameInput(stage, p.image));
       const out = await this.infer(stage, input.feeds, p.timings);
       const t = performance.now();
-      const d = stage.config.decoder;
-      const [w, h] = [p.image.width, p.image.height];
-      if (d.type === 'db') {
-        const map = out[0];
-        const [mapH, mapW] = map.dims.slice(-2);
-        regions = decodeDb(map.data as Float32Array, mapW, mapH, w, h, d).map((b) => ({ box: b.box, score: b.score, label: 'text', classIndex: 0 }));
-      } else if (d.type === 'ssd') {
-        const scores = out.find((o) => o.dims[o.dims.length - 1] !== 4) ?? out[0];
-        const boxes = out.find((o) => o !== scores && o.dims[o.dims.length - 1] === 4);
-        if (!boxes) throw new OutpostError('OUTPOST_E_MODEL', `${stage.key}: an ssd decoder needs a [1,N,4] boxes output`);
-        regions = decodeSsd(scores.data as Float32Array, boxes.data as Float32Array, scores.dims[1], scores.dims[2], w, h, { ...d, labels: stage.labels });
-      } else if (d.type === 'yolo') {
-        regions = decodeYolo(out[0].data as Float32Array, out[0].dims, d.layout, input.fit, w, h, { ...d, labels: stage.labels });
-      } else if (d.type === 'classify') {
-        output.classes = topK(out[0].data as Float32Array, 1, out[0].data.length, d.topK, stage.labels, d.softmax)[0];
-      } else {
-        const [n, steps, classes] = out[0].dims;
-        output.text = decodeCtc(out[0].data as Float32Array, n, steps, classes, stage.dictionary)[0].text;
-      }
+      const decoded = decoderOf(stage).decodeFrame(out, stage, input.fit, p.image);
+      if (decoded.regions) regions = decoded.regions;
+      Object.assign(output, decoded.output);
       p.timings.postMs += performance.now() - t;
     }
     if (regions) Object.assign(output, this.regionOutput(regions, stages));
@@ -292,66 +233,24 @@ export class StagedPipeline {
   /** Runs a crop stage on every region; a recogniser drops regions it cannot read with confidence. */
   private async annotateRegions(stage: Stage, image: RgbImage, regions: Region[], timings: Timings): Promise<void> {
     if (regions.length === 0) return;
-    const d = stage.config.decoder;
-    const boxes = regions.map((r) => r.box);
-    const batches = await this.timed(timings, 'preprocessMs', () => this.cropBatches(stage, image, boxes));
+    const crops = decoderOf(stage).crops;
+    if (!crops) throw new OutpostError('OUTPOST_E_CONFIG', `${stage.key}: a ${stage.config.decoder.type} stage cannot run on crops`);
+    const batches = await this.timed(timings, 'preprocessMs', () => crops.batches(stage, image, regions.map((r) => r.box)));
     for (const batch of batches) {
       const [out] = await this.infer(stage, { [stage.inputName]: float32(batch.tensor, batch.dims) }, timings);
       const t = performance.now();
-      if (d.type === 'ctc') {
-        const [n, steps, classes] = out.dims;
-        decodeCtc(out.data as Float32Array, n, steps, classes, stage.dictionary).forEach((g, row) => {
-          const r = regions[batch.indices[row]];
-          if (g.score >= d.minScore && g.text.length > 0) [r.text, r.textScore] = [g.text, g.score];
-        });
-      } else if (d.type === 'classify') {
-        const n = batch.indices.length;
-        topK(out.data as Float32Array, n, out.data.length / n, d.topK, stage.labels, d.softmax).forEach((c, row) => (regions[batch.indices[row]].classes = c));
-      }
+      crops.annotate(out, batch, regions, stage);
       timings.postMs += performance.now() - t;
     }
   }
 
-  private cropBatches(stage: Stage, image: RgbImage, boxes: Box[]): Promise<CropBatch[]> {
-    const d = stage.config.decoder;
-    if (d.type === 'ctc') return textLineBatches(image, boxes, d);
-    if (d.type !== 'classify') throw new OutpostError('OUTPOST_E_CONFIG', `${stage.key}: a ${d.type} stage cannot run on crops`);
-    const { width, height } = this.inputSize(stage, d.input);
-    const fixedBatch = stage.info.inputShapes[stage.inputName]?.[0];
-    return fixedSizeCropBatches(image, boxes, width, height, d.input.normalise, typeof fixedBatch === 'number' ? fixedBatch : d.batchSize);
-  }
-
   /** The tensor for a stage that sees the whole frame, and how the frame was fitted into it. */
   private async frameInput(stage: Stage, image: RgbImage): Promise<{ feeds: TensorMap; fit: Fit }> {
-    const d = stage.config.decoder;
-    let fit: Fit;
-    let norm;
-    if (d.type === 'db') {
-      const size = dbInputSize(image.width, image.height, d.maxSide);
-      fit = computeFit(image.width, image.height, size.width, size.height, 'fill');
-      norm = d.normalise;
-    } else if (d.type === 'ctc') {
-      const width = Math.min(d.maxWidth, Math.max(Math.ceil((d.height * image.width) / image.height), Math.ceil((d.height * 320) / 48)));
-      fit = computeFit(image.width, image.height, width, d.height, 'fill');
-      norm = d.normalise;
-    } else {
-      const { width, height } = this.inputSize(stage, d.input);
-      fit = computeFit(image.width, image.height, width, height, d.input.resize);
-      norm = d.input.normalise;
-    }
+    const { fit, norm } = decoderOf(stage).frameFit(stage, image);
     const fitted = fit.padX === 0 && fit.padY === 0 ? await resizeRgb(image, fit.width, fit.height) : await fitImage(image, fit);
     const tensor = new Float32Array(3 * fit.width * fit.height);
     writeChw(fitted, norm, tensor);
     return { feeds: { [stage.inputName]: float32(tensor, [1, 3, fit.height, fit.width]) }, fit };
-  }
-
-  /** Configured size, else the model's fixed input size. */
-  private inputSize(stage: Stage, input: TensorInputConfig): { width: number; height: number } {
-    const shape = stage.info.inputShapes[stage.inputName] ?? [];
-    const width = input.width ?? (typeof shape[3] === 'number' ? shape[3] : undefined);
-    const height = input.height ?? (typeof shape[2] === 'number' ? shape[2] : undefined);
-    if (!width || !height) throw new OutpostError('OUTPOST_E_CONFIG', `${stage.key}: the model's input size is not fixed; set decoder.input.width and height`);
-    return { width, height };
   }
 
   private async infer(stage: Stage, feeds: TensorMap, timings: Timings) {

@@ -6,7 +6,7 @@ import { runCommand, SysfsTree, type CommandRunner } from './sysfs.js';
 import { readHwmonTemps, readThermalZones, type ThermalReading, type TripPoint } from './thermal.js';
 
 export type BoardFamily = 'raspberry-pi' | 'jetson' | 'generic';
-export type PowerState = 'mains' | 'battery' | 'battery-low' | 'undervoltage';
+import type { PowerState } from '../vocabulary.js';
 
 export interface SensorSnapshot {
   at: number;

@@ -1,5 +1,7 @@
-import { GOVERNOR_LEVELS, type GovernorLevel, type PowerConfig } from '../config/index.js';
-import type { BoardFamily, PowerState, SensorSnapshot } from './boardSensors.js';
+import type { PowerConfig } from '../config/index.js';
+import { GOVERNOR_LEVELS, type GovernorLevel } from '../vocabulary.js';
+import type { PowerState } from '../vocabulary.js';
+import type { BoardFamily, SensorSnapshot } from './boardSensors.js';
 import type { TripPoint } from './thermal.js';
 
 export interface Thresholds {

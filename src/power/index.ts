@@ -1,8 +1,8 @@
-export { BoardSensors, powerState, type SensorSnapshot, type BoardFamily, type PowerState, type BoardSensorOptions } from './boardSensors.js';
+export { BoardSensors, type SensorSnapshot, type BoardFamily, type BoardSensorOptions } from './boardSensors.js';
 export { Governor, chooseThresholds, type Transition, type GovernorState, type Thresholds } from './governor.js';
 export { decodeThrottled, type ThrottleState, type ThrottleFlags } from './raspberryPi.js';
-export { SysfsTree, runCommand, type CommandRunner } from './sysfs.js';
+export { type CommandRunner } from './sysfs.js';
 export type { ThermalReading, TripPoint } from './thermal.js';
 export type { PowerRail } from './jetson.js';
 export type { PowerSupplyReading } from './powerSupply.js';
-export { PowerMonitor, type PowerMonitorDeps } from './powerMonitor.js';
+export { PowerMonitor } from './powerMonitor.js';

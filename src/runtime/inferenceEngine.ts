@@ -1,8 +1,11 @@
 import { join } from 'node:path';
+import type { Component } from '../component.js';
 import { OutpostError } from '../errors.js';
+import { ORT_VERSION } from './localSession.js';
 import type { Logger } from '../log.js';
 import { InferenceWorker } from './inferenceWorker.js';
-import type { ProviderName, SessionSpec } from './localSession.js';
+import type { ProviderName } from '../vocabulary.js';
+import type { SessionSpec } from './localSession.js';
 import type { ProviderAttempt } from './providerSelection.js';
 
 export interface EngineOptions {
@@ -17,7 +20,8 @@ export interface EngineOptions {
  * The inference thread plus the provider it settled on. A provider that fails is logged once with the
  * reason; when none of the requested providers works, CPU is the last resort (every board has one).
  */
-export class InferenceEngine {
+export class InferenceEngine implements Component {
+  readonly name = 'runtime';
   readonly worker = new InferenceWorker();
   private chosen: ProviderName | null = null;
   attempts: ProviderAttempt[] = [];
@@ -46,6 +50,10 @@ export class InferenceEngine {
 
   async stop(): Promise<void> {
     await this.worker.stop();
+  }
+
+  status(): Record<string, unknown> {
+    return { provider: this.chosen, providerAttempts: this.attempts, ortVersion: ORT_VERSION };
   }
 
   get provider(): ProviderName {

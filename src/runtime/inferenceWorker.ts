@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { OutpostError, type OutpostErrorCode } from '../errors.js';
-import type { ProviderName, SessionInfo, SessionSpec } from './localSession.js';
+import type { ProviderName } from '../vocabulary.js';
+import type { SessionInfo, SessionSpec } from './localSession.js';
 import type { TensorMap } from './tensorData.js';
 import type { ChooseReply, RunReply, WorkerReply, WorkerRequest } from './workerProtocol.js';
 

@@ -1,5 +1,6 @@
 import type { ModelRunner } from '../optimize/index.js';
-import { LocalSession, type ProviderName } from './localSession.js';
+import type { ProviderName } from '../vocabulary.js';
+import { LocalSession } from './localSession.js';
 
 /** The optimizer's ModelRunner on in-process ORT sessions (the optimizer itself never imports ORT). */
 export function localModelRunner(base: { provider: ProviderName; threads: number }): ModelRunner {

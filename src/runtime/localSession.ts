@@ -4,9 +4,9 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { OutpostError, errorMessage } from '../errors.js';
+import type { ProviderName } from '../vocabulary.js';
 import type { TensorData, TensorMap } from './tensorData.js';
 
-export type ProviderName = 'tensorrt' | 'cuda' | 'webgpu' | 'cpu';
 
 export interface SessionSpec {
   provider: ProviderName;

@@ -1,24 +1,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { MANIFEST, readManifest, type Manifest, type Precision } from '../optimize/index.js';
+import { AUTOTUNE, MANIFEST, readAutotune, readManifest, type Autotune, type Manifest } from '../optimize/index.js';
+import { RUNG_PRECISIONS, type Precision, type Rung } from '../vocabulary.js';
 
-export type Rung = 'fp32' | 'fp16' | 'int8' | 'fastest';
-
-/** Without autotune.json, the precisions that fill a rung, best guess first. */
-const PREFERENCE: Record<Rung, Precision[]> = {
-  fp32: ['fp32', 'fp16'],
-  fp16: ['fp16', 'fp32'],
-  int8: ['int8-static', 'int8-dynamic'],
-  fastest: ['int8-static', 'int8-dynamic', 'fp16', 'fp32'],
-};
-
-interface AutotuneRung {
-  precision: Precision;
-  file: string;
-  provider: string;
-  threads?: number;
-}
 
 /** Where a configured model's variants live: the folder it names, or the state dir's build for its sha256. */
 export function variantsDir(modelFile: string, stateDir: string): string {
@@ -34,23 +19,21 @@ export class ModelVariants {
   private constructor(
     readonly dir: string,
     readonly manifest: Manifest,
-    private readonly autotune: Record<string, AutotuneRung | null> | null,
+    private readonly autotune: Autotune | null,
   ) {}
 
   static load(dir: string): ModelVariants | null {
     if (!existsSync(join(dir, MANIFEST))) return null;
-    const tune = join(dir, 'autotune.json');
-    const rungs = existsSync(tune) ? (JSON.parse(readFileSync(tune, 'utf8')).rungs as Record<string, AutotuneRung | null>) : null;
-    return new ModelVariants(dir, readManifest(dir), rungs);
+    return new ModelVariants(dir, readManifest(dir), existsSync(join(dir, AUTOTUNE)) ? readAutotune(dir) : null);
   }
 
   /** The file for a rung, with the intra-op threads autotune measured fastest for it on this board. */
   pick(rung: Rung, provider: string): { precision: Precision; file: string; threads?: number } | null {
     const accepted = this.manifest.variants.filter((v) => v.accepted);
-    const tuned = this.autotune?.[rung];
+    const tuned = this.autotune?.rungs[rung];
     if (tuned && tuned.provider === provider && accepted.some((v) => v.file === tuned.file))
       return { precision: tuned.precision, file: join(this.dir, tuned.file), threads: tuned.threads };
-    for (const p of PREFERENCE[rung]) {
+    for (const p of RUNG_PRECISIONS[rung]) {
       const v = accepted.find((x) => x.precision === p);
       if (v) return { precision: v.precision, file: join(this.dir, v.file) };
     }

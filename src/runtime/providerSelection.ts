@@ -1,10 +1,11 @@
 import { probeModel } from '../onnx/index.js';
 import { errorMessage } from '../errors.js';
-import { LocalSession, type ProviderName, type SessionSpec } from './localSession.js';
+import { PROVIDERS, type ProviderName } from '../vocabulary.js';
+import { LocalSession, type SessionSpec } from './localSession.js';
 import { float32 } from './tensorData.js';
 
 /** Fastest first: `auto` keeps the first of these that really creates and runs a session. */
-export const AUTO_ORDER: readonly ProviderName[] = ['tensorrt', 'cuda', 'webgpu', 'cpu'];
+export const AUTO_ORDER: readonly ProviderName[] = PROVIDERS;
 
 export interface ProviderAttempt {
   provider: ProviderName;

@@ -37,6 +37,7 @@ export function buildInBackground(
     String(o.minTask),
   ];
   if (calibration) args.push('--calibration', calibration);
+  if (o.placements) args.push('--placement', o.placements.join(','));
   log.info({ model: model.file, outDir }, 'building model variants in the background');
   return new Promise((resolve) => {
     const child = spawn('nice', ['-n', '10', process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'], signal });

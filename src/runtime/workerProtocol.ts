@@ -1,4 +1,5 @@
-import type { SessionInfo, SessionSpec, ProviderName } from './localSession.js';
+import type { ProviderName } from '../vocabulary.js';
+import type { SessionInfo, SessionSpec } from './localSession.js';
 import type { ProviderAttempt } from './providerSelection.js';
 import type { TensorMap } from './tensorData.js';
 

@@ -1,8 +1,8 @@
 import type { EventBus } from '../eventBus.js';
-import type { Result, StageName } from '../types.js';
+import type { Result } from '../types.js';
+import { STAGES, type StageName } from '../vocabulary.js';
 import { LatencyWindow } from './latencyWindow.js';
 
-const STAGES: readonly StageName[] = ['queue', 'decode', 'preprocess', 'infer', 'post'];
 const FPS_WINDOW_MS = 10_000;
 
 interface CameraStats {

@@ -1,3 +1,6 @@
+import { summariseOutput } from '../resultSummary.js';
+import type { Result } from '../types.js';
+
 /** The parts of /status the page shows (the daemon's status() object). */
 export interface PageStatus {
   node: string;
@@ -12,27 +15,13 @@ export interface PageStatus {
   >;
   latencyMs: Record<string, { p50: number | null; p95: number | null }>;
   power: { governor: { level: string; temperatureC: number | null; powerState: string } } | null;
-  lastResult: {
-    camera: string;
-    finishedAt: number;
-    output: {
-      lines?: { text: string }[];
-      detections?: { label: string; score: number; text?: string }[];
-      classes?: { label: string; score: number }[];
-      text?: string;
-    };
-  } | null;
+  lastResult: Pick<Result, 'camera' | 'finishedAt' | 'output'> | null;
 }
 
 const esc = (v: unknown) => String(v ?? '').replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function lastResultText(r: NonNullable<PageStatus['lastResult']>): string {
-  const o = r.output;
-  const items =
-    o.lines?.map((l) => l.text) ??
-    o.detections?.map((d) => `${d.text ?? d.label} ${d.score.toFixed(2)}`) ??
-    o.classes?.map((c) => `${c.label} ${c.score.toFixed(2)}`) ??
-    (o.text !== undefined ? [o.text] : []);
+  const items = summariseOutput(r.output);
   return items.length ? items.map((t) => `<li>${esc(t)}</li>`).join('') : '<li>(nothing found)</li>';
 }
 

@@ -1,7 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from '../log.js';
 import type { Registry } from 'prom-client';
+import type { Component, Health } from '../component.js';
+import { OutpostError, isSystemError } from '../errors.js';
+import type { Logger } from '../log.js';
 
 export interface StatusServerOptions {
   host: string;
@@ -11,13 +13,14 @@ export interface StatusServerOptions {
   /** HTML for GET / */
   page: () => string;
   /** true while frames flow (GET /healthz answers 200, else 503) */
-  healthy: () => { ok: boolean; reason: string };
+  healthy: () => Health;
   registry: Registry;
   log: Logger;
 }
 
 /** GET / (a page), /healthz, /status and /metrics on plain node:http: read-only routes need no framework. */
-export class StatusServer {
+export class StatusServer implements Component {
+  readonly name = 'status-server';
   private server: Server | null = null;
 
   constructor(private readonly opts: StatusServerOptions) {}
@@ -30,7 +33,7 @@ export class StatusServer {
       });
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err) => reject(this.listenError(err)));
       server.listen(this.opts.port, this.opts.host, () => {
         server.off('error', reject);
         resolve();
@@ -38,6 +41,17 @@ export class StatusServer {
     });
     this.server = server;
     this.opts.log.info({ url: `http://${this.opts.host}:${this.port}/status` }, 'status server listening');
+  }
+
+  private listenError(err: Error): Error {
+    const where = `${this.opts.host}:${this.opts.port}`;
+    if (isSystemError(err) && err.code === 'EADDRINUSE') {
+      return new OutpostError('OUTPOST_E_PORT', `status.port ${this.opts.port} on ${this.opts.host} is already in use (another outpost?); stop that process or set status.port`, { cause: err });
+    }
+    if (isSystemError(err) && (err.code === 'EADDRNOTAVAIL' || err.code === 'EACCES')) {
+      return new OutpostError('OUTPOST_E_PORT', `cannot listen on ${where} (${err.code}); check status.host and status.port`, { cause: err });
+    }
+    return err;
   }
 
   get port(): number {

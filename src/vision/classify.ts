@@ -1,8 +1,4 @@
-export interface ClassScore {
-  classIndex: number;
-  label: string;
-  score: number;
-}
+import type { ClassScore } from '../types.js';
 
 /** Numerically stable softmax. */
 export function softmax(logits: ArrayLike<number>): Float32Array {

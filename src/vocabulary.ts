@@ -1,0 +1,40 @@
+/**
+ * The words modules share, one table each: every module may import this leaf file, and a list that lives here
+ * is never spelt again anywhere else (config enums, metric labels, bench tables and the runtime all read it).
+ */
+
+/** ONNX Runtime execution providers Outpost can ask for, fastest first: the order `auto` tries them in. */
+export const PROVIDERS = ['tensorrt', 'cuda', 'webgpu', 'cpu'] as const;
+export type ProviderName = (typeof PROVIDERS)[number];
+
+/** Model variants the optimizer builds. */
+export const PRECISIONS = ['fp32', 'fp16', 'int8-dynamic', 'int8-static'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+/**
+ * A governor level asks for a rung; each rung lists the variants that may fill it, best guess first. Without
+ * autotune.json the first accepted one serves; with it, the fastest measured among them. The int8 rung exists
+ * to cost less, so where no int8 variant beats fp32 on a board it may take whichever variant is fastest.
+ */
+export const RUNG_PRECISIONS = {
+  fp32: ['fp32', 'fp16'],
+  fp16: ['fp16', 'fp32'],
+  int8: ['int8-static', 'int8-dynamic', 'fp32', 'fp16'],
+  fastest: ['int8-static', 'int8-dynamic', 'fp16', 'fp32'],
+} as const satisfies Record<string, readonly Precision[]>;
+export type Rung = keyof typeof RUNG_PRECISIONS;
+export const RUNGS = Object.keys(RUNG_PRECISIONS) as Rung[];
+
+/** The timed steps of one frame, in order. */
+export const STAGES = ['queue', 'decode', 'preprocess', 'infer', 'post'] as const;
+export type StageName = (typeof STAGES)[number];
+
+export const GOVERNOR_LEVELS = ['nominal', 'warm', 'hot', 'critical'] as const;
+export type GovernorLevel = (typeof GOVERNOR_LEVELS)[number];
+
+export const POWER_STATES = ['mains', 'battery', 'battery-low', 'undervoltage'] as const;
+export type PowerState = (typeof POWER_STATES)[number];
+
+/** int8-static placements: which layers stay float (optimize/placementSearch.ts says what each keeps). */
+export const PLACEMENT_NAMES = ['all-int8', 'float-stem', 'float-stem-dw', 'float-stem-dw-hardswish', 'float-stem-hardswish', 'float-stem-dw-elementwise'] as const;
+export type PlacementName = (typeof PLACEMENT_NAMES)[number];
