@@ -12,6 +12,7 @@ import { optimizeCommand } from './cli/optimizeCommand.js';
 import { loadConfig } from './config/index.js';
 import { PLACEMENTS } from './optimize/index.js';
 import { VERSION } from './daemon.js';
+import { killAllGroups } from './camera/index.js';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -116,5 +117,8 @@ program
   .description('print the JSON Schema of the config (or --write it, e.g. to config/outpost.schema.json)')
   .option('-w, --write <file>', 'write to a file instead of stdout')
   .action((o) => schemaCommand(o));
+
+// whichever way a command ends (a clean stop, a stop that took too long, a crash), no camera process outlives it
+process.on('exit', killAllGroups);
 
 program.parseAsync().catch(exitOnError);

@@ -66,7 +66,8 @@ export class Daemon {
 
   async start(signal: AbortSignal): Promise<void> {
     const { freeBytes } = prepareStateDir(this.config.node.stateDir);
-    if (freeBytes < 256 * 1024 ** 2) this.log.warn({ stateDir: this.config.node.stateDir, freeMiB: Math.round(freeBytes / 1024 ** 2) }, 'little free space for the state folder');
+    if (freeBytes < 256 * 1024 ** 2)
+      this.log.warn({ stateDir: this.config.node.stateDir, freeMiB: Math.round(freeBytes / 1024 ** 2) }, 'little free space for the state folder');
     await this.list.start(signal);
     const { provider, variant } = this.list.status();
     this.log.info({ cameras: this.config.cameras.filter((c) => c.enabled).map((c) => c.name), provider, variant }, 'outpost running');
@@ -95,7 +96,16 @@ export class Daemon {
   status(): PageStatus & Record<string, unknown> {
     const parts = this.list.status();
     const node = { node: this.config.node.name, version: VERSION, config: this.loaded.file, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000) };
-    return { ...node, healthy: this.health().ok, provider: null, variant: 'fp32', cameras: {}, latencyMs: {}, power: null, lastResult: null, ...parts } as PageStatus &
-      Record<string, unknown>;
+    return {
+      ...node,
+      healthy: this.health().ok,
+      provider: null,
+      variant: 'fp32',
+      cameras: {},
+      latencyMs: {},
+      power: null,
+      lastResult: null,
+      ...parts,
+    } as PageStatus & Record<string, unknown>;
   }
 }

@@ -75,7 +75,6 @@ export interface PipelineOutput {
   text?: string;
 }
 
-
 export type Timings = Record<`${StageName}Ms`, number> & { totalMs: number };
 
 export interface Result {

@@ -36,5 +36,12 @@ export const POWER_STATES = ['mains', 'battery', 'battery-low', 'undervoltage'] 
 export type PowerState = (typeof POWER_STATES)[number];
 
 /** int8-static placements: which layers stay float (optimize/placementSearch.ts says what each keeps). */
-export const PLACEMENT_NAMES = ['all-int8', 'float-stem', 'float-stem-dw', 'float-stem-dw-hardswish', 'float-stem-hardswish', 'float-stem-dw-elementwise'] as const;
+export const PLACEMENT_NAMES = [
+  'all-int8',
+  'float-stem',
+  'float-stem-dw',
+  'float-stem-dw-hardswish',
+  'float-stem-hardswish',
+  'float-stem-dw-elementwise',
+] as const;
 export type PlacementName = (typeof PLACEMENT_NAMES)[number];

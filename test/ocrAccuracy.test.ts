@@ -44,4 +44,3 @@ describe.skipIf(missingShared(!!frames, '../shared/data/text-frames'))('OCR accu
     expect(accuracy).toBeGreaterThanOrEqual(0.95);
   });
 });
-

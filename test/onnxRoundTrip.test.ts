@@ -67,30 +67,32 @@ function dirsOf(suite: string): string[] {
     : [];
 }
 
-describe.skipIf(missing('ONNX conformance data (/usr/share/libonnx-testdata)', have, 'apt-get install libonnx-testdata (.ci/run does)'))("ONNX read → write round trip on ONNX's conformance models (libonnx-testdata)", () => {
-  for (const suite of SUITES) {
-    it(`${suite}: every model ORT runs gives identical outputs after the rewrite`, async () => {
-      const counts = { same: 0, skipped: 0 };
-      const failures: string[] = [];
-      for (const dir of dirsOf(suite)) {
-        const r = await roundTrip(dir);
-        if (r === 'same' || r === 'skipped') counts[r]++;
-        else failures.push(`${dir}: ${r}`);
-      }
-      console.info(`${suite}: ${counts.same} identical, ${counts.skipped} not runnable by ORT (or non-tensor inputs)`);
-      expect(failures).toEqual([]);
-      expect(counts.same).toBeGreaterThan(0);
+describe.skipIf(missing('ONNX conformance data (/usr/share/libonnx-testdata)', have, 'apt-get install libonnx-testdata (.ci/run does)'))(
+  "ONNX read → write round trip on ONNX's conformance models (libonnx-testdata)",
+  () => {
+    for (const suite of SUITES) {
+      it(`${suite}: every model ORT runs gives identical outputs after the rewrite`, async () => {
+        const counts = { same: 0, skipped: 0 };
+        const failures: string[] = [];
+        for (const dir of dirsOf(suite)) {
+          const r = await roundTrip(dir);
+          if (r === 'same' || r === 'skipped') counts[r]++;
+          else failures.push(`${dir}: ${r}`);
+        }
+        console.info(`${suite}: ${counts.same} identical, ${counts.skipped} not runnable by ORT (or non-tensor inputs)`);
+        expect(failures).toEqual([]);
+        expect(counts.same).toBeGreaterThan(0);
+      });
+    }
+
+    it('keeps fields it does not know, and metadata', () => {
+      const model: ModelProto = decodeModel(readFileSync(join(DATA, 'node/test_add/model.onnx')));
+      model.metadata_props = [{ key: 'outpost', value: 'kept' }];
+      // field 99 (varint 7), as a future ONNX might add to ModelProto
+      model.$unknown = [...(model.$unknown ?? []), Uint8Array.from([0x98, 0x06, 0x07])];
+      const again = decodeModel(encodeModel(model));
+      expect(again.metadata_props).toEqual([{ key: 'outpost', value: 'kept' }]);
+      expect(again.$unknown?.map((u) => [...u])).toContainEqual([0x98, 0x06, 0x07]);
     });
-  }
-
-  it('keeps fields it does not know, and metadata', () => {
-    const model: ModelProto = decodeModel(readFileSync(join(DATA, 'node/test_add/model.onnx')));
-    model.metadata_props = [{ key: 'outpost', value: 'kept' }];
-    // field 99 (varint 7), as a future ONNX might add to ModelProto
-    model.$unknown = [...(model.$unknown ?? []), Uint8Array.from([0x98, 0x06, 0x07])];
-    const again = decodeModel(encodeModel(model));
-    expect(again.metadata_props).toEqual([{ key: 'outpost', value: 'kept' }]);
-    expect(again.$unknown?.map((u) => [...u])).toContainEqual([0x98, 0x06, 0x07]);
-  });
-});
-
+  },
+);

@@ -337,7 +337,12 @@ describe('outpost optimize (CLI) on the PP-OCR models from npm', () => {
     const manifest = JSON.parse(r.stdout);
     const [fp32, int8] = manifest.variants;
     expect(fp32).toMatchObject({ precision: 'fp32', accepted: true });
-    expect(int8).toMatchObject({ precision: 'int8-static', accepted: true, reason: null, fidelity: { frames: 16, heldOut: 4, framesWanted: 24, task: { kind: 'text-detection' } } });
+    expect(int8).toMatchObject({
+      precision: 'int8-static',
+      accepted: true,
+      reason: null,
+      fidelity: { frames: 16, heldOut: 4, framesWanted: 24, task: { kind: 'text-detection' } },
+    });
     expect(int8.quantized.Conv).toBeGreaterThan(50);
     expect(int8.fidelity.task.value).toBeGreaterThanOrEqual(0.95);
     expect(int8.bytes / fp32.bytes).toBeLessThan(0.35);

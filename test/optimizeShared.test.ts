@@ -30,22 +30,33 @@ describe.skipIf(missingShared(!!ultraface && !!faces, '../shared UltraFace and f
   });
 });
 
-describe.skipIf(missingShared(!!vit && !!mobilenet && !!faces, '../shared bench models'))('bench models with random weights (fidelity only, never task accuracy)', () => {
-  it('ViT-tiny int8-dynamic keeps cosine ≥ 0.999 and is under 30% of the size', () => {
-    const v = optimize(vit!, ['--precision', 'fp32,fp16,int8-dynamic', '--calibration', faces!, '--calibration-frames', '14', '--min-task', '0']);
-    expect(v['int8-dynamic'].accepted).toBe(true);
-    expect(v['int8-dynamic'].fidelity.cosine).toBeGreaterThanOrEqual(0.999);
-    expect(v['int8-dynamic'].quantized).toMatchObject({ MatMul: 36, Gemm: 13 });
-    expect(v['int8-dynamic'].bytes / v.fp32.bytes).toBeLessThan(0.3);
-    expect(v.fp16).toMatchObject({ accepted: true }); // loads with 'extended': ORT's 'all' crashes on this graph in fp16
-  });
+describe.skipIf(missingShared(!!vit && !!mobilenet && !!faces, '../shared bench models'))(
+  'bench models with random weights (fidelity only, never task accuracy)',
+  () => {
+    it('ViT-tiny int8-dynamic keeps cosine ≥ 0.999 and is under 30% of the size', () => {
+      const v = optimize(vit!, ['--precision', 'fp32,fp16,int8-dynamic', '--calibration', faces!, '--calibration-frames', '14', '--min-task', '0']);
+      expect(v['int8-dynamic'].accepted).toBe(true);
+      expect(v['int8-dynamic'].fidelity.cosine).toBeGreaterThanOrEqual(0.999);
+      expect(v['int8-dynamic'].quantized).toMatchObject({ MatMul: 36, Gemm: 13 });
+      expect(v['int8-dynamic'].bytes / v.fp32.bytes).toBeLessThan(0.3);
+      expect(v.fp16).toMatchObject({ accepted: true }); // loads with 'extended': ORT's 'all' crashes on this graph in fp16
+    });
 
-  it('MobileNetV3 int8-dynamic and int8-static both stay within the fidelity guard', () => {
-    const v = optimize(mobilenet!, ['--precision', 'fp32,int8-dynamic,int8-static', '--calibration', faces!, '--calibration-frames', '14', '--min-task', '0']);
-    expect(v['int8-dynamic'].fidelity.cosine).toBeGreaterThanOrEqual(0.99);
-    expect(v['int8-static']).toMatchObject({ accepted: true });
-    expect(v['int8-static'].quantized.Conv).toBeGreaterThanOrEqual(50);
-    expect(v['int8-static'].quantized.Gemm).toBe(2);
-  });
-});
-
+    it('MobileNetV3 int8-dynamic and int8-static both stay within the fidelity guard', () => {
+      const v = optimize(mobilenet!, [
+        '--precision',
+        'fp32,int8-dynamic,int8-static',
+        '--calibration',
+        faces!,
+        '--calibration-frames',
+        '14',
+        '--min-task',
+        '0',
+      ]);
+      expect(v['int8-dynamic'].fidelity.cosine).toBeGreaterThanOrEqual(0.99);
+      expect(v['int8-static']).toMatchObject({ accepted: true });
+      expect(v['int8-static'].quantized.Conv).toBeGreaterThanOrEqual(50);
+      expect(v['int8-static'].quantized.Gemm).toBe(2);
+    });
+  },
+);

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { configSchema } from '../src/config/index.js';
-import { BoardSensors, Governor, chooseThresholds, decodeThrottled, type SensorSnapshot } from '../src/power/index.js';
+import { BoardSensors, Governor, PowerMonitor, chooseThresholds, decodeThrottled, type SensorSnapshot } from '../src/power/index.js';
+import { testContext } from './helpers/context.js';
+import { waitUntil } from './helpers/wait.js';
 import { runCli } from './helpers/daemonProcess.js';
 import { boards, fakeTools } from './helpers/boards.js';
 
@@ -63,6 +65,8 @@ describe('board sensors on fixture trees', () => {
       ['VDD_CPU_CV', 4.984, 0.4, 1.994],
     ]);
     expect(s.nvpmodel).toEqual({ name: 'MODE_30W', id: 2 });
+    // -256 °C is Orin's way of saying "no sensor": unavailable, never a temperature
+    expect(s.thermal.find((t) => t.name === 'cv0-thermal')?.celsius).toBeNull();
     // thresholds from the zone's trip points: passive 99 °C, critical 104.5 °C
     expect(chooseThresholds(undefined, s.temperature!.trips, s.board.family)).toEqual({ warm: 88, hot: 96, critical: 99.5 });
   });
@@ -92,6 +96,63 @@ describe('`outpost sensors` on a fixture tree', () => {
     const json = JSON.parse(runCli(['sensors', '--root', root, '--json']).stdout);
     expect(json.level).toBe('critical'); // 81 °C on a Pi: past its family's 78 °C (the 110 °C trip is not the limit)
     expect(json.thresholds).toEqual({ warm: 65, hot: 72, critical: 78 });
+  });
+
+  it('says "unavailable" for a sensor that reads -256 °C (Jetson Orin without it), and never governs on it', () => {
+    const r = runCli(['sensors', '--root', boards.jetsonOrinJp6()]);
+    expect(r.stdout).toMatch(/cv0-thermal\s+unavailable/);
+    expect(r.stdout).toMatch(/temperature\s+52\.2 °C from \/sys\/class\/thermal\/thermal_zone5\/temp/);
+  });
+
+  it('refuses a --root that does not exist instead of reporting an empty board', () => {
+    const r = runCli(['sensors', '--root', '/nonexistent/board']);
+    expect(r.code).toBe(64);
+    expect(r.stderr).toMatch(/--root \/nonexistent\/board is not a folder/);
+  });
+});
+
+describe('the power monitor as a daemon component', () => {
+  const monitor = (root: string, extra: Record<string, unknown> = {}) => {
+    const config = configSchema.parse({
+      power: { sysfsRoot: root, intervalSeconds: 0.1, dwellSeconds: { up: 0, down: 0 }, trend: { enabled: false }, ...extra },
+    });
+    const ctx = testContext(config);
+    return { ctx, power: new PowerMonitor(ctx, fakeTools({})) };
+  };
+  const powerState = (p: PowerMonitor) => (p.status().power as { governor: { powerState: string } }).governor.powerState;
+
+  it('applies power.lowBatteryPercent live: a battery at 15 % is low at 20 and not at 10', async () => {
+    const { ctx, power } = monitor(boards.laptopOnBattery(), { lowBatteryPercent: 20 });
+    await power.start();
+    try {
+      expect(powerState(power)).toBe('battery-low');
+      power.reload({ ...ctx.config, power: { ...ctx.config.power, lowBatteryPercent: 10 } });
+      await waitUntil(() => powerState(power) === 'battery');
+    } finally {
+      await power.stop();
+    }
+  });
+
+  it('exports no board temperature series when the board has no sensor (never a fake 0 °C)', async () => {
+    const { ctx, power } = monitor(boards.x86Server());
+    await power.start();
+    try {
+      const text = await ctx.registry.metrics();
+      expect(text).not.toMatch(/^outpost_board_temperature_celsius/m);
+      expect(text).toMatch(/^outpost_governor_level 0$/m);
+    } finally {
+      await power.stop();
+    }
+  });
+
+  it('labels the temperature series with the sensor it comes from', async () => {
+    const { ctx, power } = monitor(boards.jetsonOrinJp6());
+    await power.start();
+    try {
+      expect(await ctx.registry.metrics()).toMatch(/^outpost_board_temperature_celsius\{sensor="\/sys\/class\/thermal\/thermal_zone5\/temp"\} 52\.187$/m);
+    } finally {
+      await power.stop();
+    }
   });
 });
 

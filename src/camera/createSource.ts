@@ -20,7 +20,11 @@ type SourceOf<T extends SourceType> = Extract<CameraSourceConfig, { type: T }>;
 /** How one source type connects: a FrameSource of its own, or a connect function that ReconnectingSource keeps alive. */
 type SourceFactory<T extends SourceType> =
   | { kind: 'direct'; make(camera: CameraConfig & { source: SourceOf<T> }, deps: SourceDeps): FrameSource }
-  | { kind: 'connecting'; connect(src: SourceOf<T>, parser: JpegStreamParser, deps: SourceDeps & { log: Logger }): Connect; finite?(src: SourceOf<T>): boolean };
+  | {
+      kind: 'connecting';
+      connect(src: SourceOf<T>, parser: JpegStreamParser, deps: SourceDeps & { log: Logger }): Connect;
+      finite?(src: SourceOf<T>): boolean;
+    };
 
 const ffmpeg = <T extends 'v4l2' | 'rtsp' | 'file'>(finite?: (src: SourceOf<T>) => boolean): SourceFactory<T> => ({
   kind: 'connecting',

@@ -157,7 +157,7 @@ export class DirectorySource implements FrameSource {
   /** Waits (bounded) until a drop stops growing and is a whole image; false when it vanished or stayed empty. */
   private async settle(file: string, signal: AbortSignal): Promise<'ready' | 'gone' | 'empty'> {
     let last = -1;
-    for (const deadline = Date.now() + SETTLE_MAX_MS; Date.now() < deadline; ) {
+    for (const deadline = Date.now() + SETTLE_MAX_MS; Date.now() < deadline;) {
       const st = await stat(file).catch(() => null);
       if (!st) return 'gone';
       if (st.size > 0 && st.size === last && (await looksComplete(file, st.size).catch(() => false))) return 'ready';

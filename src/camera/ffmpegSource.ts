@@ -2,6 +2,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import { once } from 'node:events';
 import type { Logger } from '../log.js';
 import { JpegStreamParser } from './jpegStreamParser.js';
+import { stopGroup, trackGroup } from './processGroups.js';
 
 export type SpawnFn = (cmd: string, args: string[], opts: SpawnOptions) => ChildProcess;
 
@@ -12,7 +13,7 @@ export type FfmpegInput =
 
 /** ffmpeg arguments that turn any input into a stream of JPEGs on stdout (MJPEG cameras are copied, not re-encoded). */
 function ffmpegArgs(input: FfmpegInput): string[] {
-  const head = ['-hide_banner', '-nostdin', '-loglevel', 'warning'];
+  const head = ['-hide_banner', '-nostdin', '-loglevel', 'level+warning'];
   let inArgs: string[];
   let copy = false;
   switch (input.type) {
@@ -40,9 +41,14 @@ function ffmpegArgs(input: FfmpegInput): string[] {
   return [...head, ...inArgs, '-an', ...out, '-f', 'image2pipe', 'pipe:1'];
 }
 
+/** ffmpeg's own stderr line prefix with `-loglevel level+…`: `[context @ 0x…] [error] message`. */
+const LEVEL_LINE = /^(?:\[[^\]]* @ 0x[0-9a-f]+\] )*\[(trace|debug|verbose|info|warning|error|fatal|panic)\] (.*)$/;
+
 /**
- * Runs one ffmpeg process for as long as the signal allows and yields its JPEG frames. ffmpeg runs in its
- * own process group, which is killed (TERM, then KILL) on abort, so no child or grandchild is left behind.
+ * Runs one ffmpeg process for as long as the signal allows and yields its JPEG frames. ffmpeg runs in its own
+ * process group; on abort the group is stopped with escalation (a hung or SIGSTOPped ffmpeg is SIGKILLed after
+ * two seconds), so the frame loop always ends and no child or grandchild is left behind. The last error-level
+ * line ffmpeg printed explains an exit; warnings only go to the debug log.
  */
 export async function* ffmpegFrames(
   input: FfmpegInput,
@@ -50,13 +56,16 @@ export async function* ffmpegFrames(
   deps: { log: Logger; spawn?: SpawnFn; parser: JpegStreamParser; binary?: string },
 ): AsyncIterable<Buffer> {
   const child = (deps.spawn ?? spawn)(deps.binary ?? 'ffmpeg', ffmpegArgs(input), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  trackGroup(child);
   const exited = once(child, 'exit').catch(() => undefined);
-  let lastStderr = '';
+  let lastError = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (text: string) => {
     for (const line of text.split('\n').filter((l) => l.trim())) {
-      lastStderr = line.trim();
-      deps.log.debug({ ffmpeg: lastStderr }, 'ffmpeg');
+      const m = LEVEL_LINE.exec(line.trim());
+      if (m && ['error', 'fatal', 'panic'].includes(m[1])) lastError = m[2];
+      else if (!m) lastError = line.trim(); // a line without a level (an old ffmpeg): keep it as the cause
+      deps.log.debug({ ffmpeg: line.trim() }, 'ffmpeg');
     }
   });
   let spawnError: Error | null = null;
@@ -64,7 +73,7 @@ export async function* ffmpegFrames(
     spawnError = err;
     child.stdout!.destroy();
   });
-  const kill = () => killGroup(child);
+  const kill = () => void stopGroup(child);
   signal.addEventListener('abort', kill, { once: true });
   try {
     for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
@@ -72,23 +81,12 @@ export async function* ffmpegFrames(
     }
     if (spawnError) throw new Error(`cannot start ffmpeg (${(spawnError as NodeJS.ErrnoException).code ?? spawnError}); install it (apt-get install ffmpeg)`);
     await exited;
-    if (!signal.aborted && child.exitCode !== 0) throw new Error(`ffmpeg exited with ${child.exitCode ?? child.signalCode}: ${lastStderr || 'no message'}`);
+    if (!signal.aborted && child.exitCode !== 0) {
+      const how = child.exitCode ?? child.signalCode;
+      throw new Error(`ffmpeg exited with ${how}: ${lastError || (child.signalCode ? 'killed by a signal from outside Outpost' : 'no message')}`);
+    }
   } finally {
     signal.removeEventListener('abort', kill);
-    if (child.exitCode === null && child.signalCode === null) {
-      killGroup(child);
-      const force = setTimeout(() => killGroup(child, 'SIGKILL'), 2000);
-      await exited;
-      clearTimeout(force);
-    }
-  }
-}
-
-function killGroup(child: ChildProcess, sig: NodeJS.Signals = 'SIGTERM'): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, sig);
-  } catch {
-    child.kill(sig);
+    await stopGroup(child);
   }
 }

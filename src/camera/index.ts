@@ -7,3 +7,4 @@ export { type Connect, type ReconnectOptions } from './reconnectingSource.js';
 export { type FfmpegInput, type SpawnFn } from './ffmpegSource.js';
 export { MotionGate, type MotionVerdict } from './motionGate.js';
 export { CalibrationRecorder, recordFrom } from './calibrationRecorder.js';
+export { killAllGroups } from './processGroups.js';

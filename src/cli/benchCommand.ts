@@ -187,7 +187,8 @@ function report(opts: BenchOptions, r: ReturnType<typeof pipelineReport>): void 
   process.stdout.write(`pipeline "${r.pipeline}" on ${r.provider}, ${r.frames.count} frames x ${r.repeats} runs (medians)\n`);
   process.stdout.write(`  raw session.run     ${r.raw.fpsMedian} frames/s\n  whole pipeline      ${r.wholePipeline.fpsMedian} frames/s  (ratio ${r.ratio})\n`);
   process.stdout.write(`  event loop p95      ${r.wholePipeline.eventLoopP95MsMedian} ms while the pipeline ran\n`);
-  for (const [m, st] of Object.entries(r.startup)) process.stdout.write(`  start-up ${m.padEnd(10)} ${st.coldMs} ms cold, ${st.cachedMs} ms from the optimized-graph cache\n`);
+  for (const [m, st] of Object.entries(r.startup))
+    process.stdout.write(`  start-up ${m.padEnd(10)} ${st.coldMs} ms cold, ${st.cachedMs} ms from the optimized-graph cache\n`);
 }
 
 /** A bench mode's JSON report, printed (and saved with --out). */

@@ -5,7 +5,7 @@ import { configSchema } from '../config/index.js';
 import { readModelFile } from '../onnx/index.js';
 import { AUTOTUNE, imageInput, MANIFEST, NORMALISATIONS, readManifest } from '../optimize/index.js';
 import { RUNG_PRECISIONS, type Precision, type ProviderName } from '../vocabulary.js';
-import { AUTO_ORDER, LocalSession, ORT_VERSION, probeProvider } from '../runtime/index.js';
+import { LocalSession, ORT_VERSION, probeQuietly } from '../runtime/index.js';
 import type { TensorMap } from '../types.js';
 import { median, rounded } from '../benchMath.js';
 import { Progress } from './progress.js';
@@ -27,7 +27,7 @@ const r2 = (v: number) => rounded(v);
 export async function benchModels(opts: ModelBenchOptions) {
   const manifest = readManifest(opts.modelDir);
   const accepted = manifest.variants.filter((v) => v.accepted);
-  const providers = (await Promise.all(AUTO_ORDER.map((p) => probeProvider(p)))).filter((a) => a.ok).map((a) => a.provider);
+  const providers = (await probeQuietly('auto', 0, true)).attempts.filter((a) => a.ok).map((a) => a.provider);
   const [w, h] = opts.size.split('x').map(Number);
   // One thread can beat all cores on small models (no cross-core sync), so thread counts are candidates too.
   const threadCounts = [...new Set([1, availableParallelism()])];
@@ -90,7 +90,8 @@ export async function benchModels(opts: ModelBenchOptions) {
   function bytes(file: string) {
     return manifest.variants.find((v) => v.file === file)?.bytes ?? 0;
   }
-  const fastestOf = (precisions: readonly Precision[]) => withSpeedup.filter((x) => precisions.includes(x.precision)).sort((a, b) => a.msMedian - b.msMedian)[0] ?? null;
+  const fastestOf = (precisions: readonly Precision[]) =>
+    withSpeedup.filter((x) => precisions.includes(x.precision)).sort((a, b) => a.msMedian - b.msMedian)[0] ?? null;
   const rungs = Object.fromEntries(Object.entries(RUNG_PRECISIONS).map(([rung, ps]) => [rung, fastestOf(ps)]));
   const policy = configSchema.parse({}).power.policy;
   const levels = Object.fromEntries(Object.entries(policy).map(([level, p]) => [level, rungs[p.precision] ?? rungs.fp32]));

@@ -1,8 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { statfs } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { availableParallelism, cpus } from 'node:os';
 import { ffmpegVersion, listVideoDevices } from '../camera/index.js';
 import { BoardSensors } from '../power/index.js';
-import { AUTO_ORDER, ORT_VERSION, probeProvider, supportedBackends } from '../runtime/index.js';
+import { ORT_VERSION, probeQuietly, supportedBackends } from '../runtime/index.js';
 
 interface Finding {
   check: string;
@@ -13,12 +15,35 @@ interface Finding {
   optional?: boolean;
 }
 
-const PROVIDER_FIX: Record<string, string> = {
-  tensorrt: 'install TensorRT 10 and CUDA 12 libraries, then reinstall with ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci',
-  cuda: 'on an x64 box with an NVIDIA GPU and CUDA 12: ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci (Jetson needs a custom ORT build)',
-  webgpu: 'needs a GPU with Vulkan drivers (libvulkan1 and the vendor ICD)',
-  cpu: 'reinstall onnxruntime-node (npm ci)',
-};
+/**
+ * The command that fetches onnxruntime-node's CUDA libraries. Its install script is what downloads them; npm 11
+ * never runs a dependency's install script during `npm ci` unless allowed, and this project's .npmrc sets
+ * ignore-scripts, so the form that runs it on npm 10 and 11 alike is a rebuild of that one package.
+ */
+export function cudaInstallCommand(npmVersion: string | null): string {
+  const form = 'ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node --ignore-scripts=false';
+  return npmVersion ? `${form}   # npm ${npmVersion}, in ${packageRoot()}` : `${form}   # in ${packageRoot()}`;
+}
+
+const packageRoot = () => fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+
+function npmVersion(): string | null {
+  const r = spawnSync('npm', ['--version'], { encoding: 'utf8', timeout: 10_000 });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
+function providerFix(provider: string, npm: string | null): string {
+  switch (provider) {
+    case 'tensorrt':
+      return `install TensorRT 10 and CUDA 12 libraries, then: ${cudaInstallCommand(npm)}`;
+    case 'cuda':
+      return `on an x64 box with an NVIDIA GPU and CUDA 12: ${cudaInstallCommand(npm)} (Jetson needs a custom ORT build)`;
+    case 'webgpu':
+      return 'needs a GPU with Vulkan drivers (libvulkan1 and the vendor ICD)';
+    default:
+      return 'reinstall onnxruntime-node (npm ci)';
+  }
+}
 
 async function findings(stateDir: string): Promise<Finding[]> {
   const out: Finding[] = [];
@@ -26,13 +51,14 @@ async function findings(stateDir: string): Promise<Finding[]> {
   out.push({ check: 'node', ok: major >= 20, detail: process.version, fix: major >= 20 ? undefined : 'install Node.js 20 or newer' });
   out.push({ check: 'cpu', ok: true, detail: { cores: availableParallelism(), model: cpus()[0]?.model ?? 'unknown', arch: process.arch } });
   out.push({ check: 'onnxruntime', ok: true, detail: { version: ORT_VERSION, compiledIn: supportedBackends() } });
-  for (const p of AUTO_ORDER) {
-    const a = await probeProvider(p);
+  const npm = npmVersion();
+  for (const a of (await probeQuietly('auto', 0, true)).attempts) {
+    const p = a.provider;
     out.push({
       check: `provider ${p}`,
       ok: a.ok,
       detail: a.ok ? `creates a session (${Math.round(a.ms)} ms)` : a.error,
-      fix: a.ok ? undefined : PROVIDER_FIX[p],
+      fix: a.ok ? undefined : providerFix(p, npm),
       optional: p !== 'cpu',
     });
   }
@@ -47,7 +73,7 @@ async function findings(stateDir: string): Promise<Finding[]> {
   const devices = await listVideoDevices();
   out.push({ check: 'video devices', ok: true, detail: devices.length ? devices : 'none (demo and directory cameras still work)' });
   const s = await new BoardSensors({ root: '/', lowBatteryPercent: 20 }).read();
-  const temps = s.thermal.map((t) => `${t.name}: ${t.celsius === null ? 'unreadable' : `${t.celsius.toFixed(1)} °C`}`);
+  const temps = s.thermal.map((t) => `${t.name}: ${t.celsius === null ? 'unavailable' : `${t.celsius.toFixed(1)} °C`}`);
   out.push({
     check: 'sensors',
     ok: s.temperature !== null,

@@ -7,18 +7,9 @@ import { loadConfig } from '../config/index.js';
 import { configPath } from './common.js';
 import { OutpostError } from '../errors.js';
 import { readModelFile } from '../onnx/index.js';
-import {
-  buildVariants,
-  frameFeeds,
-  imageInput,
-  listFrames,
-  needsReduceRange,
-  NORMALISATIONS,
-  PLACEMENTS,
-  type Placement,
-} from '../optimize/index.js';
+import { buildVariants, frameFeeds, imageInput, listFrames, needsReduceRange, NORMALISATIONS, PLACEMENTS, type Placement } from '../optimize/index.js';
 import { PRECISIONS, type Precision } from '../vocabulary.js';
-import { localModelRunner, ORT_VERSION, probeProvider } from '../runtime/index.js';
+import { localModelRunner, ORT_VERSION, probeQuietly } from '../runtime/index.js';
 import { Progress } from './progress.js';
 
 export interface OptimizeOptions {
@@ -45,7 +36,7 @@ export interface OptimizeOptions {
 
 /** fp16 only pays off on a GPU provider (REFERENCE §1): built by default only where one works. */
 async function defaultPrecisions(): Promise<Precision[]> {
-  const gpu = (await Promise.all((['cuda', 'tensorrt', 'webgpu'] as const).map((p) => probeProvider(p)))).some((a) => a.ok);
+  const gpu = (await probeQuietly('auto', 0, true)).attempts.some((a) => a.ok && a.provider !== 'cpu');
   return gpu ? ['fp32', 'fp16', 'int8-dynamic', 'int8-static'] : ['fp32', 'int8-dynamic', 'int8-static'];
 }
 

@@ -1,5 +1,7 @@
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { configSchema, type PowerConfig } from '../config/index.js';
+import { OutpostError } from '../errors.js';
 import { BoardSensors, Governor, type SensorSnapshot } from '../power/index.js';
 
 /** The level one snapshot implies on its own (no dwell, no trend): what the governor would head for. */
@@ -14,7 +16,7 @@ function render(s: SensorSnapshot, level: ReturnType<typeof impliedLevel>): stri
   lines.push(`temperature   ${s.temperature ? `${s.temperature.celsius.toFixed(1)} °C from ${s.temperature.source}` : 'missing'}`);
   for (const t of s.thermal)
     lines.push(
-      `  ${t.name.padEnd(24)} ${t.celsius === null ? 'unreadable' : `${t.celsius.toFixed(1)} °C`}${t.trips.length ? `  trips: ${t.trips.map((x) => `${x.type} ${x.celsius} °C`).join(', ')}` : ''}`,
+      `  ${t.name.padEnd(24)} ${t.celsius === null ? 'unavailable' : `${t.celsius.toFixed(1)} °C`}${t.trips.length ? `  trips: ${t.trips.map((x) => `${x.type} ${x.celsius} °C`).join(', ')}` : ''}`,
     );
   if (s.throttle) {
     const on = (f: Record<string, boolean>) =>
@@ -50,6 +52,8 @@ function render(s: SensorSnapshot, level: ReturnType<typeof impliedLevel>): stri
 export async function sensorsCommand(opts: { root?: string; json?: boolean }): Promise<void> {
   const cfg = configSchema.parse({}).power;
   const root = resolve(opts.root ?? cfg.sysfsRoot);
+  if (!existsSync(root) || !statSync(root).isDirectory())
+    throw new OutpostError('OUTPOST_E_USAGE', `--root ${opts.root} is not a folder; pass a copy of a board's / (with sys/ and proc/ under it)`);
   const snapshot = await new BoardSensors({ root, lowBatteryPercent: cfg.lowBatteryPercent }).read();
   const level = impliedLevel(snapshot, cfg);
   process.stdout.write(

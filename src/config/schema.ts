@@ -178,13 +178,16 @@ const pipelineSchema = z.strictObject({
 
 const modelOptimizeSchema = z.strictObject({
   enabled: z.boolean().default(false).describe("build variants in the background on first start (state dir, keyed by the model's sha256)"),
-  precisions: z
-    .array(z.enum(PRECISIONS))
-    .min(1)
-    .default(['fp32', 'int8-dynamic', 'int8-static']),
+  precisions: z.array(z.enum(PRECISIONS)).min(1).default(['fp32', 'int8-dynamic', 'int8-static']),
   calibration: z.string().optional().describe('folder of frames to calibrate on (default: demo-camera frames)'),
   calibrationFrames: z.number().int().min(1).max(1000).default(32),
-  heldOut: z.number().int().min(1).max(1000).default(24).describe('frames kept out of calibration for the fidelity guard (topped up from calibration frames to at least 24)'),
+  heldOut: z
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(24)
+    .describe('frames kept out of calibration for the fidelity guard (topped up from calibration frames to at least 24)'),
   normalise: z.enum(['imagenet', 'imagenet-bgr', 'half', 'ultraface', 'unit']).default('imagenet'),
   size: z
     .string()
@@ -214,7 +217,6 @@ const modelSchema = z.strictObject({
   }),
 });
 
-
 const runtimeSchema = z.strictObject({
   providers: z
     .union([z.literal('auto'), z.array(z.enum(PROVIDERS)).min(1)])
@@ -238,7 +240,6 @@ const loggingSchema = z.strictObject({
   format: z.enum(['auto', 'json', 'pretty']).default('auto'),
   results: z.boolean().default(true).describe('log every result at info level').meta(LIVE),
 });
-
 
 const levelPolicy = z.strictObject({
   precision: z.enum(RUNGS).describe("precision rung: the optimizer's variant to run at this level"),

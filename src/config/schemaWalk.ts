@@ -84,7 +84,12 @@ function carriesLive(schema: Schema): boolean {
   while (s) {
     if ((s.meta() as { live?: boolean } | undefined)?.live) return true;
     const def: Def = s._zod.def;
-    s = def.innerType && ['default', 'optional', 'nullable', 'prefault', 'readonly', 'catch'].includes(def.type) ? def.innerType : def.type === 'pipe' ? def.in : undefined;
+    s =
+      def.innerType && ['default', 'optional', 'nullable', 'prefault', 'readonly', 'catch'].includes(def.type)
+        ? def.innerType
+        : def.type === 'pipe'
+          ? def.in
+          : undefined;
   }
   return false;
 }

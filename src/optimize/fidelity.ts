@@ -163,7 +163,10 @@ export class FidelityMeter {
       frames: this.frames,
       cosine: r4(this.cos / Math.max(1, this.n)),
       maxAbs: r4(this.maxAbs),
-      task: this.kind === 'none' ? null : { kind: this.kind, metric: TASK_METRIC[this.kind], value: r4(this.task / Math.max(1, this.frames)), low95: r4(this.low95()) },
+      task:
+        this.kind === 'none'
+          ? null
+          : { kind: this.kind, metric: TASK_METRIC[this.kind], value: r4(this.task / Math.max(1, this.frames)), low95: r4(this.low95()) },
     };
   }
 }

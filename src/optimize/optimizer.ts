@@ -16,7 +16,6 @@ import { PLACEMENTS, distinctCandidates, keepFloatFor, preferenceOrder, timePlac
 import { calibrate, initializersAsConstants, insertQdq, type StaticOptions } from './staticQuant.js';
 import { MANIFEST, type Manifest, type VariantEntry } from './manifest.js';
 
-
 export interface FidelityThresholds {
   /** Least mean cosine similarity to fp32 outputs. */
   cosine: number;
@@ -43,7 +42,6 @@ export interface OptimizeRequest {
   /** Replace `outDir` even when it holds files optimize did not write. */
   force?: boolean;
 }
-
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const stem = (file: string) => basename(file).replace(/\.onnx$/i, '');
@@ -243,7 +241,8 @@ async function referenceOutputs(base: ModelProto, feeds: TensorMap[], runner: Mo
 function checkOutDir(outDir: string, force: boolean): void {
   const dir = resolve(outDir);
   const cwd = process.cwd();
-  if (cwd === dir || cwd.startsWith(dir + sep) || dir === sep) throw new OutpostError('OUTPOST_E_USAGE', `--out ${outDir} is the current folder or one above it; name a folder of its own, such as ./models/NAME`);
+  if (cwd === dir || cwd.startsWith(dir + sep) || dir === sep)
+    throw new OutpostError('OUTPOST_E_USAGE', `--out ${outDir} is the current folder or one above it; name a folder of its own, such as ./models/NAME`);
   if (!existsSync(dir)) return;
   if (!statSync(dir).isDirectory()) throw new OutpostError('OUTPOST_E_USAGE', `--out ${outDir} is a file; name a folder`);
   const entries = readdirSync(dir);
@@ -267,4 +266,3 @@ function replaceDir(from: string, to: string): void {
   }
   if (had) rmSync(old, { recursive: true, force: true });
 }
-

@@ -137,7 +137,11 @@ export class PrecisionController implements Component {
       for (const cam of feeding) this.recorders.set(cam.name, [...(this.recorders.get(cam.name) ?? []), recorder]);
       log.info({ cameras: feeding.map((c) => c.name), frames, dir: recorder.dir }, 'recording calibration frames from the cameras');
       void recorder.full.then(() => {
-        for (const cam of feeding) this.recorders.set(cam.name, (this.recorders.get(cam.name) ?? []).filter((r) => r !== recorder));
+        for (const cam of feeding)
+          this.recorders.set(
+            cam.name,
+            (this.recorders.get(cam.name) ?? []).filter((r) => r !== recorder),
+          );
         build(recorder.dir);
       });
     }

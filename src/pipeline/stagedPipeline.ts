@@ -50,8 +50,6 @@ interface Generation {
 /** Sessions kept loaded per stage beyond the ones in use, so swapping back and forth never reloads. */
 const SESSIONS_KEPT_PER_STAGE = 2;
 
-
-
 const emptyTimings = (): Timings => ({ queueMs: 0, decodeMs: 0, preprocessMs: 0, inferMs: 0, postMs: 0, totalMs: 0 });
 const round3 = (v: number) => Math.round(v * 1000) / 1000;
 const roundBox = (b: readonly number[]) => b.map(Math.round) as Box;
@@ -235,7 +233,13 @@ export class StagedPipeline {
     if (regions.length === 0) return;
     const crops = decoderOf(stage).crops;
     if (!crops) throw new OutpostError('OUTPOST_E_CONFIG', `${stage.key}: a ${stage.config.decoder.type} stage cannot run on crops`);
-    const batches = await this.timed(timings, 'preprocessMs', () => crops.batches(stage, image, regions.map((r) => r.box)));
+    const batches = await this.timed(timings, 'preprocessMs', () =>
+      crops.batches(
+        stage,
+        image,
+        regions.map((r) => r.box),
+      ),
+    );
     for (const batch of batches) {
       const [out] = await this.infer(stage, { [stage.inputName]: float32(batch.tensor, batch.dims) }, timings);
       const t = performance.now();

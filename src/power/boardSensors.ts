@@ -37,6 +37,8 @@ export interface BoardSensorOptions {
   run?: CommandRunner;
   /** Battery below this is battery-low. */
   lowBatteryPercent: number;
+  /** When a reading is taken (the governor's trend is over these times). */
+  now?: () => number;
 }
 
 /** Reads every board sensor Outpost knows under a root folder; missing ones are listed, not zeroed. */
@@ -81,7 +83,7 @@ export class BoardSensors {
       ...(Object.keys(cpuFreqMHz).length === 0 ? ['cpufreq'] : []),
     ];
     return {
-      at: Date.now(),
+      at: (this.opts.now ?? Date.now)(),
       board: { model, family },
       thermal,
       temperature,

@@ -108,7 +108,7 @@ export class PowerMonitor implements Component {
   }
 
   private makeSensors(): BoardSensors {
-    return new BoardSensors({ root: this.cfg.sysfsRoot, run: this.run, lowBatteryPercent: this.cfg.lowBatteryPercent });
+    return new BoardSensors({ root: this.cfg.sysfsRoot, run: this.run, lowBatteryPercent: this.cfg.lowBatteryPercent, now: () => this.ctx.clock.now() });
   }
 
   private publishPolicy(): void {
@@ -125,7 +125,16 @@ export class PowerMonitor implements Component {
       if (t) {
         const policy = this.cfg.policy[t.to];
         this.ctx.log.warn(
-          { from: t.from, to: t.to, reason: t.reason, temperatureC: t.temperatureC, trendCPerMin: t.trendCPerMin, powerState: t.powerState, throttle: snapshot.throttle?.now ?? null, policy },
+          {
+            from: t.from,
+            to: t.to,
+            reason: t.reason,
+            temperatureC: t.temperatureC,
+            trendCPerMin: t.trendCPerMin,
+            powerState: t.powerState,
+            throttle: snapshot.throttle?.now ?? null,
+            policy,
+          },
           `governor ${t.from} → ${t.to}: ${t.reason}`,
         );
         this.transitions?.inc({ from: t.from, to: t.to });

@@ -16,7 +16,16 @@ export interface ThermalReading {
 /** Zones that do not measure the board: a constant 100 °C PMIC on JetPack 4, an estimate for the fan. */
 const IGNORED_ZONES = new Set(['PMIC-Die', 'thermal-fan-est']);
 
+/** Readings a board can really have. Outside, the sensor is absent or broken (Jetson Orin reports -256 °C for an absent `cv0-thermal`). */
+const PLAUSIBLE_C = { min: -40, max: 150 } as const;
+
 const celsius = (milli: number | null) => (milli === null ? null : milli / 1000);
+
+/** A temperature reading, or null ("unavailable") when it cannot be a real board temperature. */
+const reading = (milli: number | null) => {
+  const c = celsius(milli);
+  return c !== null && c >= PLAUSIBLE_C.min && c <= PLAUSIBLE_C.max ? c : null;
+};
 
 /** /sys/class/thermal/thermal_zone*: type, temp (m°C) and trip points. */
 export async function readThermalZones(fs: SysfsTree): Promise<ThermalReading[]> {
@@ -31,7 +40,7 @@ export async function readThermalZones(fs: SysfsTree): Promise<ThermalReading[]>
       const type = await fs.text(`${dir}/${f.replace('_temp', '_type')}`);
       if (t !== null && type) trips.push({ type, celsius: t });
     }
-    out.push({ name, source: `/${dir}/temp`, celsius: celsius(await fs.int(`${dir}/temp`)), trips });
+    out.push({ name, source: `/${dir}/temp`, celsius: reading(await fs.int(`${dir}/temp`)), trips });
   }
   return out;
 }
@@ -48,7 +57,7 @@ export async function readHwmonTemps(fs: SysfsTree): Promise<ThermalReading[]> {
       out.push({
         name: label ? `${chip}/${label}` : chip,
         source: `/${dir}/${f}`,
-        celsius: celsius(await fs.int(`${dir}/${f}`)),
+        celsius: reading(await fs.int(`${dir}/${f}`)),
         trips: crit !== null ? [{ type: 'critical', celsius: crit }] : [],
       });
     }

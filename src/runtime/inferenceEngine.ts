@@ -7,6 +7,7 @@ import { InferenceWorker } from './inferenceWorker.js';
 import type { ProviderName } from '../vocabulary.js';
 import type { SessionSpec } from './localSession.js';
 import type { ProviderAttempt } from './providerSelection.js';
+import { probeQuietly } from './quietProbe.js';
 
 export interface EngineOptions {
   providers: 'auto' | readonly ProviderName[];
@@ -34,18 +35,22 @@ export class InferenceEngine implements Component {
   async start(): Promise<void> {
     this.worker.start();
     const requested = this.opts.providers === 'auto' ? 'auto' : [...this.opts.providers];
-    let { chosen, attempts } = await this.worker.choose(requested, this.opts.deviceId);
+    let { chosen, attempts } = await probeQuietly(requested, this.opts.deviceId);
     if (!chosen && !attempts.some((a) => a.provider === 'cpu')) {
-      const fallback = await this.worker.choose(['cpu'], this.opts.deviceId);
+      const fallback = await probeQuietly(['cpu'], this.opts.deviceId);
       attempts = [...attempts, ...fallback.attempts];
       chosen = fallback.chosen;
       if (chosen) this.log.warn({ requested, fallback: 'cpu' }, `none of the requested providers (${String(requested)}) works here; falling back to cpu`);
     }
-    for (const a of attempts.filter((x) => !x.ok)) this.log.warn({ provider: a.provider, reason: a.error }, `execution provider ${a.provider} unavailable`);
     this.attempts = attempts;
     if (!chosen) throw new OutpostError('OUTPOST_E_PROVIDER', 'no execution provider works on this machine, not even cpu; run `outpost doctor`');
     this.chosen = chosen;
-    this.log.info({ provider: chosen }, `using execution provider ${chosen}`);
+    const unavailable = Object.fromEntries(attempts.filter((a) => !a.ok).map((a) => [a.provider, a.error]));
+    const others = Object.keys(unavailable);
+    this.log.info(
+      { provider: chosen, unavailable },
+      `using execution provider ${chosen}${others.length ? ` (${others.join(', ')} unavailable here; outpost doctor says why)` : ''}`,
+    );
   }
 
   async stop(): Promise<void> {

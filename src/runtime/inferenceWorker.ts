@@ -1,11 +1,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { OutpostError, type OutpostErrorCode } from '../errors.js';
-import type { ProviderName } from '../vocabulary.js';
+import { OutpostError, isOutpostErrorCode } from '../errors.js';
 import type { SessionInfo, SessionSpec } from './localSession.js';
 import type { TensorMap } from './tensorData.js';
-import type { ChooseReply, RunReply, WorkerReply, WorkerRequest } from './workerProtocol.js';
+import type { RunReply, WorkerReply, WorkerRequest } from './workerProtocol.js';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -46,10 +45,6 @@ export class InferenceWorker {
     if (worker) await worker.terminate();
   }
 
-  choose(requested: 'auto' | ProviderName[], deviceId: number): Promise<ChooseReply> {
-    return this.call({ op: 'choose', requested, deviceId }) as Promise<ChooseReply>;
-  }
-
   /** Creates a session under `key`; with `reuse`, a session already loaded under that key is kept. */
   load(key: string, file: string, spec: SessionSpec, reuse = false): Promise<SessionInfo> {
     return this.call({ op: 'load', key, file, spec, reuse }) as Promise<SessionInfo>;
@@ -80,7 +75,7 @@ export class InferenceWorker {
     if (!p) return;
     this.pending.delete(reply.id);
     if (reply.ok) p.resolve(reply.value);
-    else p.reject(new OutpostError(reply.code as OutpostErrorCode, reply.message));
+    else p.reject(new OutpostError(isOutpostErrorCode(reply.code) ? reply.code : 'OUTPOST_E_INTERNAL', reply.message));
   }
 
   private failAll(err: Error): void {

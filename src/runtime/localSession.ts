@@ -7,7 +7,6 @@ import { OutpostError, errorMessage } from '../errors.js';
 import type { ProviderName } from '../vocabulary.js';
 import type { TensorData, TensorMap } from './tensorData.js';
 
-
 export interface SessionSpec {
   provider: ProviderName;
   /** intraOpNumThreads; 0 means one per core. */
@@ -61,14 +60,14 @@ export class LocalSession {
     const bytes = typeof model === 'string' ? readModel(model) : model;
     const cached = cachePath(spec, bytes);
     const fromCache = cached !== null && existsSync(cached);
-    if (cached && !fromCache) mkdirSync(spec.cacheDir!, { recursive: true });
+    const canCache = cached !== null && (fromCache || makeCacheDir(spec.cacheDir!));
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: [providerOption(spec)],
       intraOpNumThreads: spec.threads > 0 ? spec.threads : availableParallelism(),
       interOpNumThreads: 1,
       graphOptimizationLevel: fromCache ? 'disabled' : (spec.optimization ?? defaultOptimization(model, spec.provider)),
       logSeverityLevel: 3,
-      ...(cached && !fromCache ? { optimizedModelFilePath: cached } : {}),
+      ...(cached && canCache && !fromCache ? { optimizedModelFilePath: cached } : {}),
       ...(spec.saveOptimizedTo ? { optimizedModelFilePath: spec.saveOptimizedTo } : {}),
     };
     try {
@@ -84,7 +83,12 @@ export class LocalSession {
       return new LocalSession(session, info);
     } catch (err) {
       const what = typeof model === 'string' ? model : 'a model built in memory';
-      throw new OutpostError('OUTPOST_E_PROVIDER', `cannot create a ${spec.provider} session for ${what}: ${errorMessage(err).split('\n')[0]}`, { cause: err });
+      const reason = errorMessage(err).split('\n')[0];
+      if (isProviderFailure(reason))
+        throw new OutpostError('OUTPOST_E_PROVIDER', `cannot create a ${spec.provider} session for ${what}: ${reason}`, { cause: err });
+      throw new OutpostError('OUTPOST_E_MODEL', `${what} is not a model ONNX Runtime can load (${reason}); check that the file is a whole .onnx export`, {
+        cause: err,
+      });
     }
   }
 
@@ -106,6 +110,17 @@ export class LocalSession {
 }
 
 /**
+ * Whether a session failed because of the provider (its libraries, its device) rather than the model file. A
+ * provider has already created and run the probe model by the time a real model loads, so anything else
+ * (protobuf parsing, graph errors, unknown ops) is the model's fault.
+ */
+function isProviderFailure(reason: string): boolean {
+  return (
+    /shared library|No supported adapters|execution provider|CUDA|cuDNN|TensorRT|Vulkan|Dawn|WebGPU|adapter|device/i.test(reason) && !/protobuf/i.test(reason)
+  );
+}
+
+/**
  * ORT 1.30's CPU layout transforms (level 'all') crash the process on some float16 graphs (ViT-tiny fp16:
  * SIGSEGV while optimizing); 'extended' runs them fine. Our optimizer names float16 variants *.fp16.onnx.
  */
@@ -119,6 +134,16 @@ function shapesOf(session: ort.InferenceSession): SessionInfo['inputShapes'] {
     shapes[m.name] = m.isTensor ? m.shape.map((d) => (typeof d === 'number' && d > 0 ? d : typeof d === 'string' ? d : null)) : [];
   }
   return shapes;
+}
+
+/** The optimized-graph cache only saves start-up time: a folder that cannot be made means no cache, not no model. */
+function makeCacheDir(dir: string): boolean {
+  try {
+    mkdirSync(dir, { recursive: true });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function readModel(file: string): Uint8Array {

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { AUTOTUNE, MANIFEST, readAutotune, readManifest, type Autotune, type Manifest } from '../optimize/index.js';
 import { RUNG_PRECISIONS, type Precision, type Rung } from '../vocabulary.js';
 
-
 /** Where a configured model's variants live: the folder it names, or the state dir's build for its sha256. */
 export function variantsDir(modelFile: string, stateDir: string): string {
   if (existsSync(modelFile) && statSync(modelFile).isDirectory()) return modelFile;

@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
+import { OutpostError, asOutpostError } from '../errors.js';
 import { LocalSession } from './localSession.js';
-import { chooseProvider } from './providerSelection.js';
 import type { TensorMap } from './tensorData.js';
 import type { WorkerReply, WorkerRequest } from './workerProtocol.js';
 
@@ -14,8 +14,6 @@ function transferables(map: TensorMap): ArrayBuffer[] {
 
 async function handle(req: WorkerRequest): Promise<{ value: unknown; transfer: ArrayBuffer[] }> {
   switch (req.op) {
-    case 'choose':
-      return { value: await chooseProvider(req.requested, req.deviceId), transfer: [] };
     case 'load': {
       const old = sessions.get(req.key);
       if (old && req.reuse) return { value: old.info, transfer: [] };
@@ -26,7 +24,7 @@ async function handle(req: WorkerRequest): Promise<{ value: unknown; transfer: A
     }
     case 'run': {
       const session = sessions.get(req.key);
-      if (!session) throw Object.assign(new Error(`no session loaded for ${req.key}`), { code: 'OUTPOST_E_MODEL' });
+      if (!session) throw new OutpostError('OUTPOST_E_MODEL', `no session loaded for ${req.key}`);
       const started = performance.now();
       const outputs = await session.run(req.feeds);
       return { value: { outputs, inferMs: performance.now() - started }, transfer: transferables(outputs) };
@@ -41,6 +39,10 @@ async function handle(req: WorkerRequest): Promise<{ value: unknown; transfer: A
 port.on('message', (req: WorkerRequest) => {
   handle(req).then(
     ({ value, transfer }) => port.postMessage({ id: req.id, ok: true, value } as WorkerReply, transfer),
-    (err: Error & { code?: string }) => port.postMessage({ id: req.id, ok: false, code: err.code ?? 'OUTPOST_E_MODEL', message: err.message } as WorkerReply),
+    (err: unknown) => {
+      // a catalogued code only: a raw errno forwarded as the code once made a failed start exit 0
+      const e = asOutpostError(err, 'OUTPOST_E_MODEL');
+      port.postMessage({ id: req.id, ok: false, code: e.code, message: e.message } as WorkerReply);
+    },
   );
 });

@@ -26,7 +26,12 @@ export class FrameMetrics implements Component {
       registers,
     });
     const failed = new Counter({ name: 'outpost_frames_failed_total', help: 'Frames whose processing failed', labelNames: ['camera'], registers });
-    const skipped = new Counter({ name: 'outpost_frames_skipped_total', help: 'Frames the motion gate kept from the models (no motion)', labelNames: ['camera'], registers });
+    const skipped = new Counter({
+      name: 'outpost_frames_skipped_total',
+      help: 'Frames the motion gate kept from the models (no motion)',
+      labelNames: ['camera'],
+      registers,
+    });
     const stageSeconds = new Histogram({
       name: 'outpost_stage_seconds',
       help: 'Time per pipeline stage for one frame',

@@ -46,7 +46,11 @@ export class StatusServer implements Component {
   private listenError(err: Error): Error {
     const where = `${this.opts.host}:${this.opts.port}`;
     if (isSystemError(err) && err.code === 'EADDRINUSE') {
-      return new OutpostError('OUTPOST_E_PORT', `status.port ${this.opts.port} on ${this.opts.host} is already in use (another outpost?); stop that process or set status.port`, { cause: err });
+      return new OutpostError(
+        'OUTPOST_E_PORT',
+        `status.port ${this.opts.port} on ${this.opts.host} is already in use (another outpost?); stop that process or set status.port`,
+        { cause: err },
+      );
     }
     if (isSystemError(err) && (err.code === 'EADDRNOTAVAIL' || err.code === 'EACCES')) {
       return new OutpostError('OUTPOST_E_PORT', `cannot listen on ${where} (${err.code}); check status.host and status.port`, { cause: err });

@@ -107,6 +107,8 @@ export const boards = {
         ['passive', 99000],
         ['critical', 104500],
       ]),
+      // an absent camera/vision-engine sensor: Orin reports it as -256 °C
+      ...zone(6, 'cv0-thermal', -256000),
       'sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3/name': 'ina3221\n',
       'sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3/in1_label': 'VDD_GPU_SOC\n',
       'sys/bus/i2c/drivers/ina3221/1-0040/hwmon/hwmon3/in1_input': '4976\n',
