@@ -60,8 +60,8 @@ describe('ONNX Runtime adapter', () => {
       ]);
       const msgs = lines.map((l) => l.msg);
       expect(msgs).toContain('none of the requested providers (cuda) works here; falling back to cpu');
-      expect(lines.find((l) => l.msg === 'execution provider cuda unavailable')?.reason).toMatch(/Failed to load shared library|cuda/i);
-      expect(msgs).toContain('using execution provider cpu');
+      const using = lines.find((l) => l.msg === 'using execution provider cpu (cuda unavailable here; outpost doctor says why)');
+      expect((using?.unavailable as Record<string, string>).cuda).toMatch(/Failed to load shared library|cuda/i);
     } finally {
       await engine.stop();
     }

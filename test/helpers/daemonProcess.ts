@@ -52,8 +52,9 @@ export class DaemonProcess {
     throw new Error(`timed out waiting for ${what}; daemon stderr tail:\n${this.stderrTail}`);
   }
 
-  waitForLog(msg: string | RegExp): Promise<Record<string, unknown>> {
-    return this.waitFor(`log "${msg}"`, () => this.logs.find((l) => (typeof msg === 'string' ? l.msg === msg : msg.test(String(l.msg)))));
+  /** The first log line with this message; `seconds` bounds the wait (a minute unless said). */
+  waitForLog(msg: string | RegExp, seconds = 60): Promise<Record<string, unknown>> {
+    return this.waitFor(`log "${msg}"`, () => this.logs.find((l) => (typeof msg === 'string' ? l.msg === msg : msg.test(String(l.msg)))), seconds * 4);
   }
 
   /** Writes `config` as DIR/outpost.yaml and runs the daemon on it. */
