@@ -1,8 +1,6 @@
-import { missingTool } from './helpers/optional.js';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createSource } from '../src/camera/index.js';
@@ -10,7 +8,8 @@ import { configSchema, type CameraConfig } from '../src/config/index.js';
 import type { Frame, FrameSource } from '../src/types.js';
 import { freePort } from './helpers/daemonProcess.js';
 import { jpegFrame } from './helpers/jpegs.js';
-import { tempDir } from './helpers/paths.js';
+import { missingTool } from './helpers/optional.js';
+import { testVideo } from './helpers/video.js';
 
 const log = pino({ level: 'silent' });
 const noFfmpeg = missingTool('ffmpeg', 'ffmpeg');
@@ -159,22 +158,7 @@ describe('mjpeg-http source', () => {
 describe.skipIf(noFfmpeg)('ffmpeg sources (a real ffmpeg process)', () => {
   let video: string;
   beforeAll(() => {
-    video = join(tempDir(), 'test.mp4');
-    const r = spawnSync('ffmpeg', [
-      '-hide_banner',
-      '-loglevel',
-      'error',
-      '-f',
-      'lavfi',
-      '-i',
-      'testsrc=size=320x240:rate=10',
-      '-t',
-      '2',
-      '-pix_fmt',
-      'yuv420p',
-      video,
-    ]);
-    expect(r.status, String(r.stderr)).toBe(0);
+    video = testVideo(2);
   });
 
   it("plays a file once, every frame a JPEG of the video's size", async () => {

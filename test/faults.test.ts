@@ -11,6 +11,7 @@ import { ERROR_CATALOGUE } from '../src/errors.js';
 import type { Frame } from '../src/types.js';
 import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
 import { jpegFrame } from './helpers/jpegs.js';
+import { testVideo } from './helpers/video.js';
 import { missingTool } from './helpers/optional.js';
 import { ROOT, tempDir } from './helpers/paths.js';
 import { waitUntil } from './helpers/wait.js';
@@ -227,25 +228,7 @@ describe('a newcomer’s first commands are quiet', () => {
 });
 
 describe.skipIf(missingTool('ffmpeg', 'ffmpeg'))('a hung or killed ffmpeg camera', () => {
-  const video = () => {
-    const file = join(tempDir(), 'clip.mp4');
-    const r = spawnSync('ffmpeg', [
-      '-hide_banner',
-      '-loglevel',
-      'error',
-      '-f',
-      'lavfi',
-      '-i',
-      'testsrc=size=320x240:rate=10',
-      '-t',
-      '3',
-      '-pix_fmt',
-      'yuv420p',
-      file,
-    ]);
-    expect(r.status, String(r.stderr)).toBe(0);
-    return file;
-  };
+  const video = () => testVideo(3);
   /** PIDs of ffmpeg processes reading `file`. */
   const ffmpegsOf = (file: string) =>
     spawnSync('pgrep', ['-f', `ffmpeg .*${file}`], { encoding: 'utf8' })
