@@ -7,6 +7,9 @@ import { doctorCommand } from './cli/doctorCommand.js';
 import { inferCommand } from './cli/inferCommand.js';
 import { runCommand } from './cli/runCommand.js';
 import { schemaCommand } from './cli/schemaCommand.js';
+import { keysGenerate, keysShow } from './cli/keysCommand.js';
+import { commandCommand } from './cli/commandCommand.js';
+import { monitorCommand } from './cli/monitorCommand.js';
 import { sensorsCommand } from './cli/sensorsCommand.js';
 import { optimizeCommand } from './cli/optimizeCommand.js';
 import { loadConfig } from './config/index.js';
@@ -117,6 +120,55 @@ program
   .description('print the JSON Schema of the config (or --write it, e.g. to config/outpost.schema.json)')
   .option('-w, --write <file>', 'write to a file instead of stdout')
   .action((o) => schemaCommand(o));
+
+const keys = program.command('keys').description("this node's key pair: Ed25519 to sign, X25519 to seal");
+keys
+  .command('generate')
+  .description('make a key pair: secret.json (0600) and public.json in a 0700 folder; refuses to replace keys without --force')
+  .option('-d, --dir <dir>', 'folder for the keys (default: node.keysDir of the config, <stateDir>/keys)')
+  .option('-c, --config <file>', 'config file (for the default folder)')
+  .option('--force', 'replace existing keys (every keyring that trusts them must be updated)')
+  .option('--json', 'machine-readable output')
+  .action((o) =>
+    Promise.resolve()
+      .then(() => keysGenerate(o))
+      .catch(exitOnError),
+  );
+keys
+  .command('show')
+  .description('the public keys and fingerprint, never a secret, with the keyring line other nodes need')
+  .option('-d, --dir <dir>', 'folder of the keys (default: node.keysDir of the config)')
+  .option('-c, --config <file>', 'config file (for the default folder)')
+  .option('--json', 'machine-readable output')
+  .action((o) =>
+    Promise.resolve()
+      .then(() => keysShow(o))
+      .catch(exitOnError),
+  );
+
+const collect = (v: string, list: string[]) => [...list, v];
+program
+  .command('command')
+  .description('sign a command with an operator key, send it to a device over MQTT, print its answer (exit 0 done, 1 refused, 69 no answer)')
+  .argument('<device>', 'the device id (telemetry.mqtt.deviceId, default node.name)')
+  .argument('<action>', 'status, reload-config, set-precision, pause-camera, resume-camera, snapshot, rebenchmark, restart')
+  .requiredOption('-b, --broker <url>', 'mqtt://host:1883')
+  .requiredOption('-k, --key <dir>', "the operator's key folder (outpost keys generate --dir DIR)")
+  .option('--base <topic>', 'base topic', 'outpost')
+  .option('-a, --arg <key=value>', 'an argument (repeat it): precision=int8, camera=door', collect, [])
+  .option('-t, --timeout <seconds>', 'how long to wait for the answer', Number, 10)
+  .option('-o, --out <file>', 'snapshot: open the sealed JPEG with the operator key and write it here')
+  .option('--json', 'the answer as JSON')
+  .action((device, action, o) => commandCommand(device, action, o).catch(exitOnError));
+
+program
+  .command('monitor')
+  .description('a live table of every device on the broker: state, age of its telemetry, fps, p95 latency, level, temperature, precision')
+  .requiredOption('-b, --broker <url>', 'mqtt://host:1883')
+  .option('--base <topic>', 'base topic', 'outpost')
+  .option('--json', 'one JSON object per update instead of the table')
+  .option('--for <seconds>', 'stop after this long', Number)
+  .action((o) => monitorCommand(o).catch(exitOnError));
 
 // whichever way a command ends (a clean stop, a stop that took too long, a crash), no camera process outlives it
 process.on('exit', killAllGroups);

@@ -1,16 +1,26 @@
-import { Registry } from 'prom-client';
-import { systemClock, type Component, type ComponentContext, type Health } from './component.js';
-import { ComponentList } from './componentList.js';
-import { planReload, type LoadedConfig, type OutpostConfig } from './config/index.js';
-import { EventBus } from './eventBus.js';
-import type { Logger } from './log.js';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Component, ComponentContext } from './component.js';
+import { readKeys } from './crypto/index.js';
+import { JobScheduler } from './jobs/index.js';
+import { MqttLink } from './mqtt/index.js';
 import { CameraSet, PipelineSet, PrecisionController } from './pipeline/index.js';
 import { PowerMonitor } from './power/index.js';
-import { InferenceEngine } from './runtime/index.js';
-import { prepareStateDir } from './stateDir.js';
-import { FrameMetrics, ResultLog, StatsCollector, StatusServer, renderStatusPage, type PageStatus } from './telemetry/index.js';
+import { cleanState, InferenceEngine, rebenchmarkModels } from './runtime/index.js';
+import { Supervisor } from './supervisor.js';
+import {
+  FleetTelemetry,
+  FrameMetrics,
+  ResultLog,
+  StatsCollector,
+  StatusServer,
+  renderStatusPage,
+  type CommandTargets,
+  type PageStatus,
+} from './telemetry/index.js';
 
 export const VERSION = '0.1.0';
+const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
 
 /**
  * The composition root: the list of components, started in this order and stopped in reverse. Adding a
@@ -21,6 +31,29 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
   const engine = new InferenceEngine({ ...c.runtime, stateDir: c.node.stateDir }, ctx('runtime').log);
   const pipelines = new PipelineSet(ctx('pipelines'), engine);
   const provider = () => engine.provider;
+  const precision = new PrecisionController(ctx('precision'), pipelines, provider);
+  const cameras = new CameraSet(ctx('cameras'), pipelines, provider);
+  const jobs = new JobScheduler(ctx('jobs'), [
+    {
+      name: 'rebenchmark',
+      optional: true,
+      run: (signal) => rebenchmarkModels(CLI, daemon.config, ctx('jobs').log, signal, (model, dir) => precision.retuned(model, dir)),
+    },
+    { name: 'stateCleanup', optional: false, run: async () => cleanState(daemon.config, ctx('jobs').log) },
+  ]);
+  const mqtt = c.telemetry.mqtt && new MqttLink(ctx('mqtt'), { mqtt: c.telemetry.mqtt, deviceId: c.telemetry.mqtt.deviceId ?? c.node.name });
+  const targets: CommandTargets = {
+    status: () => daemon.status(),
+    reloadConfig: () => daemon.reloadFromFile(),
+    setPrecision: (rung) => precision.fix(rung),
+    pauseCamera: (name) => void cameras.pause(name),
+    resumeCamera: (name) => cameras.resume(name),
+    cameras: () => cameras.names(),
+    latestFrame: (name) => cameras.latestFrame(name),
+    rebenchmark: () => jobs.run('rebenchmark'),
+    restart: () => daemon.restart(),
+    keys: () => daemon.keys(),
+  };
   return [
     new StatsCollector(ctx('stats')),
     new FrameMetrics(ctx('metrics')),
@@ -28,84 +61,30 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
     ...(c.status.enabled ? [statusServer(ctx('status'), daemon)] : []),
     engine,
     pipelines,
-    new PrecisionController(ctx('precision'), pipelines, provider),
-    new CameraSet(ctx('cameras'), pipelines, provider),
+    precision,
+    cameras,
     ...(c.power.enabled ? [new PowerMonitor(ctx('power'))] : []),
+    jobs,
+    ...(mqtt ? [mqtt, new FleetTelemetry(ctx('fleet'), mqtt, targets, { version: VERSION, startedAt: daemon.startedAt })] : []),
   ];
 }
 
-function statusServer(ctx: ComponentContext, daemon: Daemon): StatusServer {
-  const { host, port } = ctx.config.status;
-  const status = () => daemon.status();
-  return new StatusServer({ host, port, status, page: () => renderStatusPage(status()), healthy: () => daemon.health(), registry: ctx.registry, log: ctx.log });
+function statusServer(ctx: ComponentContext, d: Daemon): StatusServer {
+  const opts = { ...ctx.config.status, status: () => d.status(), page: () => renderStatusPage(d.status()), healthy: () => d.health() };
+  return new StatusServer({ ...opts, registry: ctx.registry, log: ctx.log });
 }
 
-export class Daemon {
-  private config: Readonly<OutpostConfig>;
-  private readonly bus: EventBus;
-  private readonly registry = new Registry();
-  private readonly startedAt = Date.now();
-  readonly list: ComponentList;
-
-  constructor(
-    private loaded: LoadedConfig,
-    private readonly log: Logger,
-  ) {
-    this.config = loaded.config;
-    this.bus = new EventBus(log.child({ component: 'bus' }));
-    const ctx = (name: string): ComponentContext => ({
-      config: this.config,
-      bus: this.bus,
-      log: log.child({ component: name }),
-      clock: systemClock,
-      stateDir: this.config.node.stateDir,
-      registry: this.registry,
-    });
-    this.list = new ComponentList(components(ctx, this), this.bus, log);
+export class Daemon extends Supervisor {
+  protected components(ctx: (name: string) => ComponentContext): Component[] {
+    return components(ctx, this);
   }
 
-  async start(signal: AbortSignal): Promise<void> {
-    const { freeBytes } = prepareStateDir(this.config.node.stateDir);
-    if (freeBytes < 256 * 1024 ** 2)
-      this.log.warn({ stateDir: this.config.node.stateDir, freeMiB: Math.round(freeBytes / 1024 ** 2) }, 'little free space for the state folder');
-    await this.list.start(signal);
-    const { provider, variant } = this.list.status();
-    this.log.info({ cameras: this.config.cameras.filter((c) => c.enabled).map((c) => c.name), provider, variant }, 'outpost running');
-  }
-
-  stop(): Promise<void> {
-    return this.list.stop();
-  }
-
-  /** SIGHUP: applies what can change live, keeps restart-only settings at their running values and names them. */
-  async reload(next: LoadedConfig): Promise<{ applied: string[]; needRestart: string[] }> {
-    const { applied, needRestart, effective } = planReload(this.config, next.config);
-    this.config = effective;
-    this.loaded = { ...next, config: effective };
-    this.log.level = effective.logging.level;
-    await this.list.reload(effective);
-    if (needRestart.length > 0) this.log.warn({ settings: needRestart }, 'these changed settings take effect after a restart');
-    this.log.info({ applied }, 'configuration reloaded');
-    return { applied, needRestart };
-  }
-
-  health(): Health {
-    return this.list.health();
+  /** This node's own keys, when it has any (snapshots are sealed with them). */
+  keys() {
+    return existsSync(this.config.node.keysDir!) ? readKeys(this.config.node.keysDir!) : null;
   }
 
   status(): PageStatus & Record<string, unknown> {
-    const parts = this.list.status();
-    const node = { node: this.config.node.name, version: VERSION, config: this.loaded.file, uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000) };
-    return {
-      ...node,
-      healthy: this.health().ok,
-      provider: null,
-      variant: 'fp32',
-      cameras: {},
-      latencyMs: {},
-      power: null,
-      lastResult: null,
-      ...parts,
-    } as PageStatus & Record<string, unknown>;
+    return this.mergedStatus(VERSION) as PageStatus & Record<string, unknown>;
   }
 }

@@ -4,15 +4,18 @@
  * exit-code table is tested against this one.
  */
 export const ERROR_CATALOGUE = {
+  OUTPOST_E_REFUSED: { exit: 1, means: 'the other side refused: a command without the right key, role or freshness (the reason says which)' },
   OUTPOST_E_USAGE: { exit: 64, means: 'a command-line flag or argument is wrong' },
   OUTPOST_E_INPUT: { exit: 65, means: 'an input image, folder or file is unreadable, empty or not what the command expects' },
   OUTPOST_E_MODEL: { exit: 65, means: 'a model file is missing, truncated, not ONNX, or uses an operator ONNX Runtime cannot run' },
   OUTPOST_E_PROVIDER: { exit: 69, means: 'no execution provider creates a session on this machine' },
   OUTPOST_E_CAMERA: { exit: 69, means: 'a camera is unreachable or delivered no frame' },
+  OUTPOST_E_UNREACHABLE: { exit: 69, means: 'a broker, device, collector or peer did not answer in time' },
   OUTPOST_E_INTERNAL: { exit: 70, means: 'a bug in Outpost: the message carries a stack trace to report' },
   OUTPOST_E_STATE: { exit: 73, means: 'the state folder (node.stateDir) cannot be created or written, or its disk is full' },
   OUTPOST_E_IO: { exit: 74, means: 'a file or folder named on the command line cannot be read or written' },
   OUTPOST_E_PORT: { exit: 75, means: 'a port Outpost must listen on is taken; stop the other process or choose another port' },
+  OUTPOST_E_KEYS: { exit: 77, means: "this node's key files are missing, unreadable, or readable by others" },
   OUTPOST_E_CONFIG: { exit: 78, means: 'the configuration is invalid: one FILE:LINE:COL: path: message line per problem' },
 } as const;
 

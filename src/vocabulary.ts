@@ -45,3 +45,7 @@ export const PLACEMENT_NAMES = [
   'float-stem-dw-elementwise',
 ] as const;
 export type PlacementName = (typeof PLACEMENT_NAMES)[number];
+
+/** What a key in the keyring may do: command this node, offload frames to it, receive its uploads. */
+export const KEY_ROLES = ['operator', 'peer', 'collector'] as const;
+export type KeyRole = (typeof KEY_ROLES)[number];

@@ -20,3 +20,4 @@ export {
   type LevelPolicy,
 } from './schema.js';
 export { LIVE_SETTINGS, isLiveSetting, planReload, type ReloadPlan } from './reload.js';
+export type { MqttConfig, KeyringEntryConfig, JobsConfig, EventSelection } from './fleetSchema.js';

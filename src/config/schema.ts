@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { jobsSchema, keyringEntrySchema, telemetrySchema } from './fleetSchema.js';
 import { GOVERNOR_LEVELS, PLACEMENT_NAMES, PRECISIONS, PROVIDERS, RUNGS } from '../vocabulary.js';
 
 /** Marks a setting SIGHUP applies without a restart (it shows as `"live": true` in the JSON Schema too). */
@@ -306,8 +307,12 @@ export const configSchema = z.strictObject({
     .strictObject({
       name: name.default('outpost'),
       stateDir: z.string().min(1).default('/var/lib/outpost'),
+      keysDir: z.string().min(1).optional().describe("this node's key pair (outpost keys generate); default <stateDir>/keys"),
     })
     .default({ name: 'outpost', stateDir: '/var/lib/outpost' }),
+  keyring: z.array(keyringEntrySchema).default([]).describe('the one list of keys this node trusts, each with its roles'),
+  telemetry: telemetrySchema.default({}),
+  jobs: jobsSchema.default({ rebenchmark: { enabled: true, schedule: '0 3 * * 0' }, stateCleanup: { enabled: true, schedule: '30 4 * * *' } }),
   cameras: z.array(cameraSchema).max(32).default([]),
   models: z.record(name, modelSchema).default({}),
   pipelines: z.record(name, pipelineSchema).default({}),

@@ -2,7 +2,7 @@ import { Counter, Gauge } from 'prom-client';
 import { createSource, MotionGate } from '../camera/index.js';
 import type { Component, ComponentContext } from '../component.js';
 import type { LevelPolicy, OutpostConfig } from '../config/index.js';
-import type { SourceHealth } from '../types.js';
+import type { Frame, SourceHealth } from '../types.js';
 import { FrameScheduler } from './frameScheduler.js';
 import type { PipelineSet } from './pipelineSet.js';
 
@@ -15,6 +15,8 @@ export class CameraSet implements Component {
   private scheduler: FrameScheduler | null = null;
   private config: Readonly<OutpostConfig>;
   private policy: LevelPolicy | null = null;
+  /** The newest frame of each camera (one each: bounded), for snapshots and the live page. */
+  private readonly latest = new Map<string, Frame>();
 
   constructor(
     private readonly ctx: ComponentContext,
@@ -36,6 +38,7 @@ export class CameraSet implements Component {
       })),
       { bus: this.ctx.bus, log: this.ctx.log, provider: this.provider(), inflight: this.config.runtime.inflightFrames },
     );
+    this.ctx.bus.on('frame.received', this.name, (f) => this.latest.set(f.camera, f));
     this.ctx.bus.on('governor.policy', this.name, ({ policy }) => {
       this.policy = policy;
       this.applyCaps();
@@ -55,12 +58,34 @@ export class CameraSet implements Component {
     this.applyCaps();
   }
 
+  names(): string[] {
+    return this.config.cameras.filter((c) => c.enabled).map((c) => c.name);
+  }
+
+  latestFrame(camera: string): Frame | null {
+    return this.latest.get(camera) ?? null;
+  }
+
+  async pause(camera: string): Promise<void> {
+    await this.scheduler?.pause(camera);
+    this.ctx.log.info({ camera }, 'camera paused');
+  }
+
+  resume(camera: string): void {
+    this.scheduler?.resume(camera);
+    this.ctx.log.info({ camera }, 'camera resumed');
+  }
+
   sourceHealth(): Record<string, SourceHealth> {
     return this.scheduler?.sourceHealth() ?? {};
   }
 
   status(): Record<string, unknown> {
-    return { cameras: Object.fromEntries(Object.entries(this.sourceHealth()).map(([name, h]) => [name, { source: h }])) };
+    const paused = this.scheduler?.paused() ?? [];
+    const health = this.sourceHealth();
+    return {
+      cameras: Object.fromEntries(this.names().map((name) => [name, { paused: paused.includes(name), ...(health[name] ? { source: health[name] } : {}) }])),
+    };
   }
 
   /** Connection counters of the cameras that connect to something, read from the sources at scrape time. */

@@ -23,6 +23,9 @@ export interface ScheduledCamera {
 interface CameraState extends ScheduledCamera {
   slot: LatestFrameSlot;
   pump: Promise<void> | null;
+  /** Stops this camera alone (pause) or with the others (stop). */
+  abort: AbortController;
+  paused: boolean;
   weight: number;
   current: number;
 }
@@ -48,7 +51,6 @@ export interface SchedulerDeps {
  */
 export class FrameScheduler {
   private readonly cameras: CameraState[];
-  private readonly abort = new AbortController();
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
   private stopping = false;
@@ -57,7 +59,15 @@ export class FrameScheduler {
     cameras: ScheduledCamera[],
     private readonly deps: SchedulerDeps,
   ) {
-    this.cameras = cameras.map((c) => ({ ...c, slot: new LatestFrameSlot(c.maxFps), pump: null, weight: c.weight ?? 1, current: 0 }));
+    this.cameras = cameras.map((c) => ({
+      ...c,
+      slot: new LatestFrameSlot(c.maxFps),
+      pump: null,
+      weight: c.weight ?? 1,
+      current: 0,
+      abort: new AbortController(),
+      paused: false,
+    }));
   }
 
   start(): void {
@@ -68,7 +78,7 @@ export class FrameScheduler {
   /** Stops the cameras, lets the frame in flight finish, then resolves. */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.abort.abort();
+    for (const cam of this.cameras) cam.abort.abort();
     this.wake?.();
     await Promise.all(this.cameras.map((c) => c.pump));
     await this.loop;
@@ -84,6 +94,34 @@ export class FrameScheduler {
     return out;
   }
 
+  /** Stops a camera's source (its ffmpeg too) until resume(); its waiting frame is dropped. */
+  async pause(camera: string): Promise<void> {
+    const cam = this.camera(camera);
+    if (cam.paused) return;
+    cam.paused = true;
+    cam.abort.abort();
+    await cam.pump;
+    cam.slot.take();
+  }
+
+  resume(camera: string): void {
+    const cam = this.camera(camera);
+    if (!cam.paused || this.stopping) return;
+    cam.paused = false;
+    cam.abort = new AbortController();
+    cam.pump = this.pump(cam);
+  }
+
+  paused(): string[] {
+    return this.cameras.filter((c) => c.paused).map((c) => c.source.name);
+  }
+
+  private camera(name: string): CameraState {
+    const cam = this.cameras.find((c) => c.source.name === name);
+    if (!cam) throw new Error(`no camera ${name}`);
+    return cam;
+  }
+
   setMaxFps(camera: string, maxFps: number | undefined): void {
     this.cameras.find((c) => c.source.name === camera)?.slot.setMaxFps(maxFps);
   }
@@ -91,7 +129,7 @@ export class FrameScheduler {
   private async pump(cam: CameraState): Promise<void> {
     const log = this.deps.log.child({ camera: cam.source.name });
     try {
-      for await (const frame of cam.source.frames(this.abort.signal)) {
+      for await (const frame of cam.source.frames(cam.abort.signal)) {
         this.deps.bus.emit('frame.received', frame);
         if (cam.gate && !(await cam.gate.check(frame.data).catch(() => ({ pass: true }))).pass) {
           this.deps.bus.emit('frame.skipped', { camera: frame.camera, reason: 'no-motion' });
@@ -102,7 +140,7 @@ export class FrameScheduler {
         this.wake?.();
       }
     } catch (err) {
-      if (!this.stopping) log.error({ err: errorMessage(err) }, 'camera stopped with an error');
+      if (!this.stopping && !cam.paused) log.error({ err: errorMessage(err) }, 'camera stopped with an error');
     }
   }
 

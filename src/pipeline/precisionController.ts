@@ -74,6 +74,12 @@ export class PrecisionController implements Component {
     this.schedule();
   }
 
+  /** A model's variants were re-timed (autotune.json rewritten): pick again at the current rung. */
+  retuned(model: string, dir: string): void {
+    this.set.setVariants(model, dir);
+    this.schedule();
+  }
+
   get rung(): Rung {
     return this.fixed ?? this.governed.rung;
   }

@@ -7,4 +7,5 @@ export type { RunReply } from './workerProtocol.js';
 export { probeQuietly, type ProbeResult } from './quietProbe.js';
 export { localModelRunner } from './localModelRunner.js';
 export { ModelVariants, variantsDir } from './modelVariants.js';
-export { buildInBackground } from './variantBuilder.js';
+export { buildInBackground, runNiced } from './variantBuilder.js';
+export { rebenchmarkModels, cleanState, variantFolders } from './maintenance.js';

@@ -44,8 +44,12 @@ function providerOption(spec: SessionSpec): ort.InferenceSession.ExecutionProvid
 /** The optimized graph depends on the model, the ORT build, the machine and the provider. */
 function cachePath(spec: SessionSpec, model: Uint8Array): string | null {
   if (!spec.cacheDir || spec.provider !== 'cpu' || spec.optimization || spec.saveOptimizedTo) return null; // GPU providers' optimized graphs are not portable files
-  const key = createHash('sha256').update(model).update(`${ORT_VERSION}|${process.arch}|${spec.provider}`).digest('hex').slice(0, 24);
-  return join(spec.cacheDir, `${key}.ort.onnx`);
+  return join(spec.cacheDir, `${optimizedGraphKey(model)}.ort.onnx`);
+}
+
+/** The cache key of a model's optimized CPU graph: its bytes, this ORT build and this architecture. */
+export function optimizedGraphKey(model: Uint8Array): string {
+  return createHash('sha256').update(model).update(`${ORT_VERSION}|${process.arch}|cpu`).digest('hex').slice(0, 24);
 }
 
 /** One ORT session in this thread. `run` blocks the calling thread for the whole inference. */

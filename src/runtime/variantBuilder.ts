@@ -39,19 +39,26 @@ export function buildInBackground(
   if (calibration) args.push('--calibration', calibration);
   if (o.placements) args.push('--placement', o.placements.join(','));
   log.info({ model: model.file, outDir }, 'building model variants in the background');
+  return runNiced(args, signal).then(({ code, stderr }) => {
+    if (signal.aborted) return false;
+    if (code === 0) log.info({ model: model.file, outDir }, 'model variants ready');
+    else log.error({ model: model.file, code, stderr }, 'variant build failed; fp32 keeps serving');
+    return code === 0;
+  });
+}
+
+/**
+ * Runs `node ARGS` as a low-priority child process (model builds and re-timing run models flat out; in the
+ * daemon they would stall the pipeline). Resolves with the exit code (null: it could not start or was aborted)
+ * and the last lines it printed on stderr.
+ */
+export function runNiced(args: string[], signal: AbortSignal): Promise<{ code: number | null; stderr: string[] }> {
   return new Promise((resolve) => {
     const child = spawn('nice', ['-n', '10', process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'], signal });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
-    child.on('error', (err) => {
-      if (!signal.aborted) log.error({ err: err.message }, 'could not start the variant build');
-      resolve(false);
-    });
-    child.on('exit', (code) => {
-      if (signal.aborted) resolve(false);
-      else if (code === 0) log.info({ model: model.file, outDir }, 'model variants ready');
-      else log.error({ model: model.file, code, stderr: stderr.trim().split('\n').slice(-3) }, 'variant build failed; fp32 keeps serving');
-      resolve(code === 0);
-    });
+    const tail = () => stderr.trim().split('\n').slice(-3);
+    child.on('error', () => resolve({ code: null, stderr: tail() }));
+    child.on('exit', (code) => resolve({ code, stderr: tail() }));
   });
 }

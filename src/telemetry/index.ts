@@ -5,3 +5,6 @@ export { ResultLog } from './resultLog.js';
 export { type StatsSnapshot, type CameraSnapshot } from './runningStats.js';
 export { LatencyWindow } from './latencyWindow.js';
 export { renderStatusPage, type PageStatus } from './statusPage.js';
+export { FleetTelemetry, EventSelector } from './fleetTelemetry.js';
+export { CommandHandler, ACTIONS, COMMAND_REFUSALS, MAX_COMMAND_BYTES, type CommandTargets } from './commands.js';
+export { discoveryMessages, HA_STATUS_TOPIC } from './homeAssistant.js';

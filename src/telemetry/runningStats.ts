@@ -1,4 +1,5 @@
 import type { EventBus } from '../eventBus.js';
+import { summariseOutput } from '../resultSummary.js';
 import type { Result } from '../types.js';
 import { STAGES, type StageName } from '../vocabulary.js';
 import { LatencyWindow } from './latencyWindow.js';
@@ -13,6 +14,7 @@ interface CameraStats {
   failed: number;
   recent: number[]; // finish times inside the fps window
   lastResultAt: number | null;
+  last: string[];
 }
 
 export interface CameraSnapshot {
@@ -23,6 +25,8 @@ export interface CameraSnapshot {
   skipped: number;
   failed: number;
   lastResultAt: string | null;
+  /** What the camera's newest result said (text lines, labels): Home Assistant shows it. */
+  last: string[];
 }
 
 export interface StatsSnapshot {
@@ -50,7 +54,7 @@ export class RunningStats {
 
   private camera(name: string): CameraStats {
     let s = this.cameras.get(name);
-    if (!s) this.cameras.set(name, (s = { received: 0, processed: 0, dropped: 0, skipped: 0, failed: 0, recent: [], lastResultAt: null }));
+    if (!s) this.cameras.set(name, (s = { received: 0, processed: 0, dropped: 0, skipped: 0, failed: 0, recent: [], lastResultAt: null, last: [] }));
     return s;
   }
 
@@ -65,6 +69,7 @@ export class RunningStats {
     const now = this.now();
     s.processed++;
     s.lastResultAt = now;
+    s.last = summariseOutput(r.output);
     s.recent.push(now);
     while (s.recent.length > 0 && s.recent[0] < now - FPS_WINDOW_MS) s.recent.shift();
     for (const stage of STAGES) this.window(stage).add(r.timings[`${stage}Ms`]);
@@ -92,6 +97,7 @@ export class RunningStats {
         skipped: s.skipped,
         failed: s.failed,
         lastResultAt: s.lastResultAt ? new Date(s.lastResultAt).toISOString() : null,
+        last: s.last,
       };
     }
     const latencyMs = Object.fromEntries(

@@ -1,0 +1,97 @@
+import { randomBytes } from 'node:crypto';
+import nacl from 'tweetnacl';
+import { toB64 } from './encoding.js';
+
+/**
+ * A sealed envelope (uploads, snapshots, offload frames): tweetnacl `box` from the sender's X25519 key to the
+ * recipient's, so only the recipient can open it and it proves who sealed it.
+ *
+ *   offset  size  field
+ *   0       4     magic "OPSE"
+ *   4       1     version (1)
+ *   5       32    sender's X25519 public key
+ *   37      24    nonce (random)
+ *   61      …     box(plaintext, nonce, recipient public, sender secret): XSalsa20-Poly1305, 16-byte tag first
+ *
+ *   plaintext: u32 big-endian length of the header, the header (UTF-8 JSON, always with `v: 1`), the payload.
+ *
+ * The header names what is inside (device, seq, content type, captured-at …); it is sealed too, so nothing but
+ * the sender's key and the sizes is visible on the way.
+ */
+export const MAGIC = Buffer.from('OPSE', 'latin1');
+export const VERSION = 1;
+const HEAD = 4 + 1 + 32 + 24;
+
+export type EnvelopeFailure = 'garbage' | 'truncated' | 'version' | 'cannot-open' | 'bad-header';
+
+export class EnvelopeError extends Error {
+  constructor(
+    readonly reason: EnvelopeFailure,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Opened<H> {
+  /** base64 X25519 key of whoever sealed it (look it up in the keyring before trusting anything inside) */
+  sender: string;
+  header: H;
+  payload: Buffer;
+}
+
+/**
+ * Seals and opens envelopes for one key pair. The X25519 agreement with each peer (`box.before`, ~1 ms) is done
+ * once and cached (bounded): a board seals thousands of items to the same collector.
+ */
+export class SealedEnvelope {
+  private readonly shared = new Map<string, Uint8Array>();
+
+  constructor(
+    private readonly keys: nacl.BoxKeyPair,
+    private readonly maxPeers = 256,
+  ) {}
+
+  seal(header: Record<string, unknown>, payload: Uint8Array, recipient: Uint8Array): Buffer {
+    const head = Buffer.from(JSON.stringify({ ...header, v: VERSION }), 'utf8');
+    const plain = Buffer.alloc(4 + head.length + payload.length);
+    plain.writeUInt32BE(head.length, 0);
+    head.copy(plain, 4);
+    plain.set(payload, 4 + head.length);
+    const nonce = randomBytes(nacl.box.nonceLength);
+    const sealed = nacl.box.after(plain, nonce, this.key(recipient));
+    return Buffer.concat([MAGIC, Buffer.from([VERSION]), Buffer.from(this.keys.publicKey), nonce, sealed]);
+  }
+
+  open<H = Record<string, unknown>>(bytes: Uint8Array): Opened<H> {
+    const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (b.length < 5 || !b.subarray(0, 4).equals(MAGIC)) throw new EnvelopeError('garbage', 'not a sealed envelope (no OPSE magic)');
+    if (b[4] !== VERSION) throw new EnvelopeError('version', `envelope version ${b[4]}; this build opens version ${VERSION}`);
+    if (b.length < HEAD + nacl.box.overheadLength + 4) throw new EnvelopeError('truncated', `envelope of ${b.length} bytes is cut short`);
+    const sender = b.subarray(5, 37);
+    const plain = nacl.box.open.after(b.subarray(HEAD), b.subarray(37, HEAD), this.key(sender));
+    if (!plain) throw new EnvelopeError('cannot-open', 'the envelope does not open with this key (tampered, truncated, or sealed for someone else)');
+    const p = Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength);
+    const len = p.readUInt32BE(0);
+    let header: H & { v?: number };
+    try {
+      if (4 + len > p.length) throw new Error('header longer than the envelope');
+      header = JSON.parse(p.subarray(4, 4 + len).toString('utf8'));
+    } catch (err) {
+      throw new EnvelopeError('bad-header', `the sealed header does not read (${(err as Error).message})`);
+    }
+    if (header.v !== VERSION) throw new EnvelopeError('bad-header', 'the sealed header has no matching version');
+    return { sender: toB64(sender), header, payload: p.subarray(4 + len) };
+  }
+
+  private key(peer: Uint8Array): Uint8Array {
+    const id = toB64(peer);
+    let k = this.shared.get(id);
+    if (!k) {
+      if (this.shared.size >= this.maxPeers) this.shared.delete(this.shared.keys().next().value!);
+      k = nacl.box.before(peer, this.keys.secretKey);
+      this.shared.set(id, k);
+    }
+    return k;
+  }
+}

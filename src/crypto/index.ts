@@ -1,0 +1,15 @@
+export { toB64, fromB64, canonicalJson } from './encoding.js';
+export { generateKeys, readKeys, publicKeys, fingerprint, type NodeKeys, type PublicKeys } from './keyFiles.js';
+export { Keyring, isPublicKey, KEY_ROLES, type KeyRole, type KeyringEntry, type TrustedKey } from './keyring.js';
+export {
+  signMessage,
+  MessageVerifier,
+  REFUSAL_REASONS,
+  type SignedMessage,
+  type SignedFields,
+  type RefusalReason,
+  type Verdict,
+  type VerifierOptions,
+} from './signedMessage.js';
+export { NonceCache } from './nonceCache.js';
+export { SealedEnvelope, EnvelopeError, type Opened, type EnvelopeFailure } from './envelope.js';

@@ -1,0 +1,1 @@
+export { JobScheduler, type JobDefinition, type JobOutcome } from './jobScheduler.js';

@@ -1,0 +1,3 @@
+export { MqttLink, type MqttLinkOptions, type MessageHandler, type PublishOptions } from './mqttLink.js';
+export { assertTopic, isSafeTopic, matches } from './topics.js';
+export { openBroker, type BrokerOptions, type MqttClient } from './brokerClient.js';

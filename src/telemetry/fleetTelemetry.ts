@@ -1,0 +1,131 @@
+import type { Component, ComponentContext } from '../component.js';
+import type { EventSelection, MqttConfig, OutpostConfig } from '../config/index.js';
+import type { MqttLink } from '../mqtt/index.js';
+import { summariseOutput } from '../resultSummary.js';
+import type { Result } from '../types.js';
+import { CommandHandler, type CommandTargets } from './commands.js';
+import { discoveryMessages, HA_STATUS_TOPIC } from './homeAssistant.js';
+
+/** Which results become events, per camera: every one, a change of what was read, or a score over a threshold. */
+export class EventSelector {
+  private readonly last = new Map<string, string>();
+
+  constructor(private events: MqttConfig['events']) {}
+
+  configure(events: MqttConfig['events']): void {
+    this.events = events;
+  }
+
+  select(r: Result): boolean {
+    const rule: EventSelection | undefined = this.events[r.camera] ?? this.events['*'];
+    if (!rule) return false;
+    const summary = summariseOutput(r.output).join('\n');
+    const changed = this.last.get(r.camera) !== summary;
+    this.last.set(r.camera, summary);
+    if (rule.mode === 'all') return true;
+    if (rule.mode === 'change') return changed;
+    const o = r.output;
+    const scores = [...(o.detections ?? []).map((d) => d.score), ...(o.lines ?? []).map((l) => l.score), ...(o.classes ?? []).map((c) => c.score)];
+    return scores.some((s) => s >= rule.minScore);
+  }
+}
+
+/**
+ * The node on the broker: its birth (what `status` carries while online), telemetry every interval (the same
+ * figures as /status: one function builds both), selected results and governor transitions as events, signed
+ * commands, and Home Assistant discovery when asked for.
+ */
+export class FleetTelemetry implements Component {
+  readonly name = 'fleet';
+  private timer: NodeJS.Timeout | null = null;
+  private mqtt: MqttConfig;
+  private readonly events: EventSelector;
+  private readonly commands: CommandHandler;
+
+  constructor(
+    private readonly ctx: ComponentContext,
+    private readonly link: MqttLink,
+    private readonly targets: CommandTargets,
+    private readonly about: { version: string; startedAt: number },
+  ) {
+    this.mqtt = ctx.config.telemetry.mqtt!;
+    this.events = new EventSelector(this.mqtt.events);
+    this.commands = new CommandHandler(ctx, link, targets, this.mqtt.commandWindowSeconds * 1000);
+  }
+
+  async start(): Promise<void> {
+    this.link.setBirth(() => this.birth());
+    this.commands.start(this.name);
+    const eventsTopic = this.link.topic('events');
+    this.ctx.bus.on('result', this.name, (r) => {
+      if (!this.events.select(r)) return;
+      const event = {
+        type: 'result',
+        camera: r.camera,
+        frameId: r.frameId,
+        capturedAt: r.capturedAt,
+        summary: summariseOutput(r.output),
+        output: r.output,
+        variant: r.variant,
+        placement: r.placement,
+      };
+      this.link.publish(eventsTopic, JSON.stringify(event));
+    });
+    this.ctx.bus.on('governor.transition', this.name, (t) =>
+      this.link.publish(eventsTopic, JSON.stringify({ type: 'governor', ...t, at: this.ctx.clock.now() })),
+    );
+    if (this.mqtt.homeAssistant) {
+      this.link.onConnect(this.name, () => this.publishDiscovery());
+      this.link.subscribe(HA_STATUS_TOPIC, this.name, (_t, payload) => payload.toString() === 'online' && this.publishDiscovery());
+    }
+    this.schedule();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.link.off(this.name);
+  }
+
+  reload(config: Readonly<OutpostConfig>): void {
+    const next = config.telemetry.mqtt;
+    if (!next) return;
+    const interval = next.telemetryIntervalSeconds !== this.mqtt.telemetryIntervalSeconds;
+    this.mqtt = next;
+    this.events.configure(next.events);
+    if (interval) this.schedule();
+  }
+
+  /** What the telemetry topic carries: /status without the last result (events carry results). */
+  telemetry(): Record<string, unknown> {
+    const { lastResult: _omitted, ...rest } = this.targets.status();
+    return { ...rest, intervalSeconds: this.mqtt.telemetryIntervalSeconds, at: new Date(this.ctx.clock.now()).toISOString() };
+  }
+
+  private schedule(): void {
+    if (this.timer) clearInterval(this.timer);
+    const topic = this.link.topic('telemetry');
+    this.timer = setInterval(() => this.link.publish(topic, JSON.stringify(this.telemetry())), this.mqtt.telemetryIntervalSeconds * 1000);
+    this.timer.unref();
+  }
+
+  private birth(): Record<string, unknown> {
+    const s = this.targets.status() as {
+      provider?: string;
+      precision?: { rung?: string; variants?: Record<string, string[]> };
+      cameras?: Record<string, unknown>;
+    };
+    return {
+      version: this.about.version,
+      startedAt: new Date(this.about.startedAt).toISOString(),
+      provider: s.provider ?? null,
+      precision: s.precision?.rung ?? 'fp32',
+      models: s.precision?.variants ?? {},
+      cameras: this.targets.cameras(),
+    };
+  }
+
+  private publishDiscovery(): void {
+    for (const m of discoveryMessages(this.link, this.targets.cameras(), this.about.version)) this.link.publish(m.topic, m.payload, { retain: true, qos: 1 });
+  }
+}
