@@ -62,6 +62,7 @@ export class JobScheduler implements Component {
   async run(name: string): Promise<{ outcome: JobOutcome; result?: unknown }> {
     const job = this.jobs.find((j) => j.name === name);
     if (!job) throw new Error(`no job ${name}`);
+    if (this.abort.signal.aborted) throw new Error('the job scheduler has stopped');
     if (this.running.has(name)) return this.finish(job, 'skipped-overlap', 0);
     if (job.optional && this.paused) return this.finish(job, 'skipped-paused', 0);
     const started = performance.now();
