@@ -14,6 +14,7 @@ import {
   ResultLog,
   StatsCollector,
   StatusServer,
+  LiveFeed,
   renderStatusPage,
   type CommandTargets,
   type PageStatus,
@@ -58,7 +59,7 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
     new StatsCollector(ctx('stats')),
     new FrameMetrics(ctx('metrics')),
     new ResultLog(ctx('result-log')),
-    ...(c.status.enabled ? [statusServer(ctx('status'), daemon)] : []),
+    ...(c.status.enabled ? statusPage(ctx, daemon) : []),
     engine,
     pipelines,
     precision,
@@ -69,9 +70,11 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
   ];
 }
 
-function statusServer(ctx: ComponentContext, d: Daemon): StatusServer {
-  const opts = { ...ctx.config.status, status: () => d.status(), page: () => renderStatusPage(d.status()), healthy: () => d.health() };
-  return new StatusServer({ ...opts, registry: ctx.registry, log: ctx.log });
+/** The live feed and the HTTP server that serves it with /status, /healthz and /metrics. */
+function statusPage(ctx: (name: string) => ComponentContext, d: Daemon): Component[] {
+  const live = new LiveFeed(ctx('live'), () => d.status());
+  const opts = { ...ctx('status').config.status, status: () => d.status(), page: () => renderStatusPage(d.status(), live.live()), healthy: () => d.health() };
+  return [live, new StatusServer({ ...opts, live, registry: ctx('status').registry, log: ctx('status').log })];
 }
 
 export class Daemon extends Supervisor {

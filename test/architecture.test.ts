@@ -22,7 +22,8 @@ const DEPENDS_ON: Record<string, string[]> = {
   offload: ['crypto', 'mqtt'],
   upload: ['crypto', 'vision', 'mqtt'],
   power: ['config'],
-  telemetry: ['crypto', 'mqtt'],
+  // the live page draws each camera's boxes with vision's drawing (DESIGN.md lists drawing under vision)
+  telemetry: ['crypto', 'mqtt', 'vision'],
   jobs: [],
   service: [],
 };

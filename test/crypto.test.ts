@@ -101,7 +101,11 @@ describe('key files', () => {
     const secret = JSON.parse(readFileSync(join(dir, 'secret.json'), 'utf8'));
     expect(shown.stdout).not.toContain(secret.sign);
     expect(shown.stdout).not.toContain(secret.box);
-    expect(JSON.parse(shown.stdout)).toMatchObject({ sign: expect.any(String), box: expect.any(String), fingerprint: expect.stringMatching(/^[0-9a-f]{4}(-[0-9a-f]{4}){3}$/) });
+    expect(JSON.parse(shown.stdout)).toMatchObject({
+      sign: expect.any(String),
+      box: expect.any(String),
+      fingerprint: expect.stringMatching(/^[0-9a-f]{4}(-[0-9a-f]{4}){3}$/),
+    });
     expect(runCli(['keys', 'generate', '--dir', dir]).code).toBe(64);
   });
 
@@ -164,7 +168,10 @@ describe('keyring in the config', () => {
       expect.stringMatching(/^4:\d+ keyring\[2\]\.sign: must be an Ed25519 public key: base64 of 32 bytes/),
       expect.stringMatching(/^5:\d+ keyring\[3\]\.roles\[0\]: Invalid option: expected one of "operator"\|"peer"\|"collector"/),
     ]);
-    writeFileSync(file, `keyring:\n  - { name: alice, sign: ${key}, roles: [operator] }\n  - { name: alice, sign: ${key}, roles: [operator] }\n  - { name: coll, roles: [collector] }\n`);
+    writeFileSync(
+      file,
+      `keyring:\n  - { name: alice, sign: ${key}, roles: [operator] }\n  - { name: alice, sign: ${key}, roles: [operator] }\n  - { name: coll, roles: [collector] }\n`,
+    );
     const second = (() => {
       try {
         loadConfig(file, {});
@@ -172,6 +179,9 @@ describe('keyring in the config', () => {
         return (e as ConfigError).problems.map((p) => `${p.line}:${p.col} ${p.path}: ${p.message}`);
       }
     })();
-    expect(second).toEqual([expect.stringMatching(/^3:\d+ keyring\[1\]\.name: key name "alice" is used twice/), expect.stringMatching(/^4:\d+ keyring\[2\]\.box: a collector key needs an X25519 "box" public key/)]);
+    expect(second).toEqual([
+      expect.stringMatching(/^3:\d+ keyring\[1\]\.name: key name "alice" is used twice/),
+      expect.stringMatching(/^4:\d+ keyring\[2\]\.box: a collector key needs an X25519 "box" public key/),
+    ]);
   });
 });

@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import type { Component, Health } from '../component.js';
 import { OutpostError, isSystemError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { LiveFeed } from './liveFeed.js';
 
 export interface StatusServerOptions {
   host: string;
@@ -12,6 +13,8 @@ export interface StatusServerOptions {
   status: () => unknown;
   /** HTML for GET / */
   page: () => string;
+  /** GET /events (server-sent events) and GET /cameras/NAME/latest.jpg */
+  live?: LiveFeed;
   /** true while frames flow (GET /healthz answers 200, else 503) */
   healthy: () => Health;
   registry: Registry;
@@ -83,6 +86,12 @@ export class StatusServer implements Component {
       json(res, 200, this.opts.status());
     } else if (path === '/') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(this.opts.page());
+    } else if (path === '/events' && this.opts.live) {
+      this.opts.live.attach(res);
+    } else if (/^\/cameras\/[^/]+\/latest\.jpg$/.test(path) && this.opts.live) {
+      const jpeg = this.opts.live.latestJpeg(decodeURIComponent(path.split('/')[2]));
+      if (!jpeg) return json(res, 404, { error: 'no frame with a result from that camera yet' });
+      res.writeHead(200, { 'content-type': 'image/jpeg', 'cache-control': 'no-store' }).end(await jpeg);
     } else if (path === '/metrics') {
       const body = await this.opts.registry.metrics();
       res.writeHead(200, { 'content-type': this.opts.registry.contentType }).end(body);

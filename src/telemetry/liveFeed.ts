@@ -1,0 +1,129 @@
+import type { ServerResponse } from 'node:http';
+import type { Component, ComponentContext } from '../component.js';
+import { summariseOutput } from '../resultSummary.js';
+import type { Frame, Result } from '../types.js';
+import { drawBoxes, type DrawnBox } from '../vision/index.js';
+import { renderSections, type PageLive, type PageStatus } from './statusPage.js';
+
+const HISTORY_MS = 10 * 60_000;
+const SAMPLE_MS = 5_000;
+const PUSH_MS = 1_000;
+const EVENTS_KEPT = 20;
+const FRAMES_KEPT_PER_CAMERA = 4;
+const MAX_CLIENTS = 32;
+
+interface LiveEvent {
+  at: number;
+  kind: 'result' | 'governor';
+  camera?: string;
+  text: string;
+}
+
+/** What one push to a page carries: its sections as HTML, and per camera the frame its image shows. */
+export interface LiveUpdate {
+  at: number;
+  sections: Record<string, string>;
+  frames: Record<string, string>;
+}
+
+/** The boxes and text of a result, where the page draws them over its frame. */
+function overlay(r: Result): DrawnBox[] {
+  const o = r.output;
+  if (o.lines) return o.lines.map((l) => ({ box: l.box, label: l.text }));
+  return (o.detections ?? []).map((d) => ({ box: d.box, label: `${d.text ?? d.classes?.[0]?.label ?? d.label} ${d.score.toFixed(2)}` }));
+}
+
+/**
+ * The live status page's data: pushed to every open page once a second over server-sent events (GET /events),
+ * with the temperature and level of the last ten minutes, the last 20 events, and per camera its newest frame
+ * with the boxes and text of its result drawn (GET /cameras/NAME/latest.jpg). Everything is bounded: samples,
+ * events, frames kept per camera, and open pages (refused past 32, counted).
+ */
+export class LiveFeed implements Component {
+  readonly name = 'live';
+  private readonly clients = new Set<ServerResponse>();
+  private readonly history: PageLive['history'] = [];
+  private readonly events: LiveEvent[] = [];
+  private readonly frames = new Map<string, Frame[]>();
+  private readonly shown = new Map<string, { frame: Frame; result: Result; jpeg?: Promise<Buffer> }>();
+  private timers: NodeJS.Timeout[] = [];
+  refused = 0;
+
+  constructor(
+    private readonly ctx: ComponentContext,
+    private readonly pageStatus: () => PageStatus,
+  ) {}
+
+  async start(): Promise<void> {
+    const bus = this.ctx.bus;
+    bus.on('frame.received', this.name, (f) => this.frames.set(f.camera, [...(this.frames.get(f.camera) ?? []), f].slice(-FRAMES_KEPT_PER_CAMERA)));
+    bus.on('result', this.name, (r) => {
+      const frame = this.frames.get(r.camera)?.find((f) => f.id === r.frameId);
+      if (frame) this.shown.set(r.camera, { frame, result: r });
+      this.event({ at: r.finishedAt, kind: 'result', camera: r.camera, text: summariseOutput(r.output).join(' | ') || '(nothing found)' });
+    });
+    bus.on('governor.transition', this.name, (t) => this.event({ at: this.ctx.clock.now(), kind: 'governor', text: `${t.from} → ${t.to}: ${t.reason}` }));
+    this.sample();
+    this.timers = [setInterval(() => this.sample(), SAMPLE_MS), setInterval(() => this.push(), PUSH_MS)];
+    for (const t of this.timers) t.unref();
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    for (const res of this.clients) res.end();
+    this.clients.clear();
+  }
+
+  /** An SSE stream for one page: the whole state at once, then an update every second. */
+  attach(res: ServerResponse): void {
+    if (this.clients.size >= MAX_CLIENTS) {
+      this.refused++;
+      res.writeHead(503, { 'retry-after': '10' }).end('too many open pages\n');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    this.clients.add(res);
+    res.on('close', () => this.clients.delete(res));
+    this.send(res, this.update());
+  }
+
+  /** The camera's newest frame that has a result, with that result drawn on it (JPEG); null before the first. */
+  latestJpeg(camera: string): Promise<Buffer> | null {
+    const s = this.shown.get(camera);
+    if (!s) return null;
+    s.jpeg ??= drawBoxes(s.frame.data, overlay(s.result));
+    return s.jpeg;
+  }
+
+  /** The history, events and frames shown, for a page's first render. */
+  live(): PageLive {
+    return { history: this.history, events: this.events, frames: Object.fromEntries([...this.shown].map(([c, s]) => [c, s.frame.id])) };
+  }
+
+  update(): LiveUpdate {
+    const live = this.live();
+    return { at: this.ctx.clock.now(), sections: renderSections(this.pageStatus(), live), frames: live.frames };
+  }
+
+  private event(e: LiveEvent): void {
+    this.events.unshift(e);
+    this.events.length = Math.min(this.events.length, EVENTS_KEPT);
+  }
+
+  private sample(): void {
+    const power = this.pageStatus().power;
+    const now = this.ctx.clock.now();
+    this.history.push({ at: now, temperatureC: power?.governor?.temperatureC ?? null, level: power?.governor?.level ?? 'nominal' });
+    while (this.history.length > 0 && this.history[0].at < now - HISTORY_MS) this.history.shift();
+  }
+
+  private push(): void {
+    if (this.clients.size === 0) return;
+    const u = this.update();
+    for (const res of this.clients) this.send(res, u);
+  }
+
+  private send(res: ServerResponse, u: LiveUpdate): void {
+    res.write(`data: ${JSON.stringify(u)}\n\n`);
+  }
+}
