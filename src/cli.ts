@@ -76,8 +76,15 @@ program
   .option('-r, --repeats <n>', 'interleaved repeats (medians are reported)', positiveInt, 5)
   .option('-o, --out <file>', 'also write the JSON report to this file')
   .option('--cameras <n>', 'multi-camera mode: N ffmpeg test cameras at 30 fps through the scheduler', positiveInt)
-  .option('--duration <seconds>', 'multi-camera mode: seconds of the moving-scene run', positiveInt, 30)
+  .option('--duration <seconds>', 'multi-camera and fleet modes: seconds measured', positiveInt, 30)
   .option('--levels', "governor mode: build the variants, force each level's rung, report frames/s, CPU per frame and the swap stall")
+  .option(
+    '--fleet <n,...>',
+    'fleet mode: N simulated devices on MQTT watched by outpost monitor: its CPU per 1,000 messages and the publish-to-display lag',
+    (v) => v.split(',').map((x) => positiveInt(x.trim())),
+  )
+  .option('--broker <url>', 'fleet mode: the broker (default: a mosquitto started for the run)')
+  .option('--interval <seconds>', "fleet mode: each device's telemetry interval", positiveInt, 10)
   .option('--model-dir <dir>', 'model mode: time every accepted variant of an optimize folder, write autotune.json there')
   .option('--size <WxH>', 'model mode: input size for models with free dimensions', '640x480')
   .option('--json', 'JSON on stdout')

@@ -7,6 +7,7 @@ import { loadConfig, type OutpostConfig } from '../config/index.js';
 import { OutpostError } from '../errors.js';
 import { benchCameras } from './benchCameras.js';
 import { benchModels } from './benchModels.js';
+import { benchFleet } from './benchFleet.js';
 import { benchLevels } from './benchLevels.js';
 import { fileURLToPath } from 'node:url';
 import { PipelineSet, runPipelined, type StagedPipeline } from '../pipeline/index.js';
@@ -32,6 +33,10 @@ export interface BenchOptions {
   size: string;
   /** Governor mode: force each level's rung on the same frames. */
   levels?: boolean;
+  /** Fleet mode: simulated device counts (real MQTT connections) watched by outpost monitor. */
+  fleet?: number[];
+  broker?: string;
+  interval: number;
 }
 
 const r2 = (v: number) => rounded(v);
@@ -92,6 +97,13 @@ async function timeStartup(config: OutpostConfig, spec: SessionSpec, repeats: nu
 }
 
 export async function benchCommand(opts: BenchOptions): Promise<void> {
+  if (opts.fleet) {
+    const report = await benchFleet({ devices: opts.fleet, broker: opts.broker, intervalSeconds: opts.interval, durationSeconds: opts.duration });
+    const text = JSON.stringify(report, null, 2) + '\n';
+    if (opts.out) writeFileSync(opts.out, text);
+    process.stdout.write(text);
+    return;
+  }
   if (opts.modelDir) {
     const report = await benchModels({ modelDir: opts.modelDir, repeats: opts.repeats, runs: 15, size: opts.size });
     const text = JSON.stringify(report, null, 2) + '\n';

@@ -41,24 +41,28 @@ interface Telemetry {
  */
 export class FleetView {
   private readonly devices = new Map<string, { state: string; telemetry: Telemetry | null; seenAt: number | null }>();
+  private readonly prefix: string;
 
-  constructor(private readonly base: string) {}
+  constructor(base: string) {
+    this.prefix = `${base}/`;
+  }
 
   /** Takes a message; returns the device it changed, if it was one of ours. */
   take(topic: string, payload: Buffer, now: number): string | null {
-    const m = new RegExp(`^${this.base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/([^/]+)/(status|telemetry)$`).exec(topic);
-    if (!m) return null;
+    if (!topic.startsWith(this.prefix)) return null;
+    const [device, kind, extra] = topic.slice(this.prefix.length).split('/');
+    if (extra !== undefined || (kind !== 'status' && kind !== 'telemetry')) return null;
     let body: Record<string, unknown>;
     try {
       body = JSON.parse(payload.toString('utf8'));
     } catch {
       return null;
     }
-    const d = this.devices.get(m[1]) ?? { state: 'unknown', telemetry: null, seenAt: null };
-    if (m[2] === 'status') d.state = String(body.state ?? 'unknown');
+    const d = this.devices.get(device) ?? { state: 'unknown', telemetry: null, seenAt: null };
+    if (kind === 'status') d.state = String(body.state ?? 'unknown');
     else [d.telemetry, d.seenAt] = [body as Telemetry, now];
-    this.devices.set(m[1], d);
-    return m[1];
+    this.devices.set(device, d);
+    return device;
   }
 
   row(device: string, now: number): DeviceRow {
