@@ -9,7 +9,8 @@ import { LIVE_SETTINGS, configSchema, loadConfig, type OutpostConfig } from '../
 import { Daemon } from '../src/daemon.js';
 import { CameraSet } from '../src/pipeline/index.js';
 import { PowerMonitor } from '../src/power/index.js';
-import { ResultLog, StatsCollector } from '../src/telemetry/index.js';
+import { MqttLink } from '../src/mqtt/index.js';
+import { FleetTelemetry, ResultLog, StatsCollector, type CommandTargets } from '../src/telemetry/index.js';
 import type { Result } from '../src/types.js';
 import { boards, fakeTools } from './helpers/boards.js';
 import { startPipelineSet, testContext } from './helpers/context.js';
@@ -50,6 +51,17 @@ async function withPower(root: string, power: Record<string, unknown>, body: (p:
   } finally {
     await p.stop();
   }
+}
+
+/** Fleet telemetry on a link that never connects: what it publishes waits in the link's queue, where a test can count it. */
+function fleetOffline(config: OutpostConfig, events?: Record<string, { mode: 'all' | 'change' | 'threshold'; minScore: number }>) {
+  const mqtt = configSchema.parse({ telemetry: { mqtt: { url: 'mqtt://127.0.0.1:1', ...(events ? { events } : {}) } } }).telemetry.mqtt!;
+  const cfg = { ...config, telemetry: { mqtt } };
+  const ctx = testContext(cfg);
+  const link = new MqttLink(ctx, { mqtt, deviceId: 'cam' });
+  const targets = { status: () => ({ node: 'cam' }), cameras: () => ['cam'] } as unknown as CommandTargets; // only what telemetry reads
+  const fleet = new FleetTelemetry(ctx, link, targets, { version: 't', startedAt: 0 });
+  return { ctx, fleet, cfg, queued: () => (link.status().mqtt as { queued: number }).queued };
 }
 
 const fakeResult = (camera: string, finishedAt: number): Result => ({
@@ -172,6 +184,31 @@ const CASES: Record<string, Case> = {
       p.reload({ powerStates: { battery: 'nominal', 'battery-low': 'nominal', undervoltage: 'hot' } });
       await waitUntil(() => p.level() === 'nominal', 'nominal once battery-low imposes nothing');
     }),
+  'telemetry.mqtt.telemetryIntervalSeconds': async (config) => {
+    const { fleet, queued, cfg } = fleetOffline(config);
+    await fleet.start();
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(queued()).toBe(0); // every 10 s by default
+      fleet.reload({ ...cfg, telemetry: { mqtt: { ...cfg.telemetry.mqtt!, telemetryIntervalSeconds: 1 } } });
+      await waitUntil(() => queued() >= 2, 'telemetry every second');
+    } finally {
+      await fleet.stop();
+    }
+  },
+  'telemetry.mqtt.events': async (config) => {
+    const { ctx, fleet, queued, cfg } = fleetOffline(config, { '*': { mode: 'change', minScore: 0.5 } });
+    await fleet.start();
+    try {
+      for (let i = 0; i < 3; i++) ctx.bus.emit('result', fakeResult('cam', Date.now()));
+      expect(queued()).toBe(1); // the same text three times: one change
+      fleet.reload({ ...cfg, telemetry: { mqtt: { ...cfg.telemetry.mqtt!, events: { '*': { mode: 'all', minScore: 0.5 } } } } });
+      for (let i = 0; i < 3; i++) ctx.bus.emit('result', fakeResult('cam', Date.now()));
+      expect(queued()).toBe(4);
+    } finally {
+      await fleet.stop();
+    }
+  },
   'power.policy': () =>
     withPower(boards.pi4Ok(), {}, async (p) => {
       const seen: (number | undefined)[] = [];
