@@ -10,6 +10,7 @@ import { schemaCommand } from './cli/schemaCommand.js';
 import { keysGenerate, keysShow } from './cli/keysCommand.js';
 import { commandCommand } from './cli/commandCommand.js';
 import { monitorCommand } from './cli/monitorCommand.js';
+import { collectCommand } from './cli/collectCommand.js';
 import { sensorsCommand } from './cli/sensorsCommand.js';
 import { optimizeCommand } from './cli/optimizeCommand.js';
 import { loadConfig } from './config/index.js';
@@ -176,6 +177,19 @@ program
   .option('--json', 'one JSON object per update instead of the table')
   .option('--for <seconds>', 'stop after this long', Number)
   .action((o) => monitorCommand(o).catch(exitOnError));
+
+program
+  .command('collect')
+  .description('receive sealed items from trusted devices and store each once in OUT/<device>/<seq>.json (+ .jpg); or --verify OUT')
+  .option('-l, --listen <host:port>', 'where to listen for POST /v1/items', '0.0.0.0:8789')
+  .option('-k, --keys <dir>', "the collector's key folder (outpost keys generate --dir DIR)")
+  .option('-t, --trust <file>', 'YAML list of trusted devices: [{ name: DEVICE_ID, box: BASE64 }]')
+  .requiredOption('-o, --out <dir>', 'folder of the stored items (several collectors may share it)')
+  .option('--mqtt <url>', 'also take items published to <base>/<device>/upload on this broker')
+  .option('--base <topic>', 'base topic for --mqtt', 'outpost')
+  .option('--verify', 'check OUT instead: per device the highest seq and every gap (exit 1 on a gap)')
+  .option('--json', 'with --verify: JSON')
+  .action((o) => collectCommand(o).catch(exitOnError));
 
 // whichever way a command ends (a clean stop, a stop that took too long, a crash), no camera process outlives it
 process.on('exit', killAllGroups);

@@ -1,7 +1,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Component, ComponentContext } from './component.js';
-import { readKeys } from './crypto/index.js';
+import { fromB64, readKeys } from './crypto/index.js';
+import { faceDetectorPipeline } from './config/index.js';
+import type { Frame } from './types.js';
+import { HttpTransport, MqttTransport, Uploader } from './upload/index.js';
 import { JobScheduler } from './jobs/index.js';
 import { MqttLink } from './mqtt/index.js';
 import { CameraSet, PipelineSet, PrecisionController } from './pipeline/index.js';
@@ -30,7 +33,8 @@ const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
 function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Component[] {
   const c = ctx('daemon').config;
   const engine = new InferenceEngine({ ...c.runtime, stateDir: c.node.stateDir }, ctx('runtime').log);
-  const pipelines = new PipelineSet(ctx('pipelines'), engine);
+  const faces = c.upload?.anonymise.faces;
+  const pipelines = new PipelineSet(ctx('pipelines'), engine, { extra: faces ? { [FACES]: faceDetectorPipeline(faces.model, faces.minScore) } : {} });
   const provider = () => engine.provider;
   const precision = new PrecisionController(ctx('precision'), pipelines, provider);
   const cameras = new CameraSet(ctx('cameras'), pipelines, provider);
@@ -67,7 +71,26 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
     ...(c.power.enabled ? [new PowerMonitor(ctx('power'))] : []),
     jobs,
     ...(mqtt ? [mqtt, new FleetTelemetry(ctx('fleet'), mqtt, targets, { version: VERSION, startedAt: daemon.startedAt })] : []),
+    ...(c.upload ? [uploader(ctx('upload'), pipelines, mqtt || null)] : []),
   ];
+}
+
+const FACES = '__faces';
+
+/** Sealed uploads: to the collector's box key from the keyring, over HTTP or the MQTT link, faces found by the detector named in the config. */
+function uploader(ctx: ComponentContext, pipelines: PipelineSet, mqtt: MqttLink | null): Uploader {
+  const up = ctx.config.upload!;
+  const collector = fromB64(ctx.config.keyring.find((k) => k.name === up.collector.key)!.box!)!;
+  const timeout = up.delivery.timeoutSeconds * 1000;
+  const transport = up.transport === 'mqtt' ? new MqttTransport(mqtt!, timeout) : new HttpTransport(up.collector.url!, timeout);
+  const grow = up.anonymise.faces?.grow ?? 0;
+  const faces = async (frame: Frame) =>
+    ((await pipelines.get(FACES).process(frame)).output.detections ?? []).map(({ box: [x0, y0, x1, y1] }) => {
+      const [gx, gy] = [(x1 - x0) * grow, (y1 - y0) * grow];
+      return [x0 - gx, y0 - gy, x1 + gx, y1 + gy] as const;
+    });
+  const deviceId = ctx.config.telemetry.mqtt?.deviceId ?? ctx.config.node.name;
+  return new Uploader(ctx, { deviceId, keys: () => readKeys(ctx.config.node.keysDir!), collector, transport, faces: up.anonymise.faces ? faces : undefined });
 }
 
 /** The live feed and the HTTP server that serves it with /status, /healthz and /metrics. */

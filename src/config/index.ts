@@ -2,6 +2,7 @@ export { loadConfig, ConfigError, formatProblem, type ConfigProblem, type Loaded
 export {
   configSchema,
   configJsonSchema,
+  faceDetectorPipeline,
   type OutpostConfig,
   type CameraConfig,
   type CameraSourceConfig,
@@ -21,3 +22,5 @@ export {
 } from './schema.js';
 export { LIVE_SETTINGS, isLiveSetting, planReload, type ReloadPlan } from './reload.js';
 export type { MqttConfig, KeyringEntryConfig, JobsConfig, EventSelection } from './fleetSchema.js';
+export type { UploadConfig, ResultSelectionConfig } from './uploadSchema.js';
+export { trustListSchema } from './uploadSchema.js';

@@ -1,12 +1,12 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { validateDetailed as validateCron } from 'node-cron';
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, type Node, type ScalarTag } from 'yaml';
 import type { z } from 'zod';
 import { OutpostError } from '../errors.js';
 import { resolveBuiltin, builtinNames } from './builtins.js';
 import { configSchema, DETECTOR_TYPES, type OutpostConfig, type StageConfig } from './schema.js';
-import { closest, knownKeysAt, leafPaths } from './schemaWalk.js';
+import { closest, knownKeysAt, leafPaths, refMessage } from './schemaWalk.js';
+import { networkProblems } from './networkChecks.js';
 
 export interface ConfigProblem {
   file: string;
@@ -236,7 +236,7 @@ function semanticProblems(cfg: OutpostConfig, baseDir: string): { path: PathKey[
     if (cam.reconnect.maxMs < cam.reconnect.initialMs)
       out.push({ path: ['cameras', i, 'reconnect', 'maxMs'], message: 'must be at least reconnect.initialMs' });
   });
-  out.push(...fleetProblems(cfg, baseDir));
+  out.push(...networkProblems(cfg, baseDir));
   const th = cfg.power.thresholds;
   if (th && !(th.warm < th.hot && th.hot < th.critical))
     out.push({ path: ['power', 'thresholds'], message: `needs warm < hot < critical (got ${th.warm}, ${th.hot}, ${th.critical})` });
@@ -258,48 +258,6 @@ function semanticProblems(cfg: OutpostConfig, baseDir: string): { path: PathKey[
     });
   }
   return out;
-}
-
-/** What the keyring, the MQTT link and the jobs need beyond their own fields. */
-function fleetProblems(cfg: OutpostConfig, baseDir: string): { path: PathKey[]; message: string }[] {
-  const out: { path: PathKey[]; message: string }[] = [];
-  const names = new Set<string>();
-  cfg.keyring.forEach((k, i) => {
-    if (names.has(k.name)) out.push({ path: ['keyring', i, 'name'], message: `key name "${k.name}" is used twice; names must be unique` });
-    names.add(k.name);
-    const needs = (field: 'sign' | 'box', roles: string[]) => {
-      const role = roles.find((r) => k.roles.includes(r as never));
-      if (role && !k[field])
-        out.push({ path: ['keyring', i, field], message: `a ${role} key needs ${field === 'sign' ? 'an Ed25519 "sign"' : 'an X25519 "box"'} public key` });
-    };
-    needs('sign', ['operator', 'peer']);
-    needs('box', ['collector', 'peer']);
-  });
-  const mqtt = cfg.telemetry.mqtt;
-  for (const f of ['ca', 'cert', 'key'] as const) {
-    if (mqtt?.[f] && !existsSync(resolve(baseDir, mqtt[f])))
-      out.push({ path: ['telemetry', 'mqtt', f], message: `file ${resolve(baseDir, mqtt[f])} does not exist` });
-  }
-  if (mqtt && mqtt.reconnect.maxMs < mqtt.reconnect.initialMs)
-    out.push({ path: ['telemetry', 'mqtt', 'reconnect', 'maxMs'], message: 'must be at least reconnect.initialMs' });
-  const cameras = cfg.cameras.map((c) => c.name);
-  for (const cam of Object.keys(mqtt?.events ?? {})) {
-    if (cam !== '*' && !cameras.includes(cam)) out.push({ path: ['telemetry', 'mqtt', 'events', cam], message: refMessage('camera', cam, cameras) });
-  }
-  for (const [job, settings] of Object.entries(cfg.jobs)) {
-    const check = validateCron(settings.schedule);
-    if (!check.valid)
-      out.push({
-        path: ['jobs', job, 'schedule'],
-        message: `"${settings.schedule}" is not a cron expression: ${check.errors.map((e) => e.message).join('; ')}`,
-      });
-  }
-  return out;
-}
-
-function refMessage(kind: string, value: string, known: string[]): string {
-  const hint = closest(value, known);
-  return `no ${kind} named "${value}"${hint ? ` (did you mean "${hint}"?)` : ''}; defined: ${known.join(', ') || 'none'}`;
 }
 
 /** Relative paths in the config are relative to the config file; builtins become absolute paths. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { jobsSchema, keyringEntrySchema, telemetrySchema } from './fleetSchema.js';
+import { uploadSchema } from './uploadSchema.js';
 import { GOVERNOR_LEVELS, PLACEMENT_NAMES, PRECISIONS, PROVIDERS, RUNGS } from '../vocabulary.js';
 
 /** Marks a setting SIGHUP applies without a restart (it shows as `"live": true` in the JSON Schema too). */
@@ -312,6 +313,7 @@ export const configSchema = z.strictObject({
     .default({ name: 'outpost', stateDir: '/var/lib/outpost' }),
   keyring: z.array(keyringEntrySchema).default([]).describe('the one list of keys this node trusts, each with its roles'),
   telemetry: telemetrySchema.default({}),
+  upload: uploadSchema.optional().describe('absent: nothing leaves the board'),
   jobs: jobsSchema.default({ rebenchmark: { enabled: true, schedule: '0 3 * * 0' }, stateCleanup: { enabled: true, schedule: '30 4 * * *' } }),
   cameras: z.array(cameraSchema).max(32).default([]),
   models: z.record(name, modelSchema).default({}),
@@ -333,6 +335,11 @@ export const configSchema = z.strictObject({
 });
 
 export type OutpostConfig = z.infer<typeof configSchema>;
+
+/** A one-stage face pipeline (an SSD detector such as UltraFace) with every default filled: what anonymising runs. */
+export function faceDetectorPipeline(model: string, minScore: number): z.infer<typeof pipelineSchema> {
+  return pipelineSchema.parse({ stages: [{ name: 'faces', model, decoder: { type: 'ssd', scoreThreshold: minScore, labels: ['background', 'face'] } }] });
+}
 export type CameraConfig = OutpostConfig['cameras'][number];
 export type CameraSourceConfig = CameraConfig['source'];
 export type MotionConfig = CameraConfig['motion'];

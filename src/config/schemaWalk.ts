@@ -115,3 +115,9 @@ export function isLivePath(root: z.ZodType, path: string): boolean {
     return re.test(p);
   });
 }
+
+/** `no camera named "x" (did you mean "y"?); defined: a, b` */
+export function refMessage(kind: string, value: string, known: string[]): string {
+  const hint = closest(value, known);
+  return `no ${kind} named "${value}"${hint ? ` (did you mean "${hint}"?)` : ''}; defined: ${known.join(', ') || 'none'}`;
+}

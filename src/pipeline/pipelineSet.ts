@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import type { Component, ComponentContext } from '../component.js';
-import type { OutpostConfig } from '../config/index.js';
+import type { OutpostConfig, PipelineConfig } from '../config/index.js';
 import { OutpostError } from '../errors.js';
 import { ModelVariants, variantsDir, type InferenceEngine, type TensorMap } from '../runtime/index.js';
 import type { Precision, Rung } from '../vocabulary.js';
@@ -11,6 +11,8 @@ export interface PipelineSetOptions {
   names?: readonly string[];
   /** Sees every feed before it goes to the worker (benchmarks replay them against raw sessions). */
   tap?: (stageName: string, feeds: TensorMap) => void;
+  /** Pipelines of its own a part needs beside the configured ones (the face detector uploads anonymise with). */
+  extra?: Readonly<Record<string, PipelineConfig>>;
 }
 
 /** Rungs that promise a kind of variant: running something else there is worth saying. */
@@ -46,8 +48,8 @@ export class PipelineSet implements Component {
     const config = this.ctx.config;
     this.loadVariants(config);
     const names = this.opts.names ?? config.cameras.filter((c) => c.enabled).map((c) => c.pipeline);
-    for (const name of new Set(names)) {
-      const p = new StagedPipeline(name, config.pipelines[name], {
+    for (const name of new Set([...names, ...Object.keys(this.opts.extra ?? {})])) {
+      const p = new StagedPipeline(name, this.pipelineConfig(name), {
         worker: this.engine.worker,
         spec: this.engine.spec,
         modelFiles: this.serving,
@@ -77,17 +79,20 @@ export class PipelineSet implements Component {
 
   /** What `pipeline`'s stages run at `rung`: each model's tuned pick, else its fp32 file. */
   choose(pipeline: string, rung: Rung): RungChoice {
-    const config = this.ctx.config;
     const stages: Record<string, StageChoice> = {};
     const precisions = new Set<string>();
     const unfilled: string[] = [];
-    for (const stage of config.pipelines[pipeline].stages) {
+    for (const stage of this.pipelineConfig(pipeline).stages) {
       const pick = this.variants.get(stage.model)?.pick(rung, this.engine.provider);
       stages[stage.name] = pick ? { file: pick.file, threads: pick.threads } : { file: this.serving[stage.model] };
       precisions.add(pick?.precision ?? 'fp32');
       if (OWN_PRECISIONS[rung] && !OWN_PRECISIONS[rung](pick?.precision ?? 'fp32')) unfilled.push(stage.model);
     }
     return { label: [...precisions].join('+'), stages, unfilled: [...new Set(unfilled)] };
+  }
+
+  private pipelineConfig(name: string): PipelineConfig {
+    return this.opts.extra?.[name] ?? this.ctx.config.pipelines[name];
   }
 
   private loadVariants(config: Readonly<OutpostConfig>): void {

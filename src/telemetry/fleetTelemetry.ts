@@ -1,34 +1,10 @@
 import type { Component, ComponentContext } from '../component.js';
-import type { EventSelection, MqttConfig, OutpostConfig } from '../config/index.js';
+import type { MqttConfig, OutpostConfig } from '../config/index.js';
 import type { MqttLink } from '../mqtt/index.js';
+import { ResultSelector } from '../resultSelector.js';
 import { summariseOutput } from '../resultSummary.js';
-import type { Result } from '../types.js';
 import { CommandHandler, type CommandTargets } from './commands.js';
 import { discoveryMessages, HA_STATUS_TOPIC } from './homeAssistant.js';
-
-/** Which results become events, per camera: every one, a change of what was read, or a score over a threshold. */
-export class EventSelector {
-  private readonly last = new Map<string, string>();
-
-  constructor(private events: MqttConfig['events']) {}
-
-  configure(events: MqttConfig['events']): void {
-    this.events = events;
-  }
-
-  select(r: Result): boolean {
-    const rule: EventSelection | undefined = this.events[r.camera] ?? this.events['*'];
-    if (!rule) return false;
-    const summary = summariseOutput(r.output).join('\n');
-    const changed = this.last.get(r.camera) !== summary;
-    this.last.set(r.camera, summary);
-    if (rule.mode === 'all') return true;
-    if (rule.mode === 'change') return changed;
-    const o = r.output;
-    const scores = [...(o.detections ?? []).map((d) => d.score), ...(o.lines ?? []).map((l) => l.score), ...(o.classes ?? []).map((c) => c.score)];
-    return scores.some((s) => s >= rule.minScore);
-  }
-}
 
 /**
  * The node on the broker: its birth (what `status` carries while online), telemetry every interval (the same
@@ -39,7 +15,7 @@ export class FleetTelemetry implements Component {
   readonly name = 'fleet';
   private timer: NodeJS.Timeout | null = null;
   private mqtt: MqttConfig;
-  private readonly events: EventSelector;
+  private readonly events: ResultSelector;
   private readonly commands: CommandHandler;
 
   constructor(
@@ -49,7 +25,7 @@ export class FleetTelemetry implements Component {
     private readonly about: { version: string; startedAt: number },
   ) {
     this.mqtt = ctx.config.telemetry.mqtt!;
-    this.events = new EventSelector(this.mqtt.events);
+    this.events = new ResultSelector(this.mqtt.events);
     this.commands = new CommandHandler(ctx, link, targets, this.mqtt.commandWindowSeconds * 1000);
   }
 

@@ -7,3 +7,4 @@ export { computeFit, fitImage, unfitBox, type Fit } from './letterbox.js';
 export { decodeSsd, decodeYolo, nms, iou, type Detection, type DetectOptions } from './detections.js';
 export { softmax, topK } from './classify.js';
 export { drawBoxes, type DrawnBox } from './draw.js';
+export { hideRegions, type HideMethod, type PixelBox } from './anonymise.js';

@@ -1,0 +1,78 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { validateDetailed as validateCron } from 'node-cron';
+import { refMessage } from './schemaWalk.js';
+import type { OutpostConfig } from './schema.js';
+
+type Problem = { path: (string | number)[]; message: string };
+
+/** Checks across sections for the networked parts: keyring, MQTT, jobs, uploads (and offload, when configured). */
+export function networkProblems(cfg: OutpostConfig, baseDir: string): Problem[] {
+  return [...fleetProblems(cfg, baseDir), ...uploadProblems(cfg)];
+}
+
+/** What the keyring, the MQTT link and the jobs need beyond their own fields. */
+function fleetProblems(cfg: OutpostConfig, baseDir: string): Problem[] {
+  const out: Problem[] = [];
+  const names = new Set<string>();
+  cfg.keyring.forEach((k, i) => {
+    if (names.has(k.name)) out.push({ path: ['keyring', i, 'name'], message: `key name "${k.name}" is used twice; names must be unique` });
+    names.add(k.name);
+    const needs = (field: 'sign' | 'box', roles: string[]) => {
+      const role = roles.find((r) => k.roles.includes(r as never));
+      if (role && !k[field])
+        out.push({ path: ['keyring', i, field], message: `a ${role} key needs ${field === 'sign' ? 'an Ed25519 "sign"' : 'an X25519 "box"'} public key` });
+    };
+    needs('sign', ['operator', 'peer']);
+    needs('box', ['collector', 'peer']);
+  });
+  const mqtt = cfg.telemetry.mqtt;
+  for (const f of ['ca', 'cert', 'key'] as const) {
+    if (mqtt?.[f] && !existsSync(resolve(baseDir, mqtt[f])))
+      out.push({ path: ['telemetry', 'mqtt', f], message: `file ${resolve(baseDir, mqtt[f])} does not exist` });
+  }
+  if (mqtt && mqtt.reconnect.maxMs < mqtt.reconnect.initialMs)
+    out.push({ path: ['telemetry', 'mqtt', 'reconnect', 'maxMs'], message: 'must be at least reconnect.initialMs' });
+  const cameras = cfg.cameras.map((c) => c.name);
+  for (const cam of Object.keys(mqtt?.events ?? {})) {
+    if (cam !== '*' && !cameras.includes(cam)) out.push({ path: ['telemetry', 'mqtt', 'events', cam], message: refMessage('camera', cam, cameras) });
+  }
+  for (const [job, settings] of Object.entries(cfg.jobs)) {
+    const check = validateCron(settings.schedule);
+    if (!check.valid)
+      out.push({
+        path: ['jobs', job, 'schedule'],
+        message: `"${settings.schedule}" is not a cron expression: ${check.errors.map((e) => e.message).join('; ')}`,
+      });
+  }
+  return out;
+}
+
+/** The collector must be a trusted key that can receive sealed items; the transport must have where to go. */
+function uploadProblems(cfg: OutpostConfig): Problem[] {
+  const up = cfg.upload;
+  if (!up) return [];
+  const out: Problem[] = [];
+  const key = cfg.keyring.find((k) => k.name === up.collector.key);
+  if (!key)
+    out.push({
+      path: ['upload', 'collector', 'key'],
+      message: refMessage(
+        'keyring entry',
+        up.collector.key,
+        cfg.keyring.map((k) => k.name),
+      ),
+    });
+  else if (!key.roles.includes('collector') || !key.box)
+    out.push({ path: ['upload', 'collector', 'key'], message: `keyring entry ${key.name} needs role collector and a box key` });
+  if (up.transport === 'http' && !up.collector.url) out.push({ path: ['upload', 'collector', 'url'], message: "transport http needs the collector's url" });
+  if (up.transport === 'mqtt' && !cfg.telemetry.mqtt)
+    out.push({ path: ['upload', 'transport'], message: 'transport mqtt needs telemetry.mqtt (the broker to publish to)' });
+  const faces = up.anonymise.faces;
+  if (faces && !cfg.models[faces.model])
+    out.push({ path: ['upload', 'anonymise', 'faces', 'model'], message: refMessage('model', faces.model, Object.keys(cfg.models)) });
+  const cameras = cfg.cameras.map((c) => c.name);
+  for (const cam of Object.keys(up.select))
+    if (cam !== '*' && !cameras.includes(cam)) out.push({ path: ['upload', 'select', cam], message: refMessage('camera', cam, cameras) });
+  return out;
+}

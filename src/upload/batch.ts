@@ -1,0 +1,60 @@
+/**
+ * Items travel in batches: "OPB1", a u32 count, then each sealed envelope as a u32 length and its bytes (all
+ * big-endian). The same bytes go over HTTP and MQTT; the collector opens each envelope on its own.
+ */
+const MAGIC = Buffer.from('OPB1', 'latin1');
+
+export function encodeBatch(envelopes: readonly Buffer[]): Buffer {
+  const head = Buffer.alloc(8);
+  MAGIC.copy(head, 0);
+  head.writeUInt32BE(envelopes.length, 4);
+  const parts: Buffer[] = [head];
+  for (const e of envelopes) {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(e.length, 0);
+    parts.push(len, e);
+  }
+  return Buffer.concat(parts);
+}
+
+export class BatchError extends Error {}
+
+/** The envelopes of a batch; throws BatchError when the framing does not hold (garbage, cut short). */
+export function decodeBatch(body: Buffer, maxItems = 10_000): Buffer[] {
+  if (body.length < 8 || !body.subarray(0, 4).equals(MAGIC)) throw new BatchError('not an Outpost batch (no OPB1 magic)');
+  const count = body.readUInt32BE(4);
+  if (count > maxItems) throw new BatchError(`a batch of ${count} items; at most ${maxItems}`);
+  const out: Buffer[] = [];
+  let at = 8;
+  for (let i = 0; i < count; i++) {
+    if (at + 4 > body.length) throw new BatchError(`the batch is cut short at item ${i + 1} of ${count}`);
+    const len = body.readUInt32BE(at);
+    if (at + 4 + len > body.length) throw new BatchError(`item ${i + 1} of ${count} is cut short`);
+    out.push(body.subarray(at + 4, at + 4 + len));
+    at += 4 + len;
+  }
+  if (at !== body.length) throw new BatchError('bytes after the last item');
+  return out;
+}
+
+/** What a collector answers for a batch. */
+export interface BatchAnswer {
+  acked: number[];
+  refused: { index: number; seq?: number; reason: string; message: string }[];
+}
+
+/** Content types of items. */
+export const RESULT_TYPE = 'application/vnd.outpost.result+json';
+export const DROPPED_TYPE = 'application/vnd.outpost.dropped+json';
+
+/** The header sealed inside every item's envelope. */
+export interface ItemHeader {
+  device: string;
+  seq: number;
+  contentType: string;
+  capturedAt: number;
+  camera?: string;
+  frameId?: string;
+  /** the payload's parts in order: the result JSON, then the JPEG when the frame was included */
+  parts?: { type: string; bytes: number }[];
+}

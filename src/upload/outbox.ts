@@ -1,0 +1,166 @@
+import { mkdirSync } from 'node:fs';
+import { open, type Database, type RootDatabase } from 'lmdb';
+
+export type DropReason = 'full' | 'expired' | 'refused-new';
+export const DROP_REASONS: readonly DropReason[] = ['full', 'expired', 'refused-new'];
+
+export interface OutboxLimits {
+  maxBytes: number;
+  maxAgeMs: number;
+  whenFull: 'drop-oldest' | 'refuse-new';
+}
+
+export interface OutboxItem {
+  seq: number;
+  /** when it was enqueued (ms since the epoch) */
+  at: number;
+  envelope: Buffer;
+}
+
+interface Stored {
+  at: number;
+  env: Buffer;
+}
+
+/** Seqs that left the outbox undelivered, not yet told to the collector: [from, to, reason]. */
+export type DroppedRange = [number, number, DropReason];
+
+/**
+ * The crash-safe queue of sealed items (LMDB): each item gets the next sequence number in the same write
+ * transaction that stores it, so seqs run from 1 with no gap or repeat whatever kills the process. An item
+ * is handed out for delivery only once its commit is flushed to disk, and leaves only when acknowledged.
+ * Bounded by bytes and age; every item dropped (oldest on full, too old) is counted and its seq recorded, so
+ * the collector can be told which seqs will never come. Items are sealed before they get here.
+ */
+export class Outbox {
+  private flushedUpTo = 0;
+  private constructor(
+    private readonly env: RootDatabase,
+    private readonly items: Database<Stored, number>,
+    private readonly meta: Database<unknown, string>,
+    private readonly limits: OutboxLimits,
+  ) {
+    this.flushedUpTo = this.nextSeq - 1; // what survived a restart is on disk
+  }
+
+  static open(dir: string, limits: OutboxLimits): Outbox {
+    mkdirSync(dir, { recursive: true });
+    const env = open({ path: dir, compression: false });
+    return new Outbox(env, env.openDB<Stored, number>('items', { keyEncoding: 'uint32' }), env.openDB<unknown, string>('meta', {}), limits);
+  }
+
+  private get nextSeq(): number {
+    return (this.meta.get('next') as number | undefined) ?? 1;
+  }
+
+  get bytes(): number {
+    return (this.meta.get('bytes') as number | undefined) ?? 0;
+  }
+
+  get pending(): number {
+    return this.items.getCount();
+  }
+
+  dropped(): Record<DropReason, number> {
+    return { full: 0, expired: 0, 'refused-new': 0, ...((this.meta.get('dropped') as Record<DropReason, number> | undefined) ?? {}) };
+  }
+
+  /** Ranges of seqs dropped and not yet reported to the collector. */
+  unreported(): DroppedRange[] {
+    return (this.meta.get('unreported') as DroppedRange[] | undefined) ?? [];
+  }
+
+  /**
+   * Stores an item sealed for its seq (`seal` gets the seq it will carry). Resolves with the seq once the
+   * item is on disk, or null when the outbox is full and refuses new items (counted).
+   */
+  async enqueue(seal: (seq: number) => Buffer, at: number, opts: { clearsUnreported?: boolean } = {}): Promise<number | null> {
+    let seq: number | null = null;
+    await this.env.transaction(() => {
+      const envelope = seal(this.nextSeq);
+      if (envelope.length > this.limits.maxBytes) return this.count('refused-new', 1);
+      if (this.bytes + envelope.length > this.limits.maxBytes) {
+        if (this.limits.whenFull === 'refuse-new') return this.count('refused-new', 1);
+        this.dropWhile((_, bytes) => bytes + envelope.length > this.limits.maxBytes, 'full');
+      }
+      seq = this.nextSeq;
+      void this.items.put(seq, { at, env: envelope });
+      void this.meta.put('next', seq + 1);
+      void this.meta.put('bytes', this.bytes + envelope.length);
+      if (opts.clearsUnreported) void this.meta.put('unreported', []);
+    });
+    await this.env.flushed;
+    if (seq !== null) this.flushedUpTo = Math.max(this.flushedUpTo, seq);
+    return seq;
+  }
+
+  /** The oldest items on disk, up to a count and a byte budget (at least one, whatever its size). */
+  oldest(maxItems: number, maxBytes: number): OutboxItem[] {
+    const out: OutboxItem[] = [];
+    let bytes = 0;
+    for (const { key, value } of this.items.getRange({ end: this.flushedUpTo + 1 })) {
+      if (out.length >= maxItems || (out.length > 0 && bytes + value.env.length > maxBytes)) break;
+      out.push({ seq: key, at: value.at, envelope: value.env });
+      bytes += value.env.length;
+    }
+    return out;
+  }
+
+  /** The collector has these: they leave. */
+  async ack(seqs: readonly number[]): Promise<void> {
+    await this.env.transaction(() => {
+      let freed = 0;
+      for (const seq of seqs) {
+        const v = this.items.get(seq);
+        if (!v) continue;
+        freed += v.env.length;
+        void this.items.remove(seq);
+      }
+      void this.meta.put('bytes', Math.max(0, this.bytes - freed));
+    });
+  }
+
+  /** Drops what has waited longer than maxAgeMs (counted, seqs recorded). */
+  async sweep(now: number): Promise<number> {
+    let n = 0;
+    await this.env.transaction(() => {
+      n = this.dropWhile((first) => now - first.value.at > this.limits.maxAgeMs, 'expired');
+    });
+    return n;
+  }
+
+  async close(): Promise<void> {
+    await this.env.close();
+  }
+
+  /** Within a write transaction: removes the oldest items while `more` says so; returns how many. */
+  private dropWhile(more: (first: { key: number; value: Stored }, bytesNow: number) => boolean, reason: DropReason): number {
+    let n = 0;
+    let bytes = this.bytes;
+    const ranges = this.unreported();
+    const doomed: number[] = [];
+    for (const entry of this.items.getRange({ snapshot: true })) {
+      if (!more(entry, bytes)) break;
+      bytes -= entry.value.env.length;
+      doomed.push(entry.key);
+    }
+    for (const key of doomed) {
+      void this.items.remove(key);
+      const last = ranges.at(-1);
+      if (last && last[1] === key - 1 && last[2] === reason) last[1] = key;
+      else ranges.push([key, key, reason]);
+      n++;
+    }
+    if (n === 0) return 0;
+    void this.meta.put('bytes', Math.max(0, bytes));
+    void this.meta.put('unreported', ranges.slice(-1000)); // bounded: a board that drops forever still keeps the newest
+    this.count(reason, n);
+    return n;
+  }
+
+  private count(reason: DropReason, n: number): void {
+    const d = this.dropped();
+    d[reason] += n;
+    void this.meta.put('dropped', d);
+  }
+}

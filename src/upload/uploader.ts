@@ -1,0 +1,267 @@
+import { join } from 'node:path';
+import { Counter, Gauge } from 'prom-client';
+import type { Component, ComponentContext } from '../component.js';
+import type { OutpostConfig, UploadConfig } from '../config/index.js';
+import { SealedEnvelope, type NodeKeys } from '../crypto/index.js';
+import { errorMessage } from '../errors.js';
+import { ResultSelector } from '../resultSelector.js';
+import type { Frame, Result } from '../types.js';
+import { hideRegions, type PixelBox } from '../vision/index.js';
+import { DROPPED_TYPE, encodeBatch, RESULT_TYPE, type ItemHeader } from './batch.js';
+import { DROP_REASONS, Outbox } from './outbox.js';
+import type { Transport } from './transports.js';
+
+export interface UploaderDeps {
+  deviceId: string;
+  /** this node's keys, read when uploads start (a node without keys cannot seal: start fails and says so) */
+  keys: () => NodeKeys;
+  /** the collector's X25519 key (its keyring entry) */
+  collector: Uint8Array;
+  transport: Transport;
+  /** face boxes in frame pixels, from the configured detector (absent: no face detection) */
+  faces?: (frame: Frame) => Promise<PixelBox[]>;
+  random?: () => number;
+}
+
+const FRAMES_KEPT_PER_CAMERA = 4;
+const SWEEP_MS = 60_000;
+
+/**
+ * Turns selected results (and, if asked, their frames, anonymised before anything touches the disk) into sealed
+ * items in the outbox, and delivers them: oldest first, in batches, at most `bandwidthKBps` on average, with
+ * exponential backoff and jitter while the collector is away. An item leaves the outbox only when the collector
+ * acknowledged it. Drops (full, expired) are counted and told to the collector in a sealed notice, so a gap in
+ * its seqs is either explained or a loss.
+ */
+export class Uploader implements Component {
+  readonly name = 'upload';
+  private cfg: UploadConfig;
+  private outbox: Outbox | null = null;
+  private seal: SealedEnvelope | null = null;
+  private readonly select: ResultSelector;
+  private readonly frames = new Map<string, Frame[]>();
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+  private sweeper: NodeJS.Timeout | null = null;
+  private enqueueing: Promise<unknown> = Promise.resolve();
+  private readonly counts = {
+    delivered: 0,
+    failures: 0,
+    refusedByCollector: 0,
+    anonymiseFailed: 0,
+    lastError: null as string | null,
+    lastDeliveryAt: null as number | null,
+  };
+  private metrics: { delivered: Counter; failures: Counter; anonymise: Counter } | null = null;
+
+  constructor(
+    private readonly ctx: ComponentContext,
+    private readonly deps: UploaderDeps,
+  ) {
+    this.cfg = ctx.config.upload!;
+    this.select = new ResultSelector(this.cfg.select);
+  }
+
+  async start(): Promise<void> {
+    this.seal = new SealedEnvelope(this.deps.keys().box);
+    const o = this.cfg.outbox;
+    this.outbox = Outbox.open(join(this.ctx.stateDir, 'outbox'), { maxBytes: o.maxBytes, maxAgeMs: o.maxAgeHours * 3_600_000, whenFull: o.whenFull });
+    this.registerMetrics();
+    this.ctx.bus.on('frame.received', this.name, (f) => {
+      if (this.cfg.frames.include) this.frames.set(f.camera, [...(this.frames.get(f.camera) ?? []), f].slice(-FRAMES_KEPT_PER_CAMERA));
+    });
+    this.ctx.bus.on('result', this.name, (r) => {
+      if (!this.select.select(r)) return;
+      // one after another: seqs follow the order results came in
+      this.enqueueing = this.enqueueing
+        .then(() => this.enqueue(r))
+        .catch((err) => this.ctx.log.error({ err: errorMessage(err) }, 'could not put a result in the outbox'));
+    });
+    this.sweeper = setInterval(() => void this.outbox?.sweep(this.ctx.clock.now()), SWEEP_MS);
+    this.sweeper.unref();
+    await this.outbox.sweep(this.ctx.clock.now());
+    this.loop = this.deliverForever();
+    this.ctx.log.info({ pending: this.outbox.pending, transport: this.deps.transport.name }, 'uploads started');
+  }
+
+  async stop(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.abort.abort();
+    await this.loop;
+    await this.enqueueing;
+    this.deps.transport.close();
+    await this.outbox?.close();
+    this.outbox = null;
+  }
+
+  reload(config: Readonly<OutpostConfig>): void {
+    if (!config.upload) return;
+    this.cfg = config.upload;
+    this.select.configure(this.cfg.select);
+  }
+
+  status(): Record<string, unknown> {
+    const ob = this.outbox;
+    const { delivered, failures, refusedByCollector, anonymiseFailed, lastError, lastDeliveryAt } = this.counts;
+    return {
+      upload: {
+        transport: this.deps.transport.name,
+        pending: ob?.pending ?? 0,
+        bytes: ob?.bytes ?? 0,
+        dropped: ob?.dropped() ?? {},
+        delivered,
+        failures,
+        refusedByCollector,
+        anonymiseFailed,
+        lastError,
+        lastDeliveryAt: lastDeliveryAt ? new Date(lastDeliveryAt).toISOString() : null,
+      },
+    };
+  }
+
+  /** The result (JSON) and, when frames are included, its frame anonymised: one sealed item. */
+  private async enqueue(r: Result): Promise<void> {
+    const json = Buffer.from(
+      JSON.stringify({
+        frameId: r.frameId,
+        camera: r.camera,
+        capturedAt: r.capturedAt,
+        model: r.model,
+        variant: r.variant,
+        provider: r.provider,
+        placement: r.placement,
+        output: r.output,
+      }),
+    );
+    const jpeg = this.cfg.frames.include ? await this.frameFor(r) : null;
+    const parts = [{ type: 'application/json', bytes: json.length }, ...(jpeg ? [{ type: 'image/jpeg', bytes: jpeg.length }] : [])];
+    const header: Omit<ItemHeader, 'seq'> = {
+      device: this.deps.deviceId,
+      contentType: RESULT_TYPE,
+      capturedAt: r.capturedAt,
+      camera: r.camera,
+      frameId: r.frameId,
+      parts,
+    };
+    await this.put(header, jpeg ? Buffer.concat([json, jpeg]) : json);
+  }
+
+  private async put(header: Omit<ItemHeader, 'seq'>, payload: Buffer, clearsUnreported = false): Promise<number | null> {
+    const seq = await this.outbox!.enqueue((s) => this.seal!.seal({ ...header, seq: s }, payload, this.deps.collector), this.ctx.clock.now(), {
+      clearsUnreported,
+    });
+    this.wake?.();
+    return seq;
+  }
+
+  /** The frame a result came from, with faces and fixed regions hidden; null when that fails (counted). */
+  private async frameFor(r: Result): Promise<Buffer | null> {
+    const frame = this.frames.get(r.camera)?.find((f) => f.id === r.frameId);
+    if (!frame) return null;
+    try {
+      const a = this.cfg.anonymise;
+      const faces = a.faces && this.deps.faces ? await this.deps.faces(frame) : [];
+      const regions = a.regions.map(([x0, y0, x1, y1]) => [x0 * frame.width, y0 * frame.height, x1 * frame.width, y1 * frame.height] as const);
+      const { maxWidth, quality } = this.cfg.frames;
+      const withFaces = faces.length && a.faces ? await hideRegions(frame.data, faces, a.faces.method, { maxWidth: frame.width, quality: 95 }) : frame.data;
+      return await hideRegions(withFaces, regions, a.method, { maxWidth, quality });
+    } catch (err) {
+      this.counts.anonymiseFailed++;
+      this.metrics?.anonymise.inc();
+      this.ctx.log.warn({ camera: r.camera, frame: r.frameId, err: errorMessage(err) }, 'anonymising the frame failed: the result goes without it');
+      return null;
+    }
+  }
+
+  private async deliverForever(): Promise<void> {
+    const d = () => this.cfg.delivery;
+    let backoff = d().retry.initialMs;
+    while (!this.abort.signal.aborted) {
+      const ob = this.outbox!;
+      if (ob.unreported().length > 0)
+        await this.put(
+          { device: this.deps.deviceId, contentType: DROPPED_TYPE, capturedAt: this.ctx.clock.now() },
+          Buffer.from(JSON.stringify({ ranges: ob.unreported() })),
+          true,
+        );
+      const batch = ob.oldest(d().batchItems, d().batchBytes);
+      if (batch.length === 0) {
+        await this.idle(1000);
+        continue;
+      }
+      const body = encodeBatch(batch.map((i) => i.envelope));
+      const started = performance.now();
+      try {
+        const answer = await this.deps.transport.send(body, this.abort.signal);
+        await ob.ack(answer.acked);
+        this.counts.delivered += answer.acked.length;
+        this.metrics?.delivered.inc(answer.acked.length);
+        this.counts.refusedByCollector += answer.refused.length;
+        if (answer.refused.length > 0)
+          throw new Error(`the collector refused ${answer.refused.length} items: ${answer.refused[0].reason} (${answer.refused[0].message})`);
+        this.counts.lastDeliveryAt = this.ctx.clock.now();
+        backoff = d().retry.initialMs;
+        await this.pace(body.length, performance.now() - started);
+      } catch (err) {
+        if (this.abort.signal.aborted) break;
+        this.counts.failures++;
+        this.metrics?.failures.inc();
+        this.counts.lastError = errorMessage(err);
+        this.ctx.log.warn({ err: this.counts.lastError, pending: ob.pending, retryInMs: Math.round(backoff) }, 'upload failed; retrying');
+        await this.idle(backoff * (0.5 + (this.deps.random ?? Math.random)() * 0.5), false);
+        backoff = Math.min(d().retry.maxMs, backoff * 2);
+      }
+    }
+  }
+
+  /** Keeps the average rate under bandwidthKBps: a batch of N bytes is followed by N / rate of quiet. */
+  private async pace(bytes: number, tookMs: number): Promise<void> {
+    const kbps = this.cfg.delivery.bandwidthKBps;
+    if (kbps > 0) await this.idle(Math.max(0, (bytes / (kbps * 1024)) * 1000 - tookMs), false);
+  }
+
+  /** Waits `ms`; a new item cuts the wait short only when `forItems` (never a backoff or the bandwidth pause); stop always does. */
+  private idle(ms: number, forItems = true): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.abort.signal.removeEventListener('abort', done);
+        if (this.wake === done) this.wake = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.abort.signal.addEventListener('abort', done, { once: true });
+      if (forItems) this.wake = done;
+      if (this.abort.signal.aborted) done();
+    });
+  }
+
+  private registerMetrics(): void {
+    const registers = [this.ctx.registry];
+    const ob = () => this.outbox;
+    this.metrics = {
+      delivered: new Counter({ name: 'outpost_upload_delivered_total', help: 'Items the collector acknowledged', registers }),
+      failures: new Counter({ name: 'outpost_upload_failures_total', help: 'Batches that did not get through (retried)', registers }),
+      anonymise: new Counter({ name: 'outpost_upload_anonymise_failed_total', help: 'Frames not uploaded because anonymising them failed', registers }),
+    };
+    new Gauge({
+      name: 'outpost_upload_pending',
+      help: 'Items waiting in the outbox',
+      registers,
+      collect() {
+        this.set(ob()?.pending ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'outpost_upload_dropped',
+      help: 'Items dropped from the outbox since it was created, by reason (full, expired, refused-new)',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        const d = ob()?.dropped();
+        for (const r of DROP_REASONS) this.set({ reason: r }, d?.[r] ?? 0);
+      },
+    });
+  }
+}
