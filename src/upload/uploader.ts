@@ -6,7 +6,7 @@ import { SealedEnvelope, type NodeKeys } from '../crypto/index.js';
 import { errorMessage } from '../errors.js';
 import { ResultSelector } from '../resultSelector.js';
 import type { Frame, Result } from '../types.js';
-import { hideRegions, type PixelBox } from '../vision/index.js';
+import { hideRegions, type HideMethod, type PixelBox } from '../vision/index.js';
 import { DROPPED_TYPE, encodeBatch, RESULT_TYPE, type ItemHeader } from './batch.js';
 import { DROP_REASONS, Outbox } from './outbox.js';
 import type { Transport } from './transports.js';
@@ -23,8 +23,13 @@ export interface UploaderDeps {
   random?: () => number;
 }
 
-const FRAMES_KEPT_PER_CAMERA = 4;
+/** Frames kept per camera until their result comes (a slow pipeline finishes a frame many frames later). */
+const FRAMES_KEPT_PER_CAMERA = 32;
 const SWEEP_MS = 60_000;
+/** Results waiting for their frame to be anonymised and sealed; past this, new ones are dropped (counted). */
+const MAX_PREPARING = 64;
+/** Detect-and-hide rounds per frame before giving up on it. */
+const FACE_PASSES = 3;
 
 /**
  * Turns selected results (and, if asked, their frames, anonymised before anything touches the disk) into sealed
@@ -50,6 +55,11 @@ export class Uploader implements Component {
     failures: 0,
     refusedByCollector: 0,
     anonymiseFailed: 0,
+    /** results whose frame had already left the buffer: they went without it */
+    frameMissing: 0,
+    /** results selected and not yet in the outbox (anonymising, sealing) */
+    preparing: 0,
+    busyDropped: 0,
     lastError: null as string | null,
     lastDeliveryAt: null as number | null,
   };
@@ -73,10 +83,13 @@ export class Uploader implements Component {
     });
     this.ctx.bus.on('result', this.name, (r) => {
       if (!this.select.select(r)) return;
+      if (this.counts.preparing >= MAX_PREPARING) return void this.counts.busyDropped++; // before a seq is spent: no gap
+      this.counts.preparing++;
       // one after another: seqs follow the order results came in
       this.enqueueing = this.enqueueing
         .then(() => this.enqueue(r))
-        .catch((err) => this.ctx.log.error({ err: errorMessage(err) }, 'could not put a result in the outbox'));
+        .catch((err) => this.ctx.log.error({ err: errorMessage(err) }, 'could not put a result in the outbox'))
+        .finally(() => this.counts.preparing--);
     });
     this.sweeper = setInterval(() => void this.outbox?.sweep(this.ctx.clock.now()), SWEEP_MS);
     this.sweeper.unref();
@@ -103,17 +116,19 @@ export class Uploader implements Component {
 
   status(): Record<string, unknown> {
     const ob = this.outbox;
-    const { delivered, failures, refusedByCollector, anonymiseFailed, lastError, lastDeliveryAt } = this.counts;
+    const { delivered, failures, refusedByCollector, anonymiseFailed, frameMissing, preparing, busyDropped, lastError, lastDeliveryAt } = this.counts;
     return {
       upload: {
         transport: this.deps.transport.name,
         pending: ob?.pending ?? 0,
+        preparing,
         bytes: ob?.bytes ?? 0,
-        dropped: ob?.dropped() ?? {},
+        dropped: { ...(ob?.dropped() ?? {}), busy: busyDropped },
         delivered,
         failures,
         refusedByCollector,
         anonymiseFailed,
+        frameMissing,
         lastError,
         lastDeliveryAt: lastDeliveryAt ? new Date(lastDeliveryAt).toISOString() : null,
       },
@@ -158,13 +173,15 @@ export class Uploader implements Component {
   /** The frame a result came from, with faces and fixed regions hidden; null when that fails (counted). */
   private async frameFor(r: Result): Promise<Buffer | null> {
     const frame = this.frames.get(r.camera)?.find((f) => f.id === r.frameId);
-    if (!frame) return null;
+    if (!frame) {
+      this.counts.frameMissing++;
+      return null;
+    }
     try {
       const a = this.cfg.anonymise;
-      const faces = a.faces && this.deps.faces ? await this.deps.faces(frame) : [];
+      const withFaces = a.faces && this.deps.faces ? await this.hideFaces(frame, a.faces.method) : frame.data;
       const regions = a.regions.map(([x0, y0, x1, y1]) => [x0 * frame.width, y0 * frame.height, x1 * frame.width, y1 * frame.height] as const);
       const { maxWidth, quality } = this.cfg.frames;
-      const withFaces = faces.length && a.faces ? await hideRegions(frame.data, faces, a.faces.method, { maxWidth: frame.width, quality: 95 }) : frame.data;
       return await hideRegions(withFaces, regions, a.method, { maxWidth, quality });
     } catch (err) {
       this.counts.anonymiseFailed++;
@@ -172,6 +189,23 @@ export class Uploader implements Component {
       this.ctx.log.warn({ camera: r.camera, frame: r.frameId, err: errorMessage(err) }, 'anonymising the frame failed: the result goes without it');
       return null;
     }
+  }
+
+  /**
+   * Hides every face the detector finds, then looks again: faces it missed next to the ones it found (a crowd)
+   * often show once those are hidden, and a blur the detector still reads as a face gets filled. A frame that
+   * still has a face after the last pass is not uploaded.
+   */
+  private async hideFaces(frame: Frame, method: HideMethod): Promise<Buffer> {
+    let data = frame.data;
+    for (let pass = 0; pass < FACE_PASSES; pass++) {
+      const faces = await this.deps.faces!({ ...frame, data });
+      if (faces.length === 0) return data;
+      // a face found again after the first pass (a blurred blob the detector still reads) is filled instead
+      data = await hideRegions(data, faces, pass === 0 ? method : 'fill', { maxWidth: frame.width, quality: 95 });
+    }
+    if ((await this.deps.faces!({ ...frame, data })).length > 0) throw new Error(`faces still found after ${FACE_PASSES} passes`);
+    return data;
   }
 
   private async deliverForever(): Promise<void> {

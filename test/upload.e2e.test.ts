@@ -1,0 +1,210 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderDemoFrames } from '../src/camera/index.js';
+import { generateKeys } from '../src/crypto/index.js';
+import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
+import { missingShared } from './helpers/optional.js';
+import { CLI, sharedPath, tempDir } from './helpers/paths.js';
+import { waitUntil } from './helpers/wait.js';
+
+/** Issue 12 with real processes: an agent uploading to `outpost collect`, killed and restarted. */
+interface Setup {
+  dir: string;
+  collectorPort: number;
+  config: (opts: { frames: string; fps: number; extra?: string; models?: string; pipeline?: string; port: number }) => string;
+}
+
+function setup(): Setup {
+  const dir = tempDir();
+  const device = generateKeys(join(dir, 'state', 'keys'));
+  const collector = generateKeys(join(dir, 'collector'));
+  writeFileSync(join(dir, 'trust.yaml'), `- { name: cam-01, box: ${device.box} }\n`);
+  const setupObj: Setup = {
+    dir,
+    collectorPort: 0,
+    config: (o) =>
+      `node: { name: cam-01, stateDir: ${join(dir, 'state')} }
+keyring:
+  - { name: hq, box: ${collector.box}, roles: [collector] }
+cameras:
+  - { name: door, source: { type: directory, path: ${o.frames}, fps: ${o.fps}, loop: false } }
+models:
+${o.models ?? '  det: { file: builtin:ppocrv4-det }'}
+pipelines:
+  text: { stages: [${o.pipeline ?? '{ name: detect, model: det, decoder: { type: db } }'}] }
+cameras_pipeline_placeholder: null
+status: { port: ${o.port} }
+power: { enabled: false }
+upload:
+  collector: { url: "http://127.0.0.1:${setupObj.collectorPort}", key: hq }
+  delivery: { retry: { initialMs: 100, maxMs: 400 }, batchItems: 8 }
+${o.extra ?? ''}
+logging: { format: json, results: false }
+`.replace('cameras_pipeline_placeholder: null\n', ''),
+  };
+  return setupObj;
+}
+
+function startCollector(s: Setup): ChildProcess {
+  return spawn(
+    process.execPath,
+    [
+      CLI,
+      'collect',
+      '--listen',
+      `127.0.0.1:${s.collectorPort}`,
+      '--keys',
+      join(s.dir, 'collector'),
+      '--trust',
+      join(s.dir, 'trust.yaml'),
+      '--out',
+      join(s.dir, 'out'),
+    ],
+    { stdio: 'ignore' },
+  );
+}
+
+async function collectorUp(s: Setup): Promise<void> {
+  await waitUntil(
+    () =>
+      fetch(`http://127.0.0.1:${s.collectorPort}/metrics`).then(
+        () => true,
+        () => false,
+      ),
+    'the collector',
+    100,
+    50,
+  );
+}
+
+const status = async (port: number) => (await fetch(`http://127.0.0.1:${port}/status`)).json();
+
+describe('uploads through the outbox to outpost collect', () => {
+  let frames: string;
+  beforeAll(async () => {
+    frames = tempDir();
+    (await renderDemoFrames(16, 21, 320, 240)).forEach((f, i) => writeFileSync(join(frames, `${String(i).padStart(3, '0')}.jpg`), f.data));
+  });
+
+  let collector: ChildProcess | null = null;
+  afterAll(() => collector?.kill());
+
+  it('SIGKILLed 20 times at random moments, some while the collector is down: seqs run 1..max, no gap, no duplicate', async () => {
+    const s = setup();
+    s.collectorPort = await freePort();
+    const port = await freePort();
+    writeFileSync(join(s.dir, 'outpost.yaml'), s.config({ frames, fps: 8, port }));
+    collector = startCollector(s);
+    await collectorUp(s);
+    for (let round = 0; round < 20; round++) {
+      const collectorDown = round >= 6 && round < 11;
+      if (collectorDown && collector) {
+        collector.kill('SIGKILL');
+        collector = null;
+      }
+      if (!collectorDown && !collector) {
+        collector = startCollector(s);
+        await collectorUp(s);
+      }
+      const agent = new DaemonProcess(['run', '--config', join(s.dir, 'outpost.yaml')]);
+      await agent.waitForLog('uploads started');
+      await new Promise((r) => setTimeout(r, 200 + Math.random() * 1300));
+      agent.kill('SIGKILL');
+      await agent.exited;
+    }
+    collector ??= startCollector(s);
+    await collectorUp(s);
+    const last = new DaemonProcess(['run', '--config', join(s.dir, 'outpost.yaml')]);
+    try {
+      // the folder camera plays its 16 frames once; then everything drains
+      await last.waitFor('the outbox drained', async () => {
+        const u = (await status(port).catch(() => null))?.upload;
+        return u && u.pending === 0 && u.preparing === 0 && u.delivered > 0 && (await status(port)).cameras.door?.processed >= 16 ? true : undefined;
+      });
+      expect(await last.stop()).toBe(0);
+    } finally {
+      last.kill('SIGKILL');
+    }
+    const verify = runCli(['collect', '--verify', '--out', join(s.dir, 'out'), '--json']);
+    expect(verify.code, verify.stdout).toBe(0);
+    const [report] = JSON.parse(verify.stdout).devices;
+    expect(report).toMatchObject({ device: 'cam-01', gaps: [], dropped: {} });
+    expect(report.items).toBe(report.highest);
+    expect(report.highest).toBeGreaterThan(16);
+  });
+
+  it('holds a backlog while the collector is away and drains it in seq order', async () => {
+    const s = setup();
+    s.collectorPort = await freePort();
+    const port = await freePort();
+    const agent = DaemonProcess.start(s.dir, s.config({ frames, fps: 8, port }));
+    try {
+      await agent.waitFor('a backlog of 10', async () => ((await status(port).catch(() => null))?.upload?.pending >= 10 ? true : undefined));
+      const c = startCollector(s);
+      try {
+        await collectorUp(s);
+        await agent.waitFor('the outbox drained', async () => ((await status(port)).upload.pending === 0 ? true : undefined));
+      } finally {
+        c.kill();
+      }
+    } finally {
+      expect(await agent.stop()).toBe(0);
+    }
+    const dir = join(s.dir, 'out', 'cam-01');
+    const bySeq = readdirSync(dir)
+      .filter((f) => /^\d+\.json$/.test(f))
+      .map((f) => ({ seq: Number(f.split('.')[0]), written: statSync(join(dir, f)).mtimeMs }))
+      .sort((a, b) => a.seq - b.seq);
+    expect(bySeq.length).toBeGreaterThanOrEqual(10);
+    for (let i = 1; i < bySeq.length; i++) expect(bySeq[i].written, `seq ${bySeq[i].seq}`).toBeGreaterThanOrEqual(bySeq[i - 1].written);
+  });
+});
+
+const ultraface = sharedPath('models/ultraface/version-RFB-320.onnx');
+const faces = sharedPath('data/faces');
+
+describe.skipIf(missingShared(!!ultraface && !!faces, '../shared UltraFace and faces'))('anonymised frames (../shared/data/faces)', () => {
+  it('no uploaded frame has a face UltraFace can still find', async () => {
+    const s = setup();
+    s.collectorPort = await freePort();
+    const port = await freePort();
+    const models = `  ultraface: { file: ${ultraface} }`;
+    const pipeline = '{ name: faces, model: ultraface, decoder: { type: ssd, scoreThreshold: 0.5, labels: [background, face] } }';
+    const extra = '  frames: { include: true, maxWidth: 640, quality: 85 }\n  anonymise: { faces: { model: ultraface, minScore: 0.3, method: blur } }';
+    const collector = startCollector(s);
+    await collectorUp(s);
+    const agent = DaemonProcess.start(s.dir, s.config({ frames: faces!, fps: 4, port, models, pipeline, extra }));
+    const photos = readdirSync(faces!).filter((f) => f.endsWith('.jpg')).length;
+    let anonymiseFailed = 0;
+    try {
+      await agent.waitFor('every photo uploaded', async () => {
+        const st = await status(port).catch(() => null);
+        return st?.upload?.pending === 0 && st.upload.preparing === 0 && st.cameras.door?.processed >= photos ? true : undefined;
+      });
+      anonymiseFailed = (await status(port)).upload.anonymiseFailed;
+    } finally {
+      expect(await agent.stop()).toBe(0);
+      collector.kill();
+    }
+    const out = join(s.dir, 'out', 'cam-01');
+    const jpgs = readdirSync(out).filter((f) => f.endsWith('.jpg'));
+    // a frame whose faces could not all be hidden is not uploaded (counted); its result still is
+    expect(jpgs.length + anonymiseFailed).toBe(photos);
+    expect(jpgs.length).toBeGreaterThanOrEqual(photos - 2);
+    const check = join(s.dir, 'check');
+    mkdirSync(check);
+    writeFileSync(
+      join(check, 'outpost.yaml'),
+      `models:\n${models}\npipelines:\n  faces: { stages: [{ name: faces, model: ultraface, decoder: { type: ssd, labels: [background, face] } }] }\nnode: { stateDir: ${join(check, 'state')} }\n`,
+    );
+    const found = (input: string) =>
+      runCli(['infer', '--config', join(check, 'outpost.yaml'), '--input', input, '--json'])
+        .stdout.trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).output.detections.length as number);
+    expect(found(faces!).filter((n) => n > 0).length).toBe(photos); // the originals all have faces
+    expect(found(out).filter((n) => n > 0)).toEqual([]);
+  });
+});

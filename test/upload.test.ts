@@ -1,0 +1,181 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import nacl from 'tweetnacl';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKeys, readKeys, SealedEnvelope, toB64 } from '../src/crypto/index.js';
+import { Collector, encodeBatch, Outbox, RESULT_TYPE, verifyItems } from '../src/upload/index.js';
+import { freePort, runCli } from './helpers/daemonProcess.js';
+import { missingTool } from './helpers/optional.js';
+import { CLI, tempDir } from './helpers/paths.js';
+
+const silent = pino({ level: 'silent' });
+const item = (seq: number, size = 100) => Buffer.alloc(size, seq % 251);
+
+describe('the outbox (LMDB)', () => {
+  it('assigns seqs from 1 without gaps, across a close and reopen, and keeps items until acked', async () => {
+    const dir = tempDir();
+    let ob = Outbox.open(dir, { maxBytes: 1 << 20, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' });
+    for (let i = 0; i < 3; i++) await ob.enqueue((seq) => item(seq), Date.now());
+    await ob.ack([1]);
+    await ob.close();
+    ob = Outbox.open(dir, { maxBytes: 1 << 20, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' });
+    expect(await ob.enqueue((seq) => item(seq), Date.now())).toBe(4);
+    expect(ob.oldest(10, 1 << 20).map((i) => i.seq)).toEqual([2, 3, 4]);
+    expect(ob.bytes).toBe(300);
+    await ob.close();
+  });
+
+  it('when full, drop-oldest drops (counted, seqs recorded) and refuse-new refuses (counted, no seq spent)', async () => {
+    const drop = Outbox.open(tempDir(), { maxBytes: 1 << 20, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' });
+    for (let i = 0; i < 12; i++) await drop.enqueue((seq) => item(seq, 100_000), Date.now());
+    expect(drop.bytes).toBeLessThanOrEqual(1 << 20);
+    expect(drop.dropped()).toMatchObject({ full: 2 });
+    expect(drop.unreported()).toEqual([[1, 2, 'full']]);
+    expect(drop.oldest(100, 1 << 30)[0].seq).toBe(3);
+    await drop.close();
+    const refuse = Outbox.open(tempDir(), { maxBytes: 1 << 20, maxAgeMs: 3_600_000, whenFull: 'refuse-new' });
+    const seqs = [];
+    for (let i = 0; i < 12; i++) seqs.push(await refuse.enqueue((seq) => item(seq, 100_000), Date.now()));
+    expect(seqs).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, null, null]);
+    expect(refuse.dropped()).toMatchObject({ 'refused-new': 2, full: 0 });
+    expect(await refuse.enqueue((seq) => item(seq, 10), Date.now())).toBe(11); // the refused ones spent no seq
+    await refuse.close();
+  });
+
+  it('drops what waited longer than maxAgeHours, and records the seqs', async () => {
+    const ob = Outbox.open(tempDir(), { maxBytes: 1 << 20, maxAgeMs: 1000, whenFull: 'drop-oldest' });
+    await ob.enqueue((s) => item(s), 0);
+    await ob.enqueue((s) => item(s), 500);
+    await ob.enqueue((s) => item(s), 5000);
+    expect(await ob.sweep(5200)).toBe(2);
+    expect(ob.dropped().expired).toBe(2);
+    expect(ob.unreported()).toEqual([[1, 2, 'expired']]);
+    await ob.close();
+  });
+
+  it('holds only ciphertext: the file read without the keys shows none of the plaintext', async () => {
+    const dir = tempDir();
+    const device = nacl.box.keyPair();
+    const collector = nacl.box.keyPair();
+    const seal = new SealedEnvelope(device);
+    const ob = Outbox.open(dir, { maxBytes: 1 << 20, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' });
+    const secret = JSON.stringify({ camera: 'front-door', output: { lines: [{ text: 'LICENCE PLATE AB-123-CD' }] } });
+    for (let i = 0; i < 5; i++)
+      await ob.enqueue((seq) => seal.seal({ device: 'cam-01', seq, contentType: RESULT_TYPE }, Buffer.from(secret), collector.publicKey), Date.now());
+    await ob.close();
+    const raw = readdirSync(dir)
+      .map((f) => readFileSync(join(dir, f)).toString('latin1'))
+      .join('');
+    for (const plain of ['LICENCE PLATE', 'front-door', 'cam-01', RESULT_TYPE]) expect(raw).not.toContain(plain);
+  });
+});
+
+describe('outpost collect (a real process, items posted with curl)', () => {
+  const dir = tempDir();
+  let url: string;
+  let collector: ReturnType<typeof runCollector>;
+  const device = () => readKeys(join(dir, 'device'));
+  const collectorBox = () => readKeys(join(dir, 'collector')).box.publicKey;
+  const envelope = (seq: number, keys = device().box, recipient = collectorBox(), header: Record<string, unknown> = {}) =>
+    new SealedEnvelope(keys).seal(
+      { device: 'cam-01', seq, contentType: RESULT_TYPE, capturedAt: 1, ...header },
+      Buffer.from(JSON.stringify({ seq })),
+      recipient,
+    );
+
+  function runCollector(port: number) {
+    return spawn(
+      process.execPath,
+      [CLI, 'collect', '--listen', `127.0.0.1:${port}`, '--keys', join(dir, 'collector'), '--trust', join(dir, 'trust.yaml'), '--out', join(dir, 'out')],
+      { stdio: 'ignore' },
+    );
+  }
+  /** POSTs bytes with curl: the HTTP status and the JSON answer. */
+  function post(body: Buffer): { status: number; answer: { acked: number[]; refused: { reason: string }[] } } {
+    const file = join(tempDir(), 'body');
+    writeFileSync(file, body);
+    const r = spawnSync(
+      'curl',
+      ['-s', '-o', '-', '-w', '\n%{http_code}', '--data-binary', `@${file}`, '-H', 'content-type: application/vnd.outpost.batch', `${url}/v1/items`],
+      { encoding: 'utf8' },
+    );
+    const lines = r.stdout.trim().split('\n');
+    return { status: Number(lines.at(-1)), answer: JSON.parse(lines.slice(0, -1).join('\n')) };
+  }
+
+  beforeAll(async () => {
+    generateKeys(join(dir, 'device'));
+    generateKeys(join(dir, 'collector'));
+    writeFileSync(join(dir, 'trust.yaml'), `- { name: cam-01, box: ${toB64(device().box.publicKey)} }\n`);
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    collector = runCollector(port);
+    for (
+      let i = 0;
+      i < 100 &&
+      !(await fetch(`${url}/metrics`).then(
+        () => true,
+        () => false,
+      ));
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 50));
+  });
+
+  afterAll(() => collector?.kill());
+
+  it.skipIf(missingTool('curl', 'curl'))(
+    'stores good items once, refuses tampered, truncated, wrong-key, unknown-sender and garbage ones with distinct statuses',
+    () => {
+      expect(post(encodeBatch([envelope(1), envelope(2)]))).toMatchObject({ status: 200, answer: { acked: [1, 2] } });
+      expect(post(encodeBatch([envelope(1)]))).toMatchObject({ status: 200, answer: { acked: [1] } }); // a replay: acked, not stored twice
+      const tampered = envelope(3);
+      tampered[tampered.length - 5] ^= 0xff;
+      const cases: [string, Buffer, number, string][] = [
+        ['tampered', encodeBatch([tampered]), 422, 'cannot-open'],
+        ['wrong key', encodeBatch([envelope(3, device().box, nacl.box.keyPair().publicKey)]), 422, 'cannot-open'],
+        ['truncated envelope', encodeBatch([envelope(3).subarray(0, 50)]), 400, 'truncated'],
+        ['truncated batch', encodeBatch([envelope(3)]).subarray(0, 80), 400, 'truncated'],
+        ['unknown sender', encodeBatch([envelope(3, nacl.box.keyPair())]), 403, 'unknown-sender'],
+        ['another device', encodeBatch([envelope(3, device().box, collectorBox(), { device: 'cam-02' })]), 409, 'wrong-device'],
+        ['garbage', Buffer.from('garbage garbage garbage garbage'), 415, 'garbage'],
+      ];
+      for (const [what, body, status, reason] of cases) expect(post(body), what).toMatchObject({ status, answer: { acked: [], refused: [{ reason }] } });
+      // good items keep flowing in the same batch as a bad one
+      expect(post(encodeBatch([tampered, envelope(3)]))).toMatchObject({ status: 200, answer: { acked: [3], refused: [{ reason: 'cannot-open' }] } });
+      const names = readdirSync(join(dir, 'out', 'cam-01')).sort();
+      expect(names).toEqual(['1.json', '2.json', '3.json']);
+      expect(JSON.parse(readFileSync(join(dir, 'out', 'cam-01', '1.json'), 'utf8'))).toMatchObject({
+        header: { device: 'cam-01', seq: 1 },
+        result: { seq: 1 },
+      });
+    },
+  );
+
+  it('counts refusals by reason on /metrics', async () => {
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    for (const reason of ['cannot-open', 'truncated', 'unknown-sender', 'garbage', 'wrong-device'])
+      expect(metrics, reason).toMatch(new RegExp(`^outpost_collector_refused_total\\{reason="${reason}"\\} [1-9]`, 'm'));
+    expect(metrics).toMatch(/^outpost_collector_items_total\{outcome="duplicate"\} 1$/m);
+  });
+
+  it('--verify names every gap and exits 1; explained drops are no gap', () => {
+    const out = tempDir();
+    const dev = join(out, 'cam-9');
+    mkdirSync(dev);
+    for (const s of [1, 2, 5, 8]) writeFileSync(join(dev, `${s}.json`), '{}');
+    writeFileSync(join(dev, '9.dropped.json'), JSON.stringify({ ranges: [[6, 7, 'full']] }));
+    expect(verifyItems(out)).toEqual([{ device: 'cam-9', items: 5, highest: 9, dropped: { full: 2 }, gaps: [[3, 4]] }]);
+    const r = runCli(['collect', '--verify', '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('cam-9: 5 items, seq 1..9, 2 dropped (full), MISSING 3-4');
+  });
+
+  it('refuses a body over its limit with 413', () => {
+    const c = new Collector(readKeys(join(dir, 'collector')), [], tempDir(), silent, 1024);
+    expect(c.take(Buffer.alloc(2048)).status).toBe(413);
+    expect(statSync(join(dir, 'out')).isDirectory()).toBe(true);
+  });
+});
