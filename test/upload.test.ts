@@ -143,6 +143,13 @@ describe('outpost collect (a real process, items posted with curl)', () => {
         ['garbage', Buffer.from('garbage garbage garbage garbage'), 415, 'garbage'],
       ];
       for (const [what, body, status, reason] of cases) expect(post(body), what).toMatchObject({ status, answer: { acked: [], refused: [{ reason }] } });
+      // a trusted device's item that is not what it says (not JSON) is refused, not a crash
+      const notJson = new SealedEnvelope(device().box).seal(
+        { device: 'cam-01', seq: 9, contentType: RESULT_TYPE },
+        Buffer.from([0xff, 0x00, 0x13]),
+        collectorBox(),
+      );
+      expect(post(encodeBatch([notJson]))).toMatchObject({ status: 422, answer: { refused: [{ reason: 'bad-payload' }] } });
       // good items keep flowing in the same batch as a bad one
       expect(post(encodeBatch([tampered, envelope(3)]))).toMatchObject({ status: 200, answer: { acked: [3], refused: [{ reason: 'cannot-open' }] } });
       const names = readdirSync(join(dir, 'out', 'cam-01')).sort();

@@ -8,6 +8,7 @@ import { OutpostError } from '../errors.js';
 import { benchCameras } from './benchCameras.js';
 import { benchModels } from './benchModels.js';
 import { benchFleet } from './benchFleet.js';
+import { benchUpload } from './benchUpload.js';
 import { benchLevels } from './benchLevels.js';
 import { fileURLToPath } from 'node:url';
 import { PipelineSet, runPipelined, type StagedPipeline } from '../pipeline/index.js';
@@ -33,6 +34,9 @@ export interface BenchOptions {
   size: string;
   /** Governor mode: force each level's rung on the same frames. */
   levels?: boolean;
+  /** Upload mode: sealing, the outbox and draining a backlog. */
+  upload?: boolean;
+  backlog: number;
   /** Fleet mode: simulated device counts (real MQTT connections) watched by outpost monitor. */
   fleet?: number[];
   broker?: string;
@@ -97,6 +101,16 @@ async function timeStartup(config: OutpostConfig, spec: SessionSpec, repeats: nu
 }
 
 export async function benchCommand(opts: BenchOptions): Promise<void> {
+  if (opts.upload) {
+    const { config } = loadConfig(configPath(opts.config));
+    const ctx = cliContext(config, 'bench');
+    const inferMs = await medianInferMs(ctx, config.cameras[0]?.pipeline ?? Object.keys(config.pipelines)[0]);
+    const report = await benchUpload({ repeats: opts.repeats, backlog: opts.backlog }, inferMs);
+    const text = JSON.stringify(report, null, 2) + '\n';
+    if (opts.out) writeFileSync(opts.out, text);
+    process.stdout.write(text);
+    return;
+  }
   if (opts.fleet) {
     const report = await benchFleet({ devices: opts.fleet, broker: opts.broker, intervalSeconds: opts.interval, durationSeconds: opts.duration });
     const text = JSON.stringify(report, null, 2) + '\n';
@@ -201,6 +215,17 @@ function report(opts: BenchOptions, r: ReturnType<typeof pipelineReport>): void 
   process.stdout.write(`  event loop p95      ${r.wholePipeline.eventLoopP95MsMedian} ms while the pipeline ran\n`);
   for (const [m, st] of Object.entries(r.startup))
     process.stdout.write(`  start-up ${m.padEnd(10)} ${st.coldMs} ms cold, ${st.cachedMs} ms from the optimized-graph cache\n`);
+}
+
+/** Inference time of one frame through the config's pipeline (median of 8 demo frames): what sealing is compared with. */
+async function medianInferMs(ctx: ComponentContext, name: string): Promise<number> {
+  const engine = new InferenceEngine({ ...ctx.config.runtime, stateDir: ctx.stateDir, cacheOptimizedGraphs: false }, ctx.log);
+  const set = new PipelineSet(ctx, engine, { names: [name] });
+  return runComponents(ctx, [engine, set], async () => {
+    const times: number[] = [];
+    for (const f of await renderDemoFrames(8, 3)) times.push((await set.get(name).process(f)).timings.inferMs);
+    return r2(median(times));
+  });
 }
 
 /** A bench mode's JSON report, printed (and saved with --out). */

@@ -52,13 +52,13 @@ export class SealedEnvelope {
     private readonly maxPeers = 256,
   ) {}
 
-  seal(header: Record<string, unknown>, payload: Uint8Array, recipient: Uint8Array): Buffer {
+  /** `nonce` is for test vectors only: a nonce must never be used twice with one key pair. */
+  seal(header: Record<string, unknown>, payload: Uint8Array, recipient: Uint8Array, nonce: Uint8Array = randomBytes(nacl.box.nonceLength)): Buffer {
     const head = Buffer.from(JSON.stringify({ ...header, v: VERSION }), 'utf8');
     const plain = Buffer.alloc(4 + head.length + payload.length);
     plain.writeUInt32BE(head.length, 0);
     head.copy(plain, 4);
     plain.set(payload, 4 + head.length);
-    const nonce = randomBytes(nacl.box.nonceLength);
     const sealed = nacl.box.after(plain, nonce, this.key(recipient));
     return Buffer.concat([MAGIC, Buffer.from([VERSION]), Buffer.from(this.keys.publicKey), nonce, sealed]);
   }

@@ -25,6 +25,9 @@ export const REFUSALS = {
   'unknown-sender': 403,
   'wrong-device': 409,
   'too-large': 413,
+  'bad-payload': 422,
+  /** our disk, not the item: the device keeps it and tries again */
+  'store-failed': 503,
 } as const;
 export type CollectorRefusal = keyof typeof REFUSALS;
 
@@ -106,8 +109,12 @@ export class Collector {
       return { reason: 'bad-header', message: 'the sealed header has no seq or content type' };
     if (h.device !== device || (expectDevice && expectDevice !== device))
       return { seq: h.seq, reason: 'wrong-device', message: `sealed by ${device}'s key but says it is ${h.device}` };
-    const outcome = this.store.put(device, h, opened.payload);
-    this.stored.inc({ outcome });
+    try {
+      this.stored.inc({ outcome: this.store.put(device, h, opened.payload) });
+    } catch (err) {
+      const ours = (err as NodeJS.ErrnoException).code !== undefined;
+      return { seq: h.seq, reason: ours ? 'store-failed' : 'bad-payload', message: errorMessage(err) };
+    }
     return { seq: h.seq };
   }
 

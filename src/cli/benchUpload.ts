@@ -1,0 +1,146 @@
+import { createCipheriv, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import nacl from 'tweetnacl';
+import { median, rounded } from '../benchMath.js';
+import { systemClock } from '../component.js';
+import { configSchema } from '../config/index.js';
+import { SealedEnvelope } from '../crypto/index.js';
+import { EventBus } from '../eventBus.js';
+import { Collector, HttpTransport, Outbox, RESULT_TYPE, Uploader } from '../upload/index.js';
+import { Progress } from './progress.js';
+
+export interface UploadBenchOptions {
+  repeats: number;
+  /** items queued during the simulated outage */
+  backlog: number;
+}
+
+const SIZES = [1024, 100 * 1024];
+
+/** items/s and MB/s of `fn` over `n` items of `size` bytes, the median of `repeats` runs. */
+function rate(repeats: number, n: number, size: number, fn: () => void) {
+  const runs: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const t = performance.now();
+    for (let i = 0; i < n; i++) fn();
+    runs.push((n * 1000) / (performance.now() - t));
+  }
+  const itemsPerSecond = median(runs);
+  return { itemsPerSecond: rounded(itemsPerSecond, 0), mbPerSecond: rounded((itemsPerSecond * size) / 1e6, 1), usPerItem: rounded(1e6 / itemsPerSecond, 1) };
+}
+
+/** Sealing (tweetnacl box with a cached shared key) against Node's chacha20-poly1305, the machine's limit. */
+function sealing(repeats: number) {
+  const device = nacl.box.keyPair();
+  const collector = nacl.box.keyPair();
+  const env = new SealedEnvelope(device);
+  const key = randomBytes(32);
+  return Object.fromEntries(
+    SIZES.map((size) => {
+      const payload = randomBytes(size);
+      const n = size > 10_000 ? 200 : 5000;
+      const tweetnacl = rate(repeats, n, size, () => env.seal({ device: 'bench', seq: 1, contentType: RESULT_TYPE }, payload, collector.publicKey));
+      const chacha = rate(repeats, n, size, () => {
+        const c = createCipheriv('chacha20-poly1305', key, randomBytes(12), { authTagLength: 16 });
+        c.update(payload);
+        c.final();
+        c.getAuthTag();
+      });
+      return [`${size / 1024}KB`, { tweetnacl, nodeChacha20Poly1305: chacha, ratioToLimit: rounded(tweetnacl.mbPerSecond / chacha.mbPerSecond, 3) }];
+    }),
+  );
+}
+
+/** Enqueue (flushed to disk) then ack, one item at a time: the outbox's durable throughput. */
+async function outboxRate(size: number, n: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-outbox-'));
+  const ob = Outbox.open(dir, { maxBytes: 1 << 30, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' });
+  const payload = randomBytes(size);
+  try {
+    const t = performance.now();
+    for (let i = 0; i < n; i++) {
+      const seq = await ob.enqueue(() => payload, Date.now());
+      await ob.ack([seq!]);
+    }
+    return rounded((n * 1000) / (performance.now() - t), 0);
+  } finally {
+    await ob.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A backlog of `n` 1 KB items (a day's outage), then a collector on loopback: how fast the outbox empties. */
+async function drain(n: number) {
+  const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-drain-'));
+  const device = { sign: nacl.sign.keyPair(), box: nacl.box.keyPair() };
+  const collectorKeys = { sign: nacl.sign.keyPair(), box: nacl.box.keyPair() };
+  const collector = new Collector(
+    collectorKeys,
+    [{ name: 'bench', box: Buffer.from(device.box.publicKey).toString('base64') }],
+    join(dir, 'out'),
+    pino({ level: 'silent' }),
+  );
+  const port = await collector.listen('127.0.0.1', 0);
+  const config = configSchema.parse({ node: { stateDir: dir }, upload: { collector: { url: `http://127.0.0.1:${port}`, key: 'hq' } } });
+  const seal = new SealedEnvelope(device.box);
+  const payload = Buffer.from(JSON.stringify({ output: { lines: [{ text: 'x'.repeat(980) }] } }));
+  const ob = Outbox.open(join(dir, 'outbox'), { maxBytes: 1 << 30, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' });
+  for (let i = 0; i < n; i++)
+    await ob.enqueue(
+      (seq) => seal.seal({ device: 'bench', seq, contentType: RESULT_TYPE, capturedAt: Date.now() }, payload, collectorKeys.box.publicKey),
+      Date.now(),
+    );
+  await ob.close();
+  const log = pino({ level: 'silent' });
+  const ctx = { config, bus: new EventBus(log), log, clock: systemClock, stateDir: dir, registry: new Registry() };
+  const up = new Uploader(ctx, {
+    deviceId: 'bench',
+    keys: () => device,
+    collector: collectorKeys.box.publicKey,
+    transport: new HttpTransport(`http://127.0.0.1:${port}`, 30_000),
+  });
+  const t = performance.now();
+  await up.start();
+  while ((up.status().upload as { pending: number }).pending > 0) await new Promise((r) => setTimeout(r, 20));
+  const seconds = (performance.now() - t) / 1000;
+  await up.stop();
+  await collector.close();
+  rmSync(dir, { recursive: true, force: true });
+  return { items: n, seconds: rounded(seconds, 2), itemsPerSecond: rounded(n / seconds, 0) };
+}
+
+/**
+ * `outpost bench --upload`: what sealing and the outbox cost. Sealing MB/s and items/s against Node's
+ * chacha20-poly1305 (the machine's limit); outbox enqueue+ack items/s with every item flushed to disk; the drain
+ * rate of a 10,000-item backlog to a collector on loopback; and whether a 15 fps camera with 100 KB snapshots
+ * fits (enqueue and drain rates above 15 items/s, sealing a small share of a frame's inference).
+ */
+export async function benchUpload(opts: UploadBenchOptions, inferMsPerFrame: number | null) {
+  const progress = new Progress('bench upload');
+  progress.update(0, 4, 'sealing');
+  const seal = sealing(opts.repeats);
+  progress.update(1, 4, 'outbox enqueue + ack');
+  const outbox = { '1KB': await outboxRate(1024, 500), '100KB': await outboxRate(100 * 1024, 200) };
+  progress.update(2, 4, `draining a backlog of ${opts.backlog}`);
+  const drained = await drain(opts.backlog);
+  progress.done();
+  const sealUs = (seal['100KB'] as { tweetnacl: { usPerItem: number } }).tweetnacl.usPerItem;
+  return {
+    kind: 'outpost-bench-upload',
+    createdAt: new Date().toISOString(),
+    sealing: seal,
+    outboxEnqueueAckItemsPerSecond: outbox,
+    drainAfterOutage: drained,
+    camera15fps100KB: {
+      needsItemsPerSecond: 15,
+      outboxKeepsUp: outbox['100KB'] >= 15,
+      sealMsPerSnapshot: rounded(sealUs / 1000, 3),
+      inferMsPerFrame,
+      sealShareOfInference: inferMsPerFrame ? rounded(sealUs / 1000 / inferMsPerFrame, 4) : null,
+    },
+  };
+}
