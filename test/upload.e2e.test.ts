@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderDemoFrames } from '../src/camera/index.js';
 import { generateKeys } from '../src/crypto/index.js';
 import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
-import { missingShared } from './helpers/optional.js';
+import { Mosquitto } from './helpers/broker.js';
+import { missingShared, missingTool } from './helpers/optional.js';
 import { CLI, sharedPath, tempDir } from './helpers/paths.js';
 import { waitUntil } from './helpers/wait.js';
 
@@ -39,7 +40,7 @@ status: { port: ${o.port} }
 power: { enabled: false }
 upload:
   collector: { url: "http://127.0.0.1:${setupObj.collectorPort}", key: hq }
-  delivery: { retry: { initialMs: 100, maxMs: 400 }, batchItems: 8 }
+  delivery: { retry: { initialMs: 100, maxMs: 400 }, batchItems: 8, timeoutSeconds: 3 }
 ${o.extra ?? ''}
 logging: { format: json, results: false }
 `.replace('cameras_pipeline_placeholder: null\n', ''),
@@ -159,6 +160,54 @@ describe('uploads through the outbox to outpost collect', () => {
       .sort((a, b) => a.seq - b.seq);
     expect(bySeq.length).toBeGreaterThanOrEqual(10);
     for (let i = 1; i < bySeq.length; i++) expect(bySeq[i].written, `seq ${bySeq[i].seq}`).toBeGreaterThanOrEqual(bySeq[i - 1].written);
+  });
+});
+
+describe.skipIf(missingTool('mosquitto', 'mosquitto'))('uploads over MQTT, for sites where only the broker is reachable', () => {
+  it('publishes batches on <base>/<device>/upload; the collector answers on upload/ack; items leave only then', async () => {
+    const frames = tempDir();
+    (await renderDemoFrames(6, 22, 320, 240)).forEach((f, i) => writeFileSync(join(frames, `${i}.jpg`), f.data));
+    const broker = await Mosquitto.start();
+    const s = setup();
+    s.collectorPort = await freePort();
+    const port = await freePort();
+    const extra = `  transport: mqtt\ntelemetry:\n  mqtt: { url: "${broker.url}", reconnect: { initialMs: 200, maxMs: 400 } }`;
+    const agent = DaemonProcess.start(s.dir, s.config({ frames, fps: 6, port, extra }));
+    let collector: ChildProcess | null = null;
+    try {
+      await agent.waitFor('a backlog while no collector listens', async () =>
+        (await status(port).catch(() => null))?.upload?.pending >= 3 ? true : undefined,
+      );
+      collector = spawn(
+        process.execPath,
+        [
+          CLI,
+          'collect',
+          '--listen',
+          `127.0.0.1:${s.collectorPort}`,
+          '--keys',
+          join(s.dir, 'collector'),
+          '--trust',
+          join(s.dir, 'trust.yaml'),
+          '--out',
+          join(s.dir, 'out'),
+          '--mqtt',
+          broker.url,
+        ],
+        { stdio: 'ignore' },
+      );
+      await agent.waitFor('the outbox drained over MQTT', async () => {
+        const st = await status(port);
+        return st.upload.pending === 0 && st.upload.preparing === 0 && st.cameras.door?.processed >= 6 ? true : undefined;
+      });
+    } finally {
+      expect(await agent.stop()).toBe(0);
+      collector?.kill();
+      await broker.down();
+    }
+    const verify = runCli(['collect', '--verify', '--out', join(s.dir, 'out'), '--json']);
+    expect(verify.code, verify.stdout).toBe(0);
+    expect(JSON.parse(verify.stdout).devices[0]).toMatchObject({ device: 'cam-01', highest: 6, items: 6, gaps: [] });
   });
 });
 
