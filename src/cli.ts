@@ -77,10 +77,14 @@ program
   .option('-r, --repeats <n>', 'interleaved repeats (medians are reported)', positiveInt, 5)
   .option('-o, --out <file>', 'also write the JSON report to this file')
   .option('--cameras <n>', 'multi-camera mode: N ffmpeg test cameras at 30 fps through the scheduler', positiveInt)
-  .option('--duration <seconds>', 'multi-camera and fleet modes: seconds measured', positiveInt, 30)
+  .option('--duration <seconds>', 'multi-camera, fleet and offload modes: seconds measured', positiveInt, 30)
   .option('--levels', "governor mode: build the variants, force each level's rung, report frames/s, CPU per frame and the swap stall")
   .option('--upload', 'upload mode: sealing MB/s against chacha20-poly1305, outbox enqueue+ack items/s, the drain rate after an outage')
   .option('--backlog <n>', 'upload mode: items queued during the outage', positiveInt, 10_000)
+  .option(
+    '--offload',
+    'offload mode: two agents on one core each, frames/s with the helper as peer vs without, the latency offloading adds, sealing vs inference',
+  )
   .option(
     '--fleet <n,...>',
     'fleet mode: N simulated devices on MQTT watched by outpost monitor: its CPU per 1,000 messages and the publish-to-display lag',

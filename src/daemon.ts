@@ -7,7 +7,7 @@ import type { Frame } from './types.js';
 import { HttpTransport, MqttTransport, Uploader } from './upload/index.js';
 import { JobScheduler } from './jobs/index.js';
 import { MqttLink } from './mqtt/index.js';
-import { CameraSet, PipelineSet, PrecisionController } from './pipeline/index.js';
+import { CameraSet, offloadComponents, PipelineSet, PrecisionController } from './pipeline/index.js';
 import { PowerMonitor } from './power/index.js';
 import { cleanState, InferenceEngine, rebenchmarkModels } from './runtime/index.js';
 import { Supervisor } from './supervisor.js';
@@ -37,7 +37,9 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
   const pipelines = new PipelineSet(ctx('pipelines'), engine, { extra: faces ? { [FACES]: faceDetectorPipeline(faces.model, faces.minScore) } : {} });
   const provider = () => engine.provider;
   const precision = new PrecisionController(ctx('precision'), pipelines, provider);
-  const cameras = new CameraSet(ctx('cameras'), pipelines, provider);
+  const mqtt = c.telemetry.mqtt && new MqttLink(ctx('mqtt'), { mqtt: c.telemetry.mqtt, deviceId: c.telemetry.mqtt.deviceId ?? c.node.name });
+  const off = c.offload ? offloadComponents(ctx, engine, pipelines, mqtt || null) : null;
+  const cameras = new CameraSet(ctx('cameras'), pipelines, provider, off?.placer);
   const jobs = new JobScheduler(ctx('jobs'), [
     {
       name: 'rebenchmark',
@@ -46,7 +48,6 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
     },
     { name: 'stateCleanup', optional: false, run: async () => cleanState(daemon.config, ctx('jobs').log) },
   ]);
-  const mqtt = c.telemetry.mqtt && new MqttLink(ctx('mqtt'), { mqtt: c.telemetry.mqtt, deviceId: c.telemetry.mqtt.deviceId ?? c.node.name });
   const targets: CommandTargets = {
     status: () => daemon.status(),
     reloadConfig: () => daemon.reloadFromFile(),
@@ -67,10 +68,12 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
     engine,
     pipelines,
     precision,
+    ...(off?.before ?? []),
     cameras,
     ...(c.power.enabled ? [new PowerMonitor(ctx('power'))] : []),
     jobs,
     ...(mqtt ? [mqtt, new FleetTelemetry(ctx('fleet'), mqtt, targets, { version: VERSION, startedAt: daemon.startedAt })] : []),
+    ...(off?.after ?? []),
     ...(c.upload ? [uploader(ctx('upload'), pipelines, mqtt || null)] : []),
   ];
 }

@@ -77,6 +77,9 @@ export interface PipelineOutput {
 
 export type Timings = Record<`${StageName}Ms`, number> & { totalMs: number };
 
+/** Where a frame ran: here, or (some of its stages) on a peer. */
+export type Placement = 'local' | { peer: string };
+
 export interface Result {
   frameId: string;
   camera: string;
@@ -86,7 +89,7 @@ export interface Result {
   /** The model variant that ran: a precision (fp32, int8-static, ...) or a variant's name. */
   variant: string;
   provider: string;
-  placement: 'local';
+  placement: Placement;
   timings: Timings;
   output: PipelineOutput;
   /** The frame's rendered text when a synthetic source knows it (demo camera): lets anyone score the read. */

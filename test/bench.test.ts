@@ -53,4 +53,17 @@ describe('outpost bench (machine-readable reports; the numbers themselves belong
     expect(['fp32', 'int8-static']).toContain(tune.rungs.int8.precision);
     expect(existsSync(join(dir, 'manifest.json'))).toBe(true);
   });
+
+  it('offload mode: two real agents, one core each where there are two, alone and with the other as peer', () => {
+    const r = runCli(['bench', '--offload', '--repeats', '1', '--duration', '2', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ kind: 'outpost-bench-offload', frame: { width: 640, height: 480 } });
+    expect(report.runs).toHaveLength(1);
+    expect(report.runs[0].localFps).toBeGreaterThan(0);
+    expect(report.runs[0].shareOnPeer).toBeGreaterThan(0); // frames went to the peer
+    expect(report.latency.addedMsMedian).toBeGreaterThan(0);
+    expect(report.sealing.sealAndOpenMsMedian).toBeGreaterThan(0);
+    expect(Object.keys(report.goals)).toEqual(['fpsRatioAtLeast1_8', 'addedLatencyAtMost5Ms', 'sealingAtMost2PercentOfInference']);
+  });
 });

@@ -9,6 +9,7 @@ import { benchCameras } from './benchCameras.js';
 import { benchModels } from './benchModels.js';
 import { benchFleet } from './benchFleet.js';
 import { benchUpload } from './benchUpload.js';
+import { benchOffload } from './benchOffload.js';
 import { benchLevels } from './benchLevels.js';
 import { fileURLToPath } from 'node:url';
 import { PipelineSet, runPipelined, type StagedPipeline } from '../pipeline/index.js';
@@ -41,6 +42,8 @@ export interface BenchOptions {
   fleet?: number[];
   broker?: string;
   interval: number;
+  /** Offload mode: two agents, one core each, with the helper as peer against without. */
+  offload?: boolean;
 }
 
 const r2 = (v: number) => rounded(v);
@@ -106,6 +109,13 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
     const ctx = cliContext(config, 'bench');
     const inferMs = await medianInferMs(ctx, config.cameras[0]?.pipeline ?? Object.keys(config.pipelines)[0]);
     const report = await benchUpload({ repeats: opts.repeats, backlog: opts.backlog }, inferMs);
+    const text = JSON.stringify(report, null, 2) + '\n';
+    if (opts.out) writeFileSync(opts.out, text);
+    process.stdout.write(text);
+    return;
+  }
+  if (opts.offload) {
+    const report = await benchOffload({ repeats: opts.repeats, durationSeconds: opts.duration });
     const text = JSON.stringify(report, null, 2) + '\n';
     if (opts.out) writeFileSync(opts.out, text);
     process.stdout.write(text);

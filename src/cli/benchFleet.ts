@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -8,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { median, rounded } from '../benchMath.js';
 import { OutpostError } from '../errors.js';
 import { openBroker, type MqttClient } from '../mqtt/index.js';
+import { freePort } from './common.js';
 import { Progress } from './progress.js';
 
 export interface FleetBenchOptions {
@@ -40,14 +40,6 @@ function telemetry(device: string, interval: number, seq: number): string {
     intervalSeconds: interval,
     at: new Date().toISOString(),
   });
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
 }
 
 /** A Mosquitto of our own for the run, when no --broker is given. */

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { systemClock, type Component, type ComponentContext } from '../component.js';
@@ -51,4 +52,13 @@ export function exitOnError(err: unknown): never {
   const e: OutpostError = asOutpostError(err);
   process.stderr.write(`outpost: ${e.code}: ${e.message}\n`);
   process.exit(e.exitCode);
+}
+
+/** A TCP port free on loopback now (for the processes a bench starts). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
 }

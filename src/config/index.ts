@@ -2,6 +2,7 @@ export { loadConfig, ConfigError, formatProblem, type ConfigProblem, type Loaded
 export {
   configSchema,
   configJsonSchema,
+  stageSchema,
   faceDetectorPipeline,
   type OutpostConfig,
   type CameraConfig,
@@ -24,3 +25,5 @@ export { LIVE_SETTINGS, isLiveSetting, planReload, type ReloadPlan } from './rel
 export type { MqttConfig, KeyringEntryConfig, JobsConfig, EventSelection } from './fleetSchema.js';
 export type { UploadConfig, ResultSelectionConfig } from './uploadSchema.js';
 export { trustListSchema } from './uploadSchema.js';
+export type { OffloadConfig } from './offloadSchema.js';
+export { resolveBuiltin } from './builtins.js';

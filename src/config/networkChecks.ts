@@ -8,7 +8,7 @@ type Problem = { path: (string | number)[]; message: string };
 
 /** Checks across sections for the networked parts: keyring, MQTT, jobs, uploads (and offload, when configured). */
 export function networkProblems(cfg: OutpostConfig, baseDir: string): Problem[] {
-  return [...fleetProblems(cfg, baseDir), ...uploadProblems(cfg)];
+  return [...fleetProblems(cfg, baseDir), ...uploadProblems(cfg), ...offloadProblems(cfg)];
 }
 
 /** What the keyring, the MQTT link and the jobs need beyond their own fields. */
@@ -74,5 +74,41 @@ function uploadProblems(cfg: OutpostConfig): Problem[] {
   const cameras = cfg.cameras.map((c) => c.name);
   for (const cam of Object.keys(up.select))
     if (cam !== '*' && !cameras.includes(cam)) out.push({ path: ['upload', 'select', cam], message: refMessage('camera', cam, cameras) });
+  return out;
+}
+
+/** Peers must be trusted with keys to seal to; offloaded stages must be a run of their pipeline's stages. */
+function offloadProblems(cfg: OutpostConfig): Problem[] {
+  const off = cfg.offload;
+  if (!off) return [];
+  const out: Problem[] = [];
+  off.peers.forEach((p, i) => {
+    const key = cfg.keyring.find((k) => k.name === p.name);
+    if (!key)
+      out.push({
+        path: ['offload', 'peers', i, 'name'],
+        message: refMessage(
+          'keyring entry',
+          p.name,
+          cfg.keyring.map((k) => k.name),
+        ),
+      });
+    else if (!key.roles.includes('peer') || !key.box)
+      out.push({ path: ['offload', 'peers', i, 'name'], message: `keyring entry ${key.name} needs role peer and a box key` });
+  });
+  for (const [pipeline, stages] of Object.entries(off.stages)) {
+    const p = cfg.pipelines[pipeline];
+    if (!p) {
+      out.push({ path: ['offload', 'stages', pipeline], message: refMessage('pipeline', pipeline, Object.keys(cfg.pipelines)) });
+      continue;
+    }
+    const names = p.stages.map((s) => s.name);
+    const from = names.indexOf(stages[0]);
+    if (from < 0 || stages.some((s, i) => names[from + i] !== s))
+      out.push({
+        path: ['offload', 'stages', pipeline],
+        message: `offloaded stages must be a run of the pipeline's stages, in order (of ${names.join(', ')})`,
+      });
+  }
   return out;
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { jobsSchema, keyringEntrySchema, telemetrySchema } from './fleetSchema.js';
 import { uploadSchema } from './uploadSchema.js';
+import { offloadSchema } from './offloadSchema.js';
 import { GOVERNOR_LEVELS, PLACEMENT_NAMES, PRECISIONS, PROVIDERS, RUNGS } from '../vocabulary.js';
 
 /** Marks a setting SIGHUP applies without a restart (it shows as `"live": true` in the JSON Schema too). */
@@ -167,7 +168,7 @@ const classifyDecoder = z.strictObject({
 
 export const DETECTOR_TYPES = ['db', 'ssd', 'yolo'] as const;
 
-const stageSchema = z.strictObject({
+export const stageSchema = z.strictObject({
   name,
   model: name.describe('name of the entry under models:'),
   input: z.enum(['frame', 'crops']).default('frame').describe("the whole frame, or crops of the previous stage's boxes"),
@@ -314,6 +315,7 @@ export const configSchema = z.strictObject({
   keyring: z.array(keyringEntrySchema).default([]).describe('the one list of keys this node trusts, each with its roles'),
   telemetry: telemetrySchema.default({}),
   upload: uploadSchema.optional().describe('absent: nothing leaves the board'),
+  offload: offloadSchema.optional().describe('absent: every frame runs here and no peer is served'),
   jobs: jobsSchema.default({ rebenchmark: { enabled: true, schedule: '0 3 * * 0' }, stateCleanup: { enabled: true, schedule: '30 4 * * *' } }),
   cameras: z.array(cameraSchema).max(32).default([]),
   models: z.record(name, modelSchema).default({}),

@@ -12,4 +12,4 @@ export {
   type VerifierOptions,
 } from './signedMessage.js';
 export { NonceCache } from './nonceCache.js';
-export { SealedEnvelope, EnvelopeError, type Opened, type EnvelopeFailure } from './envelope.js';
+export { SealedEnvelope, EnvelopeError, sealedBy, type Opened, type EnvelopeFailure } from './envelope.js';

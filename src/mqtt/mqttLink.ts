@@ -74,6 +74,12 @@ export class MqttLink implements Component {
     return [this.opts.mqtt.baseTopic, this.opts.deviceId, ...levels].join('/');
   }
 
+  /** `<base>/+/<levels…>`: the same topic of every device under the base topic (to watch the fleet). */
+  fleetFilter(...levels: string[]): string {
+    assertTopic([this.opts.mqtt.baseTopic, 'x', ...levels].join('/'));
+    return [this.opts.mqtt.baseTopic, '+', ...levels].join('/');
+  }
+
   get base(): string {
     return this.opts.mqtt.baseTopic;
   }

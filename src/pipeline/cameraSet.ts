@@ -3,7 +3,7 @@ import { createSource, MotionGate } from '../camera/index.js';
 import type { Component, ComponentContext } from '../component.js';
 import type { LevelPolicy, OutpostConfig } from '../config/index.js';
 import type { Frame, SourceHealth } from '../types.js';
-import { FrameScheduler } from './frameScheduler.js';
+import { FrameScheduler, type FramePlacer } from './frameScheduler.js';
 import type { PipelineSet } from './pipelineSet.js';
 
 /**
@@ -22,6 +22,7 @@ export class CameraSet implements Component {
     private readonly ctx: ComponentContext,
     private readonly set: PipelineSet,
     private readonly provider: () => string,
+    private readonly placer?: FramePlacer,
   ) {
     this.config = ctx.config;
   }
@@ -36,7 +37,7 @@ export class CameraSet implements Component {
         weight: c.weight,
         gate: c.motion.enabled ? new MotionGate(c.motion) : undefined,
       })),
-      { bus: this.ctx.bus, log: this.ctx.log, provider: this.provider(), inflight: this.config.runtime.inflightFrames },
+      { bus: this.ctx.bus, log: this.ctx.log, provider: this.provider(), inflight: this.config.runtime.inflightFrames, placer: this.placer },
     );
     this.ctx.bus.on('frame.received', this.name, (f) => this.latest.set(f.camera, f));
     this.ctx.bus.on('governor.policy', this.name, ({ policy }) => {

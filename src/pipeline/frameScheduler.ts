@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import type { Frame, FrameSource, Result, SourceHealth } from '../types.js';
 import { LatestFrameSlot } from './latestFrameSlot.js';
 import { runPipelined } from './pipelinedLoop.js';
-import type { PreparedFrame, StagedPipeline } from './stagedPipeline.js';
+import type { PreparedFrame, RemoteRange, StagedPipeline } from './stagedPipeline.js';
 
 /** Decides whether a frame is worth a model run (the motion gate). */
 export interface FrameGate {
@@ -32,8 +32,20 @@ interface CameraState extends ScheduledCamera {
 
 interface Job {
   camera: CameraState;
-  prepared: PreparedFrame;
+  frame: Frame;
+  /** decoded and preprocessed here, or … */
+  prepared?: PreparedFrame;
+  /** … some stages placed on a peer */
+  remote?: RemoteRange;
   takenAt: number;
+}
+
+/** Decides per frame whether some of its stages run on a peer (offload/ implements it). */
+export interface FramePlacer {
+  /** `localBusy`: frames in flight here now (what a frame placed here would wait behind). */
+  place(camera: string, pipeline: string, frame: Frame, localBusy: number): RemoteRange | null;
+  /** frames that may be on peers at once, on top of the local ones in flight */
+  capacity(): number;
 }
 
 export interface SchedulerDeps {
@@ -42,6 +54,8 @@ export interface SchedulerDeps {
   provider: string;
   /** Frames in flight at once: 2 overlaps decoding and post-processing with inference. */
   inflight: number;
+  /** Places frames on peers (offload); absent: everything runs here. */
+  placer?: FramePlacer;
 }
 
 /**
@@ -54,6 +68,8 @@ export class FrameScheduler {
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
   private stopping = false;
+  /** local frames taken and not yet delivered */
+  private localBusy = 0;
 
   constructor(
     cameras: ScheduledCamera[],
@@ -171,7 +187,11 @@ export class FrameScheduler {
       if (!next) return null;
       const takenAt = Date.now();
       try {
-        return { camera: next.cam, prepared: await next.cam.pipeline.prepare(next.frame), takenAt };
+        const remote = this.deps.placer?.place(next.frame.camera, next.cam.pipeline.name, next.frame, this.localBusy) ?? null;
+        if (remote) return { camera: next.cam, frame: next.frame, remote, takenAt };
+        const prepared = await next.cam.pipeline.prepare(next.frame);
+        this.localBusy++;
+        return { camera: next.cam, frame: next.frame, prepared, takenAt };
       } catch (err) {
         this.failed(next.frame, err);
       }
@@ -181,14 +201,19 @@ export class FrameScheduler {
   private run(): Promise<void> {
     return runPipelined(
       () => this.prepareNext(),
-      (job) => job.camera.pipeline.finish(job.prepared),
-      (job, outcome) => (outcome.ok ? this.publish(job, outcome.value) : this.failed(job.prepared.frame, outcome.error)),
-      this.deps.inflight,
+      (job) => (job.remote ? job.camera.pipeline.placed(job.frame, job.remote) : job.camera.pipeline.finish(job.prepared!)),
+      (job, outcome) => {
+        if (!job.remote) this.localBusy--;
+        if (outcome.ok) this.publish(job, outcome.value);
+        else this.failed(job.frame, outcome.error);
+      },
+      () => this.deps.inflight + (this.deps.placer?.capacity() ?? 0),
+      (job) => !job.remote,
     );
   }
 
   private publish(job: Job, outcome: Awaited<ReturnType<StagedPipeline['finish']>>): void {
-    const frame = job.prepared.frame;
+    const frame = job.frame;
     const timings = { ...outcome.timings, queueMs: Math.max(0, job.takenAt - frame.capturedAt) };
     timings.totalMs += timings.queueMs;
     const result: Result = {
@@ -199,7 +224,7 @@ export class FrameScheduler {
       model: job.camera.pipeline.modelLabel,
       variant: outcome.variant,
       provider: this.deps.provider,
-      placement: 'local',
+      placement: outcome.placement,
       timings,
       output: outcome.output,
       ...(frame.truth ? { truth: frame.truth } : {}),

@@ -1,7 +1,10 @@
-export { StagedPipeline, type StageChoice, type PipelineDeps, type PreparedFrame, type PipelineOutcome } from './stagedPipeline.js';
-export { FrameScheduler, type ScheduledCamera, type SchedulerDeps, type FrameGate } from './frameScheduler.js';
+export { StagedPipeline, type StageChoice, type PipelineDeps, type PreparedFrame, type PipelineOutcome, type RemoteRange } from './stagedPipeline.js';
+export { FrameScheduler, type ScheduledCamera, type SchedulerDeps, type FrameGate, type FramePlacer } from './frameScheduler.js';
 export { LatestFrameSlot } from './latestFrameSlot.js';
 export { PipelineSet, type PipelineSetOptions, type RungChoice } from './pipelineSet.js';
 export { PrecisionController } from './precisionController.js';
 export { CameraSet } from './cameraSet.js';
 export { runPipelined } from './pipelinedLoop.js';
+export { sameAnswer } from './knownAnswer.js';
+export { sha256File, stageSpec } from './remotePipelines.js';
+export { offloadComponents } from './offloadComponents.js';

@@ -150,3 +150,16 @@ const DECODERS: { [T in DecoderType]: Decoder<T> } = { db, ssd, yolo, classify, 
 export function decoderOf(stage: Stage): Decoder<DecoderType> {
   return DECODERS[stage.config.decoder.type] as Decoder<DecoderType>;
 }
+
+/** Boxes back from a pipeline's output (a peer's answer): detections and text lines, with what was read in them. */
+export function regionsOf(o: PipelineOutput): Region[] | null {
+  if (o.lines) return o.lines.map((l) => ({ box: l.box, score: l.score, label: 'text', classIndex: 0, text: l.text, textScore: l.score }));
+  if (o.detections)
+    return o.detections.map((d) => ({ box: d.box, score: d.score, label: d.label, classIndex: d.classIndex, text: d.text, classes: d.classes }));
+  return null;
+}
+
+/** The fields of an output that are about the whole frame (a classifier's classes, a recogniser's text). */
+export function wholeFrame(o: PipelineOutput): PipelineOutput {
+  return { ...(o.classes ? { classes: o.classes } : {}), ...(o.text !== undefined ? { text: o.text } : {}) };
+}

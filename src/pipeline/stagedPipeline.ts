@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type { PipelineConfig } from '../config/index.js';
-import { OutpostError } from '../errors.js';
+import { OutpostError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { InferenceWorker, SessionSpec, TensorMap } from '../runtime/index.js';
 import { float32 } from '../runtime/index.js';
-import type { Box, Frame, PipelineOutput, Timings } from '../types.js';
+import type { Box, Frame, PipelineOutput, Placement, Timings } from '../types.js';
 import { decodeImage, fitImage, loadDictionary, resizeRgb, writeChw, type Fit, type RgbImage } from '../vision/index.js';
-import { decoderOf, type Region, type Stage } from './stageDecoders.js';
+import { decoderOf, regionsOf, wholeFrame, type Region, type Stage } from './stageDecoders.js';
 
 export interface PipelineDeps {
   worker: InferenceWorker;
@@ -32,6 +32,22 @@ export interface PipelineOutcome {
   output: PipelineOutput;
   timings: Timings;
   variant: string;
+  /** where the frame's stages ran */
+  placement: Placement;
+}
+
+/** Stages [from, to) run elsewhere: `run` gets the frame and the regions of the stage before (null for the first). */
+export interface RemoteRange {
+  from: number;
+  to: number;
+  peer: string;
+  run(frame: Frame, regions: PipelineOutput | null): Promise<{ output: PipelineOutput; inferMs: number }>;
+}
+
+/** What the stages carry from one to the next: boxes (with what later stages read in them) and whole-frame fields. */
+interface RunState {
+  regions: Region[] | null;
+  output: PipelineOutput;
 }
 
 /** What a stage runs after a swap: a model file, and the intra-op threads autotune found best for it. */
@@ -151,17 +167,11 @@ export class StagedPipeline {
   }
 
   async prepare(frame: Frame): Promise<PreparedFrame> {
-    const generation = this.current;
-    generation.users++;
-    this.live.add(generation);
+    const generation = this.acquire();
     try {
       const timings = emptyTimings();
-      let t = performance.now();
-      const image = await decodeImage(frame.data).catch((err: Error) => {
-        throw new OutpostError('OUTPOST_E_INPUT', `frame ${frame.id} is not a decodable image (${err.message})`);
-      });
-      timings.decodeMs = performance.now() - t;
-      t = performance.now();
+      const image = await this.decode(frame, timings);
+      const t = performance.now();
       const first = await this.frameInput(generation.stages[0], image);
       timings.preprocessMs = performance.now() - t;
       return { frame, generation, image, first, timings };
@@ -173,10 +183,88 @@ export class StagedPipeline {
 
   async finish(p: PreparedFrame): Promise<PipelineOutcome> {
     try {
-      return await this.runStages(p);
+      const state = await this.runRange(p.generation, p.image, p.first, p.timings, 0, p.generation.stages.length, { regions: null, output: {} });
+      return this.outcome(p.generation, state, p.timings, 'local');
     } finally {
       this.done(p.generation);
     }
+  }
+
+  /**
+   * A frame with some of its stages placed on a peer: the stages before the range run here, the range on the
+   * peer, the rest here again (the image is decoded only if a local stage needs it). When the peer fails, the
+   * range runs here instead: the frame is still answered, once.
+   */
+  async placed(frame: Frame, remote: RemoteRange): Promise<PipelineOutcome> {
+    const g = this.acquire();
+    const timings = emptyTimings();
+    let image: RgbImage | null = null;
+    const decoded = async () => (image ??= await this.decode(frame, timings));
+    try {
+      let state: RunState = { regions: null, output: {} };
+      if (remote.from > 0) state = await this.runRange(g, await decoded(), null, timings, 0, remote.from, state);
+      let where: Placement = { peer: remote.peer };
+      try {
+        const r = await remote.run(frame, state.regions ? this.regionOutput(state.regions, g.stages.slice(0, remote.from)) : null);
+        timings.inferMs += r.inferMs;
+        state = { regions: regionsOf(r.output) ?? state.regions, output: { ...state.output, ...wholeFrame(r.output) } };
+      } catch (err) {
+        this.deps.log.warn({ peer: remote.peer, frame: frame.id, err: errorMessage(err) }, 'offload failed; running the frame here');
+        where = 'local';
+        state = await this.runRange(g, await decoded(), null, timings, remote.from, remote.to, state);
+      }
+      if (remote.to < g.stages.length) state = await this.runRange(g, await decoded(), null, timings, remote.to, g.stages.length, state);
+      return this.outcome(g, state, timings, where);
+    } finally {
+      this.done(g);
+    }
+  }
+
+  /** The first `k` stages only, here: the answer a peer must give for those stages (a known-answer probe). */
+  async runPrefix(frame: Frame, k: number): Promise<PipelineOutput> {
+    const g = this.acquire();
+    const timings = emptyTimings();
+    try {
+      const state = await this.runRange(g, await this.decode(frame, timings), null, timings, 0, k, { regions: null, output: {} });
+      return { ...state.output, ...(state.regions ? this.regionOutput(state.regions, g.stages.slice(0, k)) : {}) };
+    } finally {
+      this.done(g);
+    }
+  }
+
+  /** A peer's work: every stage of this pipeline on the frame, starting from the regions it was sent (if any). */
+  async runFrom(frame: Frame, regions: PipelineOutput | null): Promise<PipelineOutcome> {
+    const g = this.acquire();
+    const timings = emptyTimings();
+    try {
+      const image = await this.decode(frame, timings);
+      const state = await this.runRange(g, image, null, timings, 0, g.stages.length, { regions: regions ? regionsOf(regions) : null, output: {} });
+      return this.outcome(g, state, timings, 'local');
+    } finally {
+      this.done(g);
+    }
+  }
+
+  private acquire(): Generation {
+    const g = this.current;
+    g.users++;
+    this.live.add(g);
+    return g;
+  }
+
+  private async decode(frame: Frame, timings: Timings): Promise<RgbImage> {
+    const t = performance.now();
+    const image = await decodeImage(frame.data).catch((err: Error) => {
+      throw new OutpostError('OUTPOST_E_INPUT', `frame ${frame.id} is not a decodable image (${err.message})`);
+    });
+    timings.decodeMs += performance.now() - t;
+    return image;
+  }
+
+  private outcome(g: Generation, state: RunState, timings: Timings, placement: Placement): PipelineOutcome {
+    const output = { ...state.output, ...(state.regions ? this.regionOutput(state.regions, g.stages) : {}) };
+    timings.totalMs = timings.queueMs + timings.decodeMs + timings.preprocessMs + timings.inferMs + timings.postMs;
+    return { output, timings, variant: g.variant, placement };
   }
 
   private done(g: Generation): void {
@@ -185,27 +273,33 @@ export class StagedPipeline {
     if (g !== this.current) void this.evict();
   }
 
-  private async runStages(p: PreparedFrame): Promise<PipelineOutcome> {
-    const output: PipelineOutput = {};
-    let regions: Region[] | null = null;
-    const stages = p.generation.stages;
-    for (const [i, stage] of stages.entries()) {
+  /** Stages [from, to): a crop stage annotates the regions so far, a frame stage runs on the image (stage 0 on `first` when prepared). */
+  private async runRange(
+    g: Generation,
+    image: RgbImage,
+    first: PreparedFrame['first'],
+    timings: Timings,
+    from: number,
+    to: number,
+    state: RunState,
+  ): Promise<RunState> {
+    let { regions } = state;
+    const output = { ...state.output };
+    for (let i = from; i < to; i++) {
+      const stage = g.stages[i];
       if (stage.config.input === 'crops' && regions) {
-        await this.annotateRegions(stage, p.image, regions, p.timings);
+        await this.annotateRegions(stage, image, regions, timings);
         continue;
       }
-      const input = i === 0 ? p.first! : await this.timed(p.timings, 'preprocessMs', () => this.frameInput(stage, p.image));
-      const out = await this.infer(stage, input.feeds, p.timings);
+      const input = i === 0 && first ? first : await this.timed(timings, 'preprocessMs', () => this.frameInput(stage, image));
+      const out = await this.infer(stage, input.feeds, timings);
       const t = performance.now();
-      const decoded = decoderOf(stage).decodeFrame(out, stage, input.fit, p.image);
+      const decoded = decoderOf(stage).decodeFrame(out, stage, input.fit, image);
       if (decoded.regions) regions = decoded.regions;
       Object.assign(output, decoded.output);
-      p.timings.postMs += performance.now() - t;
+      timings.postMs += performance.now() - t;
     }
-    if (regions) Object.assign(output, this.regionOutput(regions, stages));
-    const t = p.timings;
-    t.totalMs = t.queueMs + t.decodeMs + t.preprocessMs + t.inferMs + t.postMs;
-    return { output, timings: t, variant: p.generation.variant };
+    return { regions, output };
   }
 
   /** Text pipelines report `lines`; other detectors report `detections`. */

@@ -38,6 +38,7 @@ export class DaemonProcess {
         }
       }
     });
+    this.child.stdout!.on('data', (chunk: Buffer) => (this.stderrTail = (this.stderrTail + chunk.toString()).slice(-4000)));
     this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
   }
 
@@ -49,7 +50,9 @@ export class DaemonProcess {
       if (this.child.exitCode !== null) break;
       await new Promise((r) => setTimeout(r, everyMs));
     }
-    throw new Error(`timed out waiting for ${what}; daemon stderr tail:\n${this.stderrTail}`);
+    throw new Error(
+      `timed out waiting for ${what}${this.child.exitCode !== null ? ` (it exited with ${this.child.exitCode})` : ''}; daemon stderr tail:\n${this.stderrTail}`,
+    );
   }
 
   /** The first log line with this message; `seconds` bounds the wait (a minute unless said). */

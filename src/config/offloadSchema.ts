@@ -1,0 +1,71 @@
+import { z } from 'zod';
+
+/** Config `offload:`: serving frames for peers, and sending heavy frames to them. */
+
+const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'use letters, digits, "-" and "_" (at most 64, starting with a letter or digit)');
+
+export const offloadSchema = z.strictObject({
+  serve: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      host: z.string().default('0.0.0.0'),
+      port: z.number().int().min(0).max(65535).default(8788),
+      maxQueue: z.number().int().min(1).max(256).default(4).describe('requests running or waiting at once; past it: 503, counted'),
+      maxBodyBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(64 << 20)
+        .default(8 << 20),
+      advertise: z
+        .string()
+        .regex(/^https?:\/\//, 'http://host:port')
+        .optional()
+        .describe('the URL peers reach this server at (default: http://<first LAN IPv4>:<port>)'),
+      /** announce this server over MQTT (telemetry.mqtt) every interval */
+      announceSeconds: z.number().min(1).max(3600).default(30),
+      acceptModels: z
+        .boolean()
+        .default(false)
+        .describe('take a model (or dictionary, labels file) it lacks from a peer, checked against its sha256, kept in the state dir'),
+      modelCacheBytes: z
+        .number()
+        .int()
+        .min(1 << 20)
+        .default(512 << 20)
+        .describe('bound on the files taken from peers; the least recently used leave first'),
+    })
+    .default({
+      enabled: false,
+      host: '0.0.0.0',
+      port: 8788,
+      maxQueue: 4,
+      maxBodyBytes: 8 << 20,
+      announceSeconds: 30,
+      acceptModels: false,
+      modelCacheBytes: 512 << 20,
+    }),
+  peers: z
+    .array(z.strictObject({ name: id.describe('a keyring entry with role peer (its keys)'), url: z.string().regex(/^https?:\/\//, 'http://host:8788') }))
+    .default([])
+    .describe('peers to use without a broker; announced ones are added when telemetry.mqtt is set'),
+  stages: z
+    .record(id, z.array(id).min(1))
+    .default({})
+    .describe('per pipeline, the stages a peer may run, in order: the heavy detector, the recogniser on crops, or all of them'),
+  placement: z
+    .strictObject({
+      marginMs: z.number().min(0).default(10).describe('a peer must beat running here by this much'),
+      timeoutMs: z.number().int().min(50).default(2000).describe('then the frame runs here (still answered once)'),
+      maxInflightPerPeer: z.number().int().min(1).max(64).default(2),
+    })
+    .default({ marginMs: 10, timeoutMs: 2000, maxInflightPerPeer: 2 }),
+  breaker: z
+    .strictObject({ failures: z.number().int().min(1).default(3), restSeconds: z.number().min(1).default(30) })
+    .default({ failures: 3, restSeconds: 30 })
+    .describe('a peer that fails this many times in a row rests, then must pass a known-answer probe'),
+  probeSeconds: z.number().min(1).max(86_400).default(60).describe('how often each peer is asked a frame whose answer is known'),
+  windowSeconds: z.number().min(1).max(600).default(30).describe("how far a request's time may be from the server's clock"),
+});
+
+export type OffloadConfig = z.infer<typeof offloadSchema>;

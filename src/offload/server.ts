@@ -1,0 +1,284 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge } from 'prom-client';
+import type { Component, ComponentContext } from '../component.js';
+import { EnvelopeError, fromB64, Keyring, NonceCache, SealedEnvelope, sealedBy, type NodeKeys, type Opened, type TrustedKey } from '../crypto/index.js';
+import { OutpostError, errorMessage, isSystemError } from '../errors.js';
+import type { Frame, PipelineOutput } from '../types.js';
+import type { PeerFileCache } from './fileCache.js';
+import {
+  OFFLOAD_REFUSALS,
+  filesOf,
+  parseRegions,
+  parseStageSpecs,
+  type FileRequest,
+  type OffloadRefusal,
+  type Refusal,
+  type RunAnswer,
+  type RunRequest,
+  type StageSpec,
+} from './protocol.js';
+
+/** Runs stages on a frame with this node's models (the pipeline side provides it). */
+export type StageRunner = (stages: StageSpec[], frame: Frame, regions: PipelineOutput | null) => Promise<{ output: PipelineOutput; inferMs: number }>;
+
+export interface OffloadServerDeps {
+  keys: () => NodeKeys;
+  /** the sha256 of every model file this node serves (announced) */
+  models: () => ReadonlySet<string>;
+  /** the sha256 of every file it can run a stage with: models, dictionaries, labels files */
+  files: () => ReadonlySet<string>;
+  run: StageRunner;
+  /** files taken from peers (`serve.acceptModels`) */
+  cache: PeerFileCache | null;
+  /** releases what running for peers took (their pipelines' sessions) */
+  close?: () => Promise<void>;
+}
+
+class Refused extends Error {
+  constructor(
+    readonly reason: OffloadRefusal,
+    message: string,
+    readonly missing?: string[],
+  ) {
+    super(message);
+  }
+}
+
+type Answer = { status: number; body: Buffer | string };
+
+/**
+ * The offload endpoint. POST /v1/run: opens a sealed frame from a keyring key with role `peer`, checks its
+ * freshness, message id, size and files, runs the stages and seals the answer back. POST /v1/files (with
+ * `serve.acceptModels`): takes a file a requester's stages need, checked against its sha256. What it cannot open,
+ * from a key it does not trust, outside the window, already seen, oversized, for a file it lacks or past its
+ * queue is refused with a distinct status and counted; it keeps serving everyone else.
+ */
+export class OffloadServer implements Component {
+  readonly name = 'offload-server';
+  private server: Server | null = null;
+  private envelope: SealedEnvelope | null = null;
+  private readonly keyring: Keyring;
+  private readonly nonces: NonceCache;
+  private running = 0;
+  private refused: Counter<'reason'> | null = null;
+  private served: Counter | null = null;
+  private readonly msPerFrame = new Map<string, number>();
+
+  constructor(
+    private readonly ctx: ComponentContext,
+    private readonly deps: OffloadServerDeps,
+  ) {
+    this.keyring = new Keyring(ctx.config.keyring);
+    this.nonces = new NonceCache(10_000, 2 * ctx.config.offload!.windowSeconds * 1000);
+  }
+
+  get port(): number {
+    return (this.server?.address() as AddressInfo | null)?.port ?? this.ctx.config.offload!.serve.port;
+  }
+
+  /** What announcements say: queue depth, ms per frame by file sha256, whether it takes files it lacks. */
+  load(): { queue: number; models: Record<string, number | null>; acceptsModels: boolean } {
+    const shas = [...this.deps.models(), ...(this.deps.cache?.shas() ?? [])];
+    return { queue: this.running, models: Object.fromEntries(shas.map((m) => [m, this.msPerFrame.get(m) ?? null])), acceptsModels: this.deps.cache !== null };
+  }
+
+  async start(): Promise<void> {
+    this.envelope = new SealedEnvelope(this.deps.keys().box);
+    this.registerMetrics();
+    const { host, port } = this.ctx.config.offload!.serve;
+    const http = createServer((req, res) => {
+      const route = req.method === 'POST' && { '/v1/run': (b: Buffer) => this.run(b), '/v1/files': (b: Buffer) => this.file(b) }[req.url ?? ''];
+      if (!route) return void res.writeHead(404).end();
+      void this.read(req)
+        .then((body) => this.answer(body, route))
+        .then(({ status, body }) =>
+          res.writeHead(status, { 'content-type': typeof body === 'string' ? 'application/json' : 'application/octet-stream' }).end(body),
+        );
+    });
+    http.keepAliveTimeout = 30_000;
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', (err) =>
+        reject(
+          isSystemError(err) && err.code === 'EADDRINUSE'
+            ? new OutpostError('OUTPOST_E_PORT', `offload.serve.port ${port} is already in use; choose another`)
+            : err,
+        ),
+      );
+      http.listen(port, host, resolve);
+    });
+    this.server = http;
+    this.ctx.log.info(
+      { url: `http://${host}:${this.port}/v1/run`, models: this.deps.models().size, acceptsModels: this.deps.cache !== null },
+      'serving frames for peers',
+    );
+  }
+
+  async stop(): Promise<void> {
+    const s = this.server;
+    this.server = null;
+    if (s) {
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+    await this.deps.close?.();
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      offload: {
+        serving: { port: this.port, queue: this.running, msPerFrame: Object.fromEntries(this.msPerFrame), filesTaken: this.deps.cache?.shas().length ?? 0 },
+      },
+    };
+  }
+
+  /** The body, or null past the limit (files may be as large as the cache; frames `maxBodyBytes`). */
+  private read(req: IncomingMessage): Promise<Buffer | null> {
+    const serve = this.ctx.config.offload!.serve;
+    const limit = req.url === '/v1/files' ? serve.modelCacheBytes + (1 << 16) : serve.maxBodyBytes;
+    return new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size <= limit) chunks.push(c);
+      });
+      req.on('end', () => resolve(size > limit ? null : Buffer.concat(chunks)));
+      req.on('error', () => resolve(null));
+    });
+  }
+
+  private async answer(body: Buffer | null, route: (b: Buffer) => Promise<Answer>): Promise<Answer> {
+    let known = false;
+    try {
+      if (!body) throw new Refused('too-large', 'over the size limit');
+      known = this.peerKey(body) !== null;
+      return await route(body);
+    } catch (err) {
+      const r = err instanceof Refused ? err : new Refused('failed', errorMessage(err));
+      this.refused?.inc({ reason: r.reason });
+      this.ctx.log.warn({ reason: r.reason, detail: r.message }, 'offload request refused');
+      const refusal: Refusal = known
+        ? { reason: r.reason, detail: r.message, ...(r.missing ? { missing: r.missing, send: this.deps.cache !== null } : {}) }
+        : { reason: r.reason };
+      return { status: OFFLOAD_REFUSALS[r.reason], body: JSON.stringify(refusal) };
+    }
+  }
+
+  private async run(body: Buffer): Promise<Answer> {
+    const { header, payload, from, key } = this.admit<RunRequest>(body, 'offload-run');
+    const { stages, regions } = this.checked(header);
+    if (this.running >= this.ctx.config.offload!.serve.maxQueue) throw new Refused('busy', `${this.running} frames already here`);
+    const missing = stages.flatMap(filesOf).filter((f) => !this.deps.files().has(f));
+    if (missing.length > 0) throw new Refused('unknown-model', `no file with sha256 ${missing[0].slice(0, 12)}… here`, missing);
+    const frame: Frame = {
+      id: `${key.name}-${header.messageId}`,
+      camera: key.name,
+      seq: 0,
+      capturedAt: header.sentAt,
+      data: payload,
+      encoding: 'jpeg',
+      width: 0,
+      height: 0,
+    };
+    this.running++;
+    try {
+      const started = performance.now();
+      const { output, inferMs } = await this.deps.run(stages, frame, regions).catch((err) => {
+        throw new Refused('failed', errorMessage(err));
+      });
+      const processMs = performance.now() - started;
+      this.learn(stages[0].model, processMs);
+      this.served?.inc();
+      const answer: RunAnswer = { purpose: 'offload-result', messageId: header.messageId, output, inferMs, processMs };
+      return { status: 200, body: this.envelope!.seal({ ...answer }, Buffer.alloc(0), from) };
+    } finally {
+      this.running--;
+    }
+  }
+
+  private async file(body: Buffer): Promise<Answer> {
+    if (!this.deps.cache) throw new Refused('unknown-model', 'this node does not take files from peers (offload.serve.acceptModels)');
+    const { header, payload, from, key } = this.admit<FileRequest>(body, 'offload-file');
+    try {
+      this.deps.cache.put(header.sha256, payload);
+    } catch (err) {
+      throw new Refused('garbage', errorMessage(err));
+    }
+    this.ctx.log.info({ peer: key.name, sha256: header.sha256, bytes: payload.length }, 'took a file from a peer');
+    return {
+      status: 200,
+      body: this.envelope!.seal({ purpose: 'offload-file-stored', messageId: header.messageId, sha256: header.sha256 }, Buffer.alloc(0), from),
+    };
+  }
+
+  private peerKey(body: Buffer): TrustedKey | null {
+    const sender = sealedBy(body);
+    const key = sender === null ? null : this.keyring.boxOwner(sender);
+    return key && key.roles.has('peer') ? key : null;
+  }
+
+  /** Checks who sealed a request (before opening it), opens it, and checks what it is and when it was sent. */
+  private admit<H extends { purpose: string; sender: string; messageId: string; sentAt: number }>(
+    body: Buffer,
+    purpose: H['purpose'],
+  ): Opened<H> & { from: Uint8Array; key: TrustedKey } {
+    if (sealedBy(body) === null) throw new Refused('garbage', 'not a sealed envelope');
+    const key = this.peerKey(body);
+    if (!key) throw new Refused('unknown-key', "the sender's key is not a peer in this keyring");
+    let opened: Opened<H>;
+    try {
+      opened = this.envelope!.open<H>(body);
+    } catch (err) {
+      throw new Refused(err instanceof EnvelopeError && err.reason === 'cannot-open' ? 'cannot-open' : 'garbage', errorMessage(err));
+    }
+    const h = opened.header;
+    if (h.purpose !== purpose || typeof h.messageId !== 'string' || typeof h.sentAt !== 'number') throw new Refused('garbage', `not an ${purpose} request`);
+    if (h.sender !== key.name) throw new Refused('wrong-sender', `sealed with ${key.name}'s key but says ${h.sender}`);
+    const now = this.ctx.clock.now();
+    if (Math.abs(now - h.sentAt) > this.ctx.config.offload!.windowSeconds * 1000)
+      throw new Refused('stale', `sent ${Math.round((now - h.sentAt) / 1000)} s from now`);
+    if (!this.nonces.admit(`${key.name}/${h.messageId}`, now)) throw new Refused('replayed', `message ${h.messageId} was already seen`);
+    return { ...opened, from: fromB64(opened.sender)!, key };
+  }
+
+  private checked(request: RunRequest): { stages: StageSpec[]; regions: PipelineOutput | null } {
+    try {
+      return { stages: parseStageSpecs(request.stages), regions: parseRegions(request.regions) };
+    } catch (err) {
+      throw new Refused('garbage', errorMessage(err));
+    }
+  }
+
+  private learn(model: string, ms: number): void {
+    const old = this.msPerFrame.get(model);
+    this.msPerFrame.set(model, Math.round((old === undefined ? ms : old * 0.8 + ms * 0.2) * 10) / 10);
+  }
+
+  private registerMetrics(): void {
+    const registers = [this.ctx.registry];
+    this.refused = new Counter({ name: 'outpost_offload_refused_total', help: 'Offload requests refused, by reason', labelNames: ['reason'], registers });
+    this.served = new Counter({ name: 'outpost_offload_served_total', help: 'Frames run for peers', registers });
+    for (const r of Object.keys(OFFLOAD_REFUSALS)) this.refused.inc({ reason: r }, 0);
+    const server = this;
+    new Gauge({
+      name: 'outpost_offload_queue',
+      help: 'Peer frames running or waiting here',
+      registers,
+      collect() {
+        this.set(server.running);
+      },
+    });
+    if (this.deps.cache) {
+      const cache = this.deps.cache;
+      new Gauge({
+        name: 'outpost_offload_files_evicted',
+        help: 'Files taken from peers and evicted to stay within offload.serve.modelCacheBytes',
+        registers,
+        collect() {
+          this.set(cache.evicted);
+        },
+      });
+    }
+  }
+}
