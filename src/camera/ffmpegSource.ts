@@ -59,13 +59,18 @@ export async function* ffmpegFrames(
   trackGroup(child);
   const exited = once(child, 'exit').catch(() => undefined);
   let lastError = '';
+  // Whole lines only: ffmpeg writes a line's context, level and message in separate writes, so a chunk (or a
+  // kill) can end mid-line, and half a warning read alone would look like a level-less cause.
+  let partial = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (text: string) => {
-    for (const line of text.split('\n').filter((l) => l.trim())) {
-      const m = LEVEL_LINE.exec(line.trim());
+    const lines = (partial + text).split('\n');
+    partial = lines.pop()!.slice(-4096); // bounded: a line that never ends is not a cause either
+    for (const line of lines.map((l) => l.trim()).filter(Boolean)) {
+      const m = LEVEL_LINE.exec(line);
       if (m && ['error', 'fatal', 'panic'].includes(m[1])) lastError = m[2];
-      else if (!m) lastError = line.trim(); // a line without a level (an old ffmpeg): keep it as the cause
-      deps.log.debug({ ffmpeg: line.trim() }, 'ffmpeg');
+      else if (!m) lastError = line; // a line without a level (an old ffmpeg): keep it as the cause
+      deps.log.debug({ ffmpeg: line }, 'ffmpeg');
     }
   });
   let spawnError: Error | null = null;
