@@ -324,13 +324,15 @@ describe('outpost optimize (CLI) on the PP-OCR models from npm', () => {
       '--precision',
       'fp32,int8-static',
       '--calibration-frames',
-      '12',
+      '4',
       '--held-out',
       '4',
       '--normalise',
       'imagenet-bgr',
       '--min-cosine',
       '0.9',
+      '--placement',
+      'all-int8,float-stem-dw', // two that differ, so the search runs; all four cost 40 s more on 2 cores
       '--json',
     ]);
     expect(r.code, r.stderr).toBe(0);
@@ -341,15 +343,14 @@ describe('outpost optimize (CLI) on the PP-OCR models from npm', () => {
       precision: 'int8-static',
       accepted: true,
       reason: null,
-      fidelity: { frames: 16, heldOut: 4, framesWanted: 24, task: { kind: 'text-detection' } },
+      fidelity: { frames: 8, heldOut: 4, framesWanted: 24, task: { kind: 'text-detection' } },
     });
     expect(int8.quantized.Conv).toBeGreaterThan(50);
     expect(int8.fidelity.task.value).toBeGreaterThanOrEqual(0.95);
     expect(int8.bytes / fp32.bytes).toBeLessThan(0.35);
-    // every distinct placement was timed on this machine, and the chosen one is among them
+    // both placements asked for were timed on this machine, and the chosen one is among them
     const timed = Object.keys(int8.placement.msPerRun);
-    expect(timed.length).toBeGreaterThan(1);
-    expect(timed.every((name: string) => PLACEMENTS.some((p) => p.name === name))).toBe(true);
+    expect(timed.sort()).toEqual(['all-int8', 'float-stem-dw']);
     expect(timed).toContain(int8.placement.chosen);
     expect(JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'))).toEqual(manifest);
     expect(readdirSync(join(out, '..')).filter((f) => f.includes('.partial'))).toEqual([]);

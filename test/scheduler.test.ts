@@ -20,7 +20,8 @@ describe('scheduling several cameras on one engine', () => {
   const frames = tempDir();
 
   beforeAll(async () => {
-    (await renderDemoFrames(4, 5)).forEach((f, n) => writeFileSync(join(frames, `${n}.jpg`), f.data));
+    // small frames: the scheduling is what is under test, and it needs many results
+    (await renderDemoFrames(4, 5, 320, 240)).forEach((f, n) => writeFileSync(join(frames, `${n}.jpg`), f.data));
     const { config } = loadConfig(`${ROOT}/config/outpost.yaml`, {});
     const started = await startPipelineSet(config, ['text'], log);
     [engine, pipeline, stopAll] = [started.engine, started.set.get('text'), started.stop];
