@@ -13,7 +13,8 @@ import { monitorCommand } from './cli/monitorCommand.js';
 import { collectCommand } from './cli/collectCommand.js';
 import { sensorsCommand } from './cli/sensorsCommand.js';
 import { optimizeCommand } from './cli/optimizeCommand.js';
-import { loadConfig } from './config/index.js';
+import { ConfigError, formatProblem, loadConfig } from './config/index.js';
+import { errorMessage } from './errors.js';
 import { PLACEMENTS } from './optimize/index.js';
 import { VERSION } from './daemon.js';
 import { killAllGroups } from './camera/index.js';
@@ -57,15 +58,18 @@ program
   .command('doctor')
   .description('what this machine offers (Node, ORT providers that really work, ffmpeg, cameras, sensors, disk) and fixes')
   .option('-c, --config <file>', 'config file (for the state directory)')
+  .option('--root <dir>', 'check the service installed under this folder (a DESTDIR) instead of /', '/')
   .option('--json', 'machine-readable output')
   .action(async (o) => {
-    let stateDir = '/var/lib/outpost';
+    const configFile = configPath(o.config);
+    let config = null;
+    let configProblem = null;
     try {
-      stateDir = loadConfig(configPath(o.config)).config.node.stateDir;
-    } catch {
-      /* doctor still reports on the machine when the config is broken */
+      config = loadConfig(configFile).config;
+    } catch (err) {
+      configProblem = err instanceof ConfigError ? err.problems.map(formatProblem).join('; ') : errorMessage(err); // doctor still reports on the machine
     }
-    await doctorCommand({ json: o.json, stateDir }).catch(exitOnError);
+    await doctorCommand({ json: o.json, root: o.root, configFile, config, configProblem }).catch(exitOnError);
   });
 
 program

@@ -10,6 +10,7 @@ import { MqttLink } from './mqtt/index.js';
 import { CameraSet, offloadComponents, PipelineSet, PrecisionController } from './pipeline/index.js';
 import { PowerMonitor } from './power/index.js';
 import { cleanState, InferenceEngine, rebenchmarkModels } from './runtime/index.js';
+import { ServiceWatchdog, SystemdNotifier } from './service/index.js';
 import { Supervisor } from './supervisor.js';
 import {
   FleetTelemetry,
@@ -75,6 +76,10 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
     ...(mqtt ? [mqtt, new FleetTelemetry(ctx('fleet'), mqtt, targets, { version: VERSION, startedAt: daemon.startedAt })] : []),
     ...(off?.after ?? []),
     ...(c.upload ? [uploader(ctx('upload'), pipelines, mqtt || null)] : []),
+    new ServiceWatchdog(ctx('service'), SystemdNotifier.forProcess(ctx('service').log), () => ({
+      cameras: cameras.names().length,
+      dead: cameras.deadCameras(),
+    })),
   ];
 }
 

@@ -1,4 +1,5 @@
-import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { fstatSync } from 'node:fs';
+import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
 
 export type { Logger };
 
@@ -17,7 +18,39 @@ export function createLogger(opts: LoggerOptions): Logger {
       transport: { target: 'pino-pretty', options: { destination: 2, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } },
     });
   }
-  return pino({ level: opts.level, base: { pid: process.pid } }, pino.destination({ dest: 2, sync: false }));
+  const stderr = pino.destination({ dest: 2, sync: false });
+  return pino({ level: opts.level, base: { pid: process.pid } }, toJournal() ? withSyslogPriority(stderr) : stderr);
+}
+
+/** An error for people on stderr; under journald each line carries priority 3 (err). */
+export function writeError(text: string): void {
+  const lines = text.replace(/\n$/, '').split('\n');
+  process.stderr.write(`${(toJournal() ? lines.map((l) => `<3>${l}`) : lines).join('\n')}\n`);
+}
+
+/** Whether stderr is connected to journald (`$JOURNAL_STREAM` names its device and inode). */
+function toJournal(): boolean {
+  const stream = process.env.JOURNAL_STREAM;
+  if (!stream) return false;
+  try {
+    const st = fstatSync(2);
+    return stream === `${st.dev}:${st.ino}`;
+  } catch {
+    return false;
+  }
+}
+
+/** pino level → syslog priority (sd-daemon(3) `<N>` prefix): journald stores it as PRIORITY and shows errors red. */
+const PRIORITY: Record<number, number> = { 10: 7, 20: 7, 30: 6, 40: 4, 50: 3, 60: 2 };
+
+function withSyslogPriority(dest: DestinationStream & { flush?: (cb?: (err?: Error) => void) => void }): DestinationStream {
+  return {
+    write(line: string) {
+      const level = Number(/^\{"level":(\d+)/.exec(line)?.[1] ?? 30);
+      dest.write(`<${PRIORITY[level] ?? 6}>${line}`);
+    },
+    flush: (cb?: (err?: Error) => void) => dest.flush?.(cb),
+  } as DestinationStream;
 }
 
 /** Waits (at most `ms`) until what the logger buffered is written: before process.exit, so the last lines reach journald. */

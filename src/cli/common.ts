@@ -8,7 +8,7 @@ import { ComponentList } from '../componentList.js';
 import { ConfigError, type OutpostConfig } from '../config/index.js';
 import { OutpostError, asOutpostError } from '../errors.js';
 import { EventBus } from '../eventBus.js';
-import { createLogger } from '../log.js';
+import { createLogger, writeError } from '../log.js';
 
 /** The demo config that ships inside the package. */
 const EMBEDDED_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '../../config/outpost.yaml');
@@ -46,11 +46,11 @@ export async function runComponents<T>(ctx: ComponentContext, components: Compon
  */
 export function exitOnError(err: unknown): never {
   if (err instanceof ConfigError) {
-    process.stderr.write(err.message + '\n');
+    writeError(err.message);
     process.exit(err.exitCode);
   }
   const e: OutpostError = asOutpostError(err);
-  process.stderr.write(`outpost: ${e.code}: ${e.message}\n`);
+  writeError(`outpost: ${e.code}: ${e.message}`);
   process.exit(e.exitCode);
 }
 

@@ -1,19 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { statfs } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism, cpus } from 'node:os';
 import { ffmpegVersion, listVideoDevices } from '../camera/index.js';
 import { BoardSensors } from '../power/index.js';
+import type { OutpostConfig } from '../config/index.js';
 import { ORT_VERSION, probeQuietly, supportedBackends } from '../runtime/index.js';
-
-interface Finding {
-  check: string;
-  ok: boolean;
-  detail: unknown;
-  fix?: string;
-  /** A missing optional capability narrows what the board can do but is not a fault. */
-  optional?: boolean;
-}
+import { installFindings, type Finding } from './doctorInstall.js';
 
 /**
  * The command that fetches onnxruntime-node's CUDA libraries. Its install script is what downloads them; npm 11
@@ -45,7 +37,7 @@ function providerFix(provider: string, npm: string | null): string {
   }
 }
 
-async function findings(stateDir: string): Promise<Finding[]> {
+async function findings(): Promise<Finding[]> {
   const out: Finding[] = [];
   const major = Number(process.versions.node.split('.')[0]);
   out.push({ check: 'node', ok: major >= 20, detail: process.version, fix: major >= 20 ? undefined : 'install Node.js 20 or newer' });
@@ -83,24 +75,22 @@ async function findings(stateDir: string): Promise<Finding[]> {
       : 'no board temperature: the governor stays nominal (normal in containers and VMs); `outpost sensors` shows what was looked for',
     optional: true,
   });
-  try {
-    const fs = await statfs(stateDir);
-    const free = fs.bavail * fs.bsize;
-    out.push({
-      check: 'free disk',
-      ok: free > 512 * 1024 ** 2,
-      detail: `${(free / 1024 ** 3).toFixed(1)} GiB free at ${stateDir}`,
-      fix: free > 512 * 1024 ** 2 ? undefined : 'free space: model variants and the outbox need room',
-    });
-  } catch {
-    out.push({ check: 'free disk', ok: false, detail: `${stateDir} does not exist yet`, fix: `create it (mkdir -p ${stateDir}) or set node.stateDir` });
-  }
   return out;
 }
 
-/** `outpost doctor`: what this machine offers, and the fix for each problem. */
-export async function doctorCommand(opts: { json?: boolean; stateDir: string }): Promise<void> {
-  const found = await findings(opts.stateDir);
+export interface DoctorOptions {
+  json?: boolean;
+  /** `/`, or a DESTDIR holding an installed tree */
+  root: string;
+  configFile: string;
+  config: OutpostConfig | null;
+  configProblem: string | null;
+}
+
+/** `outpost doctor`: what this machine offers, the installed service, and the fix for each problem. Exit 1 on a fault. */
+export async function doctorCommand(opts: DoctorOptions): Promise<void> {
+  const found = [...(await findings()), ...installFindings(opts.root, opts.config, opts.configProblem, opts.configFile)];
+  if (!found.every((f) => f.ok || f.optional)) process.exitCode = 1;
   if (opts.json) {
     process.stdout.write(JSON.stringify({ ok: found.every((f) => f.ok || f.optional), findings: found }, null, 2) + '\n');
     return;

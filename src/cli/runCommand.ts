@@ -2,7 +2,11 @@ import { ConfigError, formatProblem, loadConfig } from '../config/index.js';
 import { Daemon } from '../daemon.js';
 import { asOutpostError, errorMessage } from '../errors.js';
 import { createLogger, flushLog } from '../log.js';
+import { SystemdNotifier } from '../service/index.js';
 import { configPath, exitOnError } from './common.js';
+
+/** CLOCK_MONOTONIC in µs, as systemd wants it with RELOADING=1 (Node's hrtime is that clock on Linux). */
+const monotonicUsec = () => (process.hrtime.bigint() / 1000n).toString();
 
 /** The daemon's own stop budget; systemd's TimeoutStopSec must be above it. */
 export const SHUTDOWN_GRACE_MS = 9_000;
@@ -14,6 +18,7 @@ export async function runCommand(opts: { config?: string }): Promise<void> {
   const log = createLogger(loaded.config.logging);
   if (loaded.envOverrides.length > 0) log.info({ settings: loaded.envOverrides }, 'settings overridden from the environment');
   const daemon = new Daemon(loaded, log);
+  const systemd = SystemdNotifier.forProcess(log);
   const startup = new AbortController();
   let stopping = false;
 
@@ -21,6 +26,7 @@ export async function runCommand(opts: { config?: string }): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    systemd.send({ STOPPING: 1, STATUS: `stopping (${signal})` });
     startup.abort();
     setTimeout(() => {
       log.error('shutdown took too long; exiting');
@@ -28,6 +34,7 @@ export async function runCommand(opts: { config?: string }): Promise<void> {
     }, SHUTDOWN_GRACE_MS).unref();
     void daemon.stop().then(async () => {
       log.info('stopped');
+      await systemd.close();
       await flushLog(log);
       process.exit(0);
     });
@@ -35,11 +42,17 @@ export async function runCommand(opts: { config?: string }): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGHUP', () => {
+    systemd.send({ RELOADING: 1, MONOTONIC_USEC: monotonicUsec(), STATUS: 'reloading the configuration' });
+    const done = (status: string) => systemd.send({ READY: 1, STATUS: status });
     try {
-      void daemon.reload(loadConfig(file));
+      void daemon.reload(loadConfig(file)).then(
+        () => done('running (configuration reloaded)'),
+        (err: unknown) => (log.error({ err: errorMessage(err) }, 'reload failed'), done('running (reload failed; see the log)')),
+      );
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems.map(formatProblem) : [errorMessage(err)];
       log.error({ problems }, 'reload refused: the new configuration is invalid; still running the old one');
+      done('running the old configuration (the new one is invalid)');
     }
   });
 
@@ -51,6 +64,8 @@ export async function runCommand(opts: { config?: string }): Promise<void> {
     await daemon.stop(); // nothing that started may keep running (or logging results) after the failure is reported
     const e = asOutpostError(err);
     log.fatal({ code: e.code, err: e.message }, 'start-up failed');
+    systemd.send({ STATUS: `start-up failed: ${e.message}` });
+    await systemd.close();
     await flushLog(log);
     exitOnError(e);
   }

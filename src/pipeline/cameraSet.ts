@@ -77,6 +77,11 @@ export class CameraSet implements Component {
     this.ctx.log.info({ camera }, 'camera resumed');
   }
 
+  /** Cameras whose frame loop ended with an error (not paused, not stopping): the service watchdog stops on them. */
+  deadCameras(): string[] {
+    return this.scheduler?.dead() ?? [];
+  }
+
   sourceHealth(): Record<string, SourceHealth> {
     return this.scheduler?.sourceHealth() ?? {};
   }

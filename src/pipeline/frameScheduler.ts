@@ -26,6 +26,8 @@ interface CameraState extends ScheduledCamera {
   /** Stops this camera alone (pause) or with the others (stop). */
   abort: AbortController;
   paused: boolean;
+  /** its frame loop ended with an error */
+  dead: boolean;
   weight: number;
   current: number;
 }
@@ -83,6 +85,7 @@ export class FrameScheduler {
       current: 0,
       abort: new AbortController(),
       paused: false,
+      dead: false,
     }));
   }
 
@@ -124,8 +127,13 @@ export class FrameScheduler {
     const cam = this.camera(camera);
     if (!cam.paused || this.stopping) return;
     cam.paused = false;
+    cam.dead = false;
     cam.abort = new AbortController();
     cam.pump = this.pump(cam);
+  }
+
+  dead(): string[] {
+    return this.cameras.filter((c) => c.dead && !c.paused).map((c) => c.source.name);
   }
 
   paused(): string[] {
@@ -156,7 +164,9 @@ export class FrameScheduler {
         this.wake?.();
       }
     } catch (err) {
-      if (!this.stopping && !cam.paused) log.error({ err: errorMessage(err) }, 'camera stopped with an error');
+      if (this.stopping || cam.paused) return;
+      cam.dead = true;
+      log.error({ err: errorMessage(err) }, 'camera stopped with an error');
     }
   }
 

@@ -1,0 +1,2 @@
+export { SystemdNotifier, type NotifyFields } from './systemdNotifier.js';
+export { ServiceWatchdog, type CameraLiveness } from './serviceWatchdog.js';
