@@ -3,8 +3,27 @@
  * is never spelt again anywhere else (config enums, metric labels, bench tables and the runtime all read it).
  */
 
-/** ONNX Runtime execution providers Outpost can ask for, fastest first: the order `auto` tries them in. */
-export const PROVIDERS = ['tensorrt', 'cuda', 'webgpu', 'cpu'] as const;
+/**
+ * ONNX Runtime's execution providers, accelerators before `cpu`: the order `auto` prefers them in when nothing
+ * was measured. npm's onnxruntime-node has cpu and webgpu (and cuda/tensorrt with their libraries); the rest
+ * need a custom build (README "Accelerators"). Which serves a model is then measured (`outpost bench --model-dir`).
+ */
+export const PROVIDERS = [
+  'tensorrt',
+  'cuda',
+  'migraphx',
+  'rocm',
+  'openvino',
+  'qnn',
+  'coreml',
+  'dml',
+  'nnapi',
+  'armnn',
+  'acl',
+  'webgpu',
+  'xnnpack',
+  'cpu',
+] as const;
 export type ProviderName = (typeof PROVIDERS)[number];
 
 /** Model variants the optimizer builds. */

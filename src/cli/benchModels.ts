@@ -5,7 +5,7 @@ import { configSchema } from '../config/index.js';
 import { readModelFile } from '../onnx/index.js';
 import { AUTOTUNE, imageInput, MANIFEST, NORMALISATIONS, readManifest } from '../optimize/index.js';
 import { RUNG_PRECISIONS, type Precision, type ProviderName } from '../vocabulary.js';
-import { LocalSession, ORT_VERSION, probeQuietly } from '../runtime/index.js';
+import { LocalSession, nodePlacement, ORT_VERSION, probeQuietly, type NodePlacement } from '../runtime/index.js';
 import type { TensorMap } from '../types.js';
 import { median, rounded } from '../benchMath.js';
 import { Progress } from './progress.js';
@@ -27,11 +27,19 @@ const r2 = (v: number) => rounded(v);
 export async function benchModels(opts: ModelBenchOptions) {
   const manifest = readManifest(opts.modelDir);
   const accepted = manifest.variants.filter((v) => v.accepted);
-  const providers = (await probeQuietly('auto', 0, true)).attempts.filter((a) => a.ok).map((a) => a.provider);
+  const providers = (await probeQuietly('auto')).attempts.filter((a) => a.ok).map((a) => a.provider);
   const [w, h] = opts.size.split('x').map(Number);
   // One thread can beat all cores on small models (no cross-core sync), so thread counts are candidates too.
   const threadCounts = [...new Set([1, availableParallelism()])];
-  const candidates: { precision: Precision; file: string; provider: ProviderName; threads: number; session: LocalSession; times: number[] }[] = [];
+  const candidates: {
+    precision: Precision;
+    file: string;
+    provider: ProviderName;
+    threads: number;
+    session: LocalSession;
+    times: number[];
+    placement?: NodePlacement;
+  }[] = [];
   for (const provider of providers) {
     for (const v of accepted) {
       for (const threads of provider === 'cpu' ? threadCounts : [0]) {
@@ -55,6 +63,12 @@ export async function benchModels(opts: ModelBenchOptions) {
   const data = Float32Array.from({ length: 3 * spec.width * spec.height }, (_, i) => Math.sin(i) * 0.5);
   const feed = (): TensorMap => ({ [spec.name]: { type: 'float32', dims: [1, 3, spec.height, spec.width], data: data.slice() } });
   for (const c of candidates) await c.session.run(feed()); // warm-up
+  for (const c of candidates.filter((x) => x.provider !== 'cpu' && x.threads <= 1)) {
+    // an accelerator that leaves most nodes on the CPU is slow for a reason the timing alone does not say
+    c.placement = await nodePlacement(join(opts.modelDir, c.file), { provider: c.provider, threads: c.threads, deviceId: 0, cacheDir: null }, feed()).catch(
+      () => undefined,
+    );
+  }
   const progress = new Progress('bench models');
   for (let r = 0; r < opts.repeats; r++) {
     progress.update(r, opts.repeats);
@@ -80,6 +94,7 @@ export async function benchModels(opts: ModelBenchOptions) {
     threads: c.threads,
     msMedian: r2(median(c.times)),
     ms: c.times.map(r2),
+    ...(c.placement ? { nodes: { total: c.placement.nodes, onProvider: c.placement.onProvider, cpuOps: c.placement.cpuOps } } : {}),
   }));
   const fp32 = (p: string) => results.filter((x) => x.provider === p && x.precision === 'fp32').sort((a, b) => a.msMedian - b.msMedian)[0]?.msMedian;
   const withSpeedup = results.map((x) => ({

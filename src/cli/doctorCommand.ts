@@ -4,8 +4,8 @@ import { availableParallelism, cpus } from 'node:os';
 import { ffmpegVersion, listVideoDevices } from '../camera/index.js';
 import { BoardSensors } from '../power/index.js';
 import type { OutpostConfig } from '../config/index.js';
-import { ORT_VERSION, probeQuietly, supportedBackends } from '../runtime/index.js';
 import { installFindings, type Finding } from './doctorInstall.js';
+import { ortBuildFindings, providerFindings } from './doctorOrt.js';
 
 /**
  * The command that fetches onnxruntime-node's CUDA libraries. Its install script is what downloads them; npm 11
@@ -42,18 +42,9 @@ async function findings(): Promise<Finding[]> {
   const major = Number(process.versions.node.split('.')[0]);
   out.push({ check: 'node', ok: major >= 20, detail: process.version, fix: major >= 20 ? undefined : 'install Node.js 20 or newer' });
   out.push({ check: 'cpu', ok: true, detail: { cores: availableParallelism(), model: cpus()[0]?.model ?? 'unknown', arch: process.arch } });
-  out.push({ check: 'onnxruntime', ok: true, detail: { version: ORT_VERSION, compiledIn: supportedBackends() } });
+  out.push(...ortBuildFindings());
   const npm = npmVersion();
-  for (const a of (await probeQuietly('auto', 0, true)).attempts) {
-    const p = a.provider;
-    out.push({
-      check: `provider ${p}`,
-      ok: a.ok,
-      detail: a.ok ? `creates a session (${Math.round(a.ms)} ms)` : a.error,
-      fix: a.ok ? undefined : providerFix(p, npm),
-      optional: p !== 'cpu',
-    });
-  }
+  out.push(...(await providerFindings((p) => providerFix(p, npm))));
   const ffmpeg = await ffmpegVersion();
   out.push({
     check: 'ffmpeg',

@@ -36,7 +36,7 @@ export interface OptimizeOptions {
 
 /** fp16 only pays off on a GPU provider (REFERENCE §1): built by default only where one works. */
 async function defaultPrecisions(): Promise<Precision[]> {
-  const gpu = (await probeQuietly('auto', 0, true)).attempts.some((a) => a.ok && a.provider !== 'cpu');
+  const gpu = (await probeQuietly('auto')).attempts.some((a) => a.ok && a.provider !== 'cpu');
   return gpu ? ['fp32', 'fp16', 'int8-dynamic', 'int8-static'] : ['fp32', 'int8-dynamic', 'int8-static'];
 }
 

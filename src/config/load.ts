@@ -37,7 +37,8 @@ export interface LoadedConfig {
 
 const ENV_PREFIX = 'OUTPOST_';
 /** Variables of ours that are not settings. */
-const ENV_RESERVED = new Set(['OUTPOST_CONFIG']);
+// OUTPOST_ONNXRUNTIME picks the ORT build before any config is read (runtime/ortBinding.ts)
+const ENV_RESERVED = new Set(['OUTPOST_CONFIG', 'OUTPOST_ONNXRUNTIME']);
 
 type PathKey = string | number;
 
@@ -182,6 +183,11 @@ class PositionFinder {
 
   ofIssue(issue: z.core.$ZodIssue, data: unknown, overrides: Map<string, string>): ConfigProblem {
     const path = issue.path.filter((k): k is PathKey => typeof k !== 'symbol');
+    if (issue.code === 'invalid_union') {
+      // the one branch whose type matched and failed inside says more than "Invalid input"
+      const inner = issue.errors.filter((b) => b.length > 0 && b[0].path.length > 0);
+      if (inner.length === 1) return this.ofIssue({ ...inner[0][0], path: [...issue.path, ...inner[0][0].path] }, data, overrides);
+    }
     if (issue.code === 'unrecognized_keys') {
       const known = knownKeysAt(configSchema, path, data);
       const key = issue.keys[0];
@@ -191,11 +197,32 @@ class PositionFinder {
       if (node?.range) return { file: this.file, ...this.ofOffset(node.range[0]), path: dottedPath([...path, key]), message };
       return this.ofPath([...path, key], message, overrides);
     }
-    return this.ofPath(path, issueMessage(issue), overrides);
+    return this.ofPath(path, issueMessage(issue, valueAt(data, path)), overrides);
   }
 }
 
-function issueMessage(issue: z.core.$ZodIssue): string {
+function valueAt(data: unknown, path: readonly PathKey[]): unknown {
+  return path.reduce<unknown>((acc, k) => (typeof acc === 'object' && acc !== null ? (acc as Record<PathKey, unknown>)[k] : undefined), data);
+}
+
+/** `"cuad" is not one of: a, b (did you mean "cuda"?)` for a misspelt choice. */
+function choiceMessage(value: unknown, choices: readonly unknown[]): string | null {
+  if (typeof value !== 'string' || !choices.every((c) => typeof c === 'string')) return null;
+  const hint = closest(value, choices as string[]);
+  return `"${value}" is not one of: ${choices.join(', ')}${hint ? ` (did you mean "${hint}"?)` : ''}`;
+}
+
+function issueMessage(issue: z.core.$ZodIssue, value: unknown): string {
+  if (issue.code === 'invalid_value') return choiceMessage(value, issue.values) ?? issue.message;
+  if (issue.code === 'invalid_union' && issue.errors.length > 0 && issue.errors.every((b) => b[0]?.path.length === 0)) {
+    const firsts = issue.errors.map((b) => b[0]);
+    if (firsts.every((i) => i.code === 'invalid_type'))
+      return `expected ${firsts.map((i) => (i as { expected: string }).expected).join(' or ')}, received ${Array.isArray(value) ? 'array' : typeof value}`;
+    const choices = issue.errors.flatMap((b) => (b[0]?.code === 'invalid_value' ? b[0].values : []));
+    const hint = typeof value === 'string' ? closest(value, choices.map(String)) : undefined;
+    const expected = issue.errors.map((b) => b[0]?.message.replace(/^Invalid (input|option): /, '')).join(', or ');
+    return `${expected}${hint ? ` (did you mean "${hint}"?)` : ''}`;
+  }
   if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) return `is required (${issue.message.replace('Invalid input: ', '')})`;
   if (issue.code === 'invalid_union' && 'note' in issue && issue.note === 'No matching discriminator') {
     return `${issue.message}; check the "type" field`;

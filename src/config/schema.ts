@@ -224,7 +224,15 @@ const runtimeSchema = z.strictObject({
   providers: z
     .union([z.literal('auto'), z.array(z.enum(PROVIDERS)).min(1)])
     .default('auto')
-    .describe('auto tries tensorrt, cuda, webgpu, cpu and keeps the first that creates a session'),
+    .describe(
+      'ORT execution providers in order of preference; auto: every accelerator this build has, then cpu. Each is proven by a session; autotune.json picks per model',
+    ),
+  providerOptions: z
+    .partialRecord(z.enum(PROVIDERS), z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])))
+    .default({})
+    .describe(
+      'options passed to a provider as they are (deviceId, backendPath, preferredLayout …); `outpost doctor` says which ones this onnxruntime-node build reads',
+    ),
   threads: z.number().int().min(0).max(256).default(0).describe('intraOpNumThreads; 0 means one per core'),
   cacheOptimizedGraphs: z.boolean().default(true).describe("keep ORT's optimized graph in the state directory"),
   deviceId: z.number().int().min(0).default(0),
@@ -320,7 +328,7 @@ export const configSchema = z.strictObject({
   cameras: z.array(cameraSchema).max(32).default([]),
   models: z.record(name, modelSchema).default({}),
   pipelines: z.record(name, pipelineSchema).default({}),
-  runtime: runtimeSchema.default({ providers: 'auto', threads: 0, cacheOptimizedGraphs: true, deviceId: 0, inflightFrames: 2 }),
+  runtime: runtimeSchema.default({ providers: 'auto', providerOptions: {}, threads: 0, cacheOptimizedGraphs: true, deviceId: 0, inflightFrames: 2 }),
   status: statusSchema.default({ enabled: true, host: '127.0.0.1', port: 8787, staleAfterSeconds: 10 }),
   logging: loggingSchema.default({ level: 'info', format: 'auto', results: true }),
   power: powerSchema.default({

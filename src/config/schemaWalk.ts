@@ -3,7 +3,17 @@ import type { z } from 'zod';
 
 /** Small readers over zod 4's internal definitions, used for "did you mean" hints and env overrides. */
 
-type Def = { type: string; innerType?: Schema; shape?: Record<string, Schema>; element?: Schema; valueType?: Schema; options?: Schema[]; in?: Schema };
+type Def = {
+  type: string;
+  innerType?: Schema;
+  shape?: Record<string, Schema>;
+  element?: Schema;
+  keyType?: Schema;
+  valueType?: Schema;
+  options?: Schema[];
+  in?: Schema;
+  entries?: Record<string, string | number>;
+};
 type Schema = z.ZodType & { _zod: { def: Def } };
 
 function unwrap(schema: Schema): Schema {
@@ -57,6 +67,8 @@ export function knownKeysAt(root: z.ZodType, path: readonly PropertyKey[], data:
   const at = schemaAt(root, path, data);
   const d = path.reduce<unknown>((acc, k) => (typeof acc === 'object' && acc !== null ? (acc as Record<PropertyKey, unknown>)[k] : undefined), data);
   if (!at) return [];
+  const keyType = unwrap(at as Schema)._zod.def.keyType;
+  if (keyType?._zod.def.entries) return Object.values(keyType._zod.def.entries).map(String); // a record keyed by an enum
   return [...new Set(objectOptions(at as Schema, d).flatMap((o) => Object.keys(o._zod.def.shape ?? {})))];
 }
 

@@ -233,7 +233,7 @@ export class FrameScheduler {
       finishedAt: Date.now(),
       model: job.camera.pipeline.modelLabel,
       variant: outcome.variant,
-      provider: this.deps.provider,
+      provider: outcome.provider || this.deps.provider,
       placement: outcome.placement,
       timings,
       output: outcome.output,

@@ -83,8 +83,8 @@ export class PipelineSet implements Component {
     const precisions = new Set<string>();
     const unfilled: string[] = [];
     for (const stage of this.pipelineConfig(pipeline).stages) {
-      const pick = this.variants.get(stage.model)?.pick(rung, this.engine.provider);
-      stages[stage.name] = pick ? { file: pick.file, threads: pick.threads } : { file: this.serving[stage.model] };
+      const pick = this.variants.get(stage.model)?.pick(rung, (p) => this.engine.works(p));
+      stages[stage.name] = pick ? { file: pick.file, threads: pick.threads, provider: pick.provider } : { file: this.serving[stage.model] };
       precisions.add(pick?.precision ?? 'fp32');
       if (OWN_PRECISIONS[rung] && !OWN_PRECISIONS[rung](pick?.precision ?? 'fp32')) unfilled.push(stage.model);
     }
@@ -101,7 +101,7 @@ export class PipelineSet implements Component {
       this.variants.set(name, v);
       if (!statSync(m.file).isDirectory()) this.serving[name] = m.file;
       else {
-        const fp32 = v?.pick('fp32', this.engine.provider)?.file;
+        const fp32 = v?.pick('fp32', (p) => this.engine.works(p))?.file;
         if (!fp32) throw new OutpostError('OUTPOST_E_MODEL', `${m.file}/manifest.json has no accepted fp32 or fp16 variant to serve`);
         this.serving[name] = fp32;
       }

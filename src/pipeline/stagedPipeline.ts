@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import type { InferenceWorker, SessionSpec, TensorMap } from '../runtime/index.js';
 import { float32 } from '../runtime/index.js';
 import type { Box, Frame, PipelineOutput, Placement, Timings } from '../types.js';
+import type { ProviderName } from '../vocabulary.js';
 import { decodeImage, fitImage, loadDictionary, resizeRgb, writeChw, type Fit, type RgbImage } from '../vision/index.js';
 import { decoderOf, regionsOf, wholeFrame, type Region, type Stage } from './stageDecoders.js';
 
@@ -32,6 +33,8 @@ export interface PipelineOutcome {
   output: PipelineOutput;
   timings: Timings;
   variant: string;
+  /** the execution providers of the stages that ran here, joined: `webgpu`, `webgpu+cpu` */
+  provider: string;
   /** where the frame's stages ran */
   placement: Placement;
 }
@@ -50,10 +53,11 @@ interface RunState {
   output: PipelineOutput;
 }
 
-/** What a stage runs after a swap: a model file, and the intra-op threads autotune found best for it. */
+/** What a stage runs after a swap: a model file, and the provider and intra-op threads autotune found best for it. */
 export interface StageChoice {
   file: string;
   threads?: number;
+  provider?: ProviderName;
 }
 
 /** One set of sessions (one per stage) and the frames running on it. */
@@ -132,15 +136,20 @@ export class StagedPipeline {
     const stages: Stage[] = [];
     for (const stage of this.current.stages) {
       const choice = choices[stage.config.name];
-      stages.push(choice ? { ...stage, ...(await this.session(stage.config.name, choice.file, threads ?? choice.threads)) } : stage);
+      stages.push(choice ? { ...stage, ...(await this.session(stage.config.name, choice.file, threads ?? choice.threads, choice.provider)) } : stage);
     }
     this.current = { variant, stages, users: 0 };
     await this.evict();
   }
 
-  private async session(stageName: string, file: string, threads = this.deps.spec.threads): Promise<Pick<Stage, 'key' | 'info' | 'inputName'>> {
-    const key = `${this.name}/${stageName}#${file}@${threads}`;
-    const info = await this.deps.worker.load(key, file, { ...this.deps.spec, threads }, true);
+  private async session(
+    stageName: string,
+    file: string,
+    threads = this.deps.spec.threads,
+    provider = this.deps.spec.provider,
+  ): Promise<Pick<Stage, 'key' | 'info' | 'inputName'>> {
+    const key = `${this.name}/${stageName}#${file}@${threads}/${provider}`;
+    const info = await this.deps.worker.load(key, file, { ...this.deps.spec, threads, provider }, true);
     if (!this.loaded.has(key))
       this.deps.log.info(
         { stage: `${this.name}/${stageName}`, file, provider: info.provider, loadMs: Math.round(info.loadMs), fromCache: info.fromCache },
@@ -264,7 +273,7 @@ export class StagedPipeline {
   private outcome(g: Generation, state: RunState, timings: Timings, placement: Placement): PipelineOutcome {
     const output = { ...state.output, ...(state.regions ? this.regionOutput(state.regions, g.stages) : {}) };
     timings.totalMs = timings.queueMs + timings.decodeMs + timings.preprocessMs + timings.inferMs + timings.postMs;
-    return { output, timings, variant: g.variant, placement };
+    return { output, timings, variant: g.variant, provider: [...new Set(g.stages.map((st) => st.info.provider))].join('+'), placement };
   }
 
   private done(g: Generation): void {

@@ -1,5 +1,8 @@
 export { LocalSession, ORT_VERSION, supportedBackends, type SessionSpec, type SessionInfo } from './localSession.js';
 export { probeProvider, type ProviderAttempt } from './providerSelection.js';
+export { nodePlacement, type NodePlacement } from './nodePlacement.js';
+export { BINDING_READS, unreadOptions, type ProviderOptionsByName } from './providerOptions.js';
+export { ORT_PACKAGE, bindingDir, ortLibraries } from './ortBinding.js';
 export { InferenceWorker } from './inferenceWorker.js';
 export { InferenceEngine, type EngineOptions } from './inferenceEngine.js';
 export { float32, type TensorData, type TensorMap, type TensorValues } from './tensorData.js';

@@ -8,9 +8,11 @@ import type { ProviderName } from '../vocabulary.js';
 import type { SessionSpec } from './localSession.js';
 import type { ProviderAttempt } from './providerSelection.js';
 import { probeQuietly } from './quietProbe.js';
+import { unreadOptions, type ProviderOptionsByName } from './providerOptions.js';
 
 export interface EngineOptions {
   providers: 'auto' | readonly ProviderName[];
+  providerOptions?: ProviderOptionsByName;
   threads: number;
   deviceId: number;
   cacheOptimizedGraphs: boolean;
@@ -35,9 +37,13 @@ export class InferenceEngine implements Component {
   async start(): Promise<void> {
     this.worker.start();
     const requested = this.opts.providers === 'auto' ? 'auto' : [...this.opts.providers];
-    let { chosen, attempts } = await probeQuietly(requested, this.opts.deviceId);
+    const probe = { deviceId: this.opts.deviceId, providerOptions: this.opts.providerOptions };
+    const unread = unreadOptions(this.opts.providerOptions ?? {});
+    if (Object.keys(unread).length)
+      this.log.warn({ unread }, "runtime.providerOptions names options this onnxruntime-node build's binding does not pass on; they have no effect");
+    let { chosen, attempts } = await probeQuietly(requested, probe);
     if (!chosen && !attempts.some((a) => a.provider === 'cpu')) {
-      const fallback = await probeQuietly(['cpu'], this.opts.deviceId);
+      const fallback = await probeQuietly(['cpu'], probe);
       attempts = [...attempts, ...fallback.attempts];
       chosen = fallback.chosen;
       if (chosen) this.log.warn({ requested, fallback: 'cpu' }, `none of the requested providers (${String(requested)}) works here; falling back to cpu`);
@@ -45,10 +51,12 @@ export class InferenceEngine implements Component {
     this.attempts = attempts;
     if (!chosen) throw new OutpostError('OUTPOST_E_PROVIDER', 'no execution provider works on this machine, not even cpu; run `outpost doctor`');
     this.chosen = chosen;
-    const unavailable = Object.fromEntries(attempts.filter((a) => !a.ok).map((a) => [a.provider, a.error]));
+    // providers this build does not have are not news on every start; those it has but cannot use are
+    const unavailable = Object.fromEntries(attempts.filter((a) => !a.ok && a.compiledIn).map((a) => [a.provider, a.error]));
     const others = Object.keys(unavailable);
+    const working = attempts.filter((a) => a.ok).map((a) => a.provider);
     this.log.info(
-      { provider: chosen, unavailable },
+      { provider: chosen, working, unavailable },
       `using execution provider ${chosen}${others.length ? ` (${others.join(', ')} unavailable here; outpost doctor says why)` : ''}`,
     );
   }
@@ -61,6 +69,11 @@ export class InferenceEngine implements Component {
     return { provider: this.chosen, providerAttempts: this.attempts, ortVersion: ORT_VERSION };
   }
 
+  /** Whether a session on `provider` was proven on this machine (a measured pick may use any such one). */
+  works(provider: ProviderName): boolean {
+    return this.attempts.some((a) => a.provider === provider && a.ok);
+  }
+
   get provider(): ProviderName {
     if (!this.chosen) throw new OutpostError('OUTPOST_E_PROVIDER', 'the inference engine has not started');
     return this.chosen;
@@ -71,6 +84,7 @@ export class InferenceEngine implements Component {
       provider: this.provider,
       threads: this.opts.threads,
       deviceId: this.opts.deviceId,
+      providerOptions: this.opts.providerOptions,
       cacheDir: this.opts.cacheOptimizedGraphs ? join(this.opts.stateDir, 'ort-cache') : null,
     };
   }

@@ -2,9 +2,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import ort from 'onnxruntime-node';
+import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { OutpostError, errorMessage } from '../errors.js';
 import type { ProviderName } from '../vocabulary.js';
+import ort from './ortBinding.js';
+import { providerEntry, type ProviderOptionsByName } from './providerOptions.js';
 import type { TensorData, TensorMap } from './tensorData.js';
 
 export interface SessionSpec {
@@ -18,6 +20,12 @@ export interface SessionSpec {
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Write the graph ORT optimized to this file (pre-processing for quantization: BN folded, constants folded). */
   saveOptimizedTo?: string;
+  /** `runtime.providerOptions`: each provider's own options, passed through. */
+  providerOptions?: ProviderOptionsByName;
+  /** Refuse the session when any node would fall back to the CPU (ORT's disable_cpu_ep_fallback). */
+  noCpuFallback?: boolean;
+  /** Profile the session's runs to `<prefix>_<date>.json` (node placement: which provider ran each node). */
+  profilePrefix?: string;
 }
 
 export interface SessionInfo {
@@ -36,11 +44,6 @@ export const ORT_VERSION: string = ort.env.versions.common;
 // ORT's own logger prints provider-load failures in colour on stderr; ours logs them once with the reason.
 ort.env.logLevel = 'fatal';
 
-function providerOption(spec: SessionSpec): ort.InferenceSession.ExecutionProviderConfig {
-  if (spec.provider === 'cuda' || spec.provider === 'tensorrt') return { name: spec.provider, deviceId: spec.deviceId };
-  return spec.provider;
-}
-
 /** The optimized graph depends on the model, the ORT build, the machine and the provider. */
 function cachePath(spec: SessionSpec, model: Uint8Array): string | null {
   if (!spec.cacheDir || spec.provider !== 'cpu' || spec.optimization || spec.saveOptimizedTo) return null; // GPU providers' optimized graphs are not portable files
@@ -55,7 +58,7 @@ export function optimizedGraphKey(model: Uint8Array): string {
 /** One ORT session in this thread. `run` blocks the calling thread for the whole inference. */
 export class LocalSession {
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: InferenceSession,
     readonly info: SessionInfo,
   ) {}
 
@@ -65,14 +68,16 @@ export class LocalSession {
     const cached = cachePath(spec, bytes);
     const fromCache = cached !== null && existsSync(cached);
     const canCache = cached !== null && (fromCache || makeCacheDir(spec.cacheDir!));
-    const options: ort.InferenceSession.SessionOptions = {
-      executionProviders: [providerOption(spec)],
+    const options: InferenceSession.SessionOptions = {
+      executionProviders: [providerEntry(spec.provider, spec.deviceId, spec.providerOptions?.[spec.provider])],
       intraOpNumThreads: spec.threads > 0 ? spec.threads : availableParallelism(),
       interOpNumThreads: 1,
       graphOptimizationLevel: fromCache ? 'disabled' : (spec.optimization ?? defaultOptimization(model, spec.provider)),
       logSeverityLevel: 3,
       ...(cached && canCache && !fromCache ? { optimizedModelFilePath: cached } : {}),
       ...(spec.saveOptimizedTo ? { optimizedModelFilePath: spec.saveOptimizedTo } : {}),
+      ...(spec.noCpuFallback ? { extra: { session: { disable_cpu_ep_fallback: '1' } } } : {}),
+      ...(spec.profilePrefix ? { enableProfiling: true, profileFilePrefix: spec.profilePrefix } : {}),
     };
     try {
       const session = fromCache ? await ort.InferenceSession.create(cached!, options) : await ort.InferenceSession.create(bytes, options);
@@ -100,7 +105,7 @@ export class LocalSession {
     for (const name of this.info.inputNames) {
       if (!feeds[name]) throw new OutpostError('OUTPOST_E_INPUT', `the model needs input "${name}" but got ${Object.keys(feeds).join(', ') || 'none'}`);
     }
-    const ortFeeds: Record<string, ort.Tensor> = {};
+    const ortFeeds: Record<string, Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type, t.data, t.dims);
     const out = await this.session.run(ortFeeds);
     const result: TensorMap = {};
@@ -132,7 +137,7 @@ function defaultOptimization(model: string | Uint8Array, provider: ProviderName)
   return typeof model === 'string' && provider === 'cpu' && model.endsWith('.fp16.onnx') ? 'extended' : 'all';
 }
 
-function shapesOf(session: ort.InferenceSession): SessionInfo['inputShapes'] {
+function shapesOf(session: InferenceSession): SessionInfo['inputShapes'] {
   const shapes: SessionInfo['inputShapes'] = {};
   for (const m of session.inputMetadata) {
     shapes[m.name] = m.isTensor ? m.shape.map((d) => (typeof d === 'number' && d > 0 ? d : typeof d === 'string' ? d : null)) : [];

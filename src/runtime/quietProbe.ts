@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ProviderName } from '../vocabulary.js';
-import { chooseProvider, type ProviderAttempt } from './providerSelection.js';
+import { chooseProvider, type ProbeOptions, type ProviderAttempt } from './providerSelection.js';
 
 export interface ProbeResult {
   chosen: ProviderName | null;
@@ -17,23 +17,23 @@ function probeScript(): string | null {
 }
 
 /**
- * Tries the requested providers (or, with `all`, every one) in a child process and keeps its stderr out of the
- * daemon's: a CPU-only board would otherwise print Vulkan and CUDA loader noise on every start. The result says
- * which provider works and why each other one does not; the caller reports it once.
+ * Probes the requested providers (`auto`: every one ORT knows) in a child process and keeps its stderr out of
+ * the daemon's: a CPU-only board would otherwise print Vulkan and CUDA loader noise on every start. The result
+ * says which provider works, where each one's nodes run, and why each other one does not; the caller reports it.
  */
-export function probeQuietly(requested: 'auto' | readonly ProviderName[], deviceId: number, all = false): Promise<ProbeResult> {
-  const onlyCpu = requested !== 'auto' && requested.every((p) => p === 'cpu') && !all;
+export function probeQuietly(requested: 'auto' | readonly ProviderName[], opts: ProbeOptions = { deviceId: 0 }): Promise<ProbeResult> {
+  const onlyCpu = requested !== 'auto' && requested.every((p) => p === 'cpu');
   const script = probeScript();
-  if (onlyCpu || !script) return chooseProvider(requested, deviceId);
+  if (onlyCpu || !script) return chooseProvider(requested, opts);
   return new Promise((resolve) => {
-    execFile(process.execPath, [script, JSON.stringify({ requested, deviceId, all })], { timeout: 120_000, maxBuffer: 1 << 20 }, (err, stdout) => {
+    execFile(process.execPath, [script, JSON.stringify({ requested, ...opts })], { timeout: 120_000, maxBuffer: 1 << 20 }, (err, stdout) => {
       const line = stdout.trim().split('\n').pop() ?? '';
       try {
         if (err) throw err;
         resolve(JSON.parse(line) as ProbeResult);
       } catch {
         // a probe that crashed the child (a broken GPU driver can) must not cost the board its CPU provider
-        resolve(chooseProvider(requested === 'auto' || all ? ['cpu'] : requested, deviceId));
+        resolve(chooseProvider(requested === 'auto' ? ['cpu'] : requested, opts));
       }
     });
   });
