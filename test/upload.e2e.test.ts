@@ -48,7 +48,7 @@ logging: { format: json, results: false }
   return setupObj;
 }
 
-function startCollector(s: Setup): ChildProcess {
+function startCollector(s: Setup, extra: string[] = []): ChildProcess {
   return spawn(
     process.execPath,
     [
@@ -62,6 +62,7 @@ function startCollector(s: Setup): ChildProcess {
       join(s.dir, 'trust.yaml'),
       '--out',
       join(s.dir, 'out'),
+      ...extra,
     ],
     { stdio: 'ignore' },
   );
@@ -178,24 +179,7 @@ describe.skipIf(missingTool('mosquitto', 'mosquitto'))('uploads over MQTT, for s
       await agent.waitFor('a backlog while no collector listens', async () =>
         (await status(port).catch(() => null))?.upload?.pending >= 3 ? true : undefined,
       );
-      collector = spawn(
-        process.execPath,
-        [
-          CLI,
-          'collect',
-          '--listen',
-          `127.0.0.1:${s.collectorPort}`,
-          '--keys',
-          join(s.dir, 'collector'),
-          '--trust',
-          join(s.dir, 'trust.yaml'),
-          '--out',
-          join(s.dir, 'out'),
-          '--mqtt',
-          broker.url,
-        ],
-        { stdio: 'ignore' },
-      );
+      collector = startCollector(s, ['--mqtt', broker.url]);
       await agent.waitFor('the outbox drained over MQTT', async () => {
         const st = await status(port);
         return st.upload.pending === 0 && st.upload.preparing === 0 && st.cameras.door?.processed >= 6 ? true : undefined;

