@@ -8,7 +8,7 @@ import type { ProviderOptionsByName } from './providerOptions.js';
 import { float32 } from './tensorData.js';
 
 /** Accelerators before `cpu`: without a measurement, `auto` keeps the first of these that works. */
-export const AUTO_ORDER: readonly ProviderName[] = PROVIDERS;
+const AUTO_ORDER: readonly ProviderName[] = PROVIDERS;
 
 /** What one provider is on this machine: compiled in or not, whether a session runs, and where its nodes go. */
 export interface ProviderAttempt {
