@@ -1,7 +1,9 @@
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, formatProblem, loadConfig } from '../src/config/index.js';
+import { ConfigError, configSchema, formatProblem, loadConfig } from '../src/config/index.js';
 import { libraryVersion, ortBuildFindings } from '../src/cli/doctorOrt.js';
 import {
   bindingDir,
@@ -14,6 +16,7 @@ import {
   type ProviderAttempt,
 } from '../src/runtime/index.js';
 import { PROVIDERS } from '../src/vocabulary.js';
+import { startPipelineSet } from './helpers/context.js';
 import { runCli } from './helpers/daemonProcess.js';
 import { ROOT, tempDir, writeTemp } from './helpers/paths.js';
 
@@ -137,6 +140,23 @@ describe('the measured pick between providers (autotune.json)', () => {
   it('serves a rung on the provider autotune measured fastest when that provider works here', () => {
     const v = variantsFolder({ provider: 'webgpu', threads: 0 });
     expect(v.pick('fp32', (p) => p === 'cpu' || p === 'webgpu')).toMatchObject({ precision: 'fp32', provider: 'webgpu', threads: 0 });
+  });
+
+  it('starts a pipeline on the measured provider and threads of its serving file, not the engine defaults', async () => {
+    const v = variantsFolder({ provider: 'cpu', threads: 1 });
+    copyFileSync(DET, join(v.dir, 'm.fp32.onnx'));
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: 'info' }, new Writable({ write: (chunk, _e, done) => (lines.push(JSON.parse(String(chunk))), done()) }));
+    const config = configSchema.parse({
+      runtime: { providers: ['cpu'], threads: 2 },
+      models: { det: { file: v.dir } },
+      pipelines: { t: { stages: [{ name: 'detect', model: 'det', decoder: { type: 'db' } }] } },
+    });
+    const { stop } = await startPipelineSet(config, ['t'], log);
+    await stop();
+    expect(lines.filter((l) => l.msg === 'model loaded')).toEqual([
+      expect.objectContaining({ stage: 't/detect', file: join(v.dir, 'm.fp32.onnx'), provider: 'cpu', threads: 1 }),
+    ]);
   });
 
   it('falls back to the preferred variant on the engine provider when the measured provider does not work here', () => {

@@ -37,6 +37,8 @@ export class PipelineSet implements Component {
   readonly variants = new Map<string, ModelVariants | null>();
   /** model name → the .onnx file that serves it at fp32 */
   readonly serving: Record<string, string> = {};
+  /** model name → the provider and threads autotune measured for that file, where it did */
+  private readonly tuning: Record<string, Omit<StageChoice, 'file'>> = {};
 
   constructor(
     private readonly ctx: ComponentContext,
@@ -53,6 +55,7 @@ export class PipelineSet implements Component {
         worker: this.engine.worker,
         spec: this.engine.spec,
         modelFiles: this.serving,
+        modelTuning: this.tuning,
         log: this.ctx.log.child({ pipeline: name }),
         tap: this.opts.tap,
       });
@@ -101,9 +104,10 @@ export class PipelineSet implements Component {
       this.variants.set(name, v);
       if (!statSync(m.file).isDirectory()) this.serving[name] = m.file;
       else {
-        const fp32 = v?.pick('fp32', (p) => this.engine.works(p))?.file;
+        const fp32 = v?.pick('fp32', (p) => this.engine.works(p));
         if (!fp32) throw new OutpostError('OUTPOST_E_MODEL', `${m.file}/manifest.json has no accepted fp32 or fp16 variant to serve`);
-        this.serving[name] = fp32;
+        this.serving[name] = fp32.file;
+        this.tuning[name] = { provider: fp32.provider, threads: fp32.threads };
       }
     }
   }

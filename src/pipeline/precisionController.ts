@@ -56,8 +56,6 @@ export class PrecisionController implements Component {
       },
     });
     this.buildMissingVariants();
-    // pipelines start on each model's fp32 file on the engine's provider; a measured pick may name another
-    if ([...this.set.variants.values()].some((v) => v?.measured)) this.schedule();
   }
 
   async stop(): Promise<void> {

@@ -14,6 +14,8 @@ export interface PipelineDeps {
   spec: SessionSpec;
   /** model name → absolute .onnx path */
   modelFiles: Readonly<Record<string, string>>;
+  /** model name → the provider and threads autotune measured for its serving file (default: the spec's) */
+  modelTuning?: Readonly<Record<string, Omit<StageChoice, 'file'>>>;
   log: Logger;
   /** Sees every feed before it goes to the worker (benchmarks replay them against raw sessions). */
   tap?: (stageName: string, feeds: TensorMap) => void;
@@ -106,7 +108,8 @@ export class StagedPipeline {
     const stages: Stage[] = [];
     for (const s of this.config.stages) {
       const d = s.decoder;
-      const session = await this.session(s.name, this.deps.modelFiles[s.model]);
+      const tuned = this.deps.modelTuning?.[s.model];
+      const session = await this.session(s.name, this.deps.modelFiles[s.model], tuned?.threads, tuned?.provider);
       stages.push({
         config: s,
         ...session,
@@ -152,7 +155,7 @@ export class StagedPipeline {
     const info = await this.deps.worker.load(key, file, { ...this.deps.spec, threads, provider }, true);
     if (!this.loaded.has(key))
       this.deps.log.info(
-        { stage: `${this.name}/${stageName}`, file, provider: info.provider, loadMs: Math.round(info.loadMs), fromCache: info.fromCache },
+        { stage: `${this.name}/${stageName}`, file, provider: info.provider, threads, loadMs: Math.round(info.loadMs), fromCache: info.fromCache },
         'model loaded',
       );
     this.loaded.set(key, { stage: stageName, lastUsed: performance.now() });

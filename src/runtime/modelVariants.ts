@@ -26,11 +26,6 @@ export class ModelVariants {
     return new ModelVariants(dir, readManifest(dir), existsSync(join(dir, AUTOTUNE)) ? readAutotune(dir) : null);
   }
 
-  /** Whether autotune.json measured these variants on this board. */
-  get measured(): boolean {
-    return this.autotune !== null;
-  }
-
   /**
    * The file for a rung, with the provider and intra-op threads autotune measured fastest for it on this board,
    * when that provider works here (`works`); else the preferred accepted variant on the engine's provider.
