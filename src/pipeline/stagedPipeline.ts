@@ -67,6 +67,12 @@ interface Generation {
   variant: string;
   stages: Stage[];
   users: number;
+  /** its stages' execution providers, joined once here rather than per frame */
+  provider: string;
+}
+
+function generation(variant: string, stages: Stage[]): Generation {
+  return { variant, stages, users: 0, provider: [...new Set(stages.map((st) => st.info.provider))].join('+') };
 }
 
 /** Sessions kept loaded per stage beyond the ones in use, so swapping back and forth never reloads. */
@@ -91,7 +97,7 @@ function readLabels(labels: string | string[]): string[] {
  */
 export class StagedPipeline {
   readonly modelLabel: string;
-  private current: Generation = { variant: 'fp32', stages: [], users: 0 };
+  private current: Generation = generation('fp32', []);
   private readonly live = new Set<Generation>();
   /** Loaded sessions by worker key, newest use last. */
   private readonly loaded = new Map<string, { stage: string; lastUsed: number }>();
@@ -117,13 +123,13 @@ export class StagedPipeline {
         labels: 'labels' in d ? readLabels(d.labels) : [],
       });
     }
-    this.current = { variant: 'fp32', stages, users: 0 };
+    this.current = generation('fp32', stages);
   }
 
   async stop(): Promise<void> {
     await Promise.all([...this.loaded.keys()].map((k) => this.deps.worker.release(k).catch(() => undefined)));
     this.loaded.clear();
-    this.current = { variant: this.current.variant, stages: [], users: 0 };
+    this.current = generation(this.current.variant, []);
   }
 
   get variant(): string {
@@ -141,7 +147,7 @@ export class StagedPipeline {
       const choice = choices[stage.config.name];
       stages.push(choice ? { ...stage, ...(await this.session(stage.config.name, choice.file, threads ?? choice.threads, choice.provider)) } : stage);
     }
-    this.current = { variant, stages, users: 0 };
+    this.current = generation(variant, stages);
     await this.evict();
   }
 
@@ -276,7 +282,7 @@ export class StagedPipeline {
   private outcome(g: Generation, state: RunState, timings: Timings, placement: Placement): PipelineOutcome {
     const output = { ...state.output, ...(state.regions ? this.regionOutput(state.regions, g.stages) : {}) };
     timings.totalMs = timings.queueMs + timings.decodeMs + timings.preprocessMs + timings.inferMs + timings.postMs;
-    return { output, timings, variant: g.variant, provider: [...new Set(g.stages.map((st) => st.info.provider))].join('+'), placement };
+    return { output, timings, variant: g.variant, provider: g.provider, placement };
   }
 
   private done(g: Generation): void {
