@@ -1,6 +1,8 @@
 import sharp from 'sharp';
+import { OutpostError } from '../errors.js';
 import type { Frame, FrameSource } from '../types.js';
 import { FramePacer } from './abortableSleep.js';
+import { NO_FONTS_HINT, canDrawText } from './textRendering.js';
 
 export interface DemoCameraOptions {
   width: number;
@@ -66,6 +68,8 @@ export class DemoCamera implements FrameSource {
   ) {}
 
   async *frames(signal: AbortSignal): AsyncIterable<Frame> {
+    // frames of empty boxes would be read as garbage while /healthz said ok: refuse to start instead
+    if (!(await canDrawText())) throw new OutpostError('OUTPOST_E_CAMERA', `camera ${this.name} (demo): ${NO_FONTS_HINT}`);
     const rand = prng(this.opts.seed);
     const pacer = new FramePacer(this.opts.fps);
     for (let seq = 0; await pacer.wait(signal); seq++) {

@@ -8,3 +8,4 @@ export { type FfmpegInput, type SpawnFn } from './ffmpegSource.js';
 export { MotionGate, type MotionVerdict } from './motionGate.js';
 export { CalibrationRecorder, recordFrom } from './calibrationRecorder.js';
 export { killAllGroups } from './processGroups.js';
+export { canDrawText, NO_FONTS_HINT } from './textRendering.js';
