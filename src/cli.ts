@@ -81,7 +81,7 @@ program
   .option('-r, --repeats <n>', 'interleaved repeats (medians are reported)', positiveInt, 5)
   .option('-o, --out <file>', 'also write the JSON report to this file')
   .option('--cameras <n>', 'multi-camera mode: N ffmpeg test cameras at 30 fps through the scheduler', positiveInt)
-  .option('--duration <seconds>', 'multi-camera, fleet and offload modes: seconds measured', positiveInt, 30)
+  .option('--duration <seconds>', 'multi-camera, fleet, offload and chaos modes: seconds measured', positiveInt, 30)
   .option('--levels', "governor mode: build the variants, force each level's rung, report frames/s, CPU per frame and the swap stall")
   .option('--upload', 'upload mode: sealing MB/s against chacha20-poly1305, outbox enqueue+ack items/s, the drain rate after an outage')
   .option('--backlog <n>', 'upload mode: items queued during the outage', positiveInt, 10_000)
@@ -93,6 +93,10 @@ program
     '--fleet <n,...>',
     'fleet mode: N simulated devices on MQTT watched by outpost monitor: its CPU per 1,000 messages and the publish-to-display lag',
     (v) => v.split(',').map((x) => positiveInt(x.trim())),
+  )
+  .option(
+    '--chaos',
+    'chaos mode: a broker, an HTTP and an MQTT collector and three agents on loopback with a fault every 5-20 s for --duration, then drain and verify (exit 1 on a loss, a crash or growth)',
   )
   .option('--broker <url>', 'fleet mode: the broker (default: a mosquitto started for the run)')
   .option('--interval <seconds>', "fleet mode: each device's telemetry interval", positiveInt, 10)

@@ -10,6 +10,7 @@ import { benchModels } from './benchModels.js';
 import { benchFleet } from './benchFleet.js';
 import { benchUpload } from './benchUpload.js';
 import { benchOffload } from './benchOffload.js';
+import { benchChaos } from './benchChaos.js';
 import { benchLevels } from './benchLevels.js';
 import { fileURLToPath } from 'node:url';
 import { PipelineSet, runPipelined, type StagedPipeline } from '../pipeline/index.js';
@@ -44,6 +45,8 @@ export interface BenchOptions {
   interval: number;
   /** Offload mode: two agents, one core each, with the helper as peer against without. */
   offload?: boolean;
+  /** Chaos mode: a broker, two collectors and three agents with faults injected for `duration` seconds. */
+  chaos?: boolean;
 }
 
 const r2 = (v: number) => rounded(v);
@@ -119,6 +122,14 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
     const text = JSON.stringify(report, null, 2) + '\n';
     if (opts.out) writeFileSync(opts.out, text);
     process.stdout.write(text);
+    return;
+  }
+  if (opts.chaos) {
+    const report = await benchChaos({ durationSeconds: opts.duration });
+    const text = JSON.stringify(report, null, 2) + '\n';
+    if (opts.out) writeFileSync(opts.out, text);
+    process.stdout.write(text);
+    if (!report.passed) process.exitCode = 1;
     return;
   }
   if (opts.fleet) {
