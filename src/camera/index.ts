@@ -10,3 +10,7 @@ export { MotionGate, type MotionVerdict } from './motionGate.js';
 export { CalibrationRecorder, recordFrom } from './calibrationRecorder.js';
 export { killAllGroups } from './processGroups.js';
 export { canDrawText, NO_FONTS_HINT } from './textRendering.js';
+export { probeCameras, parseRpicamCameras, type CameraInventory, type RpicamCamera } from './boardCameras.js';
+export { adviseCameras, isPiRawNode, type CameraReport, type FoundCamera } from './cameraAdvice.js';
+export { GSTREAMER_INSTALL } from './gstreamerSource.js';
+export { RPICAM_INSTALL } from './rpicamSource.js';
