@@ -68,8 +68,12 @@ export async function* childFrames(spec: FrameTool, signal: AbortSignal, deps: C
   const kill = () => void stopGroup(child);
   signal.addEventListener('abort', kill, { once: true });
   try {
-    for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
-      for (const frame of deps.parser.push(chunk)) yield frame;
+    try {
+      for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
+        for (const frame of deps.parser.push(chunk)) yield frame;
+      }
+    } catch (err) {
+      if (!spawnError) throw err; // else stdout was destroyed because the tool never started: say that instead
     }
     if (spawnError) throw new Error(`cannot start ${spec.command} (${(spawnError as NodeJS.ErrnoException).code ?? spawnError}); ${spec.install}`);
     await exited;
