@@ -27,24 +27,29 @@ export function gstreamerArgs(src: GstreamerSource): string[] {
  */
 function gstCauses(): CauseReader {
   let cause = '';
-  let detailFor: string | null = null;
-  let debugLines = 0;
+  let detail: string[] | null = null; // collecting the first element error's debug info
+  let skip = 0;
   return {
     line(text) {
       const parse = /^WARNING: (erroneous pipeline: .*)$/.exec(text);
       const element = /^ERROR: from element (\S+): (.*)$/.exec(text);
-      if (parse && !cause) cause = parse[1];
-      else if (element && !cause) {
+      if (detail && !/^(ERROR|WARNING):/.test(text)) {
+        // "Additional debug info:", then "file.c(123): function (): /GstPipeline:…:", then the detail's lines
+        if (skip > 0) skip--;
+        else if (detail.join(' ').length < 400) detail.push(text);
+        return;
+      }
+      if (detail?.length) cause = `${cause} (${detail.join(' ')})`;
+      detail = null;
+      if (cause) return;
+      if (parse) cause = parse[1];
+      else if (element) {
         cause = `${element[1].split(/[/:]/).pop()}: ${element[2]}`;
-        detailFor = cause;
-        debugLines = 0;
-      } else if (detailFor !== null && cause === detailFor) {
-        // "Additional debug info:", then "file.c(123): function (): /GstPipeline:…:", then the detail itself
-        if (++debugLines === 3 && !/^(ERROR|WARNING|Additional debug info)/.test(text)) cause = `${cause} (${text})`;
-        if (debugLines >= 3) detailFor = null;
-      } else if (!cause && /^ERROR: /.test(text)) cause = text.slice('ERROR: '.length);
+        detail = [];
+        skip = 2;
+      } else if (/^ERROR: /.test(text)) cause = text.slice('ERROR: '.length);
     },
-    cause: () => cause,
+    cause: () => (detail?.length ? `${cause} (${detail.join(' ')})` : cause),
   };
 }
 
