@@ -157,6 +157,7 @@ describe('the config refuses what would break the stream', () => {
     expect(problem({ type: 'gstreamer', pipeline: '-e videotestsrc' })?.message).toMatch(/gst-launch-1.0 -q itself/);
     expect(problem({ type: 'gstreamer', pipeline: 'videotestsrc name="x' })?.message).toMatch(/quote is not closed/);
     expect(problem({ type: 'rpicam', args: ['--codec', 'h264'] })?.message).toMatch(/Outpost sets .*--codec/);
+    expect(problem({ type: 'rpicam', args: ['--list-cameras'] })?.message).toMatch(/exit instead of streaming/);
     expect(problem({ type: 'rpicam', rotation: 90 })?.path).toEqual(['cameras', 0, 'source', 'rotation']);
   });
 });
@@ -275,5 +276,36 @@ describe('outpost cameras', () => {
     expect(byNode['/dev/video2'].yaml).toMatch(/^source: \{ type: gstreamer, pipeline: "nvarguscamerasrc sensor-id=0 ! .* ! nvjpegenc" \}$/);
     expect(byNode['/dev/video20']).toMatchObject({ detail: "the Pi's ISP or codec, not a camera" });
     for (const c of Object.values(byNode) as { yaml?: string }[]) if (c.yaml) expect(pastes(c.yaml)).toBe(true);
+  });
+});
+
+describe('outpost doctor', () => {
+  it('fails when a configured camera lacks its tool or its GStreamer element, with the fix', () => {
+    const dir = tempDir();
+    writeFileSync(
+      join(dir, 'outpost.yaml'),
+      `node: { stateDir: ${join(dir, 'state')} }
+cameras:
+  - { name: pi, source: { type: rpicam } }
+  - { name: jetson, source: { type: gstreamer, pipeline: "nvarguscamerasrc sensor-id=0 ! nvjpegenc" } }
+models: { det: { file: builtin:ppocrv4-det } }
+pipelines: { text: { stages: [{ name: detect, model: det, decoder: { type: db } }] } }
+`,
+    );
+    const empty = tempDir();
+    const r = runCli(['doctor', '--json', '--config', join(dir, 'outpost.yaml')], { PATH: empty });
+    expect(r.code).toBe(1);
+    const findings = JSON.parse(r.stdout).findings as { check: string; ok: boolean; fix?: string; optional?: boolean }[];
+    const rpicam = findings.find((f) => f.check === 'rpicam-vid');
+    expect(rpicam).toMatchObject({ ok: false, optional: false, fix: expect.stringMatching(/install rpicam-apps/) });
+    expect(findings.find((f) => f.check === 'gstreamer')).toMatchObject({ ok: false, optional: false, fix: expect.stringMatching(/gstreamer1.0-tools/) });
+    if (!noGst) {
+      const withGst = JSON.parse(runCli(['doctor', '--json', '--config', join(dir, 'outpost.yaml')]).stdout).findings;
+      expect(withGst.find((f: { check: string }) => f.check === 'gstreamer')).toMatchObject({
+        ok: false,
+        detail: expect.stringMatching(/missing elements: .*nvarguscamerasrc/),
+        fix: expect.stringMatching(/JetPack/),
+      });
+    }
   });
 });

@@ -51,6 +51,8 @@ const mjpegHttpSource = z.strictObject({
 
 /** Flags Outpost sets itself for rpicam-vid: the stream would break, or a field of this schema says it. */
 const RPICAM_OWN_FLAGS = ['-o', '--output', '--codec', '-t', '--timeout', '-n', '--nopreview', '--camera', '--width', '--height', '--framerate'];
+/** Flags that make rpicam-vid print something and exit instead of streaming. */
+const RPICAM_EXITING_FLAGS = ['-h', '--help', '--version', '--list-cameras'];
 
 const rpicamSource = z.strictObject({
   type: z.literal('rpicam'),
@@ -79,6 +81,9 @@ const rpicamSource = z.strictObject({
     .default([])
     .refine((args) => !args.some((a) => RPICAM_OWN_FLAGS.includes(a.split('=')[0])), {
       message: `Outpost sets ${RPICAM_OWN_FLAGS.join(' ')} itself; use the fields camera, width, height, fps instead`,
+    })
+    .refine((args) => !args.some((a) => RPICAM_EXITING_FLAGS.includes(a.split('=')[0])), {
+      message: `${RPICAM_EXITING_FLAGS.join(' ')} make rpicam-vid exit instead of streaming; run them by hand (or outpost cameras)`,
     })
     .describe('more rpicam-vid flags, passed as they are (e.g. ["--denoise", "cdn_fast", "--hdr"])'),
 });
