@@ -8,6 +8,7 @@ import { createSource } from '../src/camera/index.js';
 import { configSchema, pipelineWords, type CameraConfig } from '../src/config/index.js';
 import type { SourceHealth } from '../src/types.js';
 import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
+import { NotifySocket } from './helpers/notifySocket.js';
 import { missingTool } from './helpers/optional.js';
 import { ROOT, tempDir } from './helpers/paths.js';
 import { waitUntil } from './helpers/wait.js';
@@ -91,7 +92,10 @@ describe.skipIf(noGst)('type: gstreamer', () => {
   it('serves OCR results from videotestsrc and survives SIGKILL and SIGSTOP of its gst-launch-1.0; nothing is left at stop', async () => {
     const dir = tempDir();
     const port = await freePort();
-    const daemon = DaemonProcess.start(dir, daemonConfig(dir, port, `{ type: gstreamer, pipeline: "${TEST_PIPELINE}" }`));
+    const notify = await NotifySocket.bind(); // as under systemd: the daemon's own, never its children's
+    const daemon = DaemonProcess.start(dir, daemonConfig(dir, port, `{ type: gstreamer, pipeline: "${TEST_PIPELINE}" }`), {
+      NOTIFY_SOCKET: notify.path,
+    });
     const pid = daemon.child.pid!;
     const health = async () => (await status(port).catch(() => null))?.cameras?.cam?.source;
     const processed = async () => (await status(port)).cameras.cam.processed as number;
@@ -104,6 +108,7 @@ describe.skipIf(noGst)('type: gstreamer', () => {
       expect(first.output).toHaveProperty('lines');
       const [gst] = childrenOf(pid, 'gst-launch-1.0');
       seen.push(gst);
+      expect(readFileSync(`/proc/${gst}/environ`, 'utf8').split('\0')).not.toContainEqual(expect.stringMatching(/^NOTIFY_SOCKET=/));
       process.kill(gst, 'SIGKILL');
       const killed = await daemon.waitFor('a new gst-launch-1.0 after SIGKILL', async () => {
         const h = await health();
@@ -125,6 +130,7 @@ describe.skipIf(noGst)('type: gstreamer', () => {
       await daemon.waitFor('results after both restarts', async () => ((await processed()) > before ? true : undefined));
     } finally {
       expect(await daemon.stop()).toBe(0);
+      notify.close();
     }
     expect(seen.filter(alive)).toEqual([]);
   });

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { childEnv } from '../childEnv.js';
 import { findOnPath, RPICAM_BINARIES } from './rpicamSource.js';
 import { listVideoDevices, type VideoDevice } from './videoDevices.js';
 
@@ -60,7 +61,7 @@ async function probeRpicam(): Promise<CameraInventory['rpicam']> {
   const binary = findOnPath(RPICAM_BINARIES);
   if (!binary) return null;
   try {
-    const { stdout } = await run(binary, ['--list-cameras'], { timeout: 15_000 });
+    const { stdout } = await run(binary, ['--list-cameras'], { timeout: 15_000, env: childEnv() });
     return { binary, cameras: parseRpicamCameras(stdout), error: /No cameras available/.test(stdout) ? 'no cameras available' : null };
   } catch (err) {
     const e = err as { stderr?: string; message: string };
@@ -70,11 +71,11 @@ async function probeRpicam(): Promise<CameraInventory['rpicam']> {
 
 async function probeGstreamer(): Promise<CameraInventory['gstreamer']> {
   if (!findOnPath(['gst-launch-1.0'])) return null;
-  const version = await run('gst-launch-1.0', ['--version'], { timeout: 10_000 })
+  const version = await run('gst-launch-1.0', ['--version'], { timeout: 10_000, env: childEnv() })
     .then((r) => r.stdout.split('\n')[1]?.trim() || firstLine(r.stdout))
     .catch(() => 'unknown version');
   const exists = (element: string) =>
-    run('gst-inspect-1.0', ['--exists', element], { timeout: 10_000 }).then(
+    run('gst-inspect-1.0', ['--exists', element], { timeout: 10_000, env: childEnv() }).then(
       () => true,
       () => false,
     );

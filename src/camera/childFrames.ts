@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { once } from 'node:events';
+import { childEnv } from '../childEnv.js';
 import type { Logger } from '../log.js';
 import type { JpegStreamParser } from './jpegStreamParser.js';
 import { stopGroup, trackGroup } from './processGroups.js';
@@ -48,7 +49,7 @@ function lineSplitter(onLine: (line: string) => void): (text: string) => void {
  * line (its CauseReader picks it) explains an exit; every stderr line goes to the debug log.
  */
 export async function* childFrames(spec: FrameTool, signal: AbortSignal, deps: ChildFramesDeps): AsyncIterable<Buffer> {
-  const child = (deps.spawn ?? spawn)(spec.command, spec.args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = (deps.spawn ?? spawn)(spec.command, spec.args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: childEnv() });
   trackGroup(child);
   const exited = once(child, 'exit').catch(() => undefined);
   const causes = spec.causes();
