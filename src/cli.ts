@@ -12,6 +12,7 @@ import { commandCommand } from './cli/commandCommand.js';
 import { monitorCommand } from './cli/monitorCommand.js';
 import { collectCommand } from './cli/collectCommand.js';
 import { sensorsCommand } from './cli/sensorsCommand.js';
+import { camerasCommand } from './cli/camerasCommand.js';
 import { optimizeCommand } from './cli/optimizeCommand.js';
 import { ConfigError, formatProblem, loadConfig } from './config/index.js';
 import { errorMessage } from './errors.js';
@@ -136,6 +137,13 @@ program
   .option('--root <dir>', "folder that stands for / (a copy of another board's sysfs)")
   .option('--json', 'machine-readable output')
   .action((o) => sensorsCommand(o).catch(exitOnError));
+
+program
+  .command('cameras')
+  .description('the cameras this board has (rpicam-vid, GStreamer, /dev/video*), the YAML to paste for each, and what was not found')
+  .option('--root <dir>', "folder that stands for / when listing /dev/video* (a copy of another board's sysfs)")
+  .option('--json', 'machine-readable output')
+  .action((o) => camerasCommand(o).catch(exitOnError));
 
 program
   .command('schema')

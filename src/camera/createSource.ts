@@ -3,7 +3,10 @@ import type { Logger } from '../log.js';
 import type { FrameSource } from '../types.js';
 import { DemoCamera } from './demoCamera.js';
 import { DirectorySource } from './directorySource.js';
-import { ffmpegFrames, type SpawnFn } from './ffmpegSource.js';
+import { childFrames, type FrameTool, type SpawnFn } from './childFrames.js';
+import { ffmpegTool } from './ffmpegSource.js';
+import { gstreamerTool } from './gstreamerSource.js';
+import { rpicamTool } from './rpicamSource.js';
 import { JpegStreamParser } from './jpegStreamParser.js';
 import { mjpegHttpFrames } from './mjpegHttpSource.js';
 import { ReconnectingSource, type Connect } from './reconnectingSource.js';
@@ -26,11 +29,14 @@ type SourceFactory<T extends SourceType> =
       finite?(src: SourceOf<T>): boolean;
     };
 
-const ffmpeg = <T extends 'v4l2' | 'rtsp' | 'file'>(finite?: (src: SourceOf<T>) => boolean): SourceFactory<T> => ({
+/** A source read from a child process's stdout (ffmpeg, gst-launch-1.0, rpicam-vid), under one supervision. */
+const child = <T extends SourceType>(tool: (src: SourceOf<T>, deps: SourceDeps) => FrameTool, finite?: (src: SourceOf<T>) => boolean): SourceFactory<T> => ({
   kind: 'connecting',
-  connect: (src, parser, deps) => (signal) => ffmpegFrames(src, signal, { log: deps.log, parser, spawn: deps.spawn, binary: deps.ffmpegBinary }),
+  connect: (src, parser, deps) => (signal) => childFrames(tool(src, deps), signal, { log: deps.log, parser, spawn: deps.spawn }),
   finite,
 });
+const ffmpeg = <T extends 'v4l2' | 'rtsp' | 'file'>(finite?: (src: SourceOf<T>) => boolean) =>
+  child<T>((src, deps) => ffmpegTool(src, deps.ffmpegBinary), finite);
 
 const SOURCES: { [T in SourceType]: SourceFactory<T> } = {
   demo: { kind: 'direct', make: (camera) => new DemoCamera(camera.name, camera.source) },
@@ -39,6 +45,8 @@ const SOURCES: { [T in SourceType]: SourceFactory<T> } = {
   rtsp: ffmpeg(),
   file: ffmpeg<'file'>((src) => !src.loop),
   'mjpeg-http': { kind: 'connecting', connect: (src, parser) => (signal) => mjpegHttpFrames(src, signal, parser) },
+  rpicam: child((src) => rpicamTool(src)),
+  gstreamer: child((src) => gstreamerTool(src)),
 };
 
 /** The FrameSource for a configured camera; network and device sources reconnect by themselves. */

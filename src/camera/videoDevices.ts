@@ -34,7 +34,7 @@ async function formatsOf(device: string): Promise<Record<string, string[]> | nul
   }
 }
 
-/** /dev/video* with the driver's name from sysfs and, when v4l2-ctl is installed, the formats it offers. */
+/** /dev/video* with the driver's name from sysfs and, when v4l2-ctl is installed (and root is /), the formats it offers. */
 export async function listVideoDevices(root = '/'): Promise<VideoDevice[]> {
   const dir = join(root, 'sys/class/video4linux');
   const names = await readdir(dir).catch(() => [] as string[]);
@@ -42,7 +42,7 @@ export async function listVideoDevices(root = '/'): Promise<VideoDevice[]> {
     names.sort().map(async (n) => ({
       device: `/dev/${n}`,
       name: (await readFile(join(dir, n, 'name'), 'utf8').catch(() => null))?.trim() ?? null,
-      formats: await formatsOf(`/dev/${n}`),
+      formats: root === '/' ? await formatsOf(`/dev/${n}`) : null, // under a copied tree, /dev is not that board's
     })),
   );
 }

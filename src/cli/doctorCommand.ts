@@ -5,6 +5,7 @@ import { ffmpegVersion, listVideoDevices } from '../camera/index.js';
 import { BoardSensors } from '../power/index.js';
 import type { OutpostConfig } from '../config/index.js';
 import { installFindings, type Finding } from './doctorInstall.js';
+import { cameraFindings } from './doctorCameras.js';
 import { ortBuildFindings, providerFindings } from './doctorOrt.js';
 
 /**
@@ -37,7 +38,7 @@ function providerFix(provider: string, npm: string | null): string {
   }
 }
 
-async function findings(): Promise<Finding[]> {
+async function findings(config: OutpostConfig | null): Promise<Finding[]> {
   const out: Finding[] = [];
   const major = Number(process.versions.node.split('.')[0]);
   out.push({ check: 'node', ok: major >= 20, detail: process.version, fix: major >= 20 ? undefined : 'install Node.js 20 or newer' });
@@ -55,6 +56,7 @@ async function findings(): Promise<Finding[]> {
   });
   const devices = await listVideoDevices();
   out.push({ check: 'video devices', ok: true, detail: devices.length ? devices : 'none (demo and directory cameras still work)' });
+  out.push(...(await cameraFindings(config)));
   const s = await new BoardSensors({ root: '/', lowBatteryPercent: 20 }).read();
   const temps = s.thermal.map((t) => `${t.name}: ${t.celsius === null ? 'unavailable' : `${t.celsius.toFixed(1)} °C`}`);
   out.push({
@@ -80,7 +82,7 @@ export interface DoctorOptions {
 
 /** `outpost doctor`: what this machine offers, the installed service, and the fix for each problem. Exit 1 on a fault. */
 export async function doctorCommand(opts: DoctorOptions): Promise<void> {
-  const found = [...(await findings()), ...installFindings(opts.root, opts.config, opts.configProblem, opts.configFile)];
+  const found = [...(await findings(opts.config)), ...installFindings(opts.root, opts.config, opts.configProblem, opts.configFile)];
   if (!found.every((f) => f.ok || f.optional)) process.exitCode = 1;
   if (opts.json) {
     process.stdout.write(JSON.stringify({ ok: found.every((f) => f.ok || f.optional), findings: found }, null, 2) + '\n');

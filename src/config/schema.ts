@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { jobsSchema, keyringEntrySchema, telemetrySchema } from './fleetSchema.js';
 import { uploadSchema } from './uploadSchema.js';
 import { offloadSchema } from './offloadSchema.js';
+import { cameraSourceSchema } from './cameraSchema.js';
 import { GOVERNOR_LEVELS, PLACEMENT_NAMES, PRECISIONS, PROVIDERS, RUNGS } from '../vocabulary.js';
 
 /** Marks a setting SIGHUP applies without a restart (it shows as `"live": true` in the JSON Schema too). */
@@ -13,55 +14,6 @@ const LIVE = { live: true } as const;
  */
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'use letters, digits, "-" and "_" (at most 64, starting with a letter or digit)');
-
-const demoSource = z.strictObject({
-  type: z.literal('demo'),
-  width: z.number().int().min(64).max(4096).default(640),
-  height: z.number().int().min(64).max(4096).default(480),
-  fps: z.number().positive().max(120).default(2).describe('frames the synthetic camera renders per second'),
-  seed: z.number().int().default(1).describe('seed for the rendered text, so runs are reproducible'),
-});
-
-const directorySource = z.strictObject({
-  type: z.literal('directory'),
-  path: z.string().min(1).describe('folder of .jpg/.jpeg/.png images'),
-  fps: z.number().positive().max(120).default(5),
-  loop: z.boolean().default(true),
-  watch: z.boolean().default(false).describe('a drop folder: deliver images as they appear, then delete nothing'),
-});
-
-const v4l2Source = z.strictObject({
-  type: z.literal('v4l2'),
-  device: z.string().regex(/^\/dev\//, 'a device path such as /dev/video0'),
-  width: z.number().int().min(16).max(8192).optional(),
-  height: z.number().int().min(16).max(8192).optional(),
-  fps: z.number().positive().max(240).optional(),
-  format: z.enum(['auto', 'mjpeg', 'yuyv422']).default('mjpeg').describe('mjpeg is copied without re-encoding when the camera offers it'),
-});
-
-const rtspSource = z.strictObject({
-  type: z.literal('rtsp'),
-  url: z.string().min(1).describe('rtsp://user:pass@host/path, or any URL ffmpeg reads'),
-  transport: z.enum(['tcp', 'udp']).default('tcp'),
-  fps: z.number().positive().max(120).optional().describe('frames per second taken from the stream'),
-});
-
-const fileSource = z.strictObject({
-  type: z.literal('file'),
-  path: z.string().min(1).describe('a video file (anything ffmpeg reads)'),
-  loop: z.boolean().default(true),
-  realtime: z.boolean().default(true).describe("read at the video's own pace (ffmpeg -re)"),
-  fps: z.number().positive().max(120).optional(),
-});
-
-const mjpegHttpSource = z.strictObject({
-  type: z.literal('mjpeg-http'),
-  url: z.string().url().describe('a multipart/x-mixed-replace MJPEG stream'),
-  username: z.string().optional(),
-  password: z.string().optional().describe('use !file /path to keep it out of the config'),
-});
-
-const cameraSourceSchema = z.discriminatedUnion('type', [demoSource, directorySource, v4l2Source, rtspSource, fileSource, mjpegHttpSource]);
 
 const motionSchema = z.strictObject({
   enabled: z.boolean().default(false),
