@@ -14,6 +14,7 @@ export interface ReconnectOptions {
   stallMs: number;
   /** A finite source (a file played once) ends instead of reconnecting. */
   finite: boolean;
+  /** the camera's child logger (it names the camera on every line) */
   log: Logger;
   random?: () => number;
 }
@@ -82,7 +83,7 @@ export class ReconnectingSource implements FrameSource {
       if (ended && this.opts.finite && !stalled) break;
       this.stats.state = 'backoff';
       const delay = backoff * (0.5 + random() * 0.5);
-      this.opts.log.info({ camera: this.name, inMs: Math.round(delay) }, 'camera reconnecting');
+      this.opts.log.info({ inMs: Math.round(delay) }, 'camera reconnecting'); // the logger is the camera's child: it names the camera
       this.stats.reconnects++;
       if (!(await sleep(delay, signal))) break;
       backoff = Math.min(this.opts.maxBackoffMs, backoff * 2);
@@ -92,10 +93,7 @@ export class ReconnectingSource implements FrameSource {
 
   private noteFailure(err: unknown): void {
     this.stats.lastError = errorMessage(err);
-    this.opts.log.warn(
-      { camera: this.name, err: this.stats.lastError },
-      err instanceof StallError ? 'camera stalled; restarting it' : 'camera connection failed',
-    );
+    this.opts.log.warn({ err: this.stats.lastError }, err instanceof StallError ? 'camera stalled; restarting it' : 'camera connection failed');
   }
 
   /** The JPEG header gives the size; a frame whose header does not parse is corrupt. */

@@ -38,11 +38,11 @@ export function buildInBackground(
   ];
   if (calibration) args.push('--calibration', calibration);
   if (o.placements) args.push('--placement', o.placements.join(','));
-  log.info({ model: model.file, outDir }, 'building model variants in the background');
+  log.info({ file: model.file, outDir }, 'building model variants in the background');
   return runNiced(args, signal).then(({ code, stderr }) => {
     if (signal.aborted) return false;
-    if (code === 0) log.info({ model: model.file, outDir }, 'model variants ready');
-    else log.error({ model: model.file, code, stderr }, 'variant build failed; fp32 keeps serving');
+    if (code === 0) log.info({ file: model.file, outDir }, 'model variants ready');
+    else log.error({ file: model.file, code, stderr }, 'variant build failed; fp32 keeps serving');
     return code === 0;
   });
 }
