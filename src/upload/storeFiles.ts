@@ -26,7 +26,7 @@ const tempFor = (file: string) => join(dirname(file), `.${file.slice(dirname(fil
 /** `dir` and the folders above it up to `root` (not included), each created 0750 (chmod: the umask may have taken bits). */
 export function ensureDir(root: string, dir: string): void {
   if (dir === root || dir.length <= root.length) {
-    makeDir(root);
+    if (mkdirSync(root, { recursive: true, mode: DIR_MODE }) !== undefined) chmodSync(root, DIR_MODE);
     return;
   }
   ensureDir(root, dirname(dir));

@@ -44,6 +44,7 @@ export function verifyItems(out: string): DeviceReport[] | null {
       epochs: listNames(join(out, device))
         .filter(isEpochName)
         .map((epoch) => verifyEpoch(join(out, device, epoch), device, epoch))
+        .filter((e) => e.items > 0 || e.conflicts > 0) // a crash's leftovers alone are no epoch
         .sort((a, b) => (a.startedAt ?? '').localeCompare(b.startedAt ?? '')),
     }))
     .filter((d) => d.epochs.length > 0);
