@@ -86,7 +86,7 @@ class RunningCollector {
   }
 
   async post(...items: Item[]): Promise<{ status: number; answer: Answer }> {
-    const res = await fetch(`${this.url}/v1/items`, { method: 'POST', body: encodeBatch(items.map(seal)) });
+    const res = await fetch(`${this.url}/v1/items`, { method: 'POST', body: new Uint8Array(encodeBatch(items.map(seal))) });
     return { status: res.status, answer: (await res.json()) as Answer };
   }
 
