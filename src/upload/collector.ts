@@ -37,7 +37,7 @@ export const REFUSALS = {
 export type CollectorRefusal = keyof typeof REFUSALS;
 
 /**
- * `outpost collect`: opens sealed items from trusted devices and stores each once, as OUT/<device>/<seq>.json
+ * `outpost collect`: opens sealed items from trusted devices and stores each once, as OUT/<device>/<epoch>/<seq>.json
  * (+ .jpg). Anything it cannot open, from a sender it does not trust, or claiming to be another device is refused
  * with a reason (and an HTTP status when the whole request is refused), counted, and never stops the good
  * items of the same batch. It keeps no state outside OUT: several collectors can share one folder.
