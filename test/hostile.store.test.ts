@@ -241,6 +241,30 @@ describe('a device past its quota, a notice of 3e8 drops, umask 077', () => {
 });
 
 describe('outpost collect --verify and its flags', () => {
+  it('finds the same missing seqs and drop counts from runs as a seq-by-seq walk does, on random folders', () => {
+    for (let round = 0; round < 30; round++) {
+      const out = tempDir();
+      const e = join(out, 'cam-01', epochA);
+      mkdirSync(e, { recursive: true });
+      const stored = new Set(Array.from({ length: 12 }, () => 1 + Math.floor(Math.random() * 60)));
+      const notice = Math.max(...stored) + 1;
+      const drops = Array.from({ length: 4 }, () => {
+        const from = 1 + Math.floor(Math.random() * (notice - 1));
+        return [from, from + Math.floor(Math.random() * (notice - from)), round % 2 ? 'full' : 'expired'] as [number, number, string];
+      });
+      for (const seq of stored) writeFileSync(join(e, `${seq}.json`), '{}');
+      writeFileSync(join(e, `${notice}.dropped.json`), JSON.stringify({ ranges: drops }));
+      const told = new Set(drops.flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, i) => a + i)));
+      const missing: number[] = [];
+      for (let s = 1; s < notice; s++) if (!stored.has(s) && !told.has(s)) missing.push(s);
+      const [report] = verifyItems(out)![0].epochs;
+      const reported = report.missing.flatMap(([a, b]) => Array.from({ length: b - a + 1 }, (_, i) => a + i));
+      expect(reported, JSON.stringify({ stored: [...stored], drops })).toEqual(missing);
+      expect(Object.values(report.dropped).reduce((n, d) => n + d, 0)).toBe([...told].filter((s) => !stored.has(s)).length);
+      expect(report).toMatchObject({ items: stored.size + 1, highest: notice });
+    }
+  });
+
   it('exits 66 with a message naming a folder that does not exist', () => {
     const r = verify(join(tempDir(), 'nowhere'));
     expect(r.code).toBe(66);
