@@ -10,7 +10,7 @@ import { schemaCommand } from './cli/schemaCommand.js';
 import { keysGenerate, keysShow } from './cli/keysCommand.js';
 import { commandCommand } from './cli/commandCommand.js';
 import { monitorCommand } from './cli/monitorCommand.js';
-import { collectCommand, positiveInteger } from './cli/collectCommand.js';
+import { collectCommand } from './cli/collectCommand.js';
 import { DEFAULT_STORE_LIMITS } from './upload/index.js';
 import { sensorsCommand } from './cli/sensorsCommand.js';
 import { optimizeCommand } from './cli/optimizeCommand.js';
@@ -198,19 +198,9 @@ program
   .requiredOption('-o, --out <dir>', 'folder of the stored items (several collectors may share it)')
   .option('--mqtt <url>', 'also take items published to <base>/<device>/upload on this broker')
   .option('--base <topic>', 'base topic for --mqtt', 'outpost')
-  .option(
-    '--seq-window <n>',
-    'refuse a seq more than this past the highest stored for its device and epoch',
-    positiveInteger('--seq-window'),
-    DEFAULT_STORE_LIMITS.seqWindow,
-  )
-  .option(
-    '--quota-bytes <n>',
-    'bytes each device may hold in OUT; past it its items are refused (it keeps them)',
-    positiveInteger('--quota-bytes'),
-    DEFAULT_STORE_LIMITS.quotaBytes,
-  )
-  .option('--quota-items <n>', 'items each device may hold in OUT', positiveInteger('--quota-items'), DEFAULT_STORE_LIMITS.quotaItems)
+  .option('--seq-window <n>', 'refuse a seq more than this past the highest stored for its device and epoch', positiveInt, DEFAULT_STORE_LIMITS.seqWindow)
+  .option('--quota-bytes <n>', 'bytes each device may hold in OUT; past it its items are refused (it keeps them)', positiveInt, DEFAULT_STORE_LIMITS.quotaBytes)
+  .option('--quota-items <n>', 'items each device may hold in OUT', positiveInt, DEFAULT_STORE_LIMITS.quotaItems)
   .option(
     '--verify',
     'check OUT instead: per device and epoch what is stored, dropped, missing, in conflict (exit 1 on a gap or conflict, 66 when OUT does not exist)',

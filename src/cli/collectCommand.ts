@@ -22,15 +22,6 @@ export interface CollectOptions {
   quotaItems: number;
 }
 
-/** A commander parser for a whole number ≥ 1 (a typo must not become NaN, which would refuse every item or none). */
-export function positiveInteger(flag: string): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new OutpostError('OUTPOST_E_USAGE', `${flag} ${v} is not a whole number ≥ 1`);
-    return n;
-  };
-}
-
 function trustList(file: string) {
   let raw: unknown;
   try {
