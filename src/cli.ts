@@ -11,6 +11,7 @@ import { keysGenerate, keysShow } from './cli/keysCommand.js';
 import { commandCommand } from './cli/commandCommand.js';
 import { monitorCommand } from './cli/monitorCommand.js';
 import { collectCommand } from './cli/collectCommand.js';
+import { DEFAULT_STORE_LIMITS } from './upload/index.js';
 import { sensorsCommand } from './cli/sensorsCommand.js';
 import { camerasCommand } from './cli/camerasCommand.js';
 import { optimizeCommand } from './cli/optimizeCommand.js';
@@ -202,14 +203,20 @@ program
 
 program
   .command('collect')
-  .description('receive sealed items from trusted devices and store each once in OUT/<device>/<seq>.json (+ .jpg); or --verify OUT')
+  .description('receive sealed items from trusted devices and store each once in OUT/<device>/<epoch>/<seq>.json (+ .jpg); or --verify OUT')
   .option('-l, --listen <host:port>', 'where to listen for POST /v1/items', '0.0.0.0:8789')
   .option('-k, --keys <dir>', "the collector's key folder (outpost keys generate --dir DIR)")
   .option('-t, --trust <file>', 'YAML list of trusted devices: [{ name: DEVICE_ID, box: BASE64 }]')
   .requiredOption('-o, --out <dir>', 'folder of the stored items (several collectors may share it)')
   .option('--mqtt <url>', 'also take items published to <base>/<device>/upload on this broker')
   .option('--base <topic>', 'base topic for --mqtt', 'outpost')
-  .option('--verify', 'check OUT instead: per device the highest seq and every gap (exit 1 on a gap)')
+  .option('--seq-window <n>', 'refuse a seq more than this past the highest stored for its device and epoch', positiveInt, DEFAULT_STORE_LIMITS.seqWindow)
+  .option('--quota-bytes <n>', 'bytes each device may hold in OUT; past it its items are refused (it keeps them)', positiveInt, DEFAULT_STORE_LIMITS.quotaBytes)
+  .option('--quota-items <n>', 'items each device may hold in OUT', positiveInt, DEFAULT_STORE_LIMITS.quotaItems)
+  .option(
+    '--verify',
+    'check OUT instead: per device and epoch what is stored, dropped, missing, in conflict (exit 1 on a gap or conflict, 66 when OUT does not exist)',
+  )
   .option('--json', 'with --verify: JSON')
   .action((o) => collectCommand(o).catch(exitOnError));
 

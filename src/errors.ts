@@ -8,6 +8,7 @@ export const ERROR_CATALOGUE = {
   OUTPOST_E_USAGE: { exit: 64, means: 'a command-line flag or argument is wrong' },
   OUTPOST_E_INPUT: { exit: 65, means: 'an input image, folder or file is unreadable, empty or not what the command expects' },
   OUTPOST_E_MODEL: { exit: 65, means: 'a model file is missing, truncated, not ONNX, or uses an operator ONNX Runtime cannot run' },
+  OUTPOST_E_NOINPUT: { exit: 66, means: 'a file or folder named on the command line does not exist' },
   OUTPOST_E_PROVIDER: { exit: 69, means: 'no execution provider creates a session on this machine' },
   OUTPOST_E_CAMERA: { exit: 69, means: 'a camera is unreachable or delivered no frame' },
   OUTPOST_E_UNREACHABLE: { exit: 69, means: 'a broker, device, collector or peer did not answer in time' },

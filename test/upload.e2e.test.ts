@@ -81,6 +81,14 @@ async function collectorUp(s: Setup): Promise<void> {
   );
 }
 
+/** The device's one epoch folder: OUT/cam-01/<epoch>. */
+function epochDir(s: Setup): string {
+  const device = join(s.dir, 'out', 'cam-01');
+  const epochs = readdirSync(device);
+  expect(epochs).toHaveLength(1);
+  return join(device, epochs[0]);
+}
+
 const status = async (port: number) => (await fetch(`http://127.0.0.1:${port}/status`)).json();
 
 describe('uploads through the outbox to outpost collect', () => {
@@ -131,8 +139,11 @@ describe('uploads through the outbox to outpost collect', () => {
     }
     const verify = runCli(['collect', '--verify', '--out', join(s.dir, 'out'), '--json']);
     expect(verify.code, verify.stdout).toBe(0);
-    const [report] = JSON.parse(verify.stdout).devices;
-    expect(report).toMatchObject({ device: 'cam-01', gaps: [], dropped: {} });
+    const [device] = JSON.parse(verify.stdout).devices;
+    expect(device.device).toBe('cam-01');
+    expect(device.epochs).toHaveLength(1); // the outbox, and so its epoch, survives every SIGKILL
+    const [report] = device.epochs;
+    expect(report).toMatchObject({ missing: [], dropped: {}, conflicts: 0 });
     expect(report.items).toBe(report.highest);
     expect(report.highest).toBeGreaterThan(16);
   });
@@ -154,7 +165,7 @@ describe('uploads through the outbox to outpost collect', () => {
     } finally {
       expect(await agent.stop()).toBe(0);
     }
-    const dir = join(s.dir, 'out', 'cam-01');
+    const dir = epochDir(s);
     const bySeq = readdirSync(dir)
       .filter((f) => /^\d+\.json$/.test(f))
       .map((f) => ({ seq: Number(f.split('.')[0]), written: statSync(join(dir, f)).mtimeMs }))
@@ -191,7 +202,7 @@ describe.skipIf(missingTool('mosquitto', 'mosquitto'))('uploads over MQTT, for s
     }
     const verify = runCli(['collect', '--verify', '--out', join(s.dir, 'out'), '--json']);
     expect(verify.code, verify.stdout).toBe(0);
-    expect(JSON.parse(verify.stdout).devices[0]).toMatchObject({ device: 'cam-01', highest: 6, items: 6, gaps: [] });
+    expect(JSON.parse(verify.stdout).devices[0]).toMatchObject({ device: 'cam-01', epochs: [{ highest: 6, items: 6, missing: [] }] });
   });
 });
 
@@ -221,7 +232,7 @@ describe.skipIf(missingShared(!!ultraface && !!faces, '../shared UltraFace and f
       expect(await agent.stop()).toBe(0);
       collector.kill();
     }
-    const out = join(s.dir, 'out', 'cam-01');
+    const out = epochDir(s);
     const jpgs = readdirSync(out).filter((f) => f.endsWith('.jpg'));
     // a frame whose faces could not all be hidden is not uploaded (counted); its result still is
     expect(jpgs.length + anonymiseFailed).toBe(photos);

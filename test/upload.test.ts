@@ -11,6 +11,7 @@ import { missingTool } from './helpers/optional.js';
 import { CLI, tempDir } from './helpers/paths.js';
 
 const silent = pino({ level: 'silent' });
+const EPOCH = '0123456789abcdef0123456789abcdef';
 const item = (seq: number, size = 100) => Buffer.alloc(size, seq % 251);
 
 describe('the outbox (LMDB)', () => {
@@ -80,7 +81,7 @@ describe('outpost collect (a real process, items posted with curl)', () => {
   const collectorBox = () => readKeys(join(dir, 'collector')).box.publicKey;
   const envelope = (seq: number, keys = device().box, recipient = collectorBox(), header: Record<string, unknown> = {}) =>
     new SealedEnvelope(keys).seal(
-      { device: 'cam-01', seq, contentType: RESULT_TYPE, capturedAt: 1, ...header },
+      { device: 'cam-01', epoch: EPOCH, seq, contentType: RESULT_TYPE, capturedAt: 1, ...header },
       Buffer.from(JSON.stringify({ seq })),
       recipient,
     );
@@ -145,17 +146,17 @@ describe('outpost collect (a real process, items posted with curl)', () => {
       for (const [what, body, status, reason] of cases) expect(post(body), what).toMatchObject({ status, answer: { acked: [], refused: [{ reason }] } });
       // a trusted device's item that is not what it says (not JSON) is refused, not a crash
       const notJson = new SealedEnvelope(device().box).seal(
-        { device: 'cam-01', seq: 9, contentType: RESULT_TYPE },
+        { device: 'cam-01', epoch: EPOCH, seq: 9, contentType: RESULT_TYPE },
         Buffer.from([0xff, 0x00, 0x13]),
         collectorBox(),
       );
       expect(post(encodeBatch([notJson]))).toMatchObject({ status: 422, answer: { refused: [{ reason: 'bad-payload' }] } });
       // good items keep flowing in the same batch as a bad one
       expect(post(encodeBatch([tampered, envelope(3)]))).toMatchObject({ status: 200, answer: { acked: [3], refused: [{ reason: 'cannot-open' }] } });
-      const names = readdirSync(join(dir, 'out', 'cam-01')).sort();
+      const names = readdirSync(join(dir, 'out', 'cam-01', EPOCH)).sort();
       expect(names).toEqual(['1.json', '2.json', '3.json']);
-      expect(JSON.parse(readFileSync(join(dir, 'out', 'cam-01', '1.json'), 'utf8'))).toMatchObject({
-        header: { device: 'cam-01', seq: 1 },
+      expect(JSON.parse(readFileSync(join(dir, 'out', 'cam-01', EPOCH, '1.json'), 'utf8'))).toMatchObject({
+        header: { device: 'cam-01', epoch: EPOCH, seq: 1 },
         result: { seq: 1 },
       });
     },
@@ -170,14 +171,21 @@ describe('outpost collect (a real process, items posted with curl)', () => {
 
   it('--verify names every gap and exits 1; explained drops are no gap', () => {
     const out = tempDir();
-    const dev = join(out, 'cam-9');
-    mkdirSync(dev);
+    const dev = join(out, 'cam-9', EPOCH);
+    mkdirSync(dev, { recursive: true });
     for (const s of [1, 2, 5, 8]) writeFileSync(join(dev, `${s}.json`), '{}');
     writeFileSync(join(dev, '9.dropped.json'), JSON.stringify({ ranges: [[6, 7, 'full']] }));
-    expect(verifyItems(out)).toEqual([{ device: 'cam-9', items: 5, highest: 9, dropped: { full: 2 }, gaps: [[3, 4]] }]);
+    expect(verifyItems(out)).toEqual([
+      {
+        device: 'cam-9',
+        epochs: [
+          { epoch: EPOCH, startedAt: expect.any(String), items: 5, highest: 9, dropped: { full: 2 }, missing: [[3, 4]], conflicts: 0, unreadableNotices: 0 },
+        ],
+      },
+    ]);
     const r = runCli(['collect', '--verify', '--out', out]);
     expect(r.code).toBe(1);
-    expect(r.stdout).toContain('cam-9: 5 items, seq 1..9, 2 dropped (full), MISSING 3-4');
+    expect(r.stdout).toContain(`cam-9/${EPOCH}: 5 items, seq 1..9, 2 dropped (full), MISSING 3-4`);
   });
 
   it('refuses a body over its limit with 413', () => {

@@ -91,7 +91,7 @@ async function drain(n: number) {
   const ob = Outbox.open(join(dir, 'outbox'), { maxBytes: 1 << 30, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' });
   for (let i = 0; i < n; i++)
     await ob.enqueue(
-      (seq) => seal.seal({ device: 'bench', seq, contentType: RESULT_TYPE, capturedAt: Date.now() }, payload, collectorKeys.box.publicKey),
+      (seq) => seal.seal({ device: 'bench', epoch: ob.epoch, seq, contentType: RESULT_TYPE, capturedAt: Date.now() }, payload, collectorKeys.box.publicKey),
       Date.now(),
     );
   await ob.close();

@@ -50,6 +50,8 @@ export const DROPPED_TYPE = 'application/vnd.outpost.dropped+json';
 /** The header sealed inside every item's envelope. */
 export interface ItemHeader {
   device: string;
+  /** 32 lowercase hex chars (16 random bytes) made once when the outbox is created: items are (device, epoch, seq) */
+  epoch: string;
   seq: number;
   contentType: string;
   capturedAt: number;

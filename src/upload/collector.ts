@@ -6,7 +6,7 @@ import { OutpostError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isSafeTopic, type MqttClient } from '../mqtt/index.js';
 import { BatchError, decodeBatch, type BatchAnswer, type ItemHeader } from './batch.js';
-import { ItemStore } from './itemStore.js';
+import { ItemStore, StoreRefusal, type StoreLimits } from './itemStore.js';
 
 export interface TrustedDevice {
   /** the device id its items carry */
@@ -26,13 +26,18 @@ export const REFUSALS = {
   'wrong-device': 409,
   'too-large': 413,
   'bad-payload': 422,
+  /** the store's refusals: a seq outside 1..highest+window, a drop notice that does not hold up, the device's quota */
+  'bad-seq': 422,
+  'bad-drop-range': 422,
+  /** the device keeps the item and tries again later */
+  quota: 507,
   /** our disk, not the item: the device keeps it and tries again */
   'store-failed': 503,
 } as const;
 export type CollectorRefusal = keyof typeof REFUSALS;
 
 /**
- * `outpost collect`: opens sealed items from trusted devices and stores each once, as OUT/<device>/<seq>.json
+ * `outpost collect`: opens sealed items from trusted devices and stores each once, as OUT/<device>/<epoch>/<seq>.json
  * (+ .jpg). Anything it cannot open, from a sender it does not trust, or claiming to be another device is refused
  * with a reason (and an HTTP status when the whole request is refused), counted, and never stops the good
  * items of the same batch. It keeps no state outside OUT: several collectors can share one folder.
@@ -52,10 +57,11 @@ export class Collector {
     out: string,
     private readonly log: Logger,
     private readonly maxBodyBytes = 32 << 20,
+    storeLimits: Partial<StoreLimits> = {},
   ) {
     for (const t of trust) this.trusted.set(t.box, t.name);
     this.envelope = new SealedEnvelope(keys.box);
-    this.store = new ItemStore(out);
+    this.store = new ItemStore(out, storeLimits);
     this.refused = new Counter({
       name: 'outpost_collector_refused_total',
       help: 'Items or requests refused, by reason',
@@ -105,15 +111,16 @@ export class Collector {
     const device = this.trusted.get(opened.sender);
     if (!device) return { reason: 'unknown-sender', message: `sender key ${opened.sender.slice(0, 12)}… is not in the trust list` };
     const h = opened.header;
-    if (!Number.isInteger(h.seq) || h.seq < 1 || typeof h.contentType !== 'string')
-      return { reason: 'bad-header', message: 'the sealed header has no seq or content type' };
+    if (typeof h.contentType !== 'string') return { reason: 'bad-header', message: 'the sealed header has no content type' };
+    const seq = Number.isSafeInteger(h.seq) ? { seq: h.seq } : {}; // an absurd seq is refused, not echoed
     if (h.device !== device || (expectDevice && expectDevice !== device))
-      return { seq: h.seq, reason: 'wrong-device', message: `sealed by ${device}'s key but says it is ${h.device}` };
+      return { ...seq, reason: 'wrong-device', message: `sealed by ${device}'s key but says it is ${String(h.device).slice(0, 70)}` };
     try {
       this.stored.inc({ outcome: this.store.put(device, h, opened.payload) });
     } catch (err) {
+      if (err instanceof StoreRefusal) return { ...seq, reason: err.reason, message: err.message };
       const ours = (err as NodeJS.ErrnoException).code !== undefined;
-      return { seq: h.seq, reason: ours ? 'store-failed' : 'bad-payload', message: errorMessage(err) };
+      return { ...seq, reason: ours ? 'store-failed' : 'bad-payload', message: errorMessage(err) };
     }
     return { seq: h.seq };
   }

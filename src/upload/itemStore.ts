@@ -1,91 +1,127 @@
-import { existsSync, linkSync, mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { DROPPED_TYPE, type ItemHeader } from './batch.js';
+import type { ItemHeader } from './batch.js';
+import { ensureDir, readIfPresent, removeIfPresent, writeOnce, writeReplacing } from './storeFiles.js';
+import { checkNames, checkSeq, DEFAULT_STORE_LIMITS, itemFiles, StoreRefusal, type ItemFiles, type StoreLimits } from './storeRules.js';
+import { highestIn, scanDevice, type DeviceUsage } from './storeUsage.js';
+
+export { StoreRefusal, PayloadError, DEFAULT_STORE_LIMITS, type StoreLimits, type StoreRefusalReason } from './storeRules.js';
+
+export type PutOutcome = 'stored' | 'duplicate' | 'conflict';
+
+/** How often a refusal may make the store look at the disk again (another collector sharing OUT, files moved away). */
+const RESCAN_MS = 60_000;
 
 /**
- * Items on disk, one file each, written once: OUT/<device>/<seq>.json (+ <seq>.jpg when the frame came along);
- * a device's drop notice is <seq>.dropped.json. Each file is written to a temporary name and hard-linked into
- * place, which fails if the name exists: two collectors sharing OUT, or a batch delivered twice, store an item once.
+ * Items on disk, each written once: OUT/<device>/<epoch>/<seq>.json (+ <seq>.jpg when the frame came along); a
+ * drop notice is <seq>.dropped.json. Everything is checked before the first byte is written, so a refused item
+ * leaves no file. The JPEG goes first (replacing any orphan a crash left), the JSON last, hard-linked into place:
+ * its presence says the item is whole, and the link fails if another collector sharing OUT got there first.
+ * The same (device, epoch, seq) with other content is a conflict: kept aside in conflicts/, never over the first.
+ * Files are 0640 in 0750 folders; each device has a quota of bytes and items.
  */
 export class ItemStore {
-  constructor(private readonly out: string) {}
+  private readonly usage = new Map<string, DeviceUsage>();
+  private readonly limits: StoreLimits;
 
-  put(device: string, h: ItemHeader, payload: Buffer): 'stored' | 'duplicate' {
-    const dir = join(this.out, device);
-    mkdirSync(dir, { recursive: true });
-    if (h.contentType === DROPPED_TYPE)
-      return this.once(join(dir, `${h.seq}.dropped.json`), Buffer.from(JSON.stringify({ ...JSON.parse(payload.toString('utf8')), header: h }, null, 2)));
-    const parts = h.parts ?? [{ type: 'application/json', bytes: payload.length }];
-    let at = 0;
-    let jsonBytes: Buffer | null = null;
-    for (const part of parts) {
-      const bytes = payload.subarray(at, at + part.bytes);
-      at += part.bytes;
-      if (part.type === 'image/jpeg') this.once(join(dir, `${h.seq}.jpg`), bytes);
-      else jsonBytes = bytes;
-    }
-    // the JSON last: its presence says the item is whole
-    const record = { header: h, result: jsonBytes ? JSON.parse(jsonBytes.toString('utf8')) : null };
-    return this.once(join(dir, `${h.seq}.json`), Buffer.from(JSON.stringify(record, null, 2)));
+  constructor(
+    private readonly out: string,
+    limits: Partial<StoreLimits> = {},
+    private readonly now: () => number = Date.now,
+  ) {
+    this.limits = { ...DEFAULT_STORE_LIMITS, ...limits };
   }
 
-  private once(file: string, bytes: Buffer): 'stored' | 'duplicate' {
-    if (existsSync(file)) return 'duplicate';
-    const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    writeFileSync(tmp, bytes);
+  /** Throws StoreRefusal for an item it will not keep, PayloadError for one it cannot read, an errno error when our disk fails. */
+  put(device: string, h: ItemHeader, payload: Buffer): PutOutcome {
+    checkNames(device, h.epoch);
+    const dir = join(this.out, device, h.epoch);
+    const usage = this.usageOf(device);
+    checkSeq(device, h.seq, this.highest(usage, dir, h.epoch, h.seq), this.limits.seqWindow);
+    const files = itemFiles(device, h, payload);
+    const existing = this.compare(dir, h.seq, files);
+    if (existing === 'same') return 'duplicate';
+    if (existing === 'other') return this.keepAside(device, dir, h.seq, files);
+    this.reserve(device, usage, files);
+    let committed: boolean;
     try {
-      linkSync(tmp, file);
-      return 'stored';
+      ensureDir(this.out, dir);
+      if (files.jpeg) writeReplacing(join(dir, `${h.seq}.jpg`), files.jpeg);
+      else removeIfPresent(join(dir, `${h.seq}.jpg`)); // a crash's orphan must not stand in for this item's frame
+      committed = writeOnce(join(dir, files.marker.name), files.marker.bytes);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return 'duplicate';
+      this.release(usage, files);
       throw err;
-    } finally {
-      unlinkSync(tmp);
     }
+    if (!committed) {
+      this.release(usage, files); // another collector sharing OUT committed this seq a moment ago
+      return this.compare(dir, h.seq, files) === 'same' ? 'duplicate' : this.keepAside(device, dir, h.seq, files);
+    }
+    usage.highest.set(h.epoch, Math.max(usage.highest.get(h.epoch) ?? 0, h.seq));
+    return 'stored';
   }
-}
 
-export interface DeviceReport {
-  device: string;
-  items: number;
-  highest: number;
-  /** seqs the device said it dropped (outbox full, too old), by reason */
-  dropped: Record<string, number>;
-  /** [from, to] runs of seqs that are neither stored nor declared dropped: lost */
-  gaps: [number, number][];
-}
+  private usageOf(device: string): DeviceUsage {
+    let u = this.usage.get(device);
+    if (!u) this.usage.set(device, (u = scanDevice(join(this.out, device), this.now())));
+    return u;
+  }
 
-/** What `outpost collect --verify` says of OUT: per device, the highest seq and every gap. */
-export function verifyItems(out: string): DeviceReport[] {
-  if (!existsSync(out)) return [];
-  return readdirSync(out, { withFileTypes: true })
-    .filter((d) => d.isDirectory())
-    .map((d) => d.name)
-    .sort()
-    .map((device) => {
-      const dir = join(out, device);
-      const names = readdirSync(dir);
-      const have = new Set<number>();
-      const declared = new Map<number, string>();
-      for (const n of names) {
-        const m = /^(\d+)\.(json|dropped\.json)$/.exec(n);
-        if (!m) continue;
-        have.add(Number(m[1]));
-        if (m[2] === 'dropped.json') {
-          const ranges = (JSON.parse(readFileSync(join(dir, n), 'utf8')) as { ranges: [number, number, string][] }).ranges;
-          for (const [from, to, reason] of ranges) for (let s = from; s <= to; s++) declared.set(s, reason);
-        }
-      }
-      const highest = Math.max(0, ...have, ...declared.keys());
-      const gaps: [number, number][] = [];
-      const dropped: Record<string, number> = {};
-      for (let s = 1; s <= highest; s++) {
-        if (have.has(s)) continue;
-        const why = declared.get(s);
-        if (why) dropped[why] = (dropped[why] ?? 0) + 1;
-        else if (gaps.length && gaps[gaps.length - 1][1] === s - 1) gaps[gaps.length - 1][1] = s;
-        else gaps.push([s, s]);
-      }
-      return { device, items: have.size, highest, dropped, gaps };
-    });
+  /** The epoch's highest seq; looked up again on disk before a seq past the window is refused (another collector may have stored more). */
+  private highest(usage: DeviceUsage, dir: string, epoch: string, seq: number): number {
+    const known = usage.highest.get(epoch) ?? 0;
+    if (!(seq > known + this.limits.seqWindow) || this.now() - usage.scannedAt < RESCAN_MS) return known;
+    usage.scannedAt = this.now();
+    const onDisk = Math.max(known, highestIn(dir));
+    usage.highest.set(epoch, onDisk);
+    return onDisk;
+  }
+
+  /** What is stored under this seq already: nothing, the same bytes, or something else. */
+  private compare(dir: string, seq: number, files: ItemFiles): 'none' | 'same' | 'other' {
+    const names = [`${seq}.json`, `${seq}.dropped.json`];
+    const found = names.map((n) => ({ n, bytes: readIfPresent(join(dir, n)) })).find((f) => f.bytes);
+    if (!found) return 'none';
+    if (found.n !== files.marker.name || !found.bytes!.equals(files.marker.bytes)) return 'other';
+    const jpeg = readIfPresent(join(dir, `${seq}.jpg`));
+    return (jpeg === null && files.jpeg === null) || (jpeg && files.jpeg && jpeg.equals(files.jpeg)) ? 'same' : 'other';
+  }
+
+  /** A second, different item under a stored seq: kept in conflicts/<seq>-<sha256 prefix>, counted, never over the first. */
+  private keepAside(device: string, dir: string, seq: number, files: ItemFiles): 'conflict' {
+    const hash = createHash('sha256').update(files.marker.bytes);
+    if (files.jpeg) hash.update(files.jpeg);
+    const aside = join(dir, 'conflicts');
+    const base = join(aside, `${seq}-${hash.digest('hex').slice(0, 16)}`);
+    if (readIfPresent(`${base}.json`)) return 'conflict'; // this very conflict, delivered again
+    const usage = this.usageOf(device);
+    this.reserve(device, usage, files);
+    ensureDir(this.out, aside);
+    if (files.jpeg) writeReplacing(`${base}.jpg`, files.jpeg);
+    if (!writeOnce(`${base}.json`, files.marker.bytes)) this.release(usage, files);
+    return 'conflict';
+  }
+
+  /** Counts the item against the device's quota, or refuses it (the device keeps it and tries again later). */
+  private reserve(device: string, usage: DeviceUsage, files: ItemFiles): void {
+    const bytes = files.marker.bytes.length + (files.jpeg?.length ?? 0);
+    const over = () => usage.items + 1 > this.limits.quotaItems || usage.bytes + bytes > this.limits.quotaBytes;
+    if (over() && this.now() - usage.scannedAt >= RESCAN_MS) {
+      // files may have been moved away since the last count
+      const fresh = scanDevice(join(this.out, device), this.now());
+      Object.assign(usage, { bytes: fresh.bytes, items: fresh.items, scannedAt: fresh.scannedAt });
+    }
+    if (over())
+      throw new StoreRefusal(
+        'quota',
+        `${device} holds ${usage.items} items, ${usage.bytes} bytes; the quota is ${this.limits.quotaItems} items, ${this.limits.quotaBytes} bytes (collect --quota-items/--quota-bytes)`,
+      );
+    usage.items += 1;
+    usage.bytes += bytes;
+  }
+
+  private release(usage: DeviceUsage, files: ItemFiles): void {
+    usage.items -= 1;
+    usage.bytes -= files.marker.bytes.length + (files.jpeg?.length ?? 0);
+  }
 }

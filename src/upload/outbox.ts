@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 
@@ -46,7 +47,15 @@ export class Outbox {
   static open(dir: string, limits: OutboxLimits): Outbox {
     mkdirSync(dir, { recursive: true });
     const env = open({ path: dir, compression: false });
-    return new Outbox(env, env.openDB<Stored, number>('items', { keyEncoding: 'uint32' }), env.openDB<unknown, string>('meta', {}), limits);
+    const meta = env.openDB<unknown, string>('meta', {});
+    // made once with the outbox: a new outbox restarts seqs at 1, and the collector keeps the two apart
+    if (typeof meta.get('epoch') !== 'string') meta.putSync('epoch', randomBytes(16).toString('hex'));
+    return new Outbox(env, env.openDB<Stored, number>('items', { keyEncoding: 'uint32' }), meta, limits);
+  }
+
+  /** This outbox's epoch: 32 lowercase hex chars; items are identified by (device, epoch, seq). */
+  get epoch(): string {
+    return this.meta.get('epoch') as string;
   }
 
   private get nextSeq(): number {

@@ -153,6 +153,7 @@ export class Uploader implements Component {
     const parts = [{ type: 'application/json', bytes: json.length }, ...(jpeg ? [{ type: 'image/jpeg', bytes: jpeg.length }] : [])];
     const header: Omit<ItemHeader, 'seq'> = {
       device: this.deps.deviceId,
+      epoch: this.outbox!.epoch,
       contentType: RESULT_TYPE,
       capturedAt: r.capturedAt,
       camera: r.camera,
@@ -215,7 +216,7 @@ export class Uploader implements Component {
       const ob = this.outbox!;
       if (ob.unreported().length > 0)
         await this.put(
-          { device: this.deps.deviceId, contentType: DROPPED_TYPE, capturedAt: this.ctx.clock.now() },
+          { device: this.deps.deviceId, epoch: ob.epoch, contentType: DROPPED_TYPE, capturedAt: this.ctx.clock.now() },
           Buffer.from(JSON.stringify({ ranges: ob.unreported() })),
           true,
         );
