@@ -80,11 +80,17 @@ export async function* ffmpegFrames(
   });
   const kill = () => void stopGroup(child);
   signal.addEventListener('abort', kill, { once: true });
+  const cannotStart = (err: NodeJS.ErrnoException) => new Error(`cannot start ffmpeg (${err.code ?? err.message}); install it (apt-get install ffmpeg)`);
   try {
-    for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
-      for (const frame of deps.parser.push(chunk)) yield frame;
+    try {
+      for await (const chunk of child.stdout! as AsyncIterable<Buffer>) {
+        for (const frame of deps.parser.push(chunk)) yield frame;
+      }
+    } catch (err) {
+      // the stdout we destroyed on a failed spawn ends the loop with "Premature close": the spawn error is the cause
+      throw spawnError ? cannotStart(spawnError) : err;
     }
-    if (spawnError) throw new Error(`cannot start ffmpeg (${(spawnError as NodeJS.ErrnoException).code ?? spawnError}); install it (apt-get install ffmpeg)`);
+    if (spawnError) throw cannotStart(spawnError);
     await exited;
     if (!signal.aborted && child.exitCode !== 0) {
       const how = child.exitCode ?? child.signalCode;
