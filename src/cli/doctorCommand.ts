@@ -73,13 +73,15 @@ export interface DoctorOptions {
   configProblem: string | null;
   /** why this config was checked (no installed one) */
   configNote: string | null;
+  /** the root the config's own paths live under */
+  pathRoot: string;
 }
 
 /** `outpost doctor`: what this machine offers, the installed service, and the fix for each problem. Exit 1 on a fault. */
 export async function doctorCommand(opts: DoctorOptions): Promise<void> {
   const found = [
     ...(await findings(opts.root, opts.config)),
-    ...installFindings(opts.root, opts.config, opts.configProblem, opts.configFile, opts.configNote),
+    ...installFindings(opts.root, opts, opts.pathRoot),
     ...nameFinding(opts.config, opts.configFile),
     ...(await reachFindings(opts.config)),
   ];

@@ -11,6 +11,8 @@ export interface DoctorConfig {
   configProblem: string | null;
   /** said beside the config finding: the demo was checked because nothing is installed */
   configNote: string | null;
+  /** the root its paths live under: `/` for a fallback config outside the root (this machine's own paths) */
+  pathRoot: string;
 }
 
 /**
@@ -19,15 +21,16 @@ export interface DoctorConfig {
  */
 export function doctorConfig(root: string, flag: string | undefined): DoctorConfig {
   const installed = join(root, 'etc/outpost/outpost.yaml');
-  const chosen = flag ?? process.env.OUTPOST_CONFIG ?? (existsSync(installed) ? installed : undefined);
+  const chosen = flag || process.env.OUTPOST_CONFIG || (existsSync(installed) ? installed : undefined);
   const configFile = chosen ?? configPath(undefined);
   const configNote = chosen ? null : `no installed config at ${installed}; checked ${configFile} instead`;
+  const pathRoot = chosen || underRoot(root, configFile) === configFile ? root : '/';
   try {
-    return { configFile, config: loadConfig(configFile).config, configProblem: null, configNote };
+    return { configFile, config: loadConfig(configFile).config, configProblem: null, configNote, pathRoot };
   } catch (err) {
     // doctor still reports on the machine
     const configProblem = err instanceof ConfigError ? err.problems.map(formatProblem).join('; ') : errorMessage(err);
-    return { configFile, config: null, configProblem, configNote };
+    return { configFile, config: null, configProblem, configNote, pathRoot };
   }
 }
 

@@ -33,15 +33,15 @@ const octal = (m: number) => `0${m.toString(8)}`;
 /**
  * The installed service, as scripts/install.sh leaves it: the unit and whether it is enabled, the `outpost`
  * user and its `video` group, camera devices it can open, the node's keys' modes, the config, the state folder
- * and room for the outbox. `root` is `/`, or a DESTDIR to check a package's tree.
+ * and room for the outbox. `root` is `/`, or a DESTDIR to check a package's tree; the config's own paths are
+ * under `pathRoot`.
  */
 export function installFindings(
   root: string,
-  config: OutpostConfig | null,
-  configProblem: string | null,
-  configFile: string,
-  note: string | null = null,
+  checked: { config: OutpostConfig | null; configProblem: string | null; configFile: string; configNote: string | null },
+  pathRoot = root,
 ): Finding[] {
+  const { config, configProblem, configFile, configNote: note } = checked;
   const out: Finding[] = [];
   out.push({
     check: 'config',
@@ -70,7 +70,7 @@ export function installFindings(
     out.push(userFinding(root));
   }
   out.push(...cameraFindings(root, config));
-  if (config) out.push(keysFinding(root, config), ...stateFindings(root, config));
+  if (config) out.push(keysFinding(pathRoot, config), ...stateFindings(pathRoot, config));
   return out;
 }
 
