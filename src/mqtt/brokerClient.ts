@@ -84,7 +84,12 @@ export async function openBroker(url: string, opts: BrokerOptions = {}): Promise
   } catch (err) {
     throw connectError(url, err);
   }
-  if (opts.reconnect) keepConnected(client, opts.reconnect);
+  if (opts.reconnect) {
+    // mqtt.js records subscriptions to make again only when it may reconnect; its own fixed-period timer is
+    // pushed out of the way (every attempt clears it) and keepConnected paces the attempts
+    client.options.reconnectPeriod = 3_600_000;
+    keepConnected(client, opts.reconnect);
+  }
   return client;
 }
 
