@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { benchCommand } from './cli/benchCommand.js';
 import { checkConfigCommand } from './cli/checkConfigCommand.js';
-import { configPath, exitOnError } from './cli/common.js';
+import { exitOnError } from './cli/common.js';
+import { seconds, withBrokerFlags } from './cli/brokerFlags.js';
+import { doctorConfig } from './cli/doctorConfig.js';
 import { doctorCommand } from './cli/doctorCommand.js';
 import { inferCommand } from './cli/inferCommand.js';
 import { runCommand } from './cli/runCommand.js';
@@ -15,8 +17,7 @@ import { DEFAULT_STORE_LIMITS } from './upload/index.js';
 import { sensorsCommand } from './cli/sensorsCommand.js';
 import { camerasCommand } from './cli/camerasCommand.js';
 import { optimizeCommand } from './cli/optimizeCommand.js';
-import { ConfigError, formatProblem, loadConfig } from './config/index.js';
-import { errorMessage } from './errors.js';
+import { OutpostError } from './errors.js';
 import { PLACEMENTS } from './optimize/index.js';
 import { VERSION } from './daemon.js';
 import { killAllGroups } from './camera/index.js';
@@ -30,7 +31,10 @@ function positiveInt(value: string): number {
 const program = new Command('outpost')
   .description('On-device edge AI agent: cameras → ONNX on the best execution provider → results')
   .version(VERSION)
-  .showHelpAfterError();
+  // commander's own errors (a missing or unknown option, a bad number) end as OUTPOST_E_USAGE below; every
+  // subcommand made after this inherits both settings
+  .exitOverride()
+  .configureOutput({ outputError: () => undefined });
 
 program
   .command('run')
@@ -58,20 +62,12 @@ program
 
 program
   .command('doctor')
-  .description('what this machine offers (Node, ORT providers that really work, ffmpeg, cameras, sensors, disk) and fixes')
-  .option('-c, --config <file>', 'config file (for the state directory)')
+  .description('what this machine offers (Node, ORT providers that really work, ffmpeg, fonts, cameras, sensors, disk, broker and collector) and fixes')
+  .option('-c, --config <file>', 'config file (default: the installed ROOT/etc/outpost/outpost.yaml, else as for other commands)')
   .option('--root <dir>', 'check the service installed under this folder (a DESTDIR) instead of /', '/')
   .option('--json', 'machine-readable output')
   .action(async (o) => {
-    const configFile = configPath(o.config);
-    let config = null;
-    let configProblem = null;
-    try {
-      config = loadConfig(configFile).config;
-    } catch (err) {
-      configProblem = err instanceof ConfigError ? err.problems.map(formatProblem).join('; ') : errorMessage(err); // doctor still reports on the machine
-    }
-    await doctorCommand({ json: o.json, root: o.root, configFile, config, configProblem }).catch(exitOnError);
+    await doctorCommand({ json: o.json, root: o.root, ...doctorConfig(o.root, o.config) }).catch(exitOnError);
   });
 
 program
@@ -159,6 +155,7 @@ keys
   .option('-d, --dir <dir>', 'folder for the keys (default: node.keysDir of the config, <stateDir>/keys)')
   .option('-c, --config <file>', 'config file (for the default folder)')
   .option('--force', 'replace existing keys (every keyring that trusts them must be updated)')
+  .option('--role <role>', 'the role the keyring line gives these keys: operator, peer or collector', 'peer')
   .option('--json', 'machine-readable output')
   .action((o) =>
     Promise.resolve()
@@ -170,6 +167,7 @@ keys
   .description('the public keys and fingerprint, never a secret, with the keyring line other nodes need')
   .option('-d, --dir <dir>', 'folder of the keys (default: node.keysDir of the config)')
   .option('-c, --config <file>', 'config file (for the default folder)')
+  .option('--role <role>', 'the role the keyring line gives these keys: operator, peer or collector', 'peer')
   .option('--json', 'machine-readable output')
   .action((o) =>
     Promise.resolve()
@@ -178,49 +176,72 @@ keys
   );
 
 const collect = (v: string, list: string[]) => [...list, v];
-program
-  .command('command')
-  .description('sign a command with an operator key, send it to a device over MQTT, print its answer (exit 0 done, 1 refused, 69 no answer)')
-  .argument('<device>', 'the device id (telemetry.mqtt.deviceId, default node.name)')
-  .argument('<action>', 'status, reload-config, set-precision, pause-camera, resume-camera, snapshot, rebenchmark, restart')
-  .requiredOption('-b, --broker <url>', 'mqtt://host:1883')
-  .requiredOption('-k, --key <dir>', "the operator's key folder (outpost keys generate --dir DIR)")
-  .option('--base <topic>', 'base topic', 'outpost')
-  .option('-a, --arg <key=value>', 'an argument (repeat it): precision=int8, camera=door', collect, [])
-  .option('-t, --timeout <seconds>', 'how long to wait for the answer', Number, 10)
-  .option('-o, --out <file>', 'snapshot: open the sealed JPEG with the operator key and write it here')
-  .option('--json', 'the answer as JSON')
-  .action((device, action, o) => commandCommand(device, action, o).catch(exitOnError));
+withBrokerFlags(
+  program
+    .command('command')
+    .description('sign a command with an operator key, send it to a device over MQTT, print its answer (exit 0 done, 1 refused, 69 no answer)')
+    .argument('<device>', 'the device id (telemetry.mqtt.deviceId, default node.name)')
+    .argument('<action>', 'status, reload-config, set-precision, pause-camera, resume-camera, snapshot, rebenchmark, restart')
+    .option('-b, --broker <url>', 'mqtt://host:1883, mqtts://, ws:// or wss:// (default: the url of --config)')
+    .requiredOption('-k, --key <dir>', "the operator's key folder (outpost keys generate --dir DIR)")
+    .option('--base <topic>', 'base topic (default: that of --config, else outpost)')
+    .option('-a, --arg <key=value>', 'an argument (repeat it): precision=int8, camera=door', collect, [])
+    .option('-t, --timeout <seconds>', 'how long to wait for the answer', seconds, 10)
+    .option('-o, --out <file>', 'snapshot: open the sealed JPEG with the operator key and write it here')
+    .option('--json', 'the answer as JSON'),
+).action((device, action, o) => commandCommand(device, action, o).catch(exitOnError));
 
-program
-  .command('monitor')
-  .description('a live table of every device on the broker: state, age of its telemetry, fps, p95 latency, level, temperature, precision')
-  .requiredOption('-b, --broker <url>', 'mqtt://host:1883')
-  .option('--base <topic>', 'base topic', 'outpost')
-  .option('--json', 'one JSON object per update instead of the table')
-  .option('--for <seconds>', 'stop after this long', Number)
-  .action((o) => monitorCommand(o).catch(exitOnError));
+withBrokerFlags(
+  program
+    .command('monitor')
+    .description('a live table of every device on the broker: state, age of its telemetry, fps, p95 latency, level, temperature, precision')
+    .option('-b, --broker <url>', 'mqtt://host:1883, mqtts://, ws:// or wss:// (default: the url of --config)')
+    .option('--base <topic>', 'base topic (default: that of --config, else outpost)')
+    .option('--json', 'one JSON object per update instead of the table')
+    .option('--for <seconds>', 'stop after this long', seconds),
+).action((o) => monitorCommand(o).catch(exitOnError));
 
-program
-  .command('collect')
-  .description('receive sealed items from trusted devices and store each once in OUT/<device>/<epoch>/<seq>.json (+ .jpg); or --verify OUT')
-  .option('-l, --listen <host:port>', 'where to listen for POST /v1/items', '0.0.0.0:8789')
-  .option('-k, --keys <dir>', "the collector's key folder (outpost keys generate --dir DIR)")
-  .option('-t, --trust <file>', 'YAML list of trusted devices: [{ name: DEVICE_ID, box: BASE64 }]')
-  .requiredOption('-o, --out <dir>', 'folder of the stored items (several collectors may share it)')
-  .option('--mqtt <url>', 'also take items published to <base>/<device>/upload on this broker')
-  .option('--base <topic>', 'base topic for --mqtt', 'outpost')
-  .option('--seq-window <n>', 'refuse a seq more than this past the highest stored for its device and epoch', positiveInt, DEFAULT_STORE_LIMITS.seqWindow)
-  .option('--quota-bytes <n>', 'bytes each device may hold in OUT; past it its items are refused (it keeps them)', positiveInt, DEFAULT_STORE_LIMITS.quotaBytes)
-  .option('--quota-items <n>', 'items each device may hold in OUT', positiveInt, DEFAULT_STORE_LIMITS.quotaItems)
-  .option(
-    '--verify',
-    'check OUT instead: per device and epoch what is stored, dropped, missing, in conflict (exit 1 on a gap or conflict, 66 when OUT does not exist)',
-  )
-  .option('--json', 'with --verify: JSON')
-  .action((o) => collectCommand(o).catch(exitOnError));
+withBrokerFlags(
+  program
+    .command('collect')
+    .description('receive sealed items from trusted devices and store each once in OUT/<device>/<epoch>/<seq>.json (+ .jpg); or --verify OUT')
+    .option('-l, --listen <host:port>', 'where to listen for POST /v1/items', '0.0.0.0:8789')
+    .option('-k, --keys <dir>', "the collector's key folder (outpost keys generate --dir DIR)")
+    .option('-t, --trust <file>', 'YAML list of trusted devices: [{ name: DEVICE_ID, box: BASE64 }]')
+    .requiredOption('-o, --out <dir>', 'folder of the stored items (several collectors may share it)')
+    .option('--mqtt [url]', 'also take items published to <base>/<device>/upload on this broker (no url: that of --config)')
+    .option('--base <topic>', 'base topic for --mqtt (default: that of --config, else outpost)')
+    .option('--seq-window <n>', 'refuse a seq more than this past the highest stored for its device and epoch', positiveInt, DEFAULT_STORE_LIMITS.seqWindow)
+    .option(
+      '--quota-bytes <n>',
+      'bytes each device may hold in OUT; past it its items are refused (it keeps them)',
+      positiveInt,
+      DEFAULT_STORE_LIMITS.quotaBytes,
+    )
+    .option('--quota-items <n>', 'items each device may hold in OUT', positiveInt, DEFAULT_STORE_LIMITS.quotaItems)
+    .option(
+      '--verify',
+      'check OUT instead: per device and epoch what is stored, dropped, missing, in conflict (exit 1 on a gap or conflict, 66 when OUT does not exist)',
+    )
+    .option('--json', 'with --verify: JSON'),
+).action((o) => collectCommand(o).catch(exitOnError));
+
+/** A commander error as the catalogue says it: one line, exit 64 (help and --version end with 0). */
+function usageError(err: CommanderError): never {
+  if (err.exitCode === 0) process.exit(0);
+  const known = program.commands.find((c) => c.name() === process.argv[2]);
+  const help = known ? `outpost ${known.name()} --help` : 'outpost --help';
+  const message = err.message
+    .replace(/^error: /, '')
+    .replace('is invalid. ', 'is invalid: ')
+    .replace(/\.$/, '');
+  exitOnError(new OutpostError('OUTPOST_E_USAGE', err.code === 'commander.help' ? `a command is needed; see ${help}` : `${message}; see ${help}`));
+}
+
+// `outpost monitor | head -1`: the reader went away, which ends the command, not an error
+process.stdout.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE' ? process.exit(0) : exitOnError(err)));
 
 // whichever way a command ends (a clean stop, a stop that took too long, a crash), no camera process outlives it
 process.on('exit', killAllGroups);
 
-program.parseAsync().catch(exitOnError);
+program.parseAsync().catch((err: unknown) => (err instanceof CommanderError ? usageError(err) : exitOnError(err)));

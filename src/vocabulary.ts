@@ -68,3 +68,9 @@ export type PlacementName = (typeof PLACEMENT_NAMES)[number];
 /** What a key in the keyring may do: command this node, offload frames to it, receive its uploads. */
 export const KEY_ROLES = ['operator', 'peer', 'collector'] as const;
 export type KeyRole = (typeof KEY_ROLES)[number];
+
+/** A broker URL, the same for the config and the operator's tools: mqtt://, mqtts://, ws:// or wss:// and a host. */
+export const BROKER_URL = /^(mqtts?|wss?):\/\/[^\s/]+/;
+
+/** A node or device id: one topic level that needs no escaping (no wildcard, no "/"). */
+export const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LIVE_SETTINGS, loadConfig } from '../src/config/index.js';
 import { ERROR_CATALOGUE } from '../src/errors.js';
+import { runCli } from './helpers/daemonProcess.js';
 import { ROOT, writeTemp } from './helpers/paths.js';
 
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -29,5 +30,14 @@ describe('README', () => {
   it('names every live setting', () => {
     const section = /\*\*Reload\*\*:([\s\S]*?)\n\n/.exec(readme)![1];
     for (const setting of LIVE_SETTINGS) expect(section).toContain(`\`${setting}\``);
+  });
+
+  it("documents the operator tools' broker flags, which each tool takes", () => {
+    const flags = ['--username', '--password-file', '--ca', '--cert', '--cert-key', '--config'];
+    for (const flag of flags) expect(readme).toMatch(new RegExp(`[\\s\`]${flag} `));
+    for (const tool of ['command', 'monitor', 'collect']) {
+      const help = runCli([tool, '--help']).stdout;
+      for (const flag of flags) expect(help).toMatch(new RegExp(`${flag} <`));
+    }
   });
 });

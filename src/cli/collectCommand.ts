@@ -4,17 +4,19 @@ import { trustListSchema } from '../config/index.js';
 import { readKeys } from '../crypto/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
 import { createLogger } from '../log.js';
-import { openBroker } from '../mqtt/index.js';
+import { openBroker, redactUrl } from '../mqtt/index.js';
 import { Collector } from '../upload/index.js';
+import { brokerTarget, describeBrokerEvent, reconnecting, type BrokerFlags } from './brokerFlags.js';
 import { verifyCommand } from './collectVerify.js';
+import { keysFolder } from './common.js';
 
-export interface CollectOptions {
+export interface CollectOptions extends BrokerFlags {
   listen: string;
   keys?: string;
   trust?: string;
   out: string;
-  mqtt?: string;
-  base: string;
+  /** a broker URL, or true: the one of --config */
+  mqtt?: string | boolean;
   verify?: boolean;
   json?: boolean;
   seqWindow: number;
@@ -43,13 +45,16 @@ export async function collectCommand(opts: CollectOptions): Promise<void> {
   if (!opts.keys || !opts.trust) throw new OutpostError('OUTPOST_E_USAGE', 'outpost collect needs --keys DIR and --trust FILE (or --verify)');
   const m = /^(.*):(\d+)$/.exec(opts.listen);
   if (!m) throw new OutpostError('OUTPOST_E_USAGE', `--listen ${opts.listen} is not HOST:PORT`);
+  const target = opts.mqtt ? brokerTarget(typeof opts.mqtt === 'string' ? opts.mqtt : undefined, opts, '--mqtt') : null;
   const log = createLogger({ level: 'info', format: 'auto' }).child({ component: 'collector' });
   const limits = { seqWindow: opts.seqWindow, quotaBytes: opts.quotaBytes, quotaItems: opts.quotaItems };
-  const collector = new Collector(readKeys(opts.keys), trustList(opts.trust), opts.out, log, undefined, limits);
+  const collector = new Collector(readKeys(keysFolder(opts.keys, '--keys')), trustList(opts.trust), opts.out, log, undefined, limits);
   const port = await collector.listen(m[1], Number(m[2]));
-  const broker = opts.mqtt ? await openBroker(opts.mqtt) : null;
-  if (broker) await collector.fromBroker(broker, opts.base);
-  log.info({ url: `http://${m[1]}:${port}/v1/items`, mqtt: opts.mqtt ?? null, out: opts.out }, 'collector listening');
+  const reconnect =
+    target && reconnecting((e) => (e.kind === 'lost' ? log.warn(describeBrokerEvent(target.url, e)) : log.info(describeBrokerEvent(target.url, e))));
+  const broker = target && reconnect ? await openBroker(target.url, { ...target.options, reconnect }) : null;
+  if (broker && target) await collector.fromBroker(broker, target.base);
+  log.info({ url: `http://${m[1]}:${port}/v1/items`, mqtt: target ? redactUrl(target.url) : null, out: opts.out }, 'collector listening');
   await new Promise<void>((resolve) => ['SIGINT', 'SIGTERM'].forEach((s) => process.once(s, () => resolve())));
   await broker?.endAsync();
   await collector.close();

@@ -2,19 +2,19 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { readKeys, SealedEnvelope, signMessage } from '../crypto/index.js';
 import { OutpostError } from '../errors.js';
+import { writeError } from '../log.js';
 import { openBroker } from '../mqtt/index.js';
+import { brokerTarget, checkDeviceId, describeBrokerEvent, reconnecting, type BrokerFlags } from './brokerFlags.js';
+import { keysFolder } from './common.js';
 
-export interface CommandOptions {
-  broker: string;
-  base: string;
+export interface CommandOptions extends BrokerFlags {
+  broker?: string;
   key: string;
   arg: string[];
   timeout: number;
   json?: boolean;
   /** snapshot: write the opened JPEG here */
   out?: string;
-  username?: string;
-  password?: string;
 }
 
 /** `--arg k=v`: v as JSON when it reads as JSON (numbers, booleans), else as text. */
@@ -45,15 +45,19 @@ interface Answer {
  * answer in time.
  */
 export async function commandCommand(device: string, action: string, opts: CommandOptions): Promise<void> {
-  const keys = readKeys(opts.key);
+  checkDeviceId(device);
+  if (!/^[a-z][a-z0-9-]{0,63}$/.test(action))
+    throw new OutpostError('OUTPOST_E_USAGE', `action ${JSON.stringify(action)} is not an action name (status, reload-config, set-precision, …)`);
+  const target = brokerTarget(opts.broker, opts);
+  const keys = readKeys(keysFolder(opts.key, '--key'));
   const args = parseArgs(opts.arg);
   const correlation = randomBytes(12);
   const message = { ...signMessage({ purpose: 'command', target: device, action, args }, keys.sign), correlationId: correlation.toString('hex') };
-  const responseTopic = `${opts.base}/${device}/response/${action}`;
-  const client = await openBroker(opts.broker, {
-    username: opts.username,
-    password: opts.password,
+  const responseTopic = `${target.base}/${device}/response/${action}`;
+  const client = await openBroker(target.url, {
+    ...target.options,
     clientId: `outpost-operator-${correlation.toString('hex', 0, 4)}`,
+    reconnect: reconnecting((e) => writeError(`outpost: ${describeBrokerEvent(target.url, e)}`)),
   });
   try {
     const answer = new Promise<Answer>((resolve) => {
@@ -69,7 +73,7 @@ export async function commandCommand(device: string, action: string, opts: Comma
       });
     });
     await client.subscribeAsync(responseTopic, { qos: 1 });
-    await client.publishAsync(`${opts.base}/${device}/command/${action}`, JSON.stringify(message), {
+    await client.publishAsync(`${target.base}/${device}/command/${action}`, JSON.stringify(message), {
       qos: 1,
       properties: { responseTopic, correlationData: correlation },
     });

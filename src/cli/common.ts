@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,13 @@ export function configPath(flag: string | undefined): string {
   if (process.env.OUTPOST_CONFIG) return process.env.OUTPOST_CONFIG;
   const local = join(process.cwd(), 'config', 'outpost.yaml');
   return existsSync(local) ? local : EMBEDDED_CONFIG;
+}
+
+/** A key folder named on the command line: a file there (…/secret.json) is a usage error naming its folder. */
+export function keysFolder(dir: string, flag: string): string {
+  if (statSync(dir, { throwIfNoEntry: false })?.isFile())
+    throw new OutpostError('OUTPOST_E_USAGE', `${flag} ${dir} is a file; give the folder that holds secret.json and public.json: ${flag} ${dirname(dir)}`);
+  return dir;
 }
 
 /** The context a CLI command builds its components from: the config, its own bus and registry, a quiet logger. */

@@ -7,6 +7,8 @@ import type { OutpostConfig } from '../config/index.js';
 import { installFindings, type Finding } from './doctorInstall.js';
 import { cameraFindings } from './doctorCameras.js';
 import { ortBuildFindings, providerFindings } from './doctorOrt.js';
+import { nameFinding, reachFindings } from './doctorReach.js';
+import { ffmpegFinding, fontsFinding } from './doctorTools.js';
 
 /**
  * The command that fetches onnxruntime-node's CUDA libraries. Its install script is what downloads them; npm 11
@@ -38,7 +40,7 @@ function providerFix(provider: string, npm: string | null): string {
   }
 }
 
-async function findings(config: OutpostConfig | null): Promise<Finding[]> {
+async function findings(root: string, config: OutpostConfig | null): Promise<Finding[]> {
   const out: Finding[] = [];
   const major = Number(process.versions.node.split('.')[0]);
   out.push({ check: 'node', ok: major >= 20, detail: process.version, fix: major >= 20 ? undefined : 'install Node.js 20 or newer' });
@@ -46,14 +48,7 @@ async function findings(config: OutpostConfig | null): Promise<Finding[]> {
   out.push(...ortBuildFindings());
   const npm = npmVersion();
   out.push(...(await providerFindings((p) => providerFix(p, npm))));
-  const ffmpeg = await ffmpegVersion();
-  out.push({
-    check: 'ffmpeg',
-    ok: ffmpeg !== null,
-    detail: ffmpeg ?? 'not found',
-    fix: ffmpeg ? undefined : 'apt-get install ffmpeg (needed for v4l2, rtsp and file cameras)',
-    optional: true,
-  });
+  out.push(ffmpegFinding(await ffmpegVersion(), config), fontsFinding(root, config));
   const devices = await listVideoDevices();
   out.push({ check: 'video devices', ok: true, detail: devices.length ? devices : 'none (demo and directory cameras still work)' });
   out.push(...(await cameraFindings(config)));
@@ -78,11 +73,20 @@ export interface DoctorOptions {
   configFile: string;
   config: OutpostConfig | null;
   configProblem: string | null;
+  /** why this config was checked (no installed one) */
+  configNote: string | null;
+  /** the root the config's own paths live under */
+  pathRoot: string;
 }
 
 /** `outpost doctor`: what this machine offers, the installed service, and the fix for each problem. Exit 1 on a fault. */
 export async function doctorCommand(opts: DoctorOptions): Promise<void> {
-  const found = [...(await findings(opts.config)), ...installFindings(opts.root, opts.config, opts.configProblem, opts.configFile)];
+  const found = [
+    ...(await findings(opts.root, opts.config)),
+    ...installFindings(opts.root, opts, opts.pathRoot),
+    ...nameFinding(opts.config, opts.configFile),
+    ...(await reachFindings(opts.config)),
+  ];
   if (!found.every((f) => f.ok || f.optional)) process.exitCode = 1;
   if (opts.json) {
     process.stdout.write(JSON.stringify({ ok: found.every((f) => f.ok || f.optional), findings: found }, null, 2) + '\n');

@@ -1,6 +1,7 @@
 import { accessSync, constants, existsSync, lstatSync, readdirSync, readFileSync, statSync, statfsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { OutpostConfig } from '../config/index.js';
+import { underRoot } from './doctorConfig.js';
 
 export interface Finding {
   check: string;
@@ -32,14 +33,20 @@ const octal = (m: number) => `0${m.toString(8)}`;
 /**
  * The installed service, as scripts/install.sh leaves it: the unit and whether it is enabled, the `outpost`
  * user and its `video` group, camera devices it can open, the node's keys' modes, the config, the state folder
- * and room for the outbox. `root` is `/`, or a DESTDIR to check a package's tree.
+ * and room for the outbox. `root` is `/`, or a DESTDIR to check a package's tree; the config's own paths are
+ * under `pathRoot`.
  */
-export function installFindings(root: string, config: OutpostConfig | null, configProblem: string | null, configFile: string): Finding[] {
+export function installFindings(
+  root: string,
+  checked: { config: OutpostConfig | null; configProblem: string | null; configFile: string; configNote: string | null },
+  pathRoot = root,
+): Finding[] {
+  const { config, configProblem, configFile, configNote: note } = checked;
   const out: Finding[] = [];
   out.push({
     check: 'config',
     ok: config !== null,
-    detail: config ? `${configFile}: valid` : configProblem,
+    detail: `${config ? `${configFile}: valid` : configProblem}${note ? ` (${note})` : ''}`,
     fix: config ? undefined : `fix ${configFile} (outpost check-config --config ${configFile})`,
   });
   const unit = ['etc/systemd/system', 'lib/systemd/system', 'usr/lib/systemd/system'].map((d) => join(root, d, UNIT)).find((f) => existsSync(f));
@@ -63,7 +70,7 @@ export function installFindings(root: string, config: OutpostConfig | null, conf
     out.push(userFinding(root));
   }
   out.push(...cameraFindings(root, config));
-  if (config) out.push(keysFinding(root, config), ...stateFindings(root, config));
+  if (config) out.push(keysFinding(pathRoot, config), ...stateFindings(pathRoot, config));
   return out;
 }
 
@@ -108,7 +115,7 @@ function cameraFindings(root: string, config: OutpostConfig | null): Finding[] {
 }
 
 function keysFinding(root: string, config: OutpostConfig): Finding {
-  const dir = join(root, config.node.keysDir ?? join(config.node.stateDir, 'keys'));
+  const dir = underRoot(root, config.node.keysDir ?? join(config.node.stateDir, 'keys'));
   const secret = join(dir, 'secret.json');
   const needed = Boolean(config.telemetry.mqtt || config.upload || config.offload);
   if (!existsSync(secret))
@@ -138,7 +145,7 @@ function existing(path: string): string {
 }
 
 function stateFindings(root: string, config: OutpostConfig): Finding[] {
-  const dir = join(root, config.node.stateDir);
+  const dir = underRoot(root, config.node.stateDir);
   const at = existing(dir);
   let writable = false;
   try {

@@ -1,13 +1,12 @@
-import { openBroker } from '../mqtt/index.js';
+import { writeError } from '../log.js';
+import { openBroker, type BrokerEvent } from '../mqtt/index.js';
+import { brokerTarget, describeBrokerEvent, reconnecting, type BrokerFlags } from './brokerFlags.js';
 
-export interface MonitorOptions {
-  broker: string;
-  base: string;
+export interface MonitorOptions extends BrokerFlags {
+  broker?: string;
   json?: boolean;
   /** stop after this many seconds (scripts and tests) */
   for?: number;
-  username?: string;
-  password?: string;
 }
 
 /** One device as the monitor shows it. */
@@ -40,7 +39,7 @@ interface Telemetry {
  * so the command prints it as a table or as JSON lines and a test can read it.
  */
 export class FleetView {
-  private readonly devices = new Map<string, { state: string; telemetry: Telemetry | null; seenAt: number | null }>();
+  private readonly devices = new Map<string, { state: string; statusAt: number; telemetry: Telemetry | null; seenAt: number | null }>();
   private readonly prefix: string;
 
   constructor(base: string) {
@@ -58,8 +57,8 @@ export class FleetView {
     } catch {
       return null;
     }
-    const d = this.devices.get(device) ?? { state: 'unknown', telemetry: null, seenAt: null };
-    if (kind === 'status') d.state = String(body.state ?? 'unknown');
+    const d = this.devices.get(device) ?? { state: 'unknown', statusAt: now, telemetry: null, seenAt: null };
+    if (kind === 'status') [d.state, d.statusAt] = [String(body.state ?? 'unknown'), now];
     else [d.telemetry, d.seenAt] = [body as Telemetry, now];
     this.devices.set(device, d);
     return device;
@@ -70,7 +69,10 @@ export class FleetView {
     const t = d.telemetry;
     const age = d.seenAt === null ? null : (now - d.seenAt) / 1000;
     const fps = t?.cameras ? Object.values(t.cameras).reduce((n, c) => n + (c.fps ?? 0), 0) : null;
-    const stale = d.state !== 'online' || age === null || age > 3 * (t?.intervalSeconds ?? 10);
+    // a retained online status is the broker's word that the device is connected (its will would say otherwise):
+    // fresh until three intervals pass without the telemetry it promises
+    const quiet = age ?? (now - d.statusAt) / 1000;
+    const stale = d.state !== 'online' || quiet > 3 * (t?.intervalSeconds ?? 10);
     return {
       device,
       state: d.state,
@@ -95,35 +97,43 @@ const cell = (v: unknown, w: number) =>
     .slice(0, w)
     .padEnd(w);
 
-function table(rows: DeviceRow[]): string {
+function table(rows: DeviceRow[], link: string | null): string {
   const head = `${cell('device', 20)} ${cell('state', 8)} ${cell('age s', 6)} ${cell('fps', 6)} ${cell('p95 ms', 7)} ${cell('level', 9)} ${cell('°C', 6)} ${cell('precision', 9)}`;
   const lines = rows.map(
     (r) =>
       `${cell(r.device, 20)} ${cell(r.state, 8)} ${cell(r.ageSeconds, 6)} ${cell(r.fps, 6)} ${cell(r.p95Ms, 7)} ${cell(r.level, 9)} ${cell(r.temperatureC, 6)} ${cell(r.precision, 9)}${r.stale ? '  STALE' : ''}`,
   );
-  return [head, ...lines].join('\n');
+  return [...(link ? [link] : []), head, ...lines].join('\n');
 }
 
 /**
  * `outpost monitor`: a live table of every device under the base topic, redrawn in place on a TTY (at most 4
- * times a second, stale rows marked); with --json, one object per update on stdout.
+ * times a second, stale rows marked); with --json, one object per update on stdout. A lost broker is retried
+ * with backoff, said on stderr and atop the table; retained statuses fill the table again when it returns.
  */
 export async function monitorCommand(opts: MonitorOptions): Promise<void> {
-  const client = await openBroker(opts.broker, { username: opts.username, password: opts.password });
-  const view = new FleetView(opts.base);
-  const tty = process.stdout.isTTY === true && !opts.json;
+  const target = brokerTarget(opts.broker, opts);
+  let link: string | null = null;
   let dirty = false;
+  const onEvent = (e: BrokerEvent) => {
+    writeError(`outpost: ${describeBrokerEvent(target.url, e)}`);
+    link = e.kind === 'lost' ? `broker: ${describeBrokerEvent(target.url, e)}` : null;
+    dirty = true;
+  };
+  const client = await openBroker(target.url, { ...target.options, reconnect: reconnecting(onEvent) });
+  const view = new FleetView(target.base);
+  const tty = process.stdout.isTTY === true && !opts.json;
   client.on('message', (topic, payload) => {
     const device = view.take(topic, payload, Date.now());
     if (!device) return;
     if (opts.json) process.stdout.write(JSON.stringify(view.row(device, Date.now())) + '\n');
     else dirty = true;
   });
-  await client.subscribeAsync([`${opts.base}/+/status`, `${opts.base}/+/telemetry`], { qos: 0 });
+  await client.subscribeAsync([`${target.base}/+/status`, `${target.base}/+/telemetry`], { qos: 0 });
   const redraw = setInterval(() => {
-    if (!dirty && !tty) return;
+    if (opts.json || (!dirty && !tty)) return;
     dirty = false;
-    const text = table(view.rows(Date.now()));
+    const text = table(view.rows(Date.now()), link);
     process.stdout.write(tty ? `\x1b[H\x1b[2J${text}\n` : `${text}\n\n`);
   }, 250);
   await new Promise<void>((resolve) => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { KEY_ROLES } from '../vocabulary.js';
+import { BROKER_URL, KEY_ROLES } from '../vocabulary.js';
 
 /** Config sections for a node in a fleet: the keys it trusts, its MQTT link, and its scheduled jobs. */
 
@@ -36,7 +36,7 @@ const eventSelection = z.strictObject({
 });
 
 export const mqttSchema = z.strictObject({
-  url: z.string().regex(/^(mqtts?|wss?):\/\/[^\s/]+/, 'a broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…'),
+  url: z.string().regex(BROKER_URL, 'a broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…'),
   username: z.string().optional(),
   password: z.string().optional().describe('use !file /path to keep it out of the config'),
   ca: z.string().optional().describe('CA certificate file (PEM) for mqtts:// and wss://'),

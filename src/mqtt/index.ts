@@ -1,3 +1,3 @@
 export { MqttLink, type MqttLinkOptions, type MessageHandler, type PublishOptions } from './mqttLink.js';
 export { assertTopic, isSafeTopic, matches } from './topics.js';
-export { openBroker, type BrokerOptions, type MqttClient } from './brokerClient.js';
+export { openBroker, redactUrl, type BrokerEvent, type BrokerOptions, type MqttClient } from './brokerClient.js';

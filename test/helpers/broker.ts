@@ -18,10 +18,12 @@ export class Mosquitto {
     return `mqtt://127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<Mosquitto> {
+  /** With `passwordFile` (made by mosquitto_passwd), only its users may connect. */
+  static async start(opts: { passwordFile?: string } = {}): Promise<Mosquitto> {
     const port = await freePort();
     const conf = join(tempDir('outpost-mosquitto-'), 'mosquitto.conf');
-    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n`);
+    const auth = opts.passwordFile ? `allow_anonymous false\npassword_file ${opts.passwordFile}` : 'allow_anonymous true';
+    writeFileSync(conf, `listener ${port} 127.0.0.1\n${auth}\npersistence false\nlog_dest stderr\nlog_type error\n`);
     const broker = new Mosquitto(port, conf);
     await broker.up();
     return broker;
