@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import type { Logger } from '../log.js';
 import { JpegStreamParser } from './jpegStreamParser.js';
 import { stopGroup, trackGroup } from './processGroups.js';
+import { childEnv } from '../childEnv.js';
 
 export type SpawnFn = (cmd: string, args: string[], opts: SpawnOptions) => ChildProcess;
 
@@ -55,7 +56,7 @@ export async function* ffmpegFrames(
   signal: AbortSignal,
   deps: { log: Logger; spawn?: SpawnFn; parser: JpegStreamParser; binary?: string },
 ): AsyncIterable<Buffer> {
-  const child = (deps.spawn ?? spawn)(deps.binary ?? 'ffmpeg', ffmpegArgs(input), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = (deps.spawn ?? spawn)(deps.binary ?? 'ffmpeg', ffmpegArgs(input), { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: childEnv() });
   trackGroup(child);
   const exited = once(child, 'exit').catch(() => undefined);
   let lastError = '';
