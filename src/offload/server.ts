@@ -94,7 +94,8 @@ export class OffloadServer implements Component {
     this.registerMetrics();
     const { host, port } = this.ctx.config.offload!.serve;
     const http = createServer((req, res) => {
-      const route = req.method === 'POST' && { '/v1/run': (b: Buffer) => this.run(b), '/v1/files': (b: Buffer) => this.file(b) }[req.url ?? ''];
+      const at = req.socket.remoteAddress ?? '';
+      const route = req.method === 'POST' && { '/v1/run': (b: Buffer) => this.run(b, at), '/v1/files': (b: Buffer) => this.file(b, at) }[req.url ?? ''];
       if (!route) return void res.writeHead(404).end();
       void this.read(req)
         .then((body) => this.answer(body, route))
@@ -171,8 +172,8 @@ export class OffloadServer implements Component {
     }
   }
 
-  private async run(body: Buffer): Promise<Answer> {
-    const { header, payload, from, key } = this.admit<RunRequest>(body, 'offload-run');
+  private async run(body: Buffer, at: string): Promise<Answer> {
+    const { header, payload, from, key } = this.admit<RunRequest>(body, 'offload-run', at);
     const { stages, regions } = this.checked(header);
     this.bound(stages, regions, payload);
     const serve = this.ctx.config.offload!.serve;
@@ -220,9 +221,9 @@ export class OffloadServer implements Component {
       throw new Refused('too-large', `the frame is ${size.width}x${size.height}, more than offload.serve.maxPixels ${serve.maxPixels} pixels`);
   }
 
-  private async file(body: Buffer): Promise<Answer> {
+  private async file(body: Buffer, at: string): Promise<Answer> {
     if (!this.deps.cache) throw new Refused('unknown-model', 'this node does not take files from peers (offload.serve.acceptModels)');
-    const { header, payload, from, key } = this.admit<FileRequest>(body, 'offload-file');
+    const { header, payload, from, key } = this.admit<FileRequest>(body, 'offload-file', at);
     try {
       this.deps.cache.put(header.sha256, payload);
     } catch (err) {
@@ -245,10 +246,15 @@ export class OffloadServer implements Component {
   private admit<H extends { purpose: string; sender: string; messageId: string; sentAt: number }>(
     body: Buffer,
     purpose: H['purpose'],
+    at: string,
   ): Opened<H> & { from: Uint8Array; key: TrustedKey } {
     if (sealedBy(body) === null) throw new Refused('garbage', 'not a sealed envelope');
     const key = this.peerKey(body);
     if (!key) throw new Refused('unknown-key', "the sender's key is not a peer in this keyring");
+    // before opening: opening costs CPU in proportion to the body; per address too, so a stranger naming a peer's key elsewhere cannot spend its share
+    const rate = this.ctx.config.offload!.serve.maxRequestsPerSecond;
+    if (!this.rate.take(`${key.name} ${at}`, this.ctx.clock.now()))
+      throw new Refused('rate-limited', `more than ${rate} requests a second from ${key.name} at ${at} (offload.serve.maxRequestsPerSecond)`);
     let opened: Opened<H>;
     try {
       opened = this.envelope!.open<H>(body);
@@ -262,8 +268,6 @@ export class OffloadServer implements Component {
     const now = this.ctx.clock.now();
     if (Math.abs(now - h.sentAt) > this.ctx.config.offload!.windowSeconds * 1000)
       throw new Refused('stale', `sent ${Math.round((now - h.sentAt) / 1000)} s from now`);
-    const rate = this.ctx.config.offload!.serve.maxRequestsPerSecond;
-    if (!this.rate.take(key.name, now)) throw new Refused('rate-limited', `more than ${rate} requests a second (offload.serve.maxRequestsPerSecond)`);
     if (!this.nonces.admit(`${key.name}/${h.messageId}`, now)) throw new Refused('replayed', `message ${h.messageId} was already seen`);
     return { ...opened, from: fromB64(opened.sender)!, key };
   }

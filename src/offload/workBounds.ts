@@ -5,22 +5,32 @@ import type { StageSpec } from './protocol.js';
 export const MAX_MESSAGE_ID = 64;
 
 /**
- * Per-peer token buckets: `perSecond` sustained, bursts of twice that. Keyed by keyring names (requests are
- * counted once opened and authenticated), so it holds at most one bucket per trusted peer.
+ * Token buckets per (peer, address): `perSecond` sustained, bursts of twice that. Taken before an envelope is
+ * opened, so they bound the CPU a peer's requests cost. At most `maxBuckets`: the least recently used leave first
+ * (a full bucket again next time), counted in `evicted`.
  */
 export class PeerRateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  evicted = 0;
 
-  constructor(private readonly perSecond: () => number) {}
+  constructor(
+    private readonly perSecond: () => number,
+    private readonly maxBuckets = 4096,
+  ) {}
 
-  /** Takes a token for `peer` at `now` (ms); false when its bucket is empty. */
-  take(peer: string, now: number): boolean {
+  /** Takes a token for `who` at `now` (ms); false when its bucket is empty. */
+  take(who: string, now: number): boolean {
     const rate = this.perSecond();
     const burst = Math.max(1, 2 * rate);
-    const b = this.buckets.get(peer) ?? { tokens: burst, at: now };
+    const b = this.buckets.get(who) ?? { tokens: burst, at: now };
     b.tokens = Math.min(burst, b.tokens + (Math.max(0, now - b.at) / 1000) * rate);
     b.at = now;
-    this.buckets.set(peer, b);
+    this.buckets.delete(who); // re-inserted last: the map's order is least recently used first
+    this.buckets.set(who, b);
+    if (this.buckets.size > this.maxBuckets) {
+      this.buckets.delete(this.buckets.keys().next().value!);
+      this.evicted++;
+    }
     if (b.tokens < 1) return false;
     b.tokens -= 1;
     return true;
