@@ -68,6 +68,8 @@ export class OffloadServer implements Component {
   private served: Counter | null = null;
   private abandoned: Counter | null = null;
   private readonly rate: PeerRateLimiter;
+  /** refusals are all counted, but logged at most a few a second per reason: a flood must not flood the journal */
+  private readonly refusalLogs = new PeerRateLimiter(() => 1, 64);
   private readonly msPerFrame = new Map<string, number>();
 
   constructor(
@@ -164,7 +166,7 @@ export class OffloadServer implements Component {
     } catch (err) {
       const r = err instanceof Refused ? err : new Refused('failed', errorMessage(err));
       this.refused?.inc({ reason: r.reason });
-      this.ctx.log.warn({ reason: r.reason, detail: r.message }, 'offload request refused');
+      if (this.refusalLogs.take(r.reason, this.ctx.clock.now())) this.ctx.log.warn({ reason: r.reason, detail: r.message }, 'offload request refused');
       const refusal: Refusal = known
         ? { reason: r.reason, detail: r.message, ...(r.missing ? { missing: r.missing, send: this.deps.cache !== null } : {}) }
         : { reason: r.reason };
