@@ -72,16 +72,18 @@ function writeAtomic(file: string, text: string, mode: number): void {
   const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(8).toString('hex')}.tmp`);
   const fd = openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
   try {
-    fchmodSync(fd, mode);
-    writeSync(fd, text);
-    fsyncSync(fd);
+    try {
+      fchmodSync(fd, mode);
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
   } catch (err) {
-    closeSync(fd);
     rmSync(tmp, { force: true });
     throw err;
   }
-  closeSync(fd);
-  renameSync(tmp, file);
 }
 
 /** Creates `dir` (0700) or tightens it to 0700, through a descriptor opened without following a link. */
@@ -103,8 +105,7 @@ function keysFolder(dir: string): void {
  */
 export function generateKeys(dir: string, force = false): PublicKeys {
   try {
-    refuseLink(dir);
-    refuseLink(join(dir, SECRET));
+    for (const path of [dir, join(dir, SECRET), join(dir, PUBLIC)]) refuseLink(path);
     if (existsSync(join(dir, SECRET)) && !force) {
       throw new OutpostError('OUTPOST_E_USAGE', `${dir} already holds keys (${SECRET}); keyrings trust them. Pass --force to replace them`);
     }
