@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,9 +61,12 @@ async function servingAgent(serve: string) {
   const root = tempDir('outpost-hostile-peer-');
   const keys = Object.fromEntries(PEERS.map((p) => [p, generateKeys(join(root, 'peers', p))])) as Record<(typeof PEERS)[number], PublicKeys>;
   const ports = { status: await freePort(), offload: await freePort() };
-  const serverKeys = generateKeys(join(root, 'state', 'keys'));
   const daemon = DaemonProcess.start(root, serverConfig(root, keys, ports, serve));
   await daemon.waitForLog('serving frames for peers');
+  // its identity is made on the board at first start: the test learns its public key from the log, as an operator would
+  const serverKeys = (await daemon.waitForLog(/^created this node's keys \(first start\)/)) as unknown as PublicKeys;
+  expect(statSync(join(root, 'state', 'keys')).mode & 0o777).toBe(0o700);
+  expect(statSync(join(root, 'state', 'keys', 'secret.json')).mode & 0o777).toBe(0o600);
   const secret = (p: (typeof PEERS)[number]): NodeKeys => readKeys(join(root, 'peers', p));
   const request = (sender: (typeof PEERS)[number], over: Record<string, unknown>, jpeg: Buffer) =>
     new SealedEnvelope(secret(sender).box).seal(
