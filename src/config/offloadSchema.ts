@@ -55,7 +55,12 @@ export const offloadSchema = z.strictObject({
         .max(600_000)
         .default(10_000)
         .describe("a peer's frame still running after this is answered 504 and its result dropped (its work still counts in the queue)"),
-      maxRequestsPerSecond: z.number().min(0.1).max(10_000).default(30).describe('per peer, sustained (a burst of twice as many); past it: 429, counted'),
+      maxRequestsPerSecond: z
+        .number()
+        .min(0.1)
+        .max(10_000)
+        .default(30)
+        .describe('per peer and address, sustained (a burst of twice as many), counted before a request is opened; past it: 429'),
     })
     .default({
       enabled: false,
