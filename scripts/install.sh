@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs Outpost as a systemd service: the built program and its production dependencies under the prefix,
 # the `outpost` user, /etc/outpost (a starter config, never overwritten), /var/lib/outpost with the node's
-# keys, and the unit, enabled. Idempotent: a second run changes nothing. Run from a built checkout
-# (npm ci && npm run build) as root. DESTDIR=DIR installs into DIR for packaging (no user, no systemctl
+# keys (made here as the service user; never under DESTDIR), and the unit, enabled. Idempotent: a second run
+# changes nothing. Run from a built checkout (npm ci && npm run build) as root. DESTDIR=DIR installs into DIR for packaging (no user, no systemctl
 # but `systemctl --root`).
 set -euo pipefail
 
@@ -146,12 +146,15 @@ else
   changed "wrote a starter $CONF_DIR/outpost.yaml"
 fi
 
-if [ -e "$ROOT$STATE_DIR/keys/secret.json" ]; then
+# A board's identity is made on that board, as the service user: never in a package tree shared by many boards.
+if [ -n "$DESTDIR" ]; then
+  if [ -e "$ROOT$STATE_DIR/keys/secret.json" ]; then say "  WARNING: $ROOT$STATE_DIR/keys/secret.json is a node's secret key inside DESTDIR: remove it before packaging"; fi
+  say "  DESTDIR: no keys written (each board makes its own: the daemon at first start, or outpost keys generate --dir $STATE_DIR/keys as $USER_NAME)"
+elif [ -e "$STATE_DIR/keys/secret.json" ]; then
   say "  kept the node's keys in $STATE_DIR/keys"
 else
-  run "$NODE" "$SRC/dist/cli.js" keys generate --dir "$ROOT$STATE_DIR/keys" --json >/dev/null
-  if have_user; then run chown -R "$USER_NAME:$USER_NAME" "$ROOT$STATE_DIR/keys"; fi
-  changed "generated the node's keys in $STATE_DIR/keys (secret 0600)"
+  run runuser -u "$USER_NAME" -- "$NODE" "$P/dist/cli.js" keys generate --dir "$STATE_DIR/keys" --json >/dev/null
+  changed "generated the node's keys in $STATE_DIR/keys as $USER_NAME (secret 0600)"
 fi
 
 # --- the unit -----------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Component, ComponentContext } from './component.js';
-import { fromB64, readKeys } from './crypto/index.js';
+import { fromB64, keysAtFirstStart, readKeys } from './crypto/index.js';
 import { faceDetectorPipeline } from './config/index.js';
 import type { Frame } from './types.js';
 import { HttpTransport, MqttTransport, Uploader } from './upload/index.js';
@@ -62,6 +62,7 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
     keys: () => daemon.keys(),
   };
   return [
+    ...(c.offload || c.upload || c.telemetry.mqtt ? [identity(ctx('keys'))] : []),
     new StatsCollector(ctx('stats')),
     new FrameMetrics(ctx('metrics')),
     new ResultLog(ctx('result-log')),
@@ -84,6 +85,23 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
 }
 
 const FACES = '__faces';
+
+/** A board's identity is made on the board: keys generated at first start when the node needs them and has none. */
+function identity(ctx: ComponentContext): Component {
+  return {
+    name: 'keys',
+    start: async () => {
+      const dir = ctx.config.node.keysDir!;
+      const made = keysAtFirstStart(dir);
+      if (made)
+        ctx.log.info(
+          { dir, fingerprint: made.fingerprint, sign: made.sign, box: made.box },
+          "created this node's keys (first start): add them to the keyrings that must trust it",
+        );
+    },
+    stop: async () => undefined,
+  };
+}
 
 /** Sealed uploads: to the collector's box key from the keyring, over HTTP or the MQTT link, faces found by the detector named in the config. */
 function uploader(ctx: ComponentContext, pipelines: PipelineSet, mqtt: MqttLink | null): Uploader {

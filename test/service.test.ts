@@ -77,14 +77,15 @@ describe('scripts/install.sh into a DESTDIR', () => {
     expect(readdirSync(dry)).toEqual([]);
   });
 
-  it('installs the program, a starter config, 0600 keys and the enabled unit', () => {
+  it('installs the program, a starter config and the enabled unit, and no keys', () => {
     expect(first.status, first.stderr + first.stdout).toBe(0);
     const files = manifest(dest);
     expect(files).toContainEqual(expect.stringMatching(/^opt\/outpost\/bin\/outpost 755 /));
     expect(files).toContainEqual(expect.stringMatching(/^etc\/outpost\/ 750 /));
     expect(files).toContainEqual(expect.stringMatching(/^etc\/outpost\/outpost\.yaml 640 /));
-    expect(files).toContainEqual(expect.stringMatching(/^var\/lib\/outpost\/keys\/ 700 /));
-    expect(files).toContainEqual(expect.stringMatching(/^var\/lib\/outpost\/keys\/secret\.json 600 /));
+    // no secret key in a package tree: every board installed from it would share one identity
+    expect(files.filter((f) => f.startsWith('var/lib/outpost/keys'))).toEqual([]);
+    expect(first.stdout).toMatch(/DESTDIR: no keys written/);
     expect(files).toContainEqual(expect.stringMatching(/^etc\/systemd\/system\/outpost\.service 644 /));
     expect(files).toContain('etc/systemd/system/multi-user.target.wants/outpost.service -> /etc/systemd/system/outpost.service');
     expect(files).toContain('usr/local/bin/outpost -> /opt/outpost/bin/outpost');
@@ -115,13 +116,12 @@ describe('scripts/install.sh into a DESTDIR', () => {
     expect(found['service user']).toBe(false); // a DESTDIR has no outpost user: the package's postinst makes it
   });
 
-  it('uninstall keeps the config and keys; --purge removes them', () => {
+  it('uninstall keeps the config; --purge removes it and the state folder', () => {
     const un = (...a: string[]) => spawnSync('bash', [join(ROOT, 'scripts/uninstall.sh'), ...a], { env: { ...process.env, DESTDIR: dest }, encoding: 'utf8' });
     expect(un().status).toBe(0);
     expect(existsSync(join(dest, 'opt/outpost'))).toBe(false);
     expect(existsSync(join(dest, 'etc/systemd/system/outpost.service'))).toBe(false);
     expect(existsSync(join(dest, 'etc/outpost/outpost.yaml'))).toBe(true);
-    expect(existsSync(join(dest, 'var/lib/outpost/keys/secret.json'))).toBe(true);
     expect(un('--purge').status).toBe(0);
     expect(existsSync(join(dest, 'etc/outpost'))).toBe(false);
     expect(existsSync(join(dest, 'var/lib/outpost'))).toBe(false);

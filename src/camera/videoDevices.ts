@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { childEnv } from '../childEnv.js';
 
 const run = promisify(execFile);
 
@@ -27,7 +28,7 @@ export function parseV4l2Formats(text: string): Record<string, string[]> {
 
 async function formatsOf(device: string): Promise<Record<string, string[]> | null> {
   try {
-    const { stdout } = await run('v4l2-ctl', ['--list-formats-ext', '-d', device], { timeout: 5000 });
+    const { stdout } = await run('v4l2-ctl', ['--list-formats-ext', '-d', device], { timeout: 5000, env: childEnv() });
     return parseV4l2Formats(stdout);
   } catch {
     return null;
@@ -50,7 +51,7 @@ export async function listVideoDevices(root = '/'): Promise<VideoDevice[]> {
 /** The first line of `ffmpeg -version`, or null when ffmpeg is not installed. */
 export async function ffmpegVersion(): Promise<string | null> {
   try {
-    const { stdout } = await run('ffmpeg', ['-hide_banner', '-version'], { timeout: 5000 });
+    const { stdout } = await run('ffmpeg', ['-hide_banner', '-version'], { timeout: 5000, env: childEnv() });
     return stdout.split('\n')[0].trim();
   } catch {
     return null;

@@ -11,6 +11,7 @@ import { FrameScheduler, type StagedPipeline } from '../pipeline/index.js';
 import { LatencyWindow } from '../telemetry/index.js';
 import { rounded } from '../benchMath.js';
 import { Progress } from './progress.js';
+import { childEnv } from '../childEnv.js';
 
 export interface CameraBenchOptions {
   cameras: number;
@@ -24,7 +25,9 @@ const r2 = (v: number | null) => (v === null ? null : rounded(v));
 function testVideo(dir: string, kind: 'moving' | 'still'): string {
   const file = join(dir, `${kind}.mp4`);
   const source = kind === 'moving' ? 'testsrc=size=640x480:rate=30' : 'color=c=0x406080:size=640x480:rate=30';
-  const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', source, '-t', '10', '-pix_fmt', 'yuv420p', file]);
+  const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', source, '-t', '10', '-pix_fmt', 'yuv420p', file], {
+    env: childEnv(),
+  });
   if (r.status !== 0)
     throw new OutpostError('OUTPOST_E_CAMERA', `ffmpeg could not make a test video (${r.error?.message ?? String(r.stderr).trim()}); install ffmpeg`);
   return file;

@@ -9,6 +9,7 @@ import { OutpostError } from '../errors.js';
 import { openBroker, type MqttClient } from '../mqtt/index.js';
 import { freePort } from './common.js';
 import { Progress } from './progress.js';
+import { childEnv } from '../childEnv.js';
 
 export interface FleetBenchOptions {
   /** device counts to measure, one run each */
@@ -47,7 +48,7 @@ async function ownBroker(): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
   const conf = join(tmpdir(), `outpost-bench-mosquitto-${process.pid}.conf`);
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n`);
-  const child = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
+  const child = spawn('mosquitto', ['-c', conf], { stdio: 'ignore', env: childEnv() });
   child.on('error', () => undefined);
   const url = `mqtt://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
@@ -102,7 +103,10 @@ async function fleetRun(url: string, n: number, opts: FleetBenchOptions) {
     devices.push(c);
     if (i % 50 === 0) progress.update(i, n, 'connecting devices');
   }
-  const monitor = spawn(process.execPath, [CLI, 'monitor', '--broker', url, '--base', base, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const monitor = spawn(process.execPath, [CLI, 'monitor', '--broker', url, '--base', base, '--json'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: childEnv(),
+  });
   const lags: number[] = [];
   let messages = 0;
   let measuring = false;

@@ -15,6 +15,7 @@ import { sha256File, stageSpec } from '../pipeline/index.js';
 import type { Frame } from '../types.js';
 import { freePort } from './common.js';
 import { Progress } from './progress.js';
+import { childEnv } from '../childEnv.js';
 
 export interface OffloadBenchOptions {
   repeats: number;
@@ -44,7 +45,7 @@ class AgentProcess {
     const file = join(agent.dir, `outpost-${Date.now()}.yaml`);
     writeFileSync(file, config);
     const cmd = core === null ? [process.execPath, CLI] : ['taskset', '-c', String(core), process.execPath, CLI];
-    this.child = spawn(cmd[0], [...cmd.slice(1), 'run', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child = spawn(cmd[0], [...cmd.slice(1), 'run', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'], env: childEnv() });
     createInterface({ input: this.child.stderr! }).on('line', (line) => {
       this.tail = (this.tail + line + '\n').slice(-2000);
       const msg = line.startsWith('{') ? (JSON.parse(line) as { msg?: string }).msg : undefined;

@@ -118,13 +118,12 @@ function keysFinding(root: string, config: OutpostConfig): Finding {
   const dir = underRoot(root, config.node.keysDir ?? join(config.node.stateDir, 'keys'));
   const secret = join(dir, 'secret.json');
   const needed = Boolean(config.telemetry.mqtt || config.upload || config.offload);
+  // a board's identity is made on the board (the daemon at first start), never shipped in a package
   if (!existsSync(secret))
     return {
       check: 'keys',
-      ok: false,
-      detail: `no keys in ${dir}${needed ? '' : ' (needed for the fleet, uploads and offload)'}`,
-      fix: `outpost keys generate --dir ${dir}`,
-      optional: !needed,
+      ok: true,
+      detail: `no keys in ${dir} yet: ${needed ? 'the daemon creates them at first start' : 'needed only for the fleet, uploads and offload'}`,
     };
   const bad = [mode(dir) !== 0o700 ? `${dir} is ${octal(mode(dir))}` : null, mode(secret) !== 0o600 ? `secret.json is ${octal(mode(secret))}` : null].filter(
     Boolean,

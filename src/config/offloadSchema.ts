@@ -34,6 +34,33 @@ export const offloadSchema = z.strictObject({
         .min(1 << 20)
         .default(512 << 20)
         .describe('bound on the files taken from peers; the least recently used leave first'),
+      maxPixels: z
+        .number()
+        .int()
+        .min(1)
+        .max(1 << 28)
+        .default(16_000_000)
+        .describe("a peer's frame with more pixels (read from its JPEG or PNG header, before decoding) is refused: 413"),
+      maxCrops: z
+        .number()
+        .int()
+        .min(1)
+        .max(1000)
+        .default(100)
+        .describe('regions a crop stage may run on per request (sent, or a detector asked for more boxes): past it, 413'),
+      runTimeoutMs: z
+        .number()
+        .int()
+        .min(1)
+        .max(600_000)
+        .default(10_000)
+        .describe("a peer's frame still running after this is answered 504 and its result dropped (its work still counts in the queue)"),
+      maxRequestsPerSecond: z
+        .number()
+        .min(0.1)
+        .max(10_000)
+        .default(30)
+        .describe('per peer and address, sustained (a burst of twice as many), counted before a request is opened; past it: 429'),
     })
     .default({
       enabled: false,
@@ -44,6 +71,10 @@ export const offloadSchema = z.strictObject({
       announceSeconds: 30,
       acceptModels: false,
       modelCacheBytes: 512 << 20,
+      maxPixels: 16_000_000,
+      maxCrops: 100,
+      runTimeoutMs: 10_000,
+      maxRequestsPerSecond: 30,
     }),
   peers: z
     .array(z.strictObject({ name: id.describe('a keyring entry with role peer (its keys)'), url: z.string().regex(/^https?:\/\//, 'http://host:8788') }))

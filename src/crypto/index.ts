@@ -1,5 +1,5 @@
 export { toB64, fromB64, canonicalJson } from './encoding.js';
-export { generateKeys, readKeys, publicKeys, fingerprint, type NodeKeys, type PublicKeys } from './keyFiles.js';
+export { generateKeys, keysAtFirstStart, readKeys, publicKeys, fingerprint, type NodeKeys, type PublicKeys } from './keyFiles.js';
 export { Keyring, isPublicKey, KEY_ROLES, type KeyRole, type KeyringEntry, type TrustedKey } from './keyring.js';
 export {
   signMessage,

@@ -124,6 +124,8 @@ export const OFFLOAD_REFUSALS = {
   'too-large': 413,
   'unknown-model': 404, // or a dictionary or labels file it does not have
   busy: 503,
+  'rate-limited': 429, // past offload.serve.maxRequestsPerSecond for this peer
+  'timed-out': 504, // past offload.serve.runTimeoutMs
   failed: 500,
 } as const;
 export type OffloadRefusal = keyof typeof OFFLOAD_REFUSALS;

@@ -18,6 +18,7 @@ import {
   type RunRequest,
   type StageSpec,
 } from './protocol.js';
+import { MAX_MESSAGE_ID, PeerRateLimiter, tooManyCrops, within } from './workBounds.js';
 
 /** Runs stages on a frame with this node's models (the pipeline side provides it). */
 export type StageRunner = (stages: StageSpec[], frame: Frame, regions: PipelineOutput | null) => Promise<{ output: PipelineOutput; inferMs: number }>;
@@ -29,6 +30,8 @@ export interface OffloadServerDeps {
   /** the sha256 of every file it can run a stage with: models, dictionaries, labels files */
   files: () => ReadonlySet<string>;
   run: StageRunner;
+  /** a frame's format and size from its header, without decoding it (null: not a JPEG or PNG) */
+  frameHeader: (data: Uint8Array) => { width: number; height: number } | null;
   /** files taken from peers (`serve.acceptModels`) */
   cache: PeerFileCache | null;
   /** releases what running for peers took (their pipelines' sessions) */
@@ -63,6 +66,10 @@ export class OffloadServer implements Component {
   private running = 0;
   private refused: Counter<'reason'> | null = null;
   private served: Counter | null = null;
+  private abandoned: Counter | null = null;
+  private readonly rate: PeerRateLimiter;
+  /** refusals are all counted, but logged at most a few a second per reason: a flood must not flood the journal */
+  private readonly refusalLogs = new PeerRateLimiter(() => 1, 64);
   private readonly msPerFrame = new Map<string, number>();
 
   constructor(
@@ -71,6 +78,7 @@ export class OffloadServer implements Component {
   ) {
     this.keyring = new Keyring(ctx.config.keyring);
     this.nonces = new NonceCache(10_000, 2 * ctx.config.offload!.windowSeconds * 1000);
+    this.rate = new PeerRateLimiter(() => ctx.config.offload!.serve.maxRequestsPerSecond);
   }
 
   get port(): number {
@@ -88,7 +96,8 @@ export class OffloadServer implements Component {
     this.registerMetrics();
     const { host, port } = this.ctx.config.offload!.serve;
     const http = createServer((req, res) => {
-      const route = req.method === 'POST' && { '/v1/run': (b: Buffer) => this.run(b), '/v1/files': (b: Buffer) => this.file(b) }[req.url ?? ''];
+      const at = req.socket.remoteAddress ?? '';
+      const route = req.method === 'POST' && { '/v1/run': (b: Buffer) => this.run(b, at), '/v1/files': (b: Buffer) => this.file(b, at) }[req.url ?? ''];
       if (!route) return void res.writeHead(404).end();
       void this.read(req)
         .then((body) => this.answer(body, route))
@@ -157,7 +166,7 @@ export class OffloadServer implements Component {
     } catch (err) {
       const r = err instanceof Refused ? err : new Refused('failed', errorMessage(err));
       this.refused?.inc({ reason: r.reason });
-      this.ctx.log.warn({ reason: r.reason, detail: r.message }, 'offload request refused');
+      if (this.refusalLogs.take(r.reason, this.ctx.clock.now())) this.ctx.log.warn({ reason: r.reason, detail: r.message }, 'offload request refused');
       const refusal: Refusal = known
         ? { reason: r.reason, detail: r.message, ...(r.missing ? { missing: r.missing, send: this.deps.cache !== null } : {}) }
         : { reason: r.reason };
@@ -165,10 +174,12 @@ export class OffloadServer implements Component {
     }
   }
 
-  private async run(body: Buffer): Promise<Answer> {
-    const { header, payload, from, key } = this.admit<RunRequest>(body, 'offload-run');
+  private async run(body: Buffer, at: string): Promise<Answer> {
+    const { header, payload, from, key } = this.admit<RunRequest>(body, 'offload-run', at);
     const { stages, regions } = this.checked(header);
-    if (this.running >= this.ctx.config.offload!.serve.maxQueue) throw new Refused('busy', `${this.running} frames already here`);
+    this.bound(stages, regions, payload);
+    const serve = this.ctx.config.offload!.serve;
+    if (this.running >= serve.maxQueue) throw new Refused('busy', `${this.running} frames already here`);
     const missing = stages.flatMap(filesOf).filter((f) => !this.deps.files().has(f));
     if (missing.length > 0) throw new Refused('unknown-model', `no file with sha256 ${missing[0].slice(0, 12)}… here`, missing);
     const frame: Frame = {
@@ -181,25 +192,40 @@ export class OffloadServer implements Component {
       width: 0,
       height: 0,
     };
-    this.running++;
-    try {
-      const started = performance.now();
-      const { output, inferMs } = await this.deps.run(stages, frame, regions).catch((err) => {
-        throw new Refused('failed', errorMessage(err));
-      });
-      const processMs = performance.now() - started;
-      this.learn(stages[0].model, processMs);
-      this.served?.inc();
-      const answer: RunAnswer = { purpose: 'offload-result', messageId: header.messageId, output, inferMs, processMs };
-      return { status: 200, body: this.envelope!.seal({ ...answer }, Buffer.alloc(0), from) };
-    } finally {
-      this.running--;
-    }
+    const started = performance.now();
+    const { output, inferMs } = await within(this.track(this.deps.run(stages, frame, regions)), serve.runTimeoutMs, () => {
+      this.abandoned?.inc();
+      return new Refused('timed-out', `still running after offload.serve.runTimeoutMs ${serve.runTimeoutMs} ms; its result is dropped`);
+    }).catch((err) => {
+      throw err instanceof Refused ? err : new Refused('failed', errorMessage(err));
+    });
+    const processMs = performance.now() - started;
+    this.learn(stages[0].model, processMs);
+    this.served?.inc();
+    const answer: RunAnswer = { purpose: 'offload-result', messageId: header.messageId, output, inferMs, processMs };
+    return { status: 200, body: this.envelope!.seal({ ...answer }, Buffer.alloc(0), from) };
   }
 
-  private async file(body: Buffer): Promise<Answer> {
+  /** Counts work in the queue until it settles, answered or not: a timed-out frame still holds its place. */
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.running++;
+    return work.finally(() => this.running--);
+  }
+
+  /** Refuses work past this peer's bounds before any of it starts: crops, and pixels read from the frame's header. */
+  private bound(stages: StageSpec[], regions: PipelineOutput | null, payload: Buffer): void {
+    const serve = this.ctx.config.offload!.serve;
+    const crops = tooManyCrops(stages, regions, serve.maxCrops);
+    if (crops) throw new Refused('too-large', crops);
+    const size = this.deps.frameHeader(payload);
+    if (!size) throw new Refused('garbage', 'the frame is not a JPEG or PNG');
+    if (size.width * size.height > serve.maxPixels)
+      throw new Refused('too-large', `the frame is ${size.width}x${size.height}, more than offload.serve.maxPixels ${serve.maxPixels} pixels`);
+  }
+
+  private async file(body: Buffer, at: string): Promise<Answer> {
     if (!this.deps.cache) throw new Refused('unknown-model', 'this node does not take files from peers (offload.serve.acceptModels)');
-    const { header, payload, from, key } = this.admit<FileRequest>(body, 'offload-file');
+    const { header, payload, from, key } = this.admit<FileRequest>(body, 'offload-file', at);
     try {
       this.deps.cache.put(header.sha256, payload);
     } catch (err) {
@@ -222,10 +248,15 @@ export class OffloadServer implements Component {
   private admit<H extends { purpose: string; sender: string; messageId: string; sentAt: number }>(
     body: Buffer,
     purpose: H['purpose'],
+    at: string,
   ): Opened<H> & { from: Uint8Array; key: TrustedKey } {
     if (sealedBy(body) === null) throw new Refused('garbage', 'not a sealed envelope');
     const key = this.peerKey(body);
     if (!key) throw new Refused('unknown-key', "the sender's key is not a peer in this keyring");
+    // before opening: opening costs CPU in proportion to the body; per address too, so a stranger naming a peer's key elsewhere cannot spend its share
+    const rate = this.ctx.config.offload!.serve.maxRequestsPerSecond;
+    if (!this.rate.take(`${key.name} ${at}`, this.ctx.clock.now()))
+      throw new Refused('rate-limited', `more than ${rate} requests a second from ${key.name} at ${at} (offload.serve.maxRequestsPerSecond)`);
     let opened: Opened<H>;
     try {
       opened = this.envelope!.open<H>(body);
@@ -234,6 +265,7 @@ export class OffloadServer implements Component {
     }
     const h = opened.header;
     if (h.purpose !== purpose || typeof h.messageId !== 'string' || typeof h.sentAt !== 'number') throw new Refused('garbage', `not an ${purpose} request`);
+    if (h.messageId.length > MAX_MESSAGE_ID) throw new Refused('garbage', `a message id of ${h.messageId.length} characters (at most ${MAX_MESSAGE_ID})`);
     if (h.sender !== key.name) throw new Refused('wrong-sender', `sealed with ${key.name}'s key but says ${h.sender}`);
     const now = this.ctx.clock.now();
     if (Math.abs(now - h.sentAt) > this.ctx.config.offload!.windowSeconds * 1000)
@@ -259,6 +291,11 @@ export class OffloadServer implements Component {
     const registers = [this.ctx.registry];
     this.refused = new Counter({ name: 'outpost_offload_refused_total', help: 'Offload requests refused, by reason', labelNames: ['reason'], registers });
     this.served = new Counter({ name: 'outpost_offload_served_total', help: 'Frames run for peers', registers });
+    this.abandoned = new Counter({
+      name: 'outpost_offload_abandoned_total',
+      help: 'Peer frames answered timed-out (offload.serve.runTimeoutMs) whose work went on to its end and was dropped',
+      registers,
+    });
     for (const r of Object.keys(OFFLOAD_REFUSALS)) this.refused.inc({ reason: r }, 0);
     const server = this;
     new Gauge({

@@ -4,6 +4,7 @@ import { Keyring, readKeys } from '../crypto/index.js';
 import type { MqttLink } from '../mqtt/index.js';
 import { Announcer, OffloadClient, OffloadServer, PeerFileCache, PeerTable } from '../offload/index.js';
 import type { InferenceEngine } from '../runtime/index.js';
+import { imageHeader } from '../vision/index.js';
 import { OffloadPlacer } from './offloadPlacer.js';
 import type { PipelineSet } from './pipelineSet.js';
 import { RemotePipelines, sha256File } from './remotePipelines.js';
@@ -29,6 +30,7 @@ export function offloadComponents(ctx: (name: string) => ComponentContext, engin
       models: () => remote.models(),
       files: () => remote.files(),
       run: (stages, frame, regions) => remote.run(stages, frame, regions),
+      frameHeader: imageHeader,
       cache,
       close: () => remote.stop(),
     });

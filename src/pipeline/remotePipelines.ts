@@ -107,7 +107,13 @@ export class RemotePipelines {
     const name = `peer-${createHash('sha256').update(key).digest('hex').slice(0, 8)}`;
     const modelFiles = Object.fromEntries(stages.map((s) => [s.model, this.file(s.model)]));
     const config = { stages: stages.map((s) => stageConfig(s, (sha) => this.file(sha))) };
-    const p = new StagedPipeline(name, config, { worker: this.engine.worker, spec: this.engine.spec, modelFiles, log: this.ctx.log.child({ pipeline: name }) });
+    const p = new StagedPipeline(name, config, {
+      worker: this.engine.worker,
+      spec: this.engine.spec,
+      modelFiles,
+      maxPixels: this.ctx.config.offload?.serve.maxPixels,
+      log: this.ctx.log.child({ pipeline: name }),
+    });
     const started = p.start().then(() => p);
     started.catch(() => this.pipelines.delete(key));
     this.pipelines.set(key, started);

@@ -17,6 +17,8 @@ export interface PipelineDeps {
   /** model name → the provider and threads autotune measured for its serving file (default: the spec's) */
   modelTuning?: Readonly<Record<string, Omit<StageChoice, 'file'>>>;
   log: Logger;
+  /** frames of more pixels are refused by the decoder (peers' frames: `offload.serve.maxPixels`) */
+  maxPixels?: number;
   /** Sees every feed before it goes to the worker (benchmarks replay them against raw sessions). */
   tap?: (stageName: string, feeds: TensorMap) => void;
 }
@@ -272,7 +274,7 @@ export class StagedPipeline {
 
   private async decode(frame: Frame, timings: Timings): Promise<RgbImage> {
     const t = performance.now();
-    const image = await decodeImage(frame.data).catch((err: Error) => {
+    const image = await decodeImage(frame.data, this.deps.maxPixels).catch((err: Error) => {
       throw new OutpostError('OUTPOST_E_INPUT', `frame ${frame.id} is not a decodable image (${err.message})`);
     });
     timings.decodeMs += performance.now() - t;

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { childEnv } from '../childEnv.js';
 
 /** Runs a board tool (vcgencmd, nvpmodel); injectable so tests answer from fixtures. */
 export type CommandRunner = (cmd: string, args: string[]) => Promise<string | null>;
@@ -11,7 +12,7 @@ const exec = promisify(execFile);
 /** The real runner: stdout, or null when the tool is missing or fails. */
 export const runCommand: CommandRunner = async (cmd, args) => {
   try {
-    return (await exec(cmd, args, { timeout: 3000 })).stdout;
+    return (await exec(cmd, args, { timeout: 3000, env: childEnv() })).stdout;
   } catch {
     return null;
   }

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ProviderName } from '../vocabulary.js';
 import { chooseProvider, type ProbeOptions, type ProviderAttempt } from './providerSelection.js';
+import { childEnv } from '../childEnv.js';
 
 export interface ProbeResult {
   chosen: ProviderName | null;
@@ -26,7 +27,7 @@ export function probeQuietly(requested: 'auto' | readonly ProviderName[], opts: 
   const script = probeScript();
   if (onlyCpu || !script) return chooseProvider(requested, opts);
   return new Promise((resolve) => {
-    execFile(process.execPath, [script, JSON.stringify({ requested, ...opts })], { timeout: 120_000, maxBuffer: 1 << 20 }, (err, stdout) => {
+    execFile(process.execPath, [script, JSON.stringify({ requested, ...opts })], { timeout: 120_000, maxBuffer: 1 << 20, env: childEnv() }, (err, stdout) => {
       const line = stdout.trim().split('\n').pop() ?? '';
       try {
         if (err) throw err;

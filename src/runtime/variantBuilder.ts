@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ModelConfig } from '../config/index.js';
 import type { Logger } from '../log.js';
+import { childEnv } from '../childEnv.js';
 
 /**
  * Builds a model's variants in a separate `outpost optimize` process (calibration runs models flat out;
@@ -54,7 +55,7 @@ export function buildInBackground(
  */
 export function runNiced(args: string[], signal: AbortSignal): Promise<{ code: number | null; stderr: string[] }> {
   return new Promise((resolve) => {
-    const child = spawn('nice', ['-n', '10', process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'], signal });
+    const child = spawn('nice', ['-n', '10', process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'], signal, env: childEnv() });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
     const tail = () => stderr.trim().split('\n').slice(-3);

@@ -13,9 +13,16 @@ export interface Normalisation {
   channelOrder: 'rgb' | 'bgr';
 }
 
-/** Decodes JPEG/PNG (or re-wraps raw RGB) into interleaved RGB; runs in libuv's pool, off the event loop. */
-export async function decodeImage(input: Buffer | string): Promise<RgbImage> {
-  const { data, info } = await sharp(input).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+/**
+ * Decodes JPEG/PNG (or re-wraps raw RGB) into interleaved RGB; runs in libuv's pool, off the event loop. An image
+ * of more than `maxPixels` is refused by the decoder before it allocates (sharp's own default otherwise).
+ */
+export async function decodeImage(input: Buffer | string, maxPixels?: number): Promise<RgbImage> {
+  const { data, info } = await sharp(input, maxPixels === undefined ? {} : { limitInputPixels: maxPixels })
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   return { data, width: info.width, height: info.height };
 }
 

@@ -1,4 +1,5 @@
 export { decodeImage, resizeRgb, writeChw, type RgbImage, type Normalisation } from './image.js';
+export { imageHeader, type ImageHeader } from './imageHeader.js';
 export { decodeDb, dbInputSize, readingOrder, type DbOptions, type ScoredBox } from './dbText.js';
 export { decodeCtc, loadDictionary, type TextGuess } from './ctc.js';
 export { textLineBatches, fixedSizeCropBatches, type CropBatch, type CropSpec } from './textCrops.js';
