@@ -21,14 +21,14 @@ function setup(): Setup {
   const dir = tempDir();
   const device = generateKeys(join(dir, 'state', 'keys'));
   const collector = generateKeys(join(dir, 'collector'));
-  writeFileSync(join(dir, 'trust.yaml'), `- { name: cam-01, box: ${device.box} }\n`);
+  writeFileSync(join(dir, 'trust.yaml'), `- { name: cam-01, sign: ${device.sign} }\n`);
   const setupObj: Setup = {
     dir,
     collectorPort: 0,
     config: (o) =>
       `node: { name: cam-01, stateDir: ${join(dir, 'state')} }
 keyring:
-  - { name: hq, box: ${collector.box}, roles: [collector] }
+  - { name: hq, sign: ${collector.sign}, box: ${collector.box}, roles: [collector] }
 cameras:
   - { name: door, source: { type: directory, path: ${o.frames}, fps: ${o.fps}, loop: false } }
 models:

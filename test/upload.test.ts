@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import nacl from 'tweetnacl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeys, readKeys, SealedEnvelope, toB64 } from '../src/crypto/index.js';
-import { Collector, encodeBatch, Outbox, RESULT_TYPE, verifyItems } from '../src/upload/index.js';
+import { fromB64, generateKeys, ItemSealer, readKeys, SealedEnvelope, toB64 } from '../src/crypto/index.js';
+import { checkAnswer, Collector, encodeBatch, Outbox, RESULT_TYPE, verifyItems } from '../src/upload/index.js';
 import { freePort, runCli } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';
 import { CLI, tempDir } from './helpers/paths.js';
@@ -57,13 +57,12 @@ describe('the outbox (LMDB)', () => {
 
   it('holds only ciphertext: the file read without the keys shows none of the plaintext', async () => {
     const dir = tempDir();
-    const device = nacl.box.keyPair();
-    const collector = nacl.box.keyPair();
-    const seal = new SealedEnvelope(device);
+    const seal = new ItemSealer(nacl.sign.keyPair(), nacl.box.keyPair().publicKey);
     const ob = Outbox.open(dir, { maxBytes: 1 << 20, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' });
+    expect(ob.epoch).toMatch(/^[0-9a-f]{32}$/);
     const secret = JSON.stringify({ camera: 'front-door', output: { lines: [{ text: 'LICENCE PLATE AB-123-CD' }] } });
     for (let i = 0; i < 5; i++)
-      await ob.enqueue((seq) => seal.seal({ device: 'cam-01', seq, contentType: RESULT_TYPE }, Buffer.from(secret), collector.publicKey), Date.now());
+      await ob.enqueue((seq) => seal.seal({ device: 'cam-01', epoch: ob.epoch, seq, contentType: RESULT_TYPE }, Buffer.from(secret)), Date.now());
     await ob.close();
     const raw = readdirSync(dir)
       .map((f) => readFileSync(join(dir, f)).toString('latin1'))
@@ -78,11 +77,11 @@ describe('outpost collect (a real process, items posted with curl)', () => {
   let collector: ReturnType<typeof runCollector>;
   const device = () => readKeys(join(dir, 'device'));
   const collectorBox = () => readKeys(join(dir, 'collector')).box.publicKey;
-  const envelope = (seq: number, keys = device().box, recipient = collectorBox(), header: Record<string, unknown> = {}) =>
-    new SealedEnvelope(keys).seal(
-      { device: 'cam-01', seq, contentType: RESULT_TYPE, capturedAt: 1, ...header },
-      Buffer.from(JSON.stringify({ seq })),
-      recipient,
+  const EPOCH = 'ab'.repeat(16);
+  const envelope = (seq: number, keys = device().sign, recipient = collectorBox(), header: Record<string, unknown> = {}, payload?: Buffer) =>
+    new ItemSealer(keys, recipient).seal(
+      { device: 'cam-01', epoch: EPOCH, seq, contentType: RESULT_TYPE, capturedAt: 1, ...header },
+      payload ?? Buffer.from(JSON.stringify({ seq })),
     );
 
   function runCollector(port: number) {
@@ -93,12 +92,25 @@ describe('outpost collect (a real process, items posted with curl)', () => {
     );
   }
   /** POSTs bytes with curl: the HTTP status and the JSON answer. */
-  function post(body: Buffer): { status: number; answer: { acked: number[]; refused: { reason: string }[] } } {
+  function post(body: Buffer, batch = 'none'): { status: number; answer: { acked: number[]; refused: { reason: string }[] } } {
     const file = join(tempDir(), 'body');
     writeFileSync(file, body);
     const r = spawnSync(
       'curl',
-      ['-s', '-o', '-', '-w', '\n%{http_code}', '--data-binary', `@${file}`, '-H', 'content-type: application/vnd.outpost.batch', `${url}/v1/items`],
+      [
+        '-s',
+        '-o',
+        '-',
+        '-w',
+        '\n%{http_code}',
+        '--data-binary',
+        `@${file}`,
+        '-H',
+        'content-type: application/vnd.outpost.batch',
+        '-H',
+        `x-outpost-batch: ${batch}`,
+        `${url}/v1/items`,
+      ],
       { encoding: 'utf8' },
     );
     const lines = r.stdout.trim().split('\n');
@@ -108,7 +120,7 @@ describe('outpost collect (a real process, items posted with curl)', () => {
   beforeAll(async () => {
     generateKeys(join(dir, 'device'));
     generateKeys(join(dir, 'collector'));
-    writeFileSync(join(dir, 'trust.yaml'), `- { name: cam-01, box: ${toB64(device().box.publicKey)} }\n`);
+    writeFileSync(join(dir, 'trust.yaml'), `- { name: cam-01, sign: ${toB64(device().sign.publicKey)} }\n`);
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
     collector = runCollector(port);
@@ -129,26 +141,34 @@ describe('outpost collect (a real process, items posted with curl)', () => {
   it.skipIf(missingTool('curl', 'curl'))(
     'stores good items once, refuses tampered, truncated, wrong-key, unknown-sender and garbage ones with distinct statuses',
     () => {
-      expect(post(encodeBatch([envelope(1), envelope(2)]))).toMatchObject({ status: 200, answer: { acked: [1, 2] } });
+      const first = post(encodeBatch([envelope(1), envelope(2)]), 'b1');
+      expect(first).toMatchObject({ status: 200, answer: { acked: [1, 2], device: 'cam-01', epoch: EPOCH, batch: 'b1' } });
+      // signed by the collector's key, for this batch, device and epoch
+      const collectorSign = fromB64(JSON.parse(readFileSync(join(dir, 'collector', 'public.json'), 'utf8')).sign)!;
+      const sent = { id: 'b1', device: 'cam-01', epoch: EPOCH, seqs: new Set([1, 2]) };
+      expect(checkAnswer(first.answer, sent, collectorSign)).toMatchObject({ ok: true, answer: { acked: [1, 2] } });
+      expect(checkAnswer({ ...first.answer, acked: [1, 2, 3] }, sent, collectorSign)).toMatchObject({ ok: false, reason: 'bad-signature' });
       expect(post(encodeBatch([envelope(1)]))).toMatchObject({ status: 200, answer: { acked: [1] } }); // a replay: acked, not stored twice
       const tampered = envelope(3);
       tampered[tampered.length - 5] ^= 0xff;
+      // sealed by a stranger, with the trusted device's key written over the one in the clear
+      const impostor = envelope(3, nacl.sign.keyPair());
+      impostor.set(device().sign.publicKey, 5);
+      const v1 = new SealedEnvelope(device().box).seal({ device: 'cam-01', seq: 3, contentType: RESULT_TYPE }, Buffer.from('{}'), collectorBox());
       const cases: [string, Buffer, number, string][] = [
         ['tampered', encodeBatch([tampered]), 422, 'cannot-open'],
-        ['wrong key', encodeBatch([envelope(3, device().box, nacl.box.keyPair().publicKey)]), 422, 'cannot-open'],
+        ['wrong key', encodeBatch([envelope(3, device().sign, nacl.box.keyPair().publicKey)]), 422, 'cannot-open'],
+        ['not signed by its sender', encodeBatch([impostor]), 403, 'bad-signature'],
+        ['version 1', encodeBatch([v1]), 400, 'version'],
         ['truncated envelope', encodeBatch([envelope(3).subarray(0, 50)]), 400, 'truncated'],
         ['truncated batch', encodeBatch([envelope(3)]).subarray(0, 80), 400, 'truncated'],
-        ['unknown sender', encodeBatch([envelope(3, nacl.box.keyPair())]), 403, 'unknown-sender'],
-        ['another device', encodeBatch([envelope(3, device().box, collectorBox(), { device: 'cam-02' })]), 409, 'wrong-device'],
+        ['unknown sender', encodeBatch([envelope(3, nacl.sign.keyPair())]), 403, 'unknown-sender'],
+        ['another device', encodeBatch([envelope(3, device().sign, collectorBox(), { device: 'cam-02' })]), 409, 'wrong-device'],
         ['garbage', Buffer.from('garbage garbage garbage garbage'), 415, 'garbage'],
       ];
       for (const [what, body, status, reason] of cases) expect(post(body), what).toMatchObject({ status, answer: { acked: [], refused: [{ reason }] } });
       // a trusted device's item that is not what it says (not JSON) is refused, not a crash
-      const notJson = new SealedEnvelope(device().box).seal(
-        { device: 'cam-01', seq: 9, contentType: RESULT_TYPE },
-        Buffer.from([0xff, 0x00, 0x13]),
-        collectorBox(),
-      );
+      const notJson = envelope(9, device().sign, collectorBox(), {}, Buffer.from([0xff, 0x00, 0x13]));
       expect(post(encodeBatch([notJson]))).toMatchObject({ status: 422, answer: { refused: [{ reason: 'bad-payload' }] } });
       // good items keep flowing in the same batch as a bad one
       expect(post(encodeBatch([tampered, envelope(3)]))).toMatchObject({ status: 200, answer: { acked: [3], refused: [{ reason: 'cannot-open' }] } });
@@ -163,7 +183,7 @@ describe('outpost collect (a real process, items posted with curl)', () => {
 
   it('counts refusals by reason on /metrics', async () => {
     const metrics = await (await fetch(`${url}/metrics`)).text();
-    for (const reason of ['cannot-open', 'truncated', 'unknown-sender', 'garbage', 'wrong-device'])
+    for (const reason of ['cannot-open', 'truncated', 'unknown-sender', 'garbage', 'wrong-device', 'bad-signature', 'version'])
       expect(metrics, reason).toMatch(new RegExp(`^outpost_collector_refused_total\\{reason="${reason}"\\} [1-9]`, 'm'));
     expect(metrics).toMatch(/^outpost_collector_items_total\{outcome="duplicate"\} 1$/m);
   });
@@ -182,7 +202,7 @@ describe('outpost collect (a real process, items posted with curl)', () => {
 
   it('refuses a body over its limit with 413', () => {
     const c = new Collector(readKeys(join(dir, 'collector')), [], tempDir(), silent, 1024);
-    expect(c.take(Buffer.alloc(2048)).status).toBe(413);
+    expect(c.take(Buffer.alloc(2048), null).status).toBe(413);
     expect(statSync(join(dir, 'out')).isDirectory()).toBe(true);
   });
 });

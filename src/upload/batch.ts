@@ -37,7 +37,7 @@ export function decodeBatch(body: Buffer, maxItems = 10_000): Buffer[] {
   return out;
 }
 
-/** What a collector answers for a batch. */
+/** What a collector answers for a batch (signed on the wire: acks.ts). */
 export interface BatchAnswer {
   acked: number[];
   refused: { index: number; seq?: number; reason: string; message: string }[];
@@ -50,6 +50,8 @@ export const DROPPED_TYPE = 'application/vnd.outpost.dropped+json';
 /** The header sealed inside every item's envelope. */
 export interface ItemHeader {
   device: string;
+  /** the outbox's epoch: 32 lowercase hex digits, made when the outbox was created */
+  epoch: string;
   seq: number;
   contentType: string;
   capturedAt: number;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 
@@ -30,7 +31,8 @@ export type DroppedRange = [number, number, DropReason];
  * transaction that stores it, so seqs run from 1 with no gap or repeat whatever kills the process. An item
  * is handed out for delivery only once its commit is flushed to disk, and leaves only when acknowledged.
  * Bounded by bytes and age; every item dropped (oldest on full, too old) is counted and its seq recorded, so
- * the collector can be told which seqs will never come. Items are sealed before they get here.
+ * the collector can be told which seqs will never come. Items are sealed before they get here. Each outbox has
+ * an epoch, made when it is created: items are (device, epoch, seq).
  */
 export class Outbox {
   private flushedUpTo = 0;
@@ -46,7 +48,15 @@ export class Outbox {
   static open(dir: string, limits: OutboxLimits): Outbox {
     mkdirSync(dir, { recursive: true });
     const env = open({ path: dir, compression: false });
-    return new Outbox(env, env.openDB<Stored, number>('items', { keyEncoding: 'uint32' }), env.openDB<unknown, string>('meta', {}), limits);
+    const meta = env.openDB<unknown, string>('meta', {});
+    // made once, kept as long as the outbox: a reflashed board (new state dir) starts a new epoch at seq 1
+    if (typeof meta.get('epoch') !== 'string') meta.putSync('epoch', randomBytes(16).toString('hex'));
+    return new Outbox(env, env.openDB<Stored, number>('items', { keyEncoding: 'uint32' }), meta, limits);
+  }
+
+  /** 32 lowercase hex digits: with the device id and a seq, names an item everywhere. */
+  get epoch(): string {
+    return this.meta.get('epoch') as string;
   }
 
   private get nextSeq(): number {
@@ -106,18 +116,21 @@ export class Outbox {
     return out;
   }
 
-  /** The collector has these: they leave. */
-  async ack(seqs: readonly number[]): Promise<void> {
+  /** The collector has these: they leave. Resolves with how many were still here. */
+  async ack(seqs: readonly number[]): Promise<number> {
+    let removed = 0;
     await this.env.transaction(() => {
       let freed = 0;
       for (const seq of seqs) {
         const v = this.items.get(seq);
         if (!v) continue;
         freed += v.env.length;
+        removed++;
         void this.items.remove(seq);
       }
       void this.meta.put('bytes', Math.max(0, this.bytes - freed));
     });
+    return removed;
   }
 
   /** Drops what has waited longer than maxAgeMs (counted, seqs recorded). */
