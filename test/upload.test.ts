@@ -27,6 +27,22 @@ describe('the outbox (LMDB)', () => {
     await ob.close();
   });
 
+  it('has an epoch made when it is created and kept across reopening; a new state dir (a reflashed board) gets a new one', async () => {
+    const dir = tempDir();
+    const limits = { maxBytes: 1 << 20, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' as const };
+    let ob = Outbox.open(dir, limits);
+    const epoch = ob.epoch;
+    expect(epoch).toMatch(/^[0-9a-f]{32}$/);
+    await ob.close();
+    ob = Outbox.open(dir, limits);
+    expect(ob.epoch).toBe(epoch);
+    await ob.close();
+    const reflashed = Outbox.open(tempDir(), limits);
+    expect(reflashed.epoch).not.toBe(epoch);
+    expect(await reflashed.enqueue((seq) => item(seq), Date.now())).toBe(1);
+    await reflashed.close();
+  });
+
   it('when full, drop-oldest drops (counted, seqs recorded) and refuse-new refuses (counted, no seq spent)', async () => {
     const drop = Outbox.open(tempDir(), { maxBytes: 1 << 20, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' });
     for (let i = 0; i < 12; i++) await drop.enqueue((seq) => item(seq, 100_000), Date.now());
