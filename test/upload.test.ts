@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import nacl from 'tweetnacl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fromB64, generateKeys, ItemSealer, readKeys, SealedEnvelope, toB64 } from '../src/crypto/index.js';
-import { checkAnswer, Collector, encodeBatch, Outbox, RESULT_TYPE, verifyItems } from '../src/upload/index.js';
+import { open as lmdbOpen } from 'lmdb';
+import { fromB64, generateKeys, ItemOpener, ItemSealer, readKeys, SealedEnvelope, toB64 } from '../src/crypto/index.js';
+import { checkAnswer, Collector, encodeBatch, Outbox, resealLegacy, RESULT_TYPE, verifyItems } from '../src/upload/index.js';
 import { freePort, runCli } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';
 import { CLI, tempDir } from './helpers/paths.js';
@@ -41,6 +42,34 @@ describe('the outbox (LMDB)', () => {
     expect(reflashed.epoch).not.toBe(epoch);
     expect(await reflashed.enqueue((seq) => item(seq), Date.now())).toBe(1);
     await reflashed.close();
+  });
+
+  it('an outbox from before epochs: version-1 items resealed as version 2 and renumbered from 1 in its new epoch', async () => {
+    const dir = tempDir();
+    const device = { sign: nacl.sign.keyPair(), box: nacl.box.keyPair() };
+    const collector = nacl.box.keyPair();
+    const v1 = new SealedEnvelope(device.box);
+    const legacy = lmdbOpen({ path: dir, compression: false });
+    const items = legacy.openDB<{ at: number; env: Buffer }, number>('items', { keyEncoding: 'uint32' });
+    for (const seq of [5, 6, 7])
+      await items.put(seq, { at: seq, env: v1.seal({ device: 'cam-01', seq, contentType: RESULT_TYPE }, Buffer.from(`item ${seq}`), collector.publicKey) });
+    await items.put(8, { at: 8, env: v1.seal({ device: 'cam-01', seq: 8, contentType: RESULT_TYPE }, Buffer.from('x'), nacl.box.keyPair().publicKey) });
+    await legacy.openDB<unknown, string>('meta', {}).put('next', 9);
+    await legacy.close();
+    const ob = Outbox.open(dir, { maxBytes: 1 << 20, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' });
+    expect(ob.legacy).toBe(true);
+    const m = await ob.migrate(resealLegacy(device, collector.publicKey, new ItemSealer(device.sign, collector.publicKey), ob.epoch));
+    expect(m).toMatchObject({ resealed: 3, unreadable: 1 });
+    expect(ob.legacy).toBe(false);
+    expect(ob.dropped().unreadable).toBe(1);
+    const opened = ob.oldest(10, 1 << 20).map((i) => ({ seq: i.seq, ...new ItemOpener(collector).open<{ seq: number; epoch: string }>(i.envelope) }));
+    expect(opened.map((o) => [o.seq, o.header.seq, o.header.epoch, o.payload.toString()])).toEqual([
+      [1, 1, ob.epoch, 'item 5'],
+      [2, 2, ob.epoch, 'item 6'],
+      [3, 3, ob.epoch, 'item 7'],
+    ]);
+    expect(await ob.enqueue((seq) => item(seq), Date.now())).toBe(4);
+    await ob.close();
   });
 
   it('when full, drop-oldest drops (counted, seqs recorded) and refuse-new refuses (counted, no seq spent)', async () => {

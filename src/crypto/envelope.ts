@@ -77,13 +77,14 @@ export class SealedEnvelope {
     return Buffer.concat([MAGIC, Buffer.from([VERSION]), Buffer.from(this.keys.publicKey), nonce, sealed]);
   }
 
-  open<H = Record<string, unknown>>(bytes: Uint8Array): Opened<H> {
+  /** `peer`: the other side's key when it is not the sender's (a sender opening what it sealed itself). */
+  open<H = Record<string, unknown>>(bytes: Uint8Array, peer?: Uint8Array): Opened<H> {
     const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (b.length < 5 || !b.subarray(0, 4).equals(MAGIC)) throw new EnvelopeError('garbage', 'not a sealed envelope (no OPSE magic)');
     if (b[4] !== VERSION) throw new EnvelopeError('version', `envelope version ${b[4]}; this build opens version ${VERSION}`);
     if (b.length < HEAD + nacl.box.overheadLength + 4) throw new EnvelopeError('truncated', `envelope of ${b.length} bytes is cut short`);
     const sender = b.subarray(5, 37);
-    const plain = nacl.box.open.after(b.subarray(HEAD), b.subarray(37, HEAD), this.key(sender));
+    const plain = nacl.box.open.after(b.subarray(HEAD), b.subarray(37, HEAD), this.key(peer ?? sender));
     if (!plain) throw new EnvelopeError('cannot-open', 'the envelope does not open with this key (tampered, truncated, or sealed for someone else)');
     const p = Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength);
     const len = p.readUInt32BE(0);

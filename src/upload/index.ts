@@ -6,3 +6,4 @@ export { Collector, REFUSALS, type TrustedDevice, type CollectorRefusal } from '
 export { ItemStore, verifyItems, type DeviceReport } from './itemStore.js';
 export { signAnswer, checkAnswer, ACK_REFUSALS, type SignedAnswer, type SentBatch, type AckRefusal, type AckVerdict } from './acks.js';
 export type { AcceptAnswer } from './transports.js';
+export { resealLegacy } from './legacyItems.js';

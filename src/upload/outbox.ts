@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 
-export type DropReason = 'full' | 'expired' | 'refused-new';
-export const DROP_REASONS: readonly DropReason[] = ['full', 'expired', 'refused-new'];
+export type DropReason = 'full' | 'expired' | 'refused-new' | 'unreadable';
+export const DROP_REASONS: readonly DropReason[] = ['full', 'expired', 'refused-new', 'unreadable'];
 
 export interface OutboxLimits {
   maxBytes: number;
@@ -50,7 +50,10 @@ export class Outbox {
     const env = open({ path: dir, compression: false });
     const meta = env.openDB<unknown, string>('meta', {});
     // made once, kept as long as the outbox: a reflashed board (new state dir) starts a new epoch at seq 1
-    if (typeof meta.get('epoch') !== 'string') meta.putSync('epoch', randomBytes(16).toString('hex'));
+    if (typeof meta.get('epoch') !== 'string') {
+      if (meta.get('next') !== undefined) meta.putSync('legacy', true); // made before epochs: its items are version 1
+      meta.putSync('epoch', randomBytes(16).toString('hex'));
+    }
     return new Outbox(env, env.openDB<Stored, number>('items', { keyEncoding: 'uint32' }), meta, limits);
   }
 
@@ -72,7 +75,7 @@ export class Outbox {
   }
 
   dropped(): Record<DropReason, number> {
-    return { full: 0, expired: 0, 'refused-new': 0, ...((this.meta.get('dropped') as Record<DropReason, number> | undefined) ?? {}) };
+    return { full: 0, expired: 0, 'refused-new': 0, unreadable: 0, ...((this.meta.get('dropped') as Record<DropReason, number> | undefined) ?? {}) };
   }
 
   /** Ranges of seqs dropped and not yet reported to the collector. */
@@ -131,6 +134,42 @@ export class Outbox {
       void this.meta.put('bytes', Math.max(0, this.bytes - freed));
     });
     return removed;
+  }
+
+  /** Whether this outbox was made before epochs and its items still need `migrate`. */
+  get legacy(): boolean {
+    return this.meta.get('legacy') === true;
+  }
+
+  /**
+   * An outbox made before epochs: each item resealed (`reseal` gets the old envelope and its new seq; null when it
+   * cannot be read, dropped and counted) and renumbered from 1 in this outbox's epoch, in one transaction.
+   * Drops not yet reported were in the old numbering: returned, for the log.
+   */
+  async migrate(reseal: (envelope: Buffer, seq: number) => Buffer | null): Promise<{ resealed: number; unreadable: number; forgotten: DroppedRange[] }> {
+    const result = { resealed: 0, unreadable: 0, forgotten: this.unreported() };
+    await this.env.transaction(() => {
+      const old = [...this.items.getRange({ snapshot: true })];
+      let bytes = 0;
+      for (const { key, value } of old) {
+        void this.items.remove(key);
+        const env = reseal(value.env, result.resealed + 1);
+        if (!env) {
+          result.unreadable++;
+          continue;
+        }
+        void this.items.put(++result.resealed, { at: value.at, env });
+        bytes += env.length;
+      }
+      void this.meta.put('next', result.resealed + 1);
+      void this.meta.put('bytes', bytes);
+      void this.meta.put('unreported', []);
+      void this.meta.remove('legacy');
+      if (result.unreadable > 0) this.count('unreadable', result.unreadable);
+    });
+    await this.env.flushed;
+    this.flushedUpTo = result.resealed;
+    return result;
   }
 
   /** Drops what has waited longer than maxAgeMs (counted, seqs recorded). */

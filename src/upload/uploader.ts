@@ -10,6 +10,7 @@ import type { Frame, Result } from '../types.js';
 import { hideRegions, type HideMethod, type PixelBox } from '../vision/index.js';
 import { ACK_REFUSALS, checkAnswer, type AckRefusal, type SentBatch } from './acks.js';
 import { DROPPED_TYPE, encodeBatch, RESULT_TYPE, type BatchAnswer, type ItemHeader } from './batch.js';
+import { resealLegacy } from './legacyItems.js';
 import { DROP_REASONS, Outbox } from './outbox.js';
 import type { Transport } from './transports.js';
 
@@ -82,9 +83,17 @@ export class Uploader implements Component {
   }
 
   async start(): Promise<void> {
-    this.sealer = new ItemSealer(this.deps.keys().sign, this.deps.collector.box);
+    const keys = this.deps.keys();
+    this.sealer = new ItemSealer(keys.sign, this.deps.collector.box);
     const o = this.cfg.outbox;
     this.outbox = Outbox.open(join(this.ctx.stateDir, 'outbox'), { maxBytes: o.maxBytes, maxAgeMs: o.maxAgeHours * 3_600_000, whenFull: o.whenFull });
+    if (this.outbox.legacy) {
+      const m = await this.outbox.migrate(resealLegacy(keys, this.deps.collector.box, this.sealer, this.outbox.epoch));
+      this.ctx.log.warn(
+        { ...m, epoch: this.outbox.epoch },
+        'an outbox from before epochs: its items resealed (version 2) and renumbered from 1 in a new epoch',
+      );
+    }
     this.registerMetrics();
     this.ctx.bus.on('frame.received', this.name, (f) => {
       if (this.cfg.frames.include) this.frames.set(f.camera, [...(this.frames.get(f.camera) ?? []), f].slice(-FRAMES_KEPT_PER_CAMERA));
