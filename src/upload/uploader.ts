@@ -342,7 +342,7 @@ export class Uploader implements Component {
     });
     new Gauge({
       name: 'outpost_upload_dropped',
-      help: 'Items dropped from the outbox since it was created, by reason (full, expired, refused-new)',
+      help: 'Items dropped from the outbox since it was created, by reason (full, expired, refused-new, unreadable)',
       labelNames: ['reason'],
       registers,
       collect() {
