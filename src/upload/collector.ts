@@ -34,6 +34,8 @@ export const REFUSALS = {
 } as const;
 export type CollectorRefusal = keyof typeof REFUSALS;
 
+const REFUSAL_LOG_MS = 10_000;
+
 /**
  * `outpost collect`: opens sealed items (envelope version 2) from trusted devices and stores each once. A sender
  * not in the trust list is refused by a map lookup on the key in the clear, before any key agreement. Anything
@@ -52,6 +54,8 @@ export class Collector {
   private readonly refused: Counter<'reason'>;
   private readonly stored: Counter<'outcome'>;
   private server: Server | null = null;
+  private lastWarnAt = 0;
+  private unlogged = 0;
 
   constructor(
     keys: NodeKeys,
@@ -101,7 +105,7 @@ export class Collector {
         answer.refused.push({ index, ...r });
       }
     });
-    if (answer.refused.length > 0) this.log.warn({ refused: answer.refused.slice(0, 3), acked: answer.acked.length }, 'items refused');
+    if (answer.refused.length > 0) this.warn({ refused: answer.refused.slice(0, 3), acked: answer.acked.length }, 'items refused');
     const reasons = new Set(answer.refused.map((r) => r.reason));
     const status = answer.acked.length === 0 && reasons.size === 1 ? REFUSALS[answer.refused[0].reason as CollectorRefusal] : 200;
     // only a batch from a trusted sender is worth a signature
@@ -139,9 +143,18 @@ export class Collector {
     return { seq: h.seq };
   }
 
+  /** Refusals are counted in full (/metrics) but logged at most once per REFUSAL_LOG_MS: a flood writes no flood of lines. */
+  private warn(fields: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    if (now - this.lastWarnAt < REFUSAL_LOG_MS) return void this.unlogged++;
+    this.log.warn({ ...fields, ...(this.unlogged > 0 ? { notLoggedSinceLast: this.unlogged } : {}) }, msg);
+    this.lastWarnAt = now;
+    this.unlogged = 0;
+  }
+
   private refuseAll(reason: CollectorRefusal, message: string) {
     this.refused.inc({ reason });
-    this.log.warn({ reason, message }, 'request refused');
+    this.warn({ reason, message }, 'request refused');
     return { status: REFUSALS[reason], answer: { acked: [], refused: [{ index: -1, reason, message }] } };
   }
 
@@ -179,7 +192,8 @@ export class Collector {
       if (m.length !== 2 || m[1] !== 'upload' || !isSafeTopic(`${base}/${m[0]}/upload/ack`)) return;
       const batch = batchId(packet.properties?.correlationData ? Buffer.from(packet.properties.correlationData).toString('utf8') : undefined);
       const { answer } = this.take(payload, batch, m[0]);
-      client.publish(`${base}/${m[0]}/upload/ack`, JSON.stringify(answer), { qos: 1 });
+      // anyone on the broker can publish here: a batch with no trusted sender gets no answer (HTTP gets a status)
+      if ('sig' in answer) client.publish(`${base}/${m[0]}/upload/ack`, JSON.stringify(answer), { qos: 1 });
     });
     await client.subscribeAsync(`${base}/+/upload`, { qos: 1 });
   }
