@@ -6,7 +6,7 @@ import nacl from 'tweetnacl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { open as lmdbOpen } from 'lmdb';
 import { fromB64, generateKeys, ItemOpener, ItemSealer, readKeys, SealedEnvelope, toB64 } from '../src/crypto/index.js';
-import { checkAnswer, Collector, encodeBatch, Outbox, resealLegacy, RESULT_TYPE, verifyItems } from '../src/upload/index.js';
+import { checkAnswer, Collector, encodeBatch, Outbox, resealLegacy, RESULT_TYPE, signAnswer, verifyItems } from '../src/upload/index.js';
 import { freePort, runCli } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';
 import { CLI, tempDir } from './helpers/paths.js';
@@ -113,6 +113,30 @@ describe('the outbox (LMDB)', () => {
       .map((f) => readFileSync(join(dir, f)).toString('latin1'))
       .join('');
     for (const plain of ['LICENCE PLATE', 'front-door', 'cam-01', RESULT_TYPE]) expect(raw).not.toContain(plain);
+  });
+});
+
+describe("the collector's signed answer", () => {
+  const collector = nacl.sign.keyPair();
+  const sent = { id: 'b7', device: 'cam-01', epoch: 'ab'.repeat(16), seqs: new Set([4, 5, 6]) };
+  const answer = (over: Record<string, unknown> = {}, key = collector.secretKey) =>
+    signAnswer({ device: 'cam-01', epoch: sent.epoch, batch: 'b7', acked: [4, 5], refused: [], ...over }, key);
+
+  it('removes only seqs of that batch, for this device and epoch, signed by the collector; counts the rest by reason', () => {
+    expect(checkAnswer(answer(), sent, collector.publicKey)).toEqual({ ok: true, answer: { acked: [4, 5], refused: [] }, strays: 0 });
+    expect(checkAnswer(answer({ acked: [1, 2, 4, 5000] }), sent, collector.publicKey)).toMatchObject({ ok: true, answer: { acked: [4] }, strays: 3 });
+    const reason = (raw: unknown) => {
+      const v = checkAnswer(raw, sent, collector.publicKey);
+      return v.ok ? 'ok' : v.reason;
+    };
+    expect(reason({ batch: 'b7', acked: [4, 5], refused: [] })).toBe('malformed'); // v1's unsigned answer
+    expect(reason(answer({}, nacl.sign.keyPair().secretKey))).toBe('bad-signature');
+    expect(reason({ ...answer(), acked: [4, 5, 6] })).toBe('bad-signature');
+    expect(reason(answer({ batch: 'b6' }))).toBe('wrong-batch');
+    expect(reason(answer({ device: 'cam-02' }))).toBe('wrong-device');
+    expect(reason(answer({ epoch: 'cd'.repeat(16) }))).toBe('wrong-epoch');
+    expect(reason(answer({ device: '', epoch: '', acked: [], refused: [{ index: -1, reason: 'garbage', message: 'x' }] }))).toBe('ok');
+    expect(reason(null)).toBe('malformed');
   });
 });
 
