@@ -128,7 +128,7 @@ export async function benchUpload(opts: UploadBenchOptions, inferMsPerFrame: num
   progress.update(2, 4, `draining a backlog of ${opts.backlog}`);
   const drained = await drain(opts.backlog);
   progress.done();
-  const sealUs = (seal['100KB'] as { tweetnacl: { usPerItem: number } }).tweetnacl.usPerItem;
+  const sealUs = (seal['100KB'] as { itemV2: { usPerItem: number } }).itemV2.usPerItem; // what uploads seal with
   return {
     kind: 'outpost-bench-upload',
     createdAt: new Date().toISOString(),
