@@ -33,7 +33,7 @@ function rate(repeats: number, n: number, size: number, fn: () => void) {
   return { itemsPerSecond: rounded(itemsPerSecond, 0), mbPerSecond: rounded((itemsPerSecond * size) / 1e6, 1), usPerItem: rounded(1e6 / itemsPerSecond, 1) };
 }
 
-/** Sealing (tweetnacl box with a cached shared key) against Node's chacha20-poly1305, the machine's limit. */
+/** Sealing (version 1: tweetnacl box with a cached shared key; version 2: an item's ephemeral key and signature) against Node's chacha20-poly1305, the machine's limit. */
 function sealing(repeats: number) {
   const device = nacl.box.keyPair();
   const collector = nacl.box.keyPair();
