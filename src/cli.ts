@@ -207,7 +207,7 @@ withBrokerFlags(
     .description('receive sealed items from trusted devices and store each once in OUT/<device>/<epoch>/<seq>.json (+ .jpg); or --verify OUT')
     .option('-l, --listen <host:port>', 'where to listen for POST /v1/items', '0.0.0.0:8789')
     .option('-k, --keys <dir>', "the collector's key folder (outpost keys generate --dir DIR)")
-    .option('-t, --trust <file>', 'YAML list of trusted devices: [{ name: DEVICE_ID, box: BASE64 }]')
+    .option('-t, --trust <file>', 'YAML list of trusted devices: [{ name: DEVICE_ID, sign: BASE64 }] (their Ed25519 keys)')
     .requiredOption('-o, --out <dir>', 'folder of the stored items (several collectors may share it)')
     .option('--mqtt [url]', 'also take items published to <base>/<device>/upload on this broker (no url: that of --config)')
     .option('--base <topic>', 'base topic for --mqtt (default: that of --config, else outpost)')

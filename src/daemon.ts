@@ -106,7 +106,8 @@ function identity(ctx: ComponentContext): Component {
 /** Sealed uploads: to the collector's box key from the keyring, over HTTP or the MQTT link, faces found by the detector named in the config. */
 function uploader(ctx: ComponentContext, pipelines: PipelineSet, mqtt: MqttLink | null): Uploader {
   const up = ctx.config.upload!;
-  const collector = fromB64(ctx.config.keyring.find((k) => k.name === up.collector.key)!.box!)!;
+  const entry = ctx.config.keyring.find((k) => k.name === up.collector.key)!;
+  const collector = { box: fromB64(entry.box!)!, sign: fromB64(entry.sign!)! };
   const timeout = up.delivery.timeoutSeconds * 1000;
   const transport = up.transport === 'mqtt' ? new MqttTransport(mqtt!, timeout) : new HttpTransport(up.collector.url!, timeout);
   const grow = up.anonymise.faces?.grow ?? 0;

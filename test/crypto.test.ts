@@ -181,6 +181,7 @@ describe('keyring in the config', () => {
     })();
     expect(second).toEqual([
       expect.stringMatching(/^3:\d+ keyring\[1\]\.name: key name "alice" is used twice/),
+      expect.stringMatching(/^4:\d+ keyring\[2\]\.sign: a collector key needs an Ed25519 "sign" public key/),
       expect.stringMatching(/^4:\d+ keyring\[2\]\.box: a collector key needs an X25519 "box" public key/),
     ]);
   });

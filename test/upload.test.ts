@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import nacl from 'tweetnacl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeys, readKeys, SealedEnvelope, toB64 } from '../src/crypto/index.js';
-import { Collector, encodeBatch, Outbox, RESULT_TYPE, verifyItems } from '../src/upload/index.js';
+import { open as lmdbOpen } from 'lmdb';
+import { fromB64, generateKeys, ItemOpener, ItemSealer, readKeys, SealedEnvelope, toB64 } from '../src/crypto/index.js';
+import { checkAnswer, Collector, encodeBatch, Outbox, resealLegacy, RESULT_TYPE, signAnswer, verifyItems } from '../src/upload/index.js';
 import { freePort, runCli } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';
 import { CLI, tempDir } from './helpers/paths.js';
@@ -25,6 +26,50 @@ describe('the outbox (LMDB)', () => {
     expect(await ob.enqueue((seq) => item(seq), Date.now())).toBe(4);
     expect(ob.oldest(10, 1 << 20).map((i) => i.seq)).toEqual([2, 3, 4]);
     expect(ob.bytes).toBe(300);
+    await ob.close();
+  });
+
+  it('has an epoch made when it is created and kept across reopening; a new state dir (a reflashed board) gets a new one', async () => {
+    const dir = tempDir();
+    const limits = { maxBytes: 1 << 20, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' as const };
+    let ob = Outbox.open(dir, limits);
+    const epoch = ob.epoch;
+    expect(epoch).toMatch(/^[0-9a-f]{32}$/);
+    await ob.close();
+    ob = Outbox.open(dir, limits);
+    expect(ob.epoch).toBe(epoch);
+    await ob.close();
+    const reflashed = Outbox.open(tempDir(), limits);
+    expect(reflashed.epoch).not.toBe(epoch);
+    expect(await reflashed.enqueue((seq) => item(seq), Date.now())).toBe(1);
+    await reflashed.close();
+  });
+
+  it('an outbox from before epochs: version-1 items resealed as version 2 and renumbered from 1 in its new epoch', async () => {
+    const dir = tempDir();
+    const device = { sign: nacl.sign.keyPair(), box: nacl.box.keyPair() };
+    const collector = nacl.box.keyPair();
+    const v1 = new SealedEnvelope(device.box);
+    const legacy = lmdbOpen({ path: dir, compression: false });
+    const items = legacy.openDB<{ at: number; env: Buffer }, number>('items', { keyEncoding: 'uint32' });
+    for (const seq of [5, 6, 7])
+      await items.put(seq, { at: seq, env: v1.seal({ device: 'cam-01', seq, contentType: RESULT_TYPE }, Buffer.from(`item ${seq}`), collector.publicKey) });
+    await items.put(8, { at: 8, env: v1.seal({ device: 'cam-01', seq: 8, contentType: RESULT_TYPE }, Buffer.from('x'), nacl.box.keyPair().publicKey) });
+    await legacy.openDB<unknown, string>('meta', {}).put('next', 9);
+    await legacy.close();
+    const ob = Outbox.open(dir, { maxBytes: 1 << 20, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' });
+    expect(ob.legacy).toBe(true);
+    const m = await ob.migrate(resealLegacy(device, collector.publicKey, new ItemSealer(device.sign, collector.publicKey), ob.epoch));
+    expect(m).toMatchObject({ resealed: 3, unreadable: 1 });
+    expect(ob.legacy).toBe(false);
+    expect(ob.dropped().unreadable).toBe(1);
+    const opened = ob.oldest(10, 1 << 20).map((i) => ({ seq: i.seq, ...new ItemOpener(collector).open<{ seq: number; epoch: string }>(i.envelope) }));
+    expect(opened.map((o) => [o.seq, o.header.seq, o.header.epoch, o.payload.toString()])).toEqual([
+      [1, 1, ob.epoch, 'item 5'],
+      [2, 2, ob.epoch, 'item 6'],
+      [3, 3, ob.epoch, 'item 7'],
+    ]);
+    expect(await ob.enqueue((seq) => item(seq), Date.now())).toBe(4);
     await ob.close();
   });
 
@@ -58,18 +103,41 @@ describe('the outbox (LMDB)', () => {
 
   it('holds only ciphertext: the file read without the keys shows none of the plaintext', async () => {
     const dir = tempDir();
-    const device = nacl.box.keyPair();
-    const collector = nacl.box.keyPair();
-    const seal = new SealedEnvelope(device);
+    const seal = new ItemSealer(nacl.sign.keyPair(), nacl.box.keyPair().publicKey);
     const ob = Outbox.open(dir, { maxBytes: 1 << 20, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' });
+    expect(ob.epoch).toMatch(/^[0-9a-f]{32}$/);
     const secret = JSON.stringify({ camera: 'front-door', output: { lines: [{ text: 'LICENCE PLATE AB-123-CD' }] } });
     for (let i = 0; i < 5; i++)
-      await ob.enqueue((seq) => seal.seal({ device: 'cam-01', seq, contentType: RESULT_TYPE }, Buffer.from(secret), collector.publicKey), Date.now());
+      await ob.enqueue((seq) => seal.seal({ device: 'cam-01', epoch: ob.epoch, seq, contentType: RESULT_TYPE }, Buffer.from(secret)), Date.now());
     await ob.close();
     const raw = readdirSync(dir)
       .map((f) => readFileSync(join(dir, f)).toString('latin1'))
       .join('');
     for (const plain of ['LICENCE PLATE', 'front-door', 'cam-01', RESULT_TYPE]) expect(raw).not.toContain(plain);
+  });
+});
+
+describe("the collector's signed answer", () => {
+  const collector = nacl.sign.keyPair();
+  const sent = { id: 'b7', device: 'cam-01', epoch: 'ab'.repeat(16), seqs: new Set([4, 5, 6]) };
+  const answer = (over: Record<string, unknown> = {}, key = collector.secretKey) =>
+    signAnswer({ device: 'cam-01', epoch: sent.epoch, batch: 'b7', acked: [4, 5], refused: [], ...over }, key);
+
+  it('removes only seqs of that batch, for this device and epoch, signed by the collector; counts the rest by reason', () => {
+    expect(checkAnswer(answer(), sent, collector.publicKey)).toEqual({ ok: true, answer: { acked: [4, 5], refused: [] }, strays: 0 });
+    expect(checkAnswer(answer({ acked: [1, 2, 4, 5000] }), sent, collector.publicKey)).toMatchObject({ ok: true, answer: { acked: [4] }, strays: 3 });
+    const reason = (raw: unknown) => {
+      const v = checkAnswer(raw, sent, collector.publicKey);
+      return v.ok ? 'ok' : v.reason;
+    };
+    expect(reason({ batch: 'b7', acked: [4, 5], refused: [] })).toBe('malformed'); // v1's unsigned answer
+    expect(reason(answer({}, nacl.sign.keyPair().secretKey))).toBe('bad-signature');
+    expect(reason({ ...answer(), acked: [4, 5, 6] })).toBe('bad-signature');
+    expect(reason(answer({ batch: 'b6' }))).toBe('wrong-batch');
+    expect(reason(answer({ device: 'cam-02' }))).toBe('wrong-device');
+    expect(reason(answer({ epoch: 'cd'.repeat(16) }))).toBe('wrong-epoch');
+    expect(reason(answer({ device: '', epoch: '', acked: [], refused: [{ index: -1, reason: 'garbage', message: 'x' }] }))).toBe('ok');
+    expect(reason(null)).toBe('malformed');
   });
 });
 
@@ -79,11 +147,11 @@ describe('outpost collect (a real process, items posted with curl)', () => {
   let collector: ReturnType<typeof runCollector>;
   const device = () => readKeys(join(dir, 'device'));
   const collectorBox = () => readKeys(join(dir, 'collector')).box.publicKey;
-  const envelope = (seq: number, keys = device().box, recipient = collectorBox(), header: Record<string, unknown> = {}) =>
-    new SealedEnvelope(keys).seal(
+  const EPOCH = 'ab'.repeat(16);
+  const envelope = (seq: number, keys = device().sign, recipient = collectorBox(), header: Record<string, unknown> = {}, payload?: Buffer) =>
+    new ItemSealer(keys, recipient).seal(
       { device: 'cam-01', epoch: EPOCH, seq, contentType: RESULT_TYPE, capturedAt: 1, ...header },
-      Buffer.from(JSON.stringify({ seq })),
-      recipient,
+      payload ?? Buffer.from(JSON.stringify({ seq })),
     );
 
   function runCollector(port: number) {
@@ -94,12 +162,25 @@ describe('outpost collect (a real process, items posted with curl)', () => {
     );
   }
   /** POSTs bytes with curl: the HTTP status and the JSON answer. */
-  function post(body: Buffer): { status: number; answer: { acked: number[]; refused: { reason: string }[] } } {
+  function post(body: Buffer, batch = 'none'): { status: number; answer: { acked: number[]; refused: { reason: string }[] } } {
     const file = join(tempDir(), 'body');
     writeFileSync(file, body);
     const r = spawnSync(
       'curl',
-      ['-s', '-o', '-', '-w', '\n%{http_code}', '--data-binary', `@${file}`, '-H', 'content-type: application/vnd.outpost.batch', `${url}/v1/items`],
+      [
+        '-s',
+        '-o',
+        '-',
+        '-w',
+        '\n%{http_code}',
+        '--data-binary',
+        `@${file}`,
+        '-H',
+        'content-type: application/vnd.outpost.batch',
+        '-H',
+        `x-outpost-batch: ${batch}`,
+        `${url}/v1/items`,
+      ],
       { encoding: 'utf8' },
     );
     const lines = r.stdout.trim().split('\n');
@@ -109,7 +190,7 @@ describe('outpost collect (a real process, items posted with curl)', () => {
   beforeAll(async () => {
     generateKeys(join(dir, 'device'));
     generateKeys(join(dir, 'collector'));
-    writeFileSync(join(dir, 'trust.yaml'), `- { name: cam-01, box: ${toB64(device().box.publicKey)} }\n`);
+    writeFileSync(join(dir, 'trust.yaml'), `- { name: cam-01, sign: ${toB64(device().sign.publicKey)} }\n`);
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
     collector = runCollector(port);
@@ -130,26 +211,34 @@ describe('outpost collect (a real process, items posted with curl)', () => {
   it.skipIf(missingTool('curl', 'curl'))(
     'stores good items once, refuses tampered, truncated, wrong-key, unknown-sender and garbage ones with distinct statuses',
     () => {
-      expect(post(encodeBatch([envelope(1), envelope(2)]))).toMatchObject({ status: 200, answer: { acked: [1, 2] } });
+      const first = post(encodeBatch([envelope(1), envelope(2)]), 'b1');
+      expect(first).toMatchObject({ status: 200, answer: { acked: [1, 2], device: 'cam-01', epoch: EPOCH, batch: 'b1' } });
+      // signed by the collector's key, for this batch, device and epoch
+      const collectorSign = fromB64(JSON.parse(readFileSync(join(dir, 'collector', 'public.json'), 'utf8')).sign)!;
+      const sent = { id: 'b1', device: 'cam-01', epoch: EPOCH, seqs: new Set([1, 2]) };
+      expect(checkAnswer(first.answer, sent, collectorSign)).toMatchObject({ ok: true, answer: { acked: [1, 2] } });
+      expect(checkAnswer({ ...first.answer, acked: [1, 2, 3] }, sent, collectorSign)).toMatchObject({ ok: false, reason: 'bad-signature' });
       expect(post(encodeBatch([envelope(1)]))).toMatchObject({ status: 200, answer: { acked: [1] } }); // a replay: acked, not stored twice
       const tampered = envelope(3);
       tampered[tampered.length - 5] ^= 0xff;
+      // sealed by a stranger, with the trusted device's key written over the one in the clear
+      const impostor = envelope(3, nacl.sign.keyPair());
+      impostor.set(device().sign.publicKey, 5);
+      const v1 = new SealedEnvelope(device().box).seal({ device: 'cam-01', seq: 3, contentType: RESULT_TYPE }, Buffer.from('{}'), collectorBox());
       const cases: [string, Buffer, number, string][] = [
         ['tampered', encodeBatch([tampered]), 422, 'cannot-open'],
-        ['wrong key', encodeBatch([envelope(3, device().box, nacl.box.keyPair().publicKey)]), 422, 'cannot-open'],
+        ['wrong key', encodeBatch([envelope(3, device().sign, nacl.box.keyPair().publicKey)]), 422, 'cannot-open'],
+        ['not signed by its sender', encodeBatch([impostor]), 403, 'bad-signature'],
+        ['version 1', encodeBatch([v1]), 400, 'version'],
         ['truncated envelope', encodeBatch([envelope(3).subarray(0, 50)]), 400, 'truncated'],
         ['truncated batch', encodeBatch([envelope(3)]).subarray(0, 80), 400, 'truncated'],
-        ['unknown sender', encodeBatch([envelope(3, nacl.box.keyPair())]), 403, 'unknown-sender'],
-        ['another device', encodeBatch([envelope(3, device().box, collectorBox(), { device: 'cam-02' })]), 409, 'wrong-device'],
+        ['unknown sender', encodeBatch([envelope(3, nacl.sign.keyPair())]), 403, 'unknown-sender'],
+        ['another device', encodeBatch([envelope(3, device().sign, collectorBox(), { device: 'cam-02' })]), 409, 'wrong-device'],
         ['garbage', Buffer.from('garbage garbage garbage garbage'), 415, 'garbage'],
       ];
       for (const [what, body, status, reason] of cases) expect(post(body), what).toMatchObject({ status, answer: { acked: [], refused: [{ reason }] } });
       // a trusted device's item that is not what it says (not JSON) is refused, not a crash
-      const notJson = new SealedEnvelope(device().box).seal(
-        { device: 'cam-01', epoch: EPOCH, seq: 9, contentType: RESULT_TYPE },
-        Buffer.from([0xff, 0x00, 0x13]),
-        collectorBox(),
-      );
+      const notJson = envelope(9, device().sign, collectorBox(), {}, Buffer.from([0xff, 0x00, 0x13]));
       expect(post(encodeBatch([notJson]))).toMatchObject({ status: 422, answer: { refused: [{ reason: 'bad-payload' }] } });
       // good items keep flowing in the same batch as a bad one
       expect(post(encodeBatch([tampered, envelope(3)]))).toMatchObject({ status: 200, answer: { acked: [3], refused: [{ reason: 'cannot-open' }] } });
@@ -164,7 +253,7 @@ describe('outpost collect (a real process, items posted with curl)', () => {
 
   it('counts refusals by reason on /metrics', async () => {
     const metrics = await (await fetch(`${url}/metrics`)).text();
-    for (const reason of ['cannot-open', 'truncated', 'unknown-sender', 'garbage', 'wrong-device'])
+    for (const reason of ['cannot-open', 'truncated', 'unknown-sender', 'garbage', 'wrong-device', 'bad-signature', 'version'])
       expect(metrics, reason).toMatch(new RegExp(`^outpost_collector_refused_total\\{reason="${reason}"\\} [1-9]`, 'm'));
     expect(metrics).toMatch(/^outpost_collector_items_total\{outcome="duplicate"\} 1$/m);
   });
@@ -190,7 +279,7 @@ describe('outpost collect (a real process, items posted with curl)', () => {
 
   it('refuses a body over its limit with 413', () => {
     const c = new Collector(readKeys(join(dir, 'collector')), [], tempDir(), silent, 1024);
-    expect(c.take(Buffer.alloc(2048)).status).toBe(413);
+    expect(c.take(Buffer.alloc(2048), null).status).toBe(413);
     expect(statSync(join(dir, 'out')).isDirectory()).toBe(true);
   });
 });

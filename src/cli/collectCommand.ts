@@ -34,7 +34,7 @@ function trustList(file: string) {
   const parsed = trustListSchema.safeParse(raw);
   if (!parsed.success) {
     const i = parsed.error.issues[0];
-    throw new OutpostError('OUTPOST_E_CONFIG', `${file}: [${i.path.join('].')}: ${i.message}; a YAML list of { name, box } (the devices' outpost keys show)`);
+    throw new OutpostError('OUTPOST_E_CONFIG', `${file}: [${i.path.join('].')}: ${i.message}; a YAML list of { name, sign } (the devices' outpost keys show)`);
   }
   return parsed.data;
 }

@@ -23,7 +23,7 @@ function fleetProblems(cfg: OutpostConfig, baseDir: string): Problem[] {
       if (role && !k[field])
         out.push({ path: ['keyring', i, field], message: `a ${role} key needs ${field === 'sign' ? 'an Ed25519 "sign"' : 'an X25519 "box"'} public key` });
     };
-    needs('sign', ['operator', 'peer']);
+    needs('sign', ['operator', 'peer', 'collector']);
     needs('box', ['collector', 'peer']);
   });
   const mqtt = cfg.telemetry.mqtt;
@@ -63,8 +63,8 @@ function uploadProblems(cfg: OutpostConfig): Problem[] {
         cfg.keyring.map((k) => k.name),
       ),
     });
-  else if (!key.roles.includes('collector') || !key.box)
-    out.push({ path: ['upload', 'collector', 'key'], message: `keyring entry ${key.name} needs role collector and a box key` });
+  else if (!key.roles.includes('collector') || !key.box || !key.sign)
+    out.push({ path: ['upload', 'collector', 'key'], message: `keyring entry ${key.name} needs role collector, a box key and a sign key` });
   if (up.transport === 'http' && !up.collector.url) out.push({ path: ['upload', 'collector', 'url'], message: "transport http needs the collector's url" });
   if (up.transport === 'mqtt' && !cfg.telemetry.mqtt)
     out.push({ path: ['upload', 'transport'], message: 'transport mqtt needs telemetry.mqtt (the broker to publish to)' });

@@ -17,7 +17,7 @@ export const uploadSchema = z.strictObject({
       .regex(/^https?:\/\//, 'http:// or https:// URL of outpost collect')
       .optional()
       .describe('for transport http'),
-    key: id.describe('name of the keyring entry (role collector) whose box key items are sealed to'),
+    key: id.describe('name of the keyring entry (role collector): items are sealed to its box key, its answers checked with its sign key'),
   }),
   transport: z
     .enum(['http', 'mqtt'])
@@ -91,7 +91,12 @@ const key32 = z
     'must be base64 of 32 bytes (outpost keys show prints it)',
   );
 
-/** `outpost collect --trust FILE`: the devices a collector accepts items from, in the keyring's format. */
+/** `outpost collect --trust FILE`: the devices a collector accepts items from, in the keyring's format (their sign key identifies them). */
 export const trustListSchema = z.array(
-  z.strictObject({ name: id.describe('the device id its items carry'), box: key32, sign: key32.optional(), roles: z.array(z.string()).optional() }),
+  z.strictObject({
+    name: id.describe('the device id its items carry'),
+    sign: key32.describe('the Ed25519 key it signs items with'),
+    box: key32.optional(),
+    roles: z.array(z.string()).optional(),
+  }),
 );

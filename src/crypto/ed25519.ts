@@ -28,8 +28,20 @@ function publicKeyObject(publicKey: Uint8Array): KeyObject {
 
 /** A detached signature with a tweetnacl 64-byte secret key (its first 32 bytes are the seed). */
 export function signDetached(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
-  const key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey.subarray(0, 32)]), format: 'der', type: 'pkcs8' });
-  return new Uint8Array(nodeSign(null, message, key));
+  return new Uint8Array(nodeSign(null, message, privateKeyObject(secretKey)));
+}
+
+/** This process's own signing keys (a handful), wrapped once: a board signs every item it uploads. */
+const privateCache = new Map<string, KeyObject>();
+function privateKeyObject(secretKey: Uint8Array): KeyObject {
+  const id = toB64(secretKey);
+  let k = privateCache.get(id);
+  if (!k) {
+    if (privateCache.size >= 16) privateCache.delete(privateCache.keys().next().value!);
+    k = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey.subarray(0, 32)]), format: 'der', type: 'pkcs8' });
+    privateCache.set(id, k);
+  }
+  return k;
 }
 
 /** True only for a well-formed 64-byte signature by the 32-byte public key over `message`. Never throws. */

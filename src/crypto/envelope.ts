@@ -3,7 +3,7 @@ import nacl from 'tweetnacl';
 import { toB64 } from './encoding.js';
 
 /**
- * A sealed envelope (uploads, snapshots, offload frames): tweetnacl `box` from the sender's X25519 key to the
+ * A sealed envelope, version 1 (snapshots, offload frames: live exchanges; upload items are version 2, sealedItem.ts): tweetnacl `box` from the sender's X25519 key to the
  * recipient's, so only the recipient can open it and it proves who sealed it.
  *
  *   offset  size  field
@@ -22,7 +22,7 @@ export const MAGIC = Buffer.from('OPSE', 'latin1');
 export const VERSION = 1;
 const HEAD = 4 + 1 + 32 + 24;
 
-export type EnvelopeFailure = 'garbage' | 'truncated' | 'version' | 'cannot-open' | 'bad-header';
+export type EnvelopeFailure = 'garbage' | 'truncated' | 'version' | 'cannot-open' | 'bad-header' | 'bad-signature';
 
 export class EnvelopeError extends Error {
   constructor(
@@ -40,14 +40,23 @@ export interface Opened<H> {
   payload: Buffer;
 }
 
+/** Bytes of an envelope's clear part that name its sender: magic, version, key. */
+export const SENDER_BYTES = 37;
+
+/**
+ * The key an envelope says sealed it (base64), read from its first 37 bytes without opening it, to refuse
+ * strangers before any work: the X25519 key in version 1, the Ed25519 key in version 2 (upload items). Null when
+ * it is no envelope of a known version.
+ */
+export function sealedBy(bytes: Uint8Array): string | null {
+  const ours = bytes.length >= SENDER_BYTES && Buffer.from(bytes.buffer, bytes.byteOffset, 4).equals(MAGIC) && (bytes[4] === 1 || bytes[4] === 2);
+  return ours ? toB64(bytes.subarray(5, SENDER_BYTES)) : null;
+}
+
 /**
  * Seals and opens envelopes for one key pair. The X25519 agreement with each peer (`box.before`, ~1 ms) is done
  * once and cached (bounded): a board seals thousands of items to the same collector.
  */
-/** The key an envelope says sealed it (base64), read without opening it: to refuse strangers before any work; null when it is no envelope. */
-export function sealedBy(bytes: Uint8Array): string | null {
-  return bytes.length >= HEAD && Buffer.from(bytes.buffer, bytes.byteOffset, 4).equals(MAGIC) ? toB64(bytes.subarray(5, 37)) : null;
-}
 
 export class SealedEnvelope {
   private readonly shared = new Map<string, Uint8Array>();
@@ -68,13 +77,14 @@ export class SealedEnvelope {
     return Buffer.concat([MAGIC, Buffer.from([VERSION]), Buffer.from(this.keys.publicKey), nonce, sealed]);
   }
 
-  open<H = Record<string, unknown>>(bytes: Uint8Array): Opened<H> {
+  /** `peer`: the other side's key when it is not the sender's (a sender opening what it sealed itself). */
+  open<H = Record<string, unknown>>(bytes: Uint8Array, peer?: Uint8Array): Opened<H> {
     const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (b.length < 5 || !b.subarray(0, 4).equals(MAGIC)) throw new EnvelopeError('garbage', 'not a sealed envelope (no OPSE magic)');
     if (b[4] !== VERSION) throw new EnvelopeError('version', `envelope version ${b[4]}; this build opens version ${VERSION}`);
     if (b.length < HEAD + nacl.box.overheadLength + 4) throw new EnvelopeError('truncated', `envelope of ${b.length} bytes is cut short`);
     const sender = b.subarray(5, 37);
-    const plain = nacl.box.open.after(b.subarray(HEAD), b.subarray(37, HEAD), this.key(sender));
+    const plain = nacl.box.open.after(b.subarray(HEAD), b.subarray(37, HEAD), this.key(peer ?? sender));
     if (!plain) throw new EnvelopeError('cannot-open', 'the envelope does not open with this key (tampered, truncated, or sealed for someone else)');
     const p = Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength);
     const len = p.readUInt32BE(0);

@@ -12,5 +12,6 @@ export {
   type VerifierOptions,
 } from './signedMessage.js';
 export { NonceCache } from './nonceCache.js';
-export { SealedEnvelope, EnvelopeError, sealedBy, type Opened, type EnvelopeFailure } from './envelope.js';
+export { SealedEnvelope, EnvelopeError, sealedBy, SENDER_BYTES, type Opened, type EnvelopeFailure } from './envelope.js';
+export { ItemSealer, ItemOpener, ITEM_VERSION, type FixedRandomness } from './sealedItem.js';
 export { signDetached, verifyDetached, SIGNATURE_BYTES, PUBLIC_KEY_BYTES } from './ed25519.js';

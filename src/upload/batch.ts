@@ -37,7 +37,7 @@ export function decodeBatch(body: Buffer, maxItems = 10_000): Buffer[] {
   return out;
 }
 
-/** What a collector answers for a batch. */
+/** What a collector answers for a batch (signed on the wire: acks.ts). */
 export interface BatchAnswer {
   acked: number[];
   refused: { index: number; seq?: number; reason: string; message: string }[];

@@ -1,18 +1,19 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Registry } from 'prom-client';
-import { EnvelopeError, SealedEnvelope, type NodeKeys } from '../crypto/index.js';
+import { EnvelopeError, ITEM_VERSION, ItemOpener, sealedBy, type NodeKeys } from '../crypto/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isSafeTopic, type MqttClient } from '../mqtt/index.js';
+import { signAnswer, type SignedAnswer } from './acks.js';
 import { BatchError, decodeBatch, type BatchAnswer, type ItemHeader } from './batch.js';
 import { ItemStore, StoreRefusal, type StoreLimits } from './itemStore.js';
 
 export interface TrustedDevice {
   /** the device id its items carry */
   name: string;
-  /** base64 X25519 key it seals with */
-  box: string;
+  /** base64 Ed25519 key it signs its items with (in the clear in each envelope) */
+  sign: string;
 }
 
 /** Why an item (or a whole request) was refused, and the HTTP status a request refused for that reason gets. */
@@ -23,6 +24,8 @@ export const REFUSALS = {
   'bad-header': 400,
   'cannot-open': 422,
   'unknown-sender': 403,
+  /** opened, but the device's signature inside does not hold */
+  'bad-signature': 403,
   'wrong-device': 409,
   'too-large': 413,
   'bad-payload': 422,
@@ -36,20 +39,29 @@ export const REFUSALS = {
 } as const;
 export type CollectorRefusal = keyof typeof REFUSALS;
 
+const REFUSAL_LOG_MS = 10_000;
+
 /**
- * `outpost collect`: opens sealed items from trusted devices and stores each once, as OUT/<device>/<epoch>/<seq>.json
- * (+ .jpg). Anything it cannot open, from a sender it does not trust, or claiming to be another device is refused
- * with a reason (and an HTTP status when the whole request is refused), counted, and never stops the good
- * items of the same batch. It keeps no state outside OUT: several collectors can share one folder.
+ * `outpost collect`: opens sealed items (envelope version 2) from trusted devices and stores each once, as
+ * OUT/<device>/<epoch>/<seq>.json (+ .jpg). A sender
+ * not in the trust list is refused by a map lookup on the key in the clear, before any key agreement. Anything
+ * it cannot open, not signed by its sender, or claiming to be another device is refused with a reason (and an
+ * HTTP status when the whole request is refused), counted, and never stops the good items of the same batch.
+ * The answer to a batch with a trusted sender is signed with the collector's Ed25519 key and binds the device,
+ * epoch, batch id, acked and refused (acks.ts); strangers get an unsigned refusal that costs no signature.
+ * It keeps no state outside OUT: several collectors can share one folder.
  */
 export class Collector {
   readonly registry = new Registry();
-  private readonly trusted = new Map<string, string>(); // box key → device name
-  private readonly envelope: SealedEnvelope;
+  private readonly trusted = new Map<string, string>(); // Ed25519 key → device name
+  private readonly opener: ItemOpener;
+  private readonly signKey: Uint8Array;
   private readonly store: ItemStore;
   private readonly refused: Counter<'reason'>;
   private readonly stored: Counter<'outcome'>;
   private server: Server | null = null;
+  private lastWarnAt = 0;
+  private unlogged = 0;
 
   constructor(
     keys: NodeKeys,
@@ -59,8 +71,9 @@ export class Collector {
     private readonly maxBodyBytes = 32 << 20,
     storeLimits: Partial<StoreLimits> = {},
   ) {
-    for (const t of trust) this.trusted.set(t.box, t.name);
-    this.envelope = new SealedEnvelope(keys.box);
+    for (const t of trust) this.trusted.set(t.sign, t.name);
+    this.opener = new ItemOpener(keys.box);
+    this.signKey = keys.sign.secretKey;
     this.store = new ItemStore(out, storeLimits);
     this.refused = new Counter({
       name: 'outpost_collector_refused_total',
@@ -77,8 +90,11 @@ export class Collector {
     for (const r of Object.keys(REFUSALS)) this.refused.inc({ reason: r }, 0);
   }
 
-  /** One batch: each envelope opened, checked and stored on its own; the answer lists what was acked and refused. */
-  take(body: Buffer, expectDevice?: string): { status: number; answer: BatchAnswer } {
+  /**
+   * One batch: each envelope checked, opened and stored on its own; the answer lists what was acked and refused.
+   * `batch` is the id the device gave it (echoed in the signed answer); `expectDevice` the device a topic names.
+   */
+  take(body: Buffer, batch: string | null, expectDevice?: string): { status: number; answer: SignedAnswer | BatchAnswer } {
     if (body.length > this.maxBodyBytes) return this.refuseAll('too-large', `${body.length} bytes; at most ${this.maxBodyBytes}`);
     let envelopes: Buffer[];
     try {
@@ -87,47 +103,67 @@ export class Collector {
       return this.refuseAll(err instanceof BatchError && /cut short/.test(err.message) ? 'truncated' : 'garbage', errorMessage(err));
     }
     const answer: BatchAnswer = { acked: [], refused: [] };
+    const whose: { device?: string; epoch?: string } = {};
     envelopes.forEach((e, index) => {
-      const r = this.takeOne(e, expectDevice);
+      const r = this.takeOne(e, whose, expectDevice);
       if ('seq' in r && !('reason' in r)) answer.acked.push(r.seq);
       else {
         this.refused.inc({ reason: r.reason });
         answer.refused.push({ index, ...r });
       }
     });
-    if (answer.refused.length > 0) this.log.warn({ refused: answer.refused.slice(0, 3), acked: answer.acked.length }, 'items refused');
+    if (answer.refused.length > 0) this.warn({ refused: answer.refused.slice(0, 3), acked: answer.acked.length }, 'items refused');
     const reasons = new Set(answer.refused.map((r) => r.reason));
     const status = answer.acked.length === 0 && reasons.size === 1 ? REFUSALS[answer.refused[0].reason as CollectorRefusal] : 200;
-    return { status, answer };
+    // only a batch from a trusted sender is worth a signature
+    if (!whose.device || batch === null) return { status, answer };
+    return { status, answer: signAnswer({ device: whose.device, epoch: whose.epoch ?? '', batch, ...answer }, this.signKey) };
   }
 
-  private takeOne(e: Buffer, expectDevice?: string): { seq: number } | { seq?: number; reason: CollectorRefusal; message: string } {
+  /** `whose`: the device and epoch of the batch, set by its first trusted item; the others must match. */
+  private takeOne(e: Buffer, whose: { device?: string; epoch?: string }, expectDevice?: string) {
+    const refuse = (reason: CollectorRefusal, message: string, seq?: number) => ({ ...(seq === undefined ? {} : { seq }), reason, message });
+    const sender = sealedBy(e);
+    if (sender === null) return refuse('garbage', 'not a sealed envelope (no OPSE magic)');
+    if (e[4] !== ITEM_VERSION) return refuse('version', `envelope version ${e[4]}; upload items are version ${ITEM_VERSION}: upgrade the device`);
+    const device = this.trusted.get(sender);
+    if (!device) return refuse('unknown-sender', `sender key ${sender.slice(0, 12)}… is not in the trust list`);
+    if ((whose.device ??= device) !== device || (expectDevice && expectDevice !== device))
+      return refuse('wrong-device', `an item of ${device} in a batch of ${expectDevice ?? whose.device}`);
     let opened;
     try {
-      opened = this.envelope.open<ItemHeader>(e);
+      opened = this.opener.open<ItemHeader>(e);
     } catch (err) {
-      return { reason: err instanceof EnvelopeError ? err.reason : 'garbage', message: errorMessage(err) };
+      return refuse(err instanceof EnvelopeError ? err.reason : 'garbage', errorMessage(err));
     }
-    const device = this.trusted.get(opened.sender);
-    if (!device) return { reason: 'unknown-sender', message: `sender key ${opened.sender.slice(0, 12)}… is not in the trust list` };
     const h = opened.header;
-    if (typeof h.contentType !== 'string') return { reason: 'bad-header', message: 'the sealed header has no content type' };
-    const seq = Number.isSafeInteger(h.seq) ? { seq: h.seq } : {}; // an absurd seq is refused, not echoed
-    if (h.device !== device || (expectDevice && expectDevice !== device))
-      return { ...seq, reason: 'wrong-device', message: `sealed by ${device}'s key but says it is ${String(h.device).slice(0, 70)}` };
+    if (typeof h.contentType !== 'string' || typeof h.epoch !== 'string' || !/^[0-9a-f]{32}$/.test(h.epoch))
+      return refuse('bad-header', 'the sealed header has no epoch or content type');
+    const seq = Number.isSafeInteger(h.seq) ? h.seq : undefined; // an absurd seq is refused by the store, not echoed
+    if (h.device !== device) return refuse('wrong-device', `signed by ${device}'s key but says it is ${String(h.device).slice(0, 70)}`, seq);
+    if ((whose.epoch ??= h.epoch) !== h.epoch) return refuse('bad-header', `epoch ${h.epoch} in a batch of epoch ${whose.epoch}`, seq);
     try {
       this.stored.inc({ outcome: this.store.put(device, h, opened.payload) });
     } catch (err) {
-      if (err instanceof StoreRefusal) return { ...seq, reason: err.reason, message: err.message };
+      if (err instanceof StoreRefusal) return refuse(err.reason, err.message, seq);
       const ours = (err as NodeJS.ErrnoException).code !== undefined;
-      return { ...seq, reason: ours ? 'store-failed' : 'bad-payload', message: errorMessage(err) };
+      return refuse(ours ? 'store-failed' : 'bad-payload', errorMessage(err), seq);
     }
     return { seq: h.seq };
   }
 
+  /** Refusals are counted in full (/metrics) but logged at most once per REFUSAL_LOG_MS: a flood writes no flood of lines. */
+  private warn(fields: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    if (now - this.lastWarnAt < REFUSAL_LOG_MS) return void this.unlogged++;
+    this.log.warn({ ...fields, ...(this.unlogged > 0 ? { notLoggedSinceLast: this.unlogged } : {}) }, msg);
+    this.lastWarnAt = now;
+    this.unlogged = 0;
+  }
+
   private refuseAll(reason: CollectorRefusal, message: string) {
     this.refused.inc({ reason });
-    this.log.warn({ reason, message }, 'request refused');
+    this.warn({ reason, message }, 'request refused');
     return { status: REFUSALS[reason], answer: { acked: [], refused: [{ index: -1, reason, message }] } };
   }
 
@@ -137,7 +173,9 @@ export class Collector {
       if (req.method === 'POST' && path === '/v1/items') {
         void readBody(req, this.maxBodyBytes).then(
           (body) => {
-            const { status, answer } = body ? this.take(body) : this.refuseAll('too-large', `more than ${this.maxBodyBytes} bytes`);
+            const { status, answer } = body
+              ? this.take(body, batchId(req.headers['x-outpost-batch']))
+              : this.refuseAll('too-large', `more than ${this.maxBodyBytes} bytes`);
             res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
           },
           (err) => res.writeHead(400).end(JSON.stringify({ acked: [], refused: [{ index: -1, reason: 'truncated', message: errorMessage(err) }] })),
@@ -161,9 +199,10 @@ export class Collector {
     client.on('message', (topic, payload, packet) => {
       const m = topic.startsWith(`${base}/`) ? topic.slice(base.length + 1).split('/') : [];
       if (m.length !== 2 || m[1] !== 'upload' || !isSafeTopic(`${base}/${m[0]}/upload/ack`)) return;
-      const batch = packet.properties?.correlationData ? Buffer.from(packet.properties.correlationData).toString('utf8') : null;
-      const { answer } = this.take(payload, m[0]);
-      client.publish(`${base}/${m[0]}/upload/ack`, JSON.stringify({ batch, ...answer }), { qos: 1 });
+      const batch = batchId(packet.properties?.correlationData ? Buffer.from(packet.properties.correlationData).toString('utf8') : undefined);
+      const { answer } = this.take(payload, batch, m[0]);
+      // anyone on the broker can publish here: a batch with no trusted sender gets no answer (HTTP gets a status)
+      if ('sig' in answer) client.publish(`${base}/${m[0]}/upload/ack`, JSON.stringify(answer), { qos: 1 });
     });
     await client.subscribeAsync(`${base}/+/upload`, { qos: 1 });
   }
@@ -175,6 +214,11 @@ export class Collector {
     server.closeAllConnections();
     await new Promise<void>((r) => server.close(() => r()));
   }
+}
+
+/** The id a device gave its batch: hex, at most 64 digits (anything else gets no signed answer). */
+function batchId(v: unknown): string | null {
+  return typeof v === 'string' && /^[0-9a-f]{1,64}$/.test(v) ? v : null;
 }
 
 /** A request body up to `max` bytes (null past it: the rest is not read). */

@@ -5,3 +5,6 @@ export { encodeBatch, decodeBatch, BatchError, RESULT_TYPE, DROPPED_TYPE, type B
 export { Collector, REFUSALS, type TrustedDevice, type CollectorRefusal } from './collector.js';
 export { ItemStore, StoreRefusal, DEFAULT_STORE_LIMITS, type StoreLimits, type PutOutcome } from './itemStore.js';
 export { verifyItems, type DeviceReport, type EpochReport } from './storeVerify.js';
+export { signAnswer, checkAnswer, ACK_REFUSALS, type SignedAnswer, type SentBatch, type AckRefusal, type AckVerdict } from './acks.js';
+export type { AcceptAnswer } from './transports.js';
+export { resealLegacy } from './legacyItems.js';

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 
-export type DropReason = 'full' | 'expired' | 'refused-new';
-export const DROP_REASONS: readonly DropReason[] = ['full', 'expired', 'refused-new'];
+export type DropReason = 'full' | 'expired' | 'refused-new' | 'unreadable';
+export const DROP_REASONS: readonly DropReason[] = ['full', 'expired', 'refused-new', 'unreadable'];
 
 export interface OutboxLimits {
   maxBytes: number;
@@ -31,7 +31,8 @@ export type DroppedRange = [number, number, DropReason];
  * transaction that stores it, so seqs run from 1 with no gap or repeat whatever kills the process. An item
  * is handed out for delivery only once its commit is flushed to disk, and leaves only when acknowledged.
  * Bounded by bytes and age; every item dropped (oldest on full, too old) is counted and its seq recorded, so
- * the collector can be told which seqs will never come. Items are sealed before they get here.
+ * the collector can be told which seqs will never come. Items are sealed before they get here. Each outbox has
+ * an epoch, made when it is created: items are (device, epoch, seq).
  */
 export class Outbox {
   private flushedUpTo = 0;
@@ -48,12 +49,15 @@ export class Outbox {
     mkdirSync(dir, { recursive: true });
     const env = open({ path: dir, compression: false });
     const meta = env.openDB<unknown, string>('meta', {});
-    // made once with the outbox: a new outbox restarts seqs at 1, and the collector keeps the two apart
-    if (typeof meta.get('epoch') !== 'string') meta.putSync('epoch', randomBytes(16).toString('hex'));
+    // made once, kept as long as the outbox: a reflashed board (new state dir) starts a new epoch at seq 1
+    if (typeof meta.get('epoch') !== 'string') {
+      if (meta.get('next') !== undefined) meta.putSync('legacy', true); // made before epochs: its items are version 1
+      meta.putSync('epoch', randomBytes(16).toString('hex'));
+    }
     return new Outbox(env, env.openDB<Stored, number>('items', { keyEncoding: 'uint32' }), meta, limits);
   }
 
-  /** This outbox's epoch: 32 lowercase hex chars; items are identified by (device, epoch, seq). */
+  /** 32 lowercase hex digits: with the device id and a seq, names an item everywhere. */
   get epoch(): string {
     return this.meta.get('epoch') as string;
   }
@@ -71,7 +75,7 @@ export class Outbox {
   }
 
   dropped(): Record<DropReason, number> {
-    return { full: 0, expired: 0, 'refused-new': 0, ...((this.meta.get('dropped') as Record<DropReason, number> | undefined) ?? {}) };
+    return { full: 0, expired: 0, 'refused-new': 0, unreadable: 0, ...((this.meta.get('dropped') as Record<DropReason, number> | undefined) ?? {}) };
   }
 
   /** Ranges of seqs dropped and not yet reported to the collector. */
@@ -115,18 +119,57 @@ export class Outbox {
     return out;
   }
 
-  /** The collector has these: they leave. */
-  async ack(seqs: readonly number[]): Promise<void> {
+  /** The collector has these: they leave. Resolves with how many were still here. */
+  async ack(seqs: readonly number[]): Promise<number> {
+    let removed = 0;
     await this.env.transaction(() => {
       let freed = 0;
       for (const seq of seqs) {
         const v = this.items.get(seq);
         if (!v) continue;
         freed += v.env.length;
+        removed++;
         void this.items.remove(seq);
       }
       void this.meta.put('bytes', Math.max(0, this.bytes - freed));
     });
+    return removed;
+  }
+
+  /** Whether this outbox was made before epochs and its items still need `migrate`. */
+  get legacy(): boolean {
+    return this.meta.get('legacy') === true;
+  }
+
+  /**
+   * An outbox made before epochs: each item resealed (`reseal` gets the old envelope and its new seq; null when it
+   * cannot be read, dropped and counted) and renumbered from 1 in this outbox's epoch, in one transaction.
+   * Drops not yet reported were in the old numbering: returned, for the log.
+   */
+  async migrate(reseal: (envelope: Buffer, seq: number) => Buffer | null): Promise<{ resealed: number; unreadable: number; forgotten: DroppedRange[] }> {
+    const result = { resealed: 0, unreadable: 0, forgotten: this.unreported() };
+    await this.env.transaction(() => {
+      const old = [...this.items.getRange({ snapshot: true })];
+      let bytes = 0;
+      for (const { key, value } of old) {
+        void this.items.remove(key);
+        const env = reseal(value.env, result.resealed + 1);
+        if (!env) {
+          result.unreadable++;
+          continue;
+        }
+        void this.items.put(++result.resealed, { at: value.at, env });
+        bytes += env.length;
+      }
+      void this.meta.put('next', result.resealed + 1);
+      void this.meta.put('bytes', bytes);
+      void this.meta.put('unreported', []);
+      void this.meta.remove('legacy');
+      if (result.unreadable > 0) this.count('unreadable', result.unreadable);
+    });
+    await this.env.flushed;
+    this.flushedUpTo = result.resealed;
+    return result;
   }
 
   /** Drops what has waited longer than maxAgeMs (counted, seqs recorded). */

@@ -1,18 +1,38 @@
-import { randomBytes } from 'node:crypto';
 import { Agent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { OutpostError, errorMessage } from '../errors.js';
 import type { MqttLink } from '../mqtt/index.js';
 import type { BatchAnswer } from './batch.js';
 
+/** Takes an answer off the network (parsed JSON, hostile) and returns it only once it checks out; counts the rest. */
+export type AcceptAnswer = (raw: unknown) => BatchAnswer | null;
+
 /** How a batch of sealed items reaches the collector, and what it answered. */
 export interface Transport {
   readonly name: string;
-  send(batch: Buffer, signal: AbortSignal): Promise<BatchAnswer>;
+  /** Sends batch `id`; resolves with the first answer `accept` takes, rejects on failure, timeout or abort. */
+  send(batch: Buffer, id: string, accept: AcceptAnswer, signal: AbortSignal): Promise<BatchAnswer>;
   close(): void;
 }
 
-/** HTTP POST to `outpost collect` on a keep-alive connection. */
+/** An answer is a small JSON document: more than this is not read. */
+const MAX_ANSWER_BYTES = 1 << 20;
+
+function parseAnswer(bytes: Buffer): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/** What a refused or unverified answer claims, for the log only (nothing is believed from it). */
+function claimed(raw: unknown): string {
+  const r = (raw as { refused?: { reason?: unknown }[] } | null)?.refused?.[0]?.reason;
+  return typeof r === 'string' ? `, says ${r.slice(0, 40)}` : '';
+}
+
+/** HTTP POST to `outpost collect` on a keep-alive connection; the batch id goes in `x-outpost-batch`. */
 export class HttpTransport implements Transport {
   readonly name = 'http';
   private readonly agent: Agent;
@@ -26,8 +46,9 @@ export class HttpTransport implements Transport {
     this.agent = this.url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets: 1 }) : new Agent({ keepAlive: true, maxSockets: 1 });
   }
 
-  send(batch: Buffer, signal: AbortSignal): Promise<BatchAnswer> {
+  send(batch: Buffer, id: string, accept: AcceptAnswer, signal: AbortSignal): Promise<BatchAnswer> {
     const request = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const unreachable = (why: string) => new OutpostError('OUTPOST_E_UNREACHABLE', `the collector at ${this.url.origin} ${why}`);
     return new Promise((resolve, reject) => {
       const req = request(
         this.url,
@@ -36,29 +57,26 @@ export class HttpTransport implements Transport {
           agent: this.agent,
           signal,
           timeout: this.timeoutMs,
-          headers: { 'content-type': 'application/vnd.outpost.batch', 'content-length': batch.length },
+          headers: { 'content-type': 'application/vnd.outpost.batch', 'content-length': batch.length, 'x-outpost-batch': id },
         },
         (res) => {
           const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_ANSWER_BYTES) req.destroy(new Error(`an answer of more than ${MAX_ANSWER_BYTES} bytes`));
+            else chunks.push(c);
+          });
           res.on('end', () => {
-            try {
-              const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as BatchAnswer;
-              if (!Array.isArray(body.acked)) throw new Error(`HTTP ${res.statusCode}`);
-              resolve(body);
-            } catch (err) {
-              reject(
-                new OutpostError(
-                  'OUTPOST_E_UNREACHABLE',
-                  `the collector at ${this.url.origin} answered HTTP ${res.statusCode} without a batch answer (${errorMessage(err)})`,
-                ),
-              );
-            }
+            const raw = parseAnswer(Buffer.concat(chunks));
+            const answer = accept(raw);
+            if (answer) resolve(answer);
+            else reject(unreachable(`answered HTTP ${res.statusCode} without an answer signed by its key${claimed(raw)}; nothing removed`));
           });
         },
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
-      req.on('error', (err) => reject(new OutpostError('OUTPOST_E_UNREACHABLE', `cannot reach the collector at ${this.url.origin} (${errorMessage(err)})`)));
+      req.on('error', (err) => reject(unreachable(`cannot be reached (${errorMessage(err)})`)));
       req.end(batch);
     });
   }
@@ -70,39 +88,52 @@ export class HttpTransport implements Transport {
 
 /**
  * QoS 1 publish to `<base>/<device>/upload` for sites where only the broker is reachable. The broker's PUBACK
- * is not the collector's: the collector answers on `<base>/<device>/upload/ack` with the batch id, and only
- * that answer removes items from the outbox.
+ * is not the collector's, and anyone on the broker can publish to `<base>/<device>/upload/ack`: only an answer
+ * that `accept` takes (signed by the collector, for this batch) ends the wait; forged ones are counted and the
+ * wait goes on until the real answer or the timeout.
  */
 export class MqttTransport implements Transport {
   readonly name = 'mqtt';
-  private readonly waiting = new Map<string, (a: BatchAnswer) => void>();
+  private readonly waiting = new Map<string, (raw: unknown) => void>();
 
   constructor(
     private readonly link: MqttLink,
     private readonly timeoutMs: number,
   ) {
     link.subscribe(link.topic('upload', 'ack'), 'upload', (_t, payload) => {
-      try {
-        const a = JSON.parse(payload.toString('utf8')) as BatchAnswer & { batch: string };
-        this.waiting.get(a.batch)?.(a);
-      } catch {
-        /* not an answer of ours */
-      }
+      if (payload.length > MAX_ANSWER_BYTES || this.waiting.size === 0) return; // nothing is waiting: a late answer
+      const raw = parseAnswer(payload);
+      const batch = (raw as { batch?: unknown } | null)?.batch;
+      // an answer to no batch of ours still goes to a waiting one, which refuses and counts it
+      (this.waiting.get(typeof batch === 'string' ? batch : '') ?? this.waiting.values().next().value!)(raw);
     });
   }
 
-  async send(batch: Buffer, signal: AbortSignal): Promise<BatchAnswer> {
-    const id = randomBytes(8).toString('hex');
-    const answered = new Promise<BatchAnswer>((resolve, reject) => {
+  send(batch: Buffer, id: string, accept: AcceptAnswer, signal: AbortSignal): Promise<BatchAnswer> {
+    return new Promise((resolve, reject) => {
+      // one place that settles: every path clears the timer, the waiter and the abort listener
+      const settle = (err: Error | null, answer?: BatchAnswer) => {
+        clearTimeout(timer);
+        this.waiting.delete(id);
+        signal.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve(answer!);
+      };
+      const onAbort = () => settle(new Error('stopped'));
       const timer = setTimeout(
-        () => (this.waiting.delete(id), reject(new OutpostError('OUTPOST_E_UNREACHABLE', `no collector answered batch ${id} within ${this.timeoutMs} ms`))),
+        () => settle(new OutpostError('OUTPOST_E_UNREACHABLE', `no collector answered batch ${id} within ${this.timeoutMs} ms`)),
         this.timeoutMs,
       );
-      signal.addEventListener('abort', () => (clearTimeout(timer), this.waiting.delete(id), reject(new Error('stopped'))), { once: true });
-      this.waiting.set(id, (a) => (clearTimeout(timer), this.waiting.delete(id), resolve(a)));
+      this.waiting.set(id, (raw) => {
+        const answer = accept(raw);
+        if (answer) settle(null, answer);
+      });
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) return onAbort();
+      this.link
+        .publishConfirmed(this.link.topic('upload'), batch, { properties: { correlationData: Buffer.from(id), userProperties: { batch: id } } })
+        .catch((err: unknown) => settle(err instanceof Error ? err : new Error(errorMessage(err))));
     });
-    await this.link.publishConfirmed(this.link.topic('upload'), batch, { properties: { correlationData: Buffer.from(id), userProperties: { batch: id } } });
-    return answered;
   }
 
   close(): void {

@@ -1,13 +1,16 @@
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Counter, Gauge } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
 import type { OutpostConfig, UploadConfig } from '../config/index.js';
-import { SealedEnvelope, type NodeKeys } from '../crypto/index.js';
+import { ItemSealer, type NodeKeys } from '../crypto/index.js';
 import { errorMessage } from '../errors.js';
 import { ResultSelector } from '../resultSelector.js';
 import type { Frame, Result } from '../types.js';
 import { hideRegions, type HideMethod, type PixelBox } from '../vision/index.js';
-import { DROPPED_TYPE, encodeBatch, RESULT_TYPE, type ItemHeader } from './batch.js';
+import { ACK_REFUSALS, checkAnswer, type AckRefusal, type SentBatch } from './acks.js';
+import { DROPPED_TYPE, encodeBatch, RESULT_TYPE, type BatchAnswer, type ItemHeader } from './batch.js';
+import { resealLegacy } from './legacyItems.js';
 import { DROP_REASONS, Outbox } from './outbox.js';
 import type { Transport } from './transports.js';
 
@@ -15,8 +18,8 @@ export interface UploaderDeps {
   deviceId: string;
   /** this node's keys, read when uploads start (a node without keys cannot seal: start fails and says so) */
   keys: () => NodeKeys;
-  /** the collector's X25519 key (its keyring entry) */
-  collector: Uint8Array;
+  /** the collector's keyring entry: items are sealed to its X25519 key, its answers verified with its Ed25519 key */
+  collector: { box: Uint8Array; sign: Uint8Array };
   transport: Transport;
   /** face boxes in frame pixels, from the configured detector (absent: no face detection) */
   faces?: (frame: Frame) => Promise<PixelBox[]>;
@@ -30,19 +33,22 @@ const SWEEP_MS = 60_000;
 const MAX_PREPARING = 64;
 /** Detect-and-hide rounds per frame before giving up on it. */
 const FACE_PASSES = 3;
+/** Refused answers are all counted, but logged at most once in this long. */
+const REFUSAL_LOG_MS = 10_000;
 
 /**
  * Turns selected results (and, if asked, their frames, anonymised before anything touches the disk) into sealed
  * items in the outbox, and delivers them: oldest first, in batches, at most `bandwidthKBps` on average, with
- * exponential backoff and jitter while the collector is away. An item leaves the outbox only when the collector
- * acknowledged it. Drops (full, expired) are counted and told to the collector in a sealed notice, so a gap in
+ * exponential backoff and jitter while the collector is away. An item leaves the outbox only when an answer
+ * signed by the collector's key, for that batch, device and epoch, acknowledged it; any other answer is counted
+ * and deletes nothing. Drops (full, expired) are counted and told to the collector in a sealed notice, so a gap in
  * its seqs is either explained or a loss.
  */
 export class Uploader implements Component {
   readonly name = 'upload';
   private cfg: UploadConfig;
   private outbox: Outbox | null = null;
-  private seal: SealedEnvelope | null = null;
+  private sealer: ItemSealer | null = null;
   private readonly select: ResultSelector;
   private readonly frames = new Map<string, Frame[]>();
   private readonly abort = new AbortController();
@@ -60,10 +66,13 @@ export class Uploader implements Component {
     /** results selected and not yet in the outbox (anonymising, sealing) */
     preparing: 0,
     busyDropped: 0,
+    /** answers that did not check out (forged, for another batch, device or epoch), and acked seqs not in the batch */
+    acksRefused: Object.fromEntries(ACK_REFUSALS.map((r) => [r, 0])) as Record<AckRefusal, number>,
+    lastRefusalLogAt: 0,
     lastError: null as string | null,
     lastDeliveryAt: null as number | null,
   };
-  private metrics: { delivered: Counter; failures: Counter; anonymise: Counter } | null = null;
+  private metrics: { delivered: Counter; failures: Counter; anonymise: Counter; acksRefused: Counter<'reason'> } | null = null;
 
   constructor(
     private readonly ctx: ComponentContext,
@@ -74,9 +83,17 @@ export class Uploader implements Component {
   }
 
   async start(): Promise<void> {
-    this.seal = new SealedEnvelope(this.deps.keys().box);
+    const keys = this.deps.keys();
+    this.sealer = new ItemSealer(keys.sign, this.deps.collector.box);
     const o = this.cfg.outbox;
     this.outbox = Outbox.open(join(this.ctx.stateDir, 'outbox'), { maxBytes: o.maxBytes, maxAgeMs: o.maxAgeHours * 3_600_000, whenFull: o.whenFull });
+    if (this.outbox.legacy) {
+      const m = await this.outbox.migrate(resealLegacy(keys, this.deps.collector.box, this.sealer, this.outbox.epoch));
+      this.ctx.log.warn(
+        { ...m, epoch: this.outbox.epoch },
+        'an outbox from before epochs: its items resealed (version 2) and renumbered from 1 in a new epoch',
+      );
+    }
     this.registerMetrics();
     this.ctx.bus.on('frame.received', this.name, (f) => {
       if (this.cfg.frames.include) this.frames.set(f.camera, [...(this.frames.get(f.camera) ?? []), f].slice(-FRAMES_KEPT_PER_CAMERA));
@@ -91,11 +108,14 @@ export class Uploader implements Component {
         .catch((err) => this.ctx.log.error({ err: errorMessage(err) }, 'could not put a result in the outbox'))
         .finally(() => this.counts.preparing--);
     });
-    this.sweeper = setInterval(() => void this.outbox?.sweep(this.ctx.clock.now()), SWEEP_MS);
+    this.sweeper = setInterval(
+      () => void this.outbox?.sweep(this.ctx.clock.now()).catch((err) => this.ctx.log.error({ err: errorMessage(err) }, 'could not sweep the outbox')),
+      SWEEP_MS,
+    );
     this.sweeper.unref();
     await this.outbox.sweep(this.ctx.clock.now());
     this.loop = this.deliverForever();
-    this.ctx.log.info({ pending: this.outbox.pending, transport: this.deps.transport.name }, 'uploads started');
+    this.ctx.log.info({ pending: this.outbox.pending, epoch: this.outbox.epoch, transport: this.deps.transport.name }, 'uploads started');
   }
 
   async stop(): Promise<void> {
@@ -116,10 +136,12 @@ export class Uploader implements Component {
 
   status(): Record<string, unknown> {
     const ob = this.outbox;
-    const { delivered, failures, refusedByCollector, anonymiseFailed, frameMissing, preparing, busyDropped, lastError, lastDeliveryAt } = this.counts;
+    const { delivered, failures, refusedByCollector, anonymiseFailed, frameMissing, preparing, busyDropped, acksRefused, lastError, lastDeliveryAt } =
+      this.counts;
     return {
       upload: {
         transport: this.deps.transport.name,
+        epoch: ob?.epoch ?? null,
         pending: ob?.pending ?? 0,
         preparing,
         bytes: ob?.bytes ?? 0,
@@ -127,6 +149,7 @@ export class Uploader implements Component {
         delivered,
         failures,
         refusedByCollector,
+        acksRefused: { ...acksRefused },
         anonymiseFailed,
         frameMissing,
         lastError,
@@ -151,9 +174,8 @@ export class Uploader implements Component {
     );
     const jpeg = this.cfg.frames.include ? await this.frameFor(r) : null;
     const parts = [{ type: 'application/json', bytes: json.length }, ...(jpeg ? [{ type: 'image/jpeg', bytes: jpeg.length }] : [])];
-    const header: Omit<ItemHeader, 'seq'> = {
+    const header: Omit<ItemHeader, 'seq' | 'epoch'> = {
       device: this.deps.deviceId,
-      epoch: this.outbox!.epoch,
       contentType: RESULT_TYPE,
       capturedAt: r.capturedAt,
       camera: r.camera,
@@ -163,10 +185,9 @@ export class Uploader implements Component {
     await this.put(header, jpeg ? Buffer.concat([json, jpeg]) : json);
   }
 
-  private async put(header: Omit<ItemHeader, 'seq'>, payload: Buffer, clearsUnreported = false): Promise<number | null> {
-    const seq = await this.outbox!.enqueue((s) => this.seal!.seal({ ...header, seq: s }, payload, this.deps.collector), this.ctx.clock.now(), {
-      clearsUnreported,
-    });
+  private async put(header: Omit<ItemHeader, 'seq' | 'epoch'>, payload: Buffer, clearsUnreported = false): Promise<number | null> {
+    const ob = this.outbox!;
+    const seq = await ob.enqueue((s) => this.sealer!.seal({ ...header, epoch: ob.epoch, seq: s }, payload), this.ctx.clock.now(), { clearsUnreported });
     this.wake?.();
     return seq;
   }
@@ -216,7 +237,7 @@ export class Uploader implements Component {
       const ob = this.outbox!;
       if (ob.unreported().length > 0)
         await this.put(
-          { device: this.deps.deviceId, epoch: ob.epoch, contentType: DROPPED_TYPE, capturedAt: this.ctx.clock.now() },
+          { device: this.deps.deviceId, contentType: DROPPED_TYPE, capturedAt: this.ctx.clock.now() },
           Buffer.from(JSON.stringify({ ranges: ob.unreported() })),
           true,
         );
@@ -226,16 +247,17 @@ export class Uploader implements Component {
         continue;
       }
       const body = encodeBatch(batch.map((i) => i.envelope));
+      const sent: SentBatch = { id: randomBytes(16).toString('hex'), device: this.deps.deviceId, epoch: ob.epoch, seqs: new Set(batch.map((i) => i.seq)) };
       const started = performance.now();
       try {
-        const answer = await this.deps.transport.send(body, this.abort.signal);
-        await ob.ack(answer.acked);
-        this.counts.delivered += answer.acked.length;
-        this.metrics?.delivered.inc(answer.acked.length);
+        const answer = await this.deps.transport.send(body, sent.id, (raw) => this.accept(raw, sent), this.abort.signal);
+        const removed = await ob.ack(answer.acked);
+        this.counts.delivered += removed;
+        this.metrics?.delivered.inc(removed);
         this.counts.refusedByCollector += answer.refused.length;
         if (answer.refused.length > 0)
           throw new Error(`the collector refused ${answer.refused.length} items: ${answer.refused[0].reason} (${answer.refused[0].message})`);
-        this.counts.lastDeliveryAt = this.ctx.clock.now();
+        this.delivered();
         backoff = d().retry.initialMs;
         await this.pace(body.length, performance.now() - started);
       } catch (err) {
@@ -248,6 +270,29 @@ export class Uploader implements Component {
         backoff = Math.min(d().retry.maxMs, backoff * 2);
       }
     }
+  }
+
+  /** An answer off the network, checked against the batch sent; anything else is counted and deletes nothing. */
+  private accept(raw: unknown, sent: SentBatch): BatchAnswer | null {
+    const v = checkAnswer(raw, sent, this.deps.collector.sign);
+    if (v.ok && v.strays === 0) return v.answer;
+    const [reason, n, detail] = v.ok ? (['not-in-batch', v.strays, 'acked seqs that were not in the batch'] as const) : [v.reason, 1, v.detail];
+    this.counts.acksRefused[reason] += n;
+    this.metrics?.acksRefused.inc({ reason }, n);
+    const now = this.ctx.clock.now();
+    if (now - this.counts.lastRefusalLogAt >= REFUSAL_LOG_MS) {
+      this.counts.lastRefusalLogAt = now;
+      this.ctx.log.warn({ reason, detail, batch: sent.id, refused: { ...this.counts.acksRefused } }, 'an upload answer was refused; nothing removed for it');
+    }
+    return v.ok ? v.answer : null;
+  }
+
+  /** A batch went through: a failure before it is over, and said so once. */
+  private delivered(): void {
+    this.counts.lastDeliveryAt = this.ctx.clock.now();
+    if (this.counts.lastError === null) return;
+    this.ctx.log.info({ was: this.counts.lastError, pending: this.outbox?.pending ?? 0 }, 'collector reachable again');
+    this.counts.lastError = null;
   }
 
   /** Keeps the average rate under bandwidthKBps: a batch of N bytes is followed by N / rate of quiet. */
@@ -276,10 +321,17 @@ export class Uploader implements Component {
     const registers = [this.ctx.registry];
     const ob = () => this.outbox;
     this.metrics = {
-      delivered: new Counter({ name: 'outpost_upload_delivered_total', help: 'Items the collector acknowledged', registers }),
+      delivered: new Counter({ name: 'outpost_upload_delivered_total', help: 'Items that left the outbox on a signed answer from the collector', registers }),
       failures: new Counter({ name: 'outpost_upload_failures_total', help: 'Batches that did not get through (retried)', registers }),
       anonymise: new Counter({ name: 'outpost_upload_anonymise_failed_total', help: 'Frames not uploaded because anonymising them failed', registers }),
+      acksRefused: new Counter({
+        name: 'outpost_upload_acks_refused_total',
+        help: "Collector answers that deleted nothing (not signed by the collector's key, for another batch, device or epoch), and acked seqs not in the batch",
+        labelNames: ['reason'],
+        registers,
+      }),
     };
+    for (const reason of ACK_REFUSALS) this.metrics.acksRefused.inc({ reason }, 0);
     new Gauge({
       name: 'outpost_upload_pending',
       help: 'Items waiting in the outbox',
@@ -290,7 +342,7 @@ export class Uploader implements Component {
     });
     new Gauge({
       name: 'outpost_upload_dropped',
-      help: 'Items dropped from the outbox since it was created, by reason (full, expired, refused-new)',
+      help: 'Items dropped from the outbox since it was created, by reason (full, expired, refused-new, unreadable)',
       labelNames: ['reason'],
       registers,
       collect() {
