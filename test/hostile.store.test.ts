@@ -4,7 +4,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeys, readKeys, SealedEnvelope, toB64 } from '../src/crypto/index.js';
+import { generateKeys, ItemSealer, readKeys, toB64 } from '../src/crypto/index.js';
 import { DROPPED_TYPE, encodeBatch, RESULT_TYPE, verifyItems } from '../src/upload/index.js';
 import { freePort, runCli } from './helpers/daemonProcess.js';
 import { CLI, tempDir } from './helpers/paths.js';
@@ -16,7 +16,7 @@ import { waitUntil } from './helpers/wait.js';
  */
 const dir = tempDir();
 const collectorKeys = () => readKeys(join(dir, 'collector'));
-const devices = { 'cam-01': nacl.box.keyPair(), 'cam-02': nacl.box.keyPair(), 'cam-03': nacl.box.keyPair() };
+const devices = { 'cam-01': nacl.sign.keyPair(), 'cam-02': nacl.sign.keyPair(), 'cam-03': nacl.sign.keyPair() };
 type Device = keyof typeof devices;
 const epochA = randomBytes(16).toString('hex');
 const epochB = randomBytes(16).toString('hex');
@@ -37,7 +37,7 @@ function seal({ device = 'cam-01', seq, epoch = epochA, result = { seq }, jpeg, 
   const parts =
     drops !== undefined ? undefined : [{ type: 'application/json', bytes: json.length }, ...(jpeg ? [{ type: 'image/jpeg', bytes: jpeg.length }] : [])];
   const header = { device, epoch, seq, contentType: drops !== undefined ? DROPPED_TYPE : RESULT_TYPE, capturedAt: 1, ...(parts ? { parts } : {}) };
-  return new SealedEnvelope(devices[device]).seal(header, jpeg ? Buffer.concat([json, jpeg]) : json, collectorKeys().box.publicKey);
+  return new ItemSealer(devices[device], collectorKeys().box.publicKey).seal(header, jpeg ? Buffer.concat([json, jpeg]) : json);
 }
 
 interface Answer {
@@ -114,7 +114,7 @@ beforeAll(() => {
   writeFileSync(
     join(dir, 'trust.yaml'),
     Object.entries(devices)
-      .map(([name, k]) => `- { name: ${name}, box: ${toB64(k.publicKey)} }\n`)
+      .map(([name, k]) => `- { name: ${name}, sign: ${toB64(k.publicKey)} }\n`)
       .join(''),
   );
 });
