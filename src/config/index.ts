@@ -27,3 +27,4 @@ export type { UploadConfig, ResultSelectionConfig } from './uploadSchema.js';
 export { trustListSchema } from './uploadSchema.js';
 export type { OffloadConfig } from './offloadSchema.js';
 export { resolveBuiltin } from './builtins.js';
+export { isLoopbackHost } from './networkChecks.js';

@@ -44,6 +44,9 @@ export interface Opened<H> {
  * Seals and opens envelopes for one key pair. The X25519 agreement with each peer (`box.before`, ~1 ms) is done
  * once and cached (bounded): a board seals thousands of items to the same collector.
  */
+/** How many bytes of an envelope `sealedBy` needs: read this much of a body before deciding whether to read the rest. */
+export const SEALED_BY_BYTES = HEAD;
+
 /** The key an envelope says sealed it (base64), read without opening it: to refuse strangers before any work; null when it is no envelope. */
 export function sealedBy(bytes: Uint8Array): string | null {
   return bytes.length >= HEAD && Buffer.from(bytes.buffer, bytes.byteOffset, 4).equals(MAGIC) ? toB64(bytes.subarray(5, 37)) : null;

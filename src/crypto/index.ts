@@ -12,5 +12,5 @@ export {
   type VerifierOptions,
 } from './signedMessage.js';
 export { NonceCache } from './nonceCache.js';
-export { SealedEnvelope, EnvelopeError, sealedBy, type Opened, type EnvelopeFailure } from './envelope.js';
+export { SealedEnvelope, EnvelopeError, sealedBy, SEALED_BY_BYTES, type Opened, type EnvelopeFailure } from './envelope.js';
 export { signDetached, verifyDetached, SIGNATURE_BYTES, PUBLIC_KEY_BYTES } from './ed25519.js';

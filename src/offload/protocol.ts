@@ -124,6 +124,12 @@ export const OFFLOAD_REFUSALS = {
   'too-large': 413,
   'unknown-model': 404, // or a dictionary or labels file it does not have
   busy: 503,
+  /** more bodies from this address are being read than it may send at once */
+  'too-many': 429,
+  /** POST /v1/files to a node without `serve.acceptModels` (refused before a byte of the body is read) */
+  'not-accepted': 403,
+  /** the requester went away before its body ended */
+  aborted: 400,
   failed: 500,
 } as const;
 export type OffloadRefusal = keyof typeof OFFLOAD_REFUSALS;

@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Component, ComponentContext } from '../component.js';
+import { errorMessage } from '../errors.js';
+import { guarded } from '../guarded.js';
 import { summariseOutput } from '../resultSummary.js';
 import type { Frame, Result } from '../types.js';
 import { drawBoxes, type DrawnBox } from '../vision/index.js';
@@ -11,6 +13,8 @@ const PUSH_MS = 1_000;
 const EVENTS_KEPT = 20;
 const FRAMES_KEPT_PER_CAMERA = 4;
 const MAX_CLIENTS = 32;
+/** a page that has not read this much of what was sent to it is dropped (it reconnects when it reads again) */
+const MAX_UNREAD_BYTES = 1 << 20;
 
 interface LiveEvent {
   at: number;
@@ -48,6 +52,8 @@ export class LiveFeed implements Component {
   private readonly shown = new Map<string, { frame: Frame; result: Result; jpeg?: Promise<Buffer> }>();
   private timers: NodeJS.Timeout[] = [];
   refused = 0;
+  /** pages dropped for not reading their updates */
+  slowDropped = 0;
 
   constructor(
     private readonly ctx: ComponentContext,
@@ -64,7 +70,17 @@ export class LiveFeed implements Component {
     });
     bus.on('governor.transition', this.name, (t) => this.event({ at: this.ctx.clock.now(), kind: 'governor', text: `${t.from} → ${t.to}: ${t.reason}` }));
     this.sample();
-    this.timers = [setInterval(() => this.sample(), SAMPLE_MS), setInterval(() => this.push(), PUSH_MS)];
+    const onError = (err: unknown) => this.ctx.log.warn({ err: errorMessage(err) }, 'live page update failed; trying again on the next tick');
+    this.timers = [
+      setInterval(
+        guarded(() => this.sample(), onError),
+        SAMPLE_MS,
+      ),
+      setInterval(
+        guarded(() => this.push(), onError),
+        PUSH_MS,
+      ),
+    ];
     for (const t of this.timers) t.unref();
   }
 
@@ -123,7 +139,14 @@ export class LiveFeed implements Component {
     for (const res of this.clients) this.send(res, u);
   }
 
+  /** Writes an update; a page whose unread updates pass MAX_UNREAD_BYTES is dropped and counted, not queued for. */
   private send(res: ServerResponse, u: LiveUpdate): void {
+    if (res.writableLength > MAX_UNREAD_BYTES) {
+      this.slowDropped++;
+      this.clients.delete(res);
+      res.destroy();
+      return;
+    }
     res.write(`data: ${JSON.stringify(u)}\n\n`);
   }
 }

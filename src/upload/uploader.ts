@@ -10,6 +10,7 @@ import { hideRegions, type HideMethod, type PixelBox } from '../vision/index.js'
 import { DROPPED_TYPE, encodeBatch, RESULT_TYPE, type ItemHeader } from './batch.js';
 import { DROP_REASONS, Outbox } from './outbox.js';
 import type { Transport } from './transports.js';
+import { guarded } from '../guarded.js';
 
 export interface UploaderDeps {
   deviceId: string;
@@ -91,7 +92,13 @@ export class Uploader implements Component {
         .catch((err) => this.ctx.log.error({ err: errorMessage(err) }, 'could not put a result in the outbox'))
         .finally(() => this.counts.preparing--);
     });
-    this.sweeper = setInterval(() => void this.outbox?.sweep(this.ctx.clock.now()), SWEEP_MS);
+    this.sweeper = setInterval(
+      guarded(
+        () => this.outbox?.sweep(this.ctx.clock.now()),
+        (err) => this.ctx.log.warn({ err: errorMessage(err) }, 'outbox sweep failed; trying again on the next tick'),
+      ),
+      SWEEP_MS,
+    );
     this.sweeper.unref();
     await this.outbox.sweep(this.ctx.clock.now());
     this.loop = this.deliverForever();
