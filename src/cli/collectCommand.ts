@@ -4,7 +4,7 @@ import { trustListSchema } from '../config/index.js';
 import { readKeys } from '../crypto/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
 import { createLogger } from '../log.js';
-import { openBroker } from '../mqtt/index.js';
+import { openBroker, redactUrl } from '../mqtt/index.js';
 import { Collector, verifyItems } from '../upload/index.js';
 
 export interface CollectOptions {
@@ -59,7 +59,7 @@ export async function collectCommand(opts: CollectOptions): Promise<void> {
   const port = await collector.listen(m[1], Number(m[2]));
   const broker = opts.mqtt ? await openBroker(opts.mqtt) : null;
   if (broker) await collector.fromBroker(broker, opts.base);
-  log.info({ url: `http://${m[1]}:${port}/v1/items`, mqtt: opts.mqtt ?? null, out: opts.out }, 'collector listening');
+  log.info({ url: `http://${m[1]}:${port}/v1/items`, mqtt: opts.mqtt ? redactUrl(opts.mqtt) : null, out: opts.out }, 'collector listening');
   await new Promise<void>((resolve) => ['SIGINT', 'SIGTERM'].forEach((s) => process.once(s, () => resolve())));
   await broker?.endAsync();
   await collector.close();

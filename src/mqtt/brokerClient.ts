@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
-import { OutpostError, errorMessage } from '../errors.js';
+import { brokerConnectError } from './brokerErrors.js';
 
 export type { MqttClient };
 
@@ -30,8 +30,6 @@ export async function openBroker(url: string, opts: BrokerOptions = {}): Promise
       reconnectPeriod: 0,
     });
   } catch (err) {
-    throw new OutpostError('OUTPOST_E_UNREACHABLE', `cannot connect to the broker ${url} (${errorMessage(err)}); check --broker and that the broker runs`, {
-      cause: err,
-    });
+    throw brokerConnectError(url, err, '--username and --password');
   }
 }
