@@ -116,10 +116,20 @@ function collect(req: IncomingMessage, route: BodyRoute): Promise<BodyResult> {
   });
 }
 
-/** Answers a refused request and closes its connection once the answer is out, so no more of its body is read. */
+/**
+ * Answers a refused request and closes its connection without reading the rest of its body. The close lingers:
+ * FIN right after the answer, the socket destroyed a second later, so the client reads the answer before the
+ * reset that unread bytes cause (Node's own `connection: close` would destroy at once, and would first read and
+ * discard the whole body of a request nobody read).
+ */
 export function refuse(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
-  if (res.headersSent) return void res.destroy();
-  res.shouldKeepAlive = false;
-  res.writeHead(status, { 'content-type': 'application/json', connection: 'close', ...headers });
-  res.end(body, () => res.req.socket.destroy());
+  const socket = res.req.socket;
+  if (res.headersSent) return void socket.destroy();
+  res.req.read(0); // marks the body as taken, so Node does not read it to the end to discard it
+  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(body, () => {
+    socket.end();
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  });
 }
+
+const LINGER_MS = 1000;

