@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -15,6 +15,7 @@ import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
 import { curlZeros, halfHeaderSockets, memoryCgroup, postStreamed, rawRequest, rssOf, rssPeakDuring, stillOpen } from './helpers/hostile.js';
 import { missingTool } from './helpers/optional.js';
 import { ROOT, tempDir } from './helpers/paths.js';
+import { waitUntil } from './helpers/wait.js';
 
 /**
  * Issue 18, items 1, 2 and 12: a node's HTTP servers under attack by clients holding no key. A daemon serving
@@ -82,7 +83,7 @@ models:
   det: { file: builtin:ppocrv4-det }
 pipelines:
   text: { stages: [{ name: detect, model: det, decoder: { type: db } }] }
-status: { port: ${node.statusPort}, auth: { token: ${TOKEN} } }
+status: { port: ${node.statusPort}, auth: { token: ${TOKEN} }, liveStreamBytes: 16384 }
 power: { enabled: false }
 offload:
   serve: { enabled: true, host: 127.0.0.1, port: ${node.offloadPort}, advertise: "http://127.0.0.1:${node.offloadPort}", acceptModels: false }
@@ -104,6 +105,17 @@ afterAll(async () => {
 });
 
 describe.skipIf(missingTool('curl', 'curl') || missingTool('prlimit', 'util-linux'))('a node under attack by clients without a key', () => {
+  // a live page that never reads, open while the other attacks run: the node cuts it instead of queueing for it
+  let slowPage: Socket;
+  beforeAll(() => {
+    slowPage = connect({ port: node.statusPort, host: '127.0.0.1' }, () => {
+      slowPage.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`);
+      slowPage.pause();
+    });
+    slowPage.on('error', () => undefined); // the reset
+  });
+  afterAll(() => slowPage.destroy());
+
   it('3 × 500 MB bodies to /v1/files and /v1/run: refused before they are read, RSS bounded, a peer still served', async () => {
     const url = `http://127.0.0.1:${node.offloadPort}`;
     const before = rssOf(daemon.child.pid!);
@@ -168,6 +180,16 @@ describe.skipIf(missingTool('curl', 'curl') || missingTool('prlimit', 'util-linu
     const r = runCli(['check-config', '--config', file]);
     expect(r.code).toBe(78);
     expect(r.stderr + r.stdout).toMatch(/status\.auth: .*tokenFile.*status\.auth: none/);
+  });
+
+  it('a live page that never reads is cut (reset) instead of queued for, and counted', async () => {
+    const cut = async () =>
+      /outpost_status_live_cut_total\{reason="stream-budget"\} [1-9]/.test(
+        await (await fetch(`http://127.0.0.1:${node.statusPort}/metrics`, { headers: BEARER })).text(),
+      );
+    await waitUntil(cut, 'the live page that never reads to be cut', 60, 500);
+    slowPage.resume();
+    await waitUntil(() => slowPage.destroyed, 'the slow page to see its connection cut', 40, 250);
   });
 
   it('outpost collect flooded by concurrent bodies from strangers: refused on their first bytes, RSS bounded, a device still served', async () => {

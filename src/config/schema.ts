@@ -261,6 +261,12 @@ const statusSchema = z.strictObject({
     .default([])
     .describe('host names the page may be reached by, besides localhost, IP addresses, status.host and node.name (a DNS-rebinding guard)'),
   staleAfterSeconds: z.number().positive().default(10).describe('/healthz turns 503 when no frame finished for this long').meta(LIVE),
+  liveStreamBytes: z
+    .number()
+    .int()
+    .min(16 << 10)
+    .default(1 << 20)
+    .describe('a live page stream is reset after sending this much (a reading page reconnects): bounds what a page that never reads holds'),
 });
 
 const loggingSchema = z.strictObject({
@@ -346,7 +352,7 @@ export const configSchema = z.strictObject({
   models: z.record(name, modelSchema).default({}),
   pipelines: z.record(name, pipelineSchema).default({}),
   runtime: runtimeSchema.default({ providers: 'auto', providerOptions: {}, threads: 0, cacheOptimizedGraphs: true, deviceId: 0, inflightFrames: 2 }),
-  status: statusSchema.default({ enabled: true, host: '127.0.0.1', port: 8787, allowedHosts: [], staleAfterSeconds: 10 }),
+  status: statusSchema.default({ enabled: true, host: '127.0.0.1', port: 8787, allowedHosts: [], staleAfterSeconds: 10, liveStreamBytes: 1 << 20 }),
   logging: loggingSchema.default({ level: 'info', format: 'auto', results: true }),
   power: powerSchema.default({
     enabled: true,
