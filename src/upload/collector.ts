@@ -177,8 +177,10 @@ export class Collector {
 
   /** A batch whose first envelope is not sealed by a trusted device is refused before the rest of it is read. */
   private gate(prefix: Buffer): BodyRefusal | null {
+    // a body shorter than the prefix is all here already: take() says what is wrong with it, item by item
+    if (prefix.length < BATCH_SENDER_BYTES) return null;
     const first = batchSender(prefix);
-    if (first === 'garbage') return { reason: 'garbage', status: REFUSALS.garbage, message: 'not an Outpost batch' };
+    if (first === 'garbage') return { reason: 'garbage', status: REFUSALS.garbage, message: 'not an Outpost batch of sealed envelopes' };
     if (first === null || this.trusted.has(first)) return null;
     return { reason: 'unknown-sender', status: REFUSALS['unknown-sender'], message: `sender key ${first.slice(0, 12)}… is not in the trust list` };
   }
