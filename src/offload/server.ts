@@ -107,7 +107,7 @@ export class OffloadServer implements Component {
     this.registerMetrics();
     const { host, port } = this.ctx.config.offload!.serve;
     const http = createBoundedServer((req, res) => this.serve(req, res), {
-      limits: { requestTimeoutMs: 60_000 },
+      limits: { requestTimeoutMs: 120_000 }, // a file may be modelCacheBytes; bodies in flight are bounded anyway
       refused: (reason) => this.connectionsRefused?.inc({ reason }),
       warn: (err) => this.ctx.log.warn({ err: errorMessage(err) }, 'offload server error (refused, counted)'),
     });
