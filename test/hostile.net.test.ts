@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import nacl from 'tweetnacl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderDemoFrames } from '../src/camera/index.js';
@@ -232,6 +232,39 @@ describe.skipIf(missingTool('curl', 'curl') || missingTool('prlimit', 'util-linu
     } finally {
       collector.kill('SIGKILL');
       await collector.exited;
+    }
+  });
+});
+
+describe.skipIf(missingTool('mosquitto_passwd', 'mosquitto'))('a broker that refuses the login', () => {
+  it('is reported as a refused login, with the URL password redacted', async () => {
+    const dir = tempDir('outpost-mosquitto-');
+    expect(spawnSync('mosquitto_passwd', ['-b', '-c', join(dir, 'passwd'), 'cam', 'right-password']).status).toBe(0);
+    // mosquitto started as root reads the password file as its own user
+    chmodSync(dir, 0o755);
+    chmodSync(join(dir, 'passwd'), 0o644);
+    const port = await freePort();
+    writeFileSync(join(dir, 'm.conf'), `listener ${port} 127.0.0.1\nallow_anonymous false\npassword_file ${join(dir, 'passwd')}\npersistence false\n`);
+    const broker = spawn('mosquitto', ['-c', join(dir, 'm.conf')], { stdio: 'ignore' });
+    try {
+      await waitUntil(
+        () =>
+          new Promise((r) =>
+            connect(port, '127.0.0.1')
+              .once('connect', function (this: Socket) {
+                this.end();
+                r(true);
+              })
+              .once('error', () => r(false)),
+          ),
+        'mosquitto',
+      );
+      const r = runCli(['monitor', '--broker', `mqtt://cam:wrong-password@127.0.0.1:${port}`, '--for', '1']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/the broker mqtt:\/\/cam:\*\*\*@127\.0\.0\.1:\d+\/? refused the login/);
+      expect(r.stderr).not.toMatch(/wrong-password|unreachable|cannot connect/);
+    } finally {
+      broker.kill();
     }
   });
 });
