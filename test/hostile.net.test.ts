@@ -136,6 +136,24 @@ describe.skipIf(missingTool('curl', 'curl') || missingTool('prlimit', 'util-linu
     expect(await post(node.offloadPort, '/v1/run', peerRequest())).toBe(200);
   });
 
+  it('bodies read at once are bounded per address: a fifth slow body from one address gets 429, counted', async () => {
+    const slow = Array.from({ length: 4 }, () => {
+      const req = request({ port: node.offloadPort, host: '127.0.0.1', path: '/v1/run', method: 'POST', headers: { 'content-length': 1 << 20 } });
+      req.on('error', () => undefined);
+      req.write(peerRequest().subarray(0, 100));
+      return req;
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await post(node.offloadPort, '/v1/run', peerRequest())).toBe(429);
+    } finally {
+      for (const r of slow) r.destroy();
+    }
+    const metrics = await (await fetch(`http://127.0.0.1:${node.statusPort}/metrics`, { headers: BEARER })).text();
+    expect(metrics).toMatch(/outpost_offload_refused_total\{reason="too-many"\} [1-9]/);
+    expect(await post(node.offloadPort, '/v1/run', peerRequest())).toBe(200);
+  });
+
   it('4,080 idle half-header sockets under a 4,096-descriptor limit: most closed at once, /healthz answers, a peer still served', async () => {
     const sockets = await halfHeaderSockets(node.offloadPort, 4080, 200);
     try {

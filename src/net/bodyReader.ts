@@ -26,12 +26,11 @@ const refusal = (reason: BodyRefusalReason, message: string): { ok: false } & Bo
 
 /**
  * Bodies being read at once, in all and per remote address: a request past either bound is refused before its
- * body is read (503 / 429), and counted.
+ * body is read (503 / 429; the server counts it with its other refusals).
  */
 export class BodyLimiter {
   private total = 0;
   private readonly byAddress = new Map<string, number>();
-  refused = 0;
 
   constructor(
     private readonly maxTotal: number,
@@ -45,8 +44,8 @@ export class BodyLimiter {
   /** A release function, or the refusal when the bounds are reached. */
   acquire(address: string): (() => void) | ({ ok: false } & BodyRefusal) {
     const mine = this.byAddress.get(address) ?? 0;
-    if (this.total >= this.maxTotal) return (this.refused++, refusal('busy', `${this.total} bodies are being read already; try again later`));
-    if (mine >= this.maxPerAddress) return (this.refused++, refusal('too-many', `${mine} bodies from ${address} are being read already`));
+    if (this.total >= this.maxTotal) return refusal('busy', `${this.total} bodies are being read already; try again later`);
+    if (mine >= this.maxPerAddress) return refusal('too-many', `${mine} bodies from ${address} are being read already`);
     this.total++;
     this.byAddress.set(address, mine + 1);
     let released = false;
