@@ -107,7 +107,7 @@ function collect(req: IncomingMessage, route: BodyRoute): Promise<BodyResult> {
     };
     req.on('data', onData);
     req.once('end', () => {
-      if (!gated && !gate()) return;
+      if (done || (!gated && !gate())) return;
       finish({ ok: true, body: Buffer.concat(chunks, size) });
     });
     req.once('error', (err) => finish(refusal('aborted', `the request broke off (${err.message})`)));
