@@ -124,7 +124,8 @@ function uploader(ctx: ComponentContext, pipelines: PipelineSet, mqtt: MqttLink 
 function statusPage(ctx: (name: string) => ComponentContext, d: Daemon): Component[] {
   const live = new LiveFeed(ctx('live'), () => d.status());
   const opts = { ...ctx('status').config.status, status: () => d.status(), page: () => renderStatusPage(d.status(), live.live()), healthy: () => d.health() };
-  return [live, new StatusServer({ ...opts, live, registry: ctx('status').registry, log: ctx('status').log })];
+  const names = [ctx('status').config.node.name, ...ctx('status').config.status.allowedHosts];
+  return [live, new StatusServer({ ...opts, names, live, registry: ctx('status').registry, log: ctx('status').log })];
 }
 
 export class Daemon extends Supervisor {

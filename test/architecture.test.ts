@@ -18,12 +18,14 @@ const DEPENDS_ON: Record<string, string[]> = {
   runtime: ['optimize'],
   pipeline: ['camera', 'vision', 'runtime', 'offload'],
   crypto: [],
+  // bounded HTTP servers and body reading, shared by every server the node runs
+  net: [],
   mqtt: ['config'],
-  offload: ['crypto', 'mqtt'],
-  upload: ['crypto', 'vision', 'mqtt'],
+  offload: ['crypto', 'mqtt', 'net'],
+  upload: ['crypto', 'vision', 'mqtt', 'net'],
   power: ['config'],
   // the live page draws each camera's boxes with vision's drawing (DESIGN.md lists drawing under vision)
-  telemetry: ['crypto', 'mqtt', 'vision'],
+  telemetry: ['crypto', 'mqtt', 'vision', 'net'],
   jobs: [],
   service: [],
 };

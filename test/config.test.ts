@@ -104,8 +104,8 @@ describe('config loading', () => {
     writeFileSync(join(dir, 'name.txt'), 'from-a-file\n');
     const file = writeTemp('outpost.yaml', VALID.replace('name: test-node', 'name: !file name.txt'), dir);
     expect(loadConfig(file, {}).config.node.name).toBe('from-a-file');
-    writeFileSync(join(dir, 'host.txt'), '0.0.0.0\n');
-    expect(loadConfig(file, { OUTPOST_STATUS_HOST_FILE: join(dir, 'host.txt') }).config.status.host).toBe('0.0.0.0');
+    writeFileSync(join(dir, 'host.txt'), '127.0.0.2\n');
+    expect(loadConfig(file, { OUTPOST_STATUS_HOST_FILE: join(dir, 'host.txt') }).config.status.host).toBe('127.0.0.2');
     const missing = problems(VALID.replace('name: test-node', 'name: !file /no/such/secret'));
     expect(missing[0]).toMatch(/^CFG:2:\d+: \(yaml\): !file \/no\/such\/secret: cannot read the secret file \(ENOENT\)/);
   });

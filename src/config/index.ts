@@ -28,3 +28,4 @@ export { trustListSchema } from './uploadSchema.js';
 export type { OffloadConfig } from './offloadSchema.js';
 export { resolveBuiltin } from './builtins.js';
 export { pipelineWords } from './cameraSchema.js';
+export { isLoopbackHost } from './networkChecks.js';

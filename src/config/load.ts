@@ -303,6 +303,10 @@ function resolvePaths(cfg: OutpostConfig, baseDir: string): OutpostConfig {
         }
       : cfg.telemetry,
     power: { ...cfg.power, sysfsRoot: abs(cfg.power.sysfsRoot) },
+    status:
+      typeof cfg.status.auth === 'object' && 'tokenFile' in cfg.status.auth
+        ? { ...cfg.status, auth: { tokenFile: abs(cfg.status.auth.tokenFile) } }
+        : cfg.status,
     cameras: cfg.cameras.map((c) =>
       c.source.type === 'directory' || c.source.type === 'file' ? { ...c, source: { ...c.source, path: abs(c.source.path) } } : c,
     ),

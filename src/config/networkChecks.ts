@@ -8,7 +8,30 @@ type Problem = { path: (string | number)[]; message: string };
 
 /** Checks across sections for the networked parts: keyring, MQTT, jobs, uploads (and offload, when configured). */
 export function networkProblems(cfg: OutpostConfig, baseDir: string): Problem[] {
-  return [...fleetProblems(cfg, baseDir), ...uploadProblems(cfg), ...offloadProblems(cfg)];
+  return [...fleetProblems(cfg, baseDir), ...uploadProblems(cfg), ...offloadProblems(cfg), ...statusProblems(cfg, baseDir)];
+}
+
+/** Loopback addresses: the status page needs no token there. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** A status page reachable from the network says who may read it (frames included). */
+function statusProblems(cfg: OutpostConfig, baseDir: string): Problem[] {
+  const s = cfg.status;
+  if (!s.enabled) return [];
+  if (s.auth === undefined && !isLoopbackHost(s.host))
+    return [
+      {
+        path: ['status', 'auth'],
+        message: `the status page listens on ${s.host}, beyond loopback, and shows camera frames: set status.auth: { tokenFile: /etc/outpost/status-token } (or { token: … }, at least 16 characters), or write status.auth: none to let anyone who can reach it read it`,
+      },
+    ];
+  if (typeof s.auth === 'object' && 'tokenFile' in s.auth && !existsSync(resolve(baseDir, s.auth.tokenFile)))
+    return [
+      { path: ['status', 'auth', 'tokenFile'], message: `file ${resolve(baseDir, s.auth.tokenFile)} does not exist; write a token of 16+ characters there` },
+    ];
+  return [];
 }
 
 /** What the keyring, the MQTT link and the jobs need beyond their own fields. */

@@ -191,11 +191,34 @@ const runtimeSchema = z.strictObject({
   inflightFrames: z.number().int().min(1).max(8).default(2).describe('frames in flight at once: 2 overlaps decode and post-processing with inference'),
 });
 
+const statusAuthSchema = z
+  .union([
+    z.literal('none'),
+    z.strictObject({ token: z.string().min(16, 'a status token has at least 16 characters (openssl rand -hex 16)') }),
+    z.strictObject({ tokenFile: z.string().describe('file holding the token (first line)') }),
+  ])
+  .optional()
+  .describe(
+    "who may read the status page when it listens beyond loopback: a token (Bearer header, ?token= or the cookie the page sets), or 'none' to allow anyone who can reach it",
+  );
+
 const statusSchema = z.strictObject({
   enabled: z.boolean().default(true),
   host: z.string().default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(8787),
+  auth: statusAuthSchema,
+  allowedHosts: z
+    .array(z.string().min(1))
+    .max(64)
+    .default([])
+    .describe('host names the page may be reached by, besides localhost, IP addresses, status.host and node.name (a DNS-rebinding guard)'),
   staleAfterSeconds: z.number().positive().default(10).describe('/healthz turns 503 when no frame finished for this long').meta(LIVE),
+  liveStreamBytes: z
+    .number()
+    .int()
+    .min(16 << 10)
+    .default(1 << 20)
+    .describe('a live page stream is reset after sending this much (a reading page reconnects): bounds what a page that never reads holds'),
 });
 
 const loggingSchema = z.strictObject({
@@ -281,7 +304,7 @@ export const configSchema = z.strictObject({
   models: z.record(name, modelSchema).default({}),
   pipelines: z.record(name, pipelineSchema).default({}),
   runtime: runtimeSchema.default({ providers: 'auto', providerOptions: {}, threads: 0, cacheOptimizedGraphs: true, deviceId: 0, inflightFrames: 2 }),
-  status: statusSchema.default({ enabled: true, host: '127.0.0.1', port: 8787, staleAfterSeconds: 10 }),
+  status: statusSchema.default({ enabled: true, host: '127.0.0.1', port: 8787, allowedHosts: [], staleAfterSeconds: 10, liveStreamBytes: 1 << 20 }),
   logging: loggingSchema.default({ level: 'info', format: 'auto', results: true }),
   power: powerSchema.default({
     enabled: true,

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import mqtt, { ErrorWithReasonCode, type MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { OutpostError, errorMessage } from '../errors.js';
+import { brokerConnectError } from './brokerErrors.js';
 
 export type { MqttClient };
 
@@ -22,20 +23,6 @@ export interface BrokerOptions {
   reconnect?: { initialMs: number; maxMs: number; onEvent: (e: BrokerEvent) => void; random?: () => number };
 }
 
-/** MQTT v5 CONNACK reasons that mean the login itself was refused (not the broker being away). */
-const LOGIN_REFUSED = new Set([134, 135]);
-
-/** The broker URL without its password: for messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return url;
-  }
-}
-
 function file(path: string | undefined, what: string): Buffer | undefined {
   if (!path) return undefined;
   try {
@@ -43,21 +30,6 @@ function file(path: string | undefined, what: string): Buffer | undefined {
   } catch (err) {
     throw new OutpostError('OUTPOST_E_IO', `cannot read the ${what} file ${path} (${errorMessage(err)})`, { cause: err });
   }
-}
-
-function connectError(url: string, err: unknown): OutpostError {
-  const code = err instanceof ErrorWithReasonCode ? err.code : undefined;
-  if (code !== undefined && LOGIN_REFUSED.has(code))
-    return new OutpostError(
-      'OUTPOST_E_REFUSED',
-      `the broker ${redactUrl(url)} refused the login (${errorMessage(err)}); check --username and --password-file (or telemetry.mqtt of --config)`,
-      { cause: err },
-    );
-  return new OutpostError(
-    'OUTPOST_E_UNREACHABLE',
-    `cannot connect to the broker ${redactUrl(url)} (${errorMessage(err)}); check --broker and that the broker runs`,
-    { cause: err },
-  );
 }
 
 /**
@@ -82,7 +54,7 @@ export async function openBroker(url: string, opts: BrokerOptions = {}): Promise
   try {
     client = await mqtt.connectAsync(url, options);
   } catch (err) {
-    throw connectError(url, err);
+    throw brokerConnectError(url, err, '--username and --password-file (or telemetry.mqtt of --config)');
   }
   if (opts.reconnect) {
     // mqtt.js records subscriptions to make again only when it may reconnect; its own fixed-period timer is

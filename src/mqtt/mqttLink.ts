@@ -5,6 +5,7 @@ import { Counter, Gauge } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
 import type { MqttConfig } from '../config/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
+import { loginRefusal, redactUrl } from './brokerErrors.js';
 import { assertTopic, matches } from './topics.js';
 
 export type MessageHandler = (topic: string, payload: Buffer, packet: IPublishPacket) => void;
@@ -52,6 +53,7 @@ export class MqttLink implements Component {
   private readonly connectHooks: { owner: string; fn: () => void }[] = [];
   private birth: () => Record<string, unknown> = () => ({});
   private readonly counts = { connects: 0, disconnects: 0, dropped: 0, lastError: null as string | null };
+  private loggedRefusal: string | null = null;
   private droppedMetric: Counter<'reason'> | null = null;
 
   constructor(
@@ -202,9 +204,31 @@ export class MqttLink implements Component {
   }
 
   private redactedUrl(): string {
-    const u = new URL(this.opts.mqtt.url);
-    u.password = '';
-    return u.toString();
+    return redactUrl(this.opts.mqtt.url);
+  }
+
+  /** A connection error: kept for status; a refused login is logged (once per kind) as such, with what to check. */
+  private onError(err: Error): void {
+    const refused = loginRefusal(err);
+    this.counts.lastError = refused ? `login refused: ${refused}` : errorMessage(err);
+    if (refused && this.loggedRefusal !== refused)
+      this.ctx.log.error(
+        { url: this.redactedUrl(), reason: refused },
+        'the MQTT broker refused the login; check telemetry.mqtt.username and password and the broker ACL (retrying with backoff)',
+      );
+    this.loggedRefusal = refused;
+  }
+
+  /** From the backoff timer: a connect that throws (a CA file gone …) is noted and tried again, never thrown to the top. */
+  private reconnect(): void {
+    try {
+      this.connect();
+    } catch (err) {
+      this.counts.lastError = errorMessage(err);
+      this.ctx.log.warn({ url: this.redactedUrl(), err: this.counts.lastError }, 'cannot connect to the MQTT broker; retrying');
+      this.retry = setTimeout(() => this.reconnect(), this.opts.mqtt.reconnect.maxMs);
+      this.retry.unref();
+    }
   }
 
   /** One client per connection: each carries its own bdSeq in its will. */
@@ -233,7 +257,7 @@ export class MqttLink implements Component {
     this.client = client;
     client.on('connect', () => this.onConnected(client));
     client.on('message', (topic, payload, packet) => this.dispatch(topic, payload, packet));
-    client.on('error', (err) => (this.counts.lastError = errorMessage(err)));
+    client.on('error', (err) => this.onError(err));
     client.on('close', () => this.onClosed(client));
   }
 
@@ -274,7 +298,7 @@ export class MqttLink implements Component {
     if (this.stopping) return;
     const delay = this.backoffMs * (0.5 + (this.opts.random ?? Math.random)() * 0.5);
     this.backoffMs = Math.min(this.opts.mqtt.reconnect.maxMs, this.backoffMs * 2);
-    this.retry = setTimeout(() => this.connect(), delay);
+    this.retry = setTimeout(() => this.reconnect(), delay);
     this.retry.unref();
   }
 

@@ -4,6 +4,8 @@ import type { Component, ComponentContext } from '../component.js';
 import { Keyring, MessageVerifier, signMessage, toB64, type NodeKeys } from '../crypto/index.js';
 import type { MqttLink } from '../mqtt/index.js';
 import type { PeerTable } from './peerTable.js';
+import { errorMessage } from '../errors.js';
+import { guarded } from '../guarded.js';
 
 /** What a serving node says of itself, signed, retained on `<base>/<device>/offload`. */
 export interface Announcement {
@@ -69,7 +71,13 @@ export class Announcer implements Component {
     });
     if (this.serving) {
       this.link.onConnect(this.name, () => this.announce());
-      this.timer = setInterval(() => this.announce(), this.ctx.config.offload!.serve.announceSeconds * 1000);
+      this.timer = setInterval(
+        guarded(
+          () => this.announce(),
+          (err) => this.ctx.log.warn({ err: errorMessage(err) }, 'offload announcement failed; trying again on the next tick'),
+        ),
+        this.ctx.config.offload!.serve.announceSeconds * 1000,
+      );
       this.timer.unref();
     }
   }

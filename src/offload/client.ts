@@ -6,6 +6,9 @@ import type { Frame, PipelineOutput } from '../types.js';
 import type { Peer } from './peerTable.js';
 import type { FileRequest, Refusal, RunAnswer, RunRequest, StageSpec } from './protocol.js';
 
+/** A peer's answer is a sealed result (boxes and text, a few KB) or a refusal: anything larger is not one. */
+const MAX_ANSWER_BYTES = 4 << 20;
+
 /** A peer said no: its status and, to a key it trusts, why and which files it lacks. */
 export class PeerRefused extends OutpostError {
   constructor(
@@ -94,7 +97,12 @@ export class OffloadClient {
         { method: 'POST', agent, timeout: timeoutMs, headers: { 'content-type': 'application/octet-stream', 'content-length': body.length } },
         (res) => {
           const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_ANSWER_BYTES) req.destroy(new Error(`answered more than ${MAX_ANSWER_BYTES} bytes`));
+            else chunks.push(c);
+          });
           res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes: Buffer.concat(chunks) }));
           res.on('error', reject);
         },

@@ -126,6 +126,12 @@ export const OFFLOAD_REFUSALS = {
   busy: 503,
   'rate-limited': 429, // past offload.serve.maxRequestsPerSecond for this peer
   'timed-out': 504, // past offload.serve.runTimeoutMs
+  /** more bodies from this address are being read than it may send at once */
+  'too-many': 429,
+  /** POST /v1/files to a node without `serve.acceptModels` (refused before a byte of the body is read) */
+  'not-accepted': 403,
+  /** the requester went away before its body ended */
+  aborted: 400,
   failed: 500,
 } as const;
 export type OffloadRefusal = keyof typeof OFFLOAD_REFUSALS;

@@ -1,9 +1,21 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
-import { EnvelopeError, fromB64, Keyring, NonceCache, SealedEnvelope, sealedBy, type NodeKeys, type Opened, type TrustedKey } from '../crypto/index.js';
+import {
+  EnvelopeError,
+  fromB64,
+  Keyring,
+  NonceCache,
+  SENDER_BYTES,
+  SealedEnvelope,
+  sealedBy,
+  type NodeKeys,
+  type Opened,
+  type TrustedKey,
+} from '../crypto/index.js';
 import { OutpostError, errorMessage, isSystemError } from '../errors.js';
+import { BodyLimiter, createBoundedServer, rateLimitedLog, readBody, refuse, type BodyRoute } from '../net/index.js';
 import type { Frame, PipelineOutput } from '../types.js';
 import type { PeerFileCache } from './fileCache.js';
 import {
@@ -65,11 +77,16 @@ export class OffloadServer implements Component {
   private readonly nonces: NonceCache;
   private running = 0;
   private refused: Counter<'reason'> | null = null;
+  private connectionsRefused: Counter<'reason'> | null = null;
+  /** bodies read at once: frames (`maxBodyBytes` each), and files (up to the cache's size) one at a time */
+  private readonly frameBodies = new BodyLimiter(16, 4);
+  private readonly fileBodies = new BodyLimiter(1, 1);
+  private readonly logRefusal = rateLimitedLog((reason: string, detail: string, suppressed: number) =>
+    this.ctx.log.warn({ reason, detail, ...(suppressed ? { suppressed } : {}) }, 'offload request refused'),
+  );
   private served: Counter | null = null;
   private abandoned: Counter | null = null;
   private readonly rate: PeerRateLimiter;
-  /** refusals are all counted, but logged at most a few a second per reason: a flood must not flood the journal */
-  private readonly refusalLogs = new PeerRateLimiter(() => 1, 64);
   private readonly msPerFrame = new Map<string, number>();
 
   constructor(
@@ -95,17 +112,11 @@ export class OffloadServer implements Component {
     this.envelope = new SealedEnvelope(this.deps.keys().box);
     this.registerMetrics();
     const { host, port } = this.ctx.config.offload!.serve;
-    const http = createServer((req, res) => {
-      const at = req.socket.remoteAddress ?? '';
-      const route = req.method === 'POST' && { '/v1/run': (b: Buffer) => this.run(b, at), '/v1/files': (b: Buffer) => this.file(b, at) }[req.url ?? ''];
-      if (!route) return void res.writeHead(404).end();
-      void this.read(req)
-        .then((body) => this.answer(body, route))
-        .then(({ status, body }) =>
-          res.writeHead(status, { 'content-type': typeof body === 'string' ? 'application/json' : 'application/octet-stream' }).end(body),
-        );
+    const http = createBoundedServer((req, res) => this.serve(req, res), {
+      limits: { requestTimeoutMs: 120_000 }, // a file may be modelCacheBytes; bodies in flight are bounded anyway
+      refused: (reason) => this.connectionsRefused?.inc({ reason }),
+      warn: (err) => this.ctx.log.warn({ err: errorMessage(err) }, 'offload server error (refused, counted)'),
     });
-    http.keepAliveTimeout = 30_000;
     await new Promise<void>((resolve, reject) => {
       http.once('error', (err) =>
         reject(
@@ -141,32 +152,51 @@ export class OffloadServer implements Component {
     };
   }
 
-  /** The body, or null past the limit (files may be as large as the cache; frames `maxBodyBytes`). */
-  private read(req: IncomingMessage): Promise<Buffer | null> {
-    const serve = this.ctx.config.offload!.serve;
-    const limit = req.url === '/v1/files' ? serve.modelCacheBytes + (1 << 16) : serve.maxBodyBytes;
-    return new Promise((resolve) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size <= limit) chunks.push(c);
-      });
-      req.on('end', () => resolve(size > limit ? null : Buffer.concat(chunks)));
-      req.on('error', () => resolve(null));
-    });
+  /** One request: its body read through the route's bounds and gate (strangers refused first), then answered. */
+  private serve(req: IncomingMessage, res: ServerResponse): void {
+    const at = req.socket.remoteAddress ?? '';
+    const route = req.method === 'POST' && { '/v1/run': (b: Buffer) => this.run(b, at), '/v1/files': (b: Buffer) => this.file(b, at) }[req.url ?? ''];
+    if (!route) return void res.writeHead(404).end();
+    if (req.url === '/v1/files' && !this.deps.cache)
+      return this.refuse(res, 'not-accepted', 'this node does not take files from peers (offload.serve.acceptModels)');
+    void readBody(req, this.bodyRoute(req.url!), req.url === '/v1/files' ? this.fileBodies : this.frameBodies)
+      .then(async (read) => {
+        if (!read.ok) return this.refuse(res, read.reason as OffloadRefusal, read.message);
+        const { status, body } = await this.answer(read.body, route);
+        res.writeHead(status, { 'content-type': typeof body === 'string' ? 'application/json' : 'application/octet-stream' }).end(body);
+      })
+      .catch((err: unknown) => this.ctx.log.error({ err: errorMessage(err) }, 'offload answer failed'));
   }
 
-  private async answer(body: Buffer | null, route: (b: Buffer) => Promise<Answer>): Promise<Answer> {
+  /** Files may be as large as the cache, frames `maxBodyBytes`; either from a keyring peer, checked on the envelope's first bytes. */
+  private bodyRoute(url: string): BodyRoute {
+    const serve = this.ctx.config.offload!.serve;
+    return {
+      maxBytes: url === '/v1/files' ? serve.modelCacheBytes + (1 << 16) : serve.maxBodyBytes,
+      prefixBytes: SENDER_BYTES,
+      gate: (prefix) => {
+        const why = sealedBy(prefix) === null ? 'garbage' : this.peerKey(prefix) ? null : 'unknown-key';
+        return why && { reason: why, status: OFFLOAD_REFUSALS[why], message: why === 'garbage' ? 'not a sealed envelope' : 'the sender is not a peer here' };
+      },
+    };
+  }
+
+  /** Refused before the body was read (or the rest of it): counted, logged at a bounded rate, the connection closed. */
+  private refuse(res: ServerResponse, reason: OffloadRefusal, message: string): void {
+    this.refused?.inc({ reason });
+    this.logRefusal(reason, message);
+    refuse(res, OFFLOAD_REFUSALS[reason] ?? 400, JSON.stringify({ reason } satisfies Refusal));
+  }
+
+  private async answer(body: Buffer, route: (b: Buffer) => Promise<Answer>): Promise<Answer> {
     let known = false;
     try {
-      if (!body) throw new Refused('too-large', 'over the size limit');
       known = this.peerKey(body) !== null;
       return await route(body);
     } catch (err) {
       const r = err instanceof Refused ? err : new Refused('failed', errorMessage(err));
       this.refused?.inc({ reason: r.reason });
-      if (this.refusalLogs.take(r.reason, this.ctx.clock.now())) this.ctx.log.warn({ reason: r.reason, detail: r.message }, 'offload request refused');
+      this.logRefusal(r.reason, r.message);
       const refusal: Refusal = known
         ? { reason: r.reason, detail: r.message, ...(r.missing ? { missing: r.missing, send: this.deps.cache !== null } : {}) }
         : { reason: r.reason };
@@ -290,6 +320,12 @@ export class OffloadServer implements Component {
   private registerMetrics(): void {
     const registers = [this.ctx.registry];
     this.refused = new Counter({ name: 'outpost_offload_refused_total', help: 'Offload requests refused, by reason', labelNames: ['reason'], registers });
+    this.connectionsRefused = new Counter({
+      name: 'outpost_offload_connections_refused_total',
+      help: 'Connections to the offload server closed unserved, by reason (too many, too slow, garbage)',
+      labelNames: ['reason'],
+      registers,
+    });
     this.served = new Counter({ name: 'outpost_offload_served_total', help: 'Frames run for peers', registers });
     this.abandoned = new Counter({
       name: 'outpost_offload_abandoned_total',

@@ -11,6 +11,7 @@ import { sameAnswer } from './knownAnswer.js';
 import type { PipelineSet } from './pipelineSet.js';
 import { sha256File, stageSpec } from './remotePipelines.js';
 import type { RemoteRange } from './stagedPipeline.js';
+import { guarded } from '../guarded.js';
 
 const PROBE_TICK_MS = 2000;
 
@@ -68,7 +69,13 @@ export class OffloadPlacer implements FramePlacer, Component {
       const frame = this.recent.get(pipeline)?.find((f) => f.id === r.frameId);
       if (frame && summariseOutput(r.output).length > 0) this.probeFrame.set(pipeline, frame); // a frame with something in it
     });
-    this.timer = setInterval(() => void this.probe(), PROBE_TICK_MS);
+    this.timer = setInterval(
+      guarded(
+        () => this.probe(),
+        (err) => this.ctx.log.warn({ err: errorMessage(err) }, 'peer probe failed; trying again on the next tick'),
+      ),
+      PROBE_TICK_MS,
+    );
     this.timer.unref();
   }
 

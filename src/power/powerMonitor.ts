@@ -6,6 +6,7 @@ import { GOVERNOR_LEVELS, POWER_STATES } from '../vocabulary.js';
 import { BoardSensors, type SensorSnapshot } from './boardSensors.js';
 import { Governor, type GovernorState } from './governor.js';
 import type { CommandRunner } from './sysfs.js';
+import { guarded } from '../guarded.js';
 
 /**
  * Reads the board's sensors on an interval and feeds the governor. Every transition goes on the bus
@@ -41,7 +42,13 @@ export class PowerMonitor implements Component {
       'power monitor started',
     );
     this.publishPolicy();
-    this.timer = setInterval(() => void this.tick(), this.cfg.intervalSeconds * 1000);
+    this.timer = setInterval(
+      guarded(
+        () => this.tick(),
+        (err) => this.ctx.log.warn({ err: errorMessage(err) }, 'power reading failed; trying again on the next tick'),
+      ),
+      this.cfg.intervalSeconds * 1000,
+    );
     this.timer.unref();
   }
 

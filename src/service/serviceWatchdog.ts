@@ -1,5 +1,7 @@
 import type { Component, ComponentContext } from '../component.js';
 import type { SystemdNotifier } from './systemdNotifier.js';
+import { errorMessage } from '../errors.js';
+import { guarded } from '../guarded.js';
 
 /** How the cameras are: `dead`, enabled unpaused cameras whose frame loop ended with an error. */
 export interface CameraLiveness {
@@ -67,7 +69,13 @@ export class ServiceWatchdog implements Component {
     else this.readyTimer = setTimeout(() => this.markReady('no result yet'), READY_ANYWAY_MS).unref();
     this.lastTickAt = performance.now();
     const every = this.watchdogUsec > 0 ? this.watchdogUsec / 2000 : STATUS_EVERY_MS;
-    this.timer = setInterval(() => this.tick(), every).unref();
+    this.timer = setInterval(
+      guarded(
+        () => this.tick(),
+        (err) => this.ctx.log.warn({ err: errorMessage(err) }, 'watchdog tick failed; trying again on the next one'),
+      ),
+      every,
+    ).unref();
   }
 
   async stop(): Promise<void> {

@@ -5,6 +5,8 @@ import { ResultSelector } from '../resultSelector.js';
 import { summariseOutput } from '../resultSummary.js';
 import { CommandHandler, type CommandTargets } from './commands.js';
 import { discoveryMessages, HA_STATUS_TOPIC } from './homeAssistant.js';
+import { guarded } from '../guarded.js';
+import { errorMessage } from '../errors.js';
 
 /**
  * The node on the broker: its birth (what `status` carries while online), telemetry every interval (the same
@@ -81,7 +83,11 @@ export class FleetTelemetry implements Component {
   private schedule(): void {
     if (this.timer) clearInterval(this.timer);
     const topic = this.link.topic('telemetry');
-    this.timer = setInterval(() => this.link.publish(topic, JSON.stringify(this.telemetry())), this.mqtt.telemetryIntervalSeconds * 1000);
+    const publish = guarded(
+      () => this.link.publish(topic, JSON.stringify(this.telemetry())),
+      (err) => this.ctx.log.warn({ err: errorMessage(err) }, 'telemetry not published; trying again on the next tick'),
+    );
+    this.timer = setInterval(publish, this.mqtt.telemetryIntervalSeconds * 1000);
     this.timer.unref();
   }
 

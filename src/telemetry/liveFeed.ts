@@ -1,5 +1,8 @@
 import type { ServerResponse } from 'node:http';
+import { Counter } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
+import { errorMessage } from '../errors.js';
+import { guarded } from '../guarded.js';
 import { summariseOutput } from '../resultSummary.js';
 import type { Frame, Result } from '../types.js';
 import { drawBoxes, type DrawnBox } from '../vision/index.js';
@@ -11,6 +14,8 @@ const PUSH_MS = 1_000;
 const EVENTS_KEPT = 20;
 const FRAMES_KEPT_PER_CAMERA = 4;
 const MAX_CLIENTS = 32;
+/** a page that has not read this much of what was sent to it (beyond the kernel's buffer) is cut */
+const MAX_UNREAD_BYTES = 64 << 10;
 
 interface LiveEvent {
   at: number;
@@ -41,7 +46,9 @@ function overlay(r: Result): DrawnBox[] {
  */
 export class LiveFeed implements Component {
   readonly name = 'live';
-  private readonly clients = new Set<ServerResponse>();
+  /** each open page and the bytes sent on its stream */
+  private readonly clients = new Map<ServerResponse, number>();
+  private cut: Counter<'reason'> | null = null;
   private readonly history: PageLive['history'] = [];
   private readonly events: LiveEvent[] = [];
   private readonly frames = new Map<string, Frame[]>();
@@ -63,14 +70,30 @@ export class LiveFeed implements Component {
       this.event({ at: r.finishedAt, kind: 'result', camera: r.camera, text: summariseOutput(r.output).join(' | ') || '(nothing found)' });
     });
     bus.on('governor.transition', this.name, (t) => this.event({ at: this.ctx.clock.now(), kind: 'governor', text: `${t.from} → ${t.to}: ${t.reason}` }));
+    this.cut = new Counter({
+      name: 'outpost_status_live_cut_total',
+      help: "Live pages cut: 'slow' (not reading), 'stream-budget' (status.liveStreamBytes sent; a reading page reconnects)",
+      labelNames: ['reason'],
+      registers: [this.ctx.registry],
+    });
     this.sample();
-    this.timers = [setInterval(() => this.sample(), SAMPLE_MS), setInterval(() => this.push(), PUSH_MS)];
+    const onError = (err: unknown) => this.ctx.log.warn({ err: errorMessage(err) }, 'live page update failed; trying again on the next tick');
+    this.timers = [
+      setInterval(
+        guarded(() => this.sample(), onError),
+        SAMPLE_MS,
+      ),
+      setInterval(
+        guarded(() => this.push(), onError),
+        PUSH_MS,
+      ),
+    ];
     for (const t of this.timers) t.unref();
   }
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    for (const res of this.clients) res.end();
+    for (const res of this.clients.keys()) res.end();
     this.clients.clear();
   }
 
@@ -82,7 +105,7 @@ export class LiveFeed implements Component {
       return;
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-    this.clients.add(res);
+    this.clients.set(res, 0);
     res.on('close', () => this.clients.delete(res));
     this.send(res, this.update());
   }
@@ -120,10 +143,34 @@ export class LiveFeed implements Component {
   private push(): void {
     if (this.clients.size === 0) return;
     const u = this.update();
-    for (const res of this.clients) this.send(res, u);
+    for (const res of [...this.clients.keys()]) this.send(res, u);
   }
 
+  /**
+   * Writes an update. What a page that does not read can hold is bounded twice: past MAX_UNREAD_BYTES queued
+   * here it is cut, and each stream ends (reset) after `status.liveStreamBytes`, so the kernel's send buffer
+   * (megabytes) never fills either. A reading page loses at most its last update: EventSource reconnects and
+   * the first message carries the whole page.
+   */
   private send(res: ServerResponse, u: LiveUpdate): void {
-    res.write(`data: ${JSON.stringify(u)}\n\n`);
+    if (res.writableLength > MAX_UNREAD_BYTES) return this.drop(res, 'slow');
+    const sent = (this.clients.get(res) ?? 0) + Buffer.byteLength(this.write(res, u));
+    if (sent >= this.ctx.config.status.liveStreamBytes) return this.drop(res, 'stream-budget');
+    this.clients.set(res, sent);
+  }
+
+  private write(res: ServerResponse, u: LiveUpdate): string {
+    const data = `retry: 2000\ndata: ${JSON.stringify(u)}\n\n`;
+    res.write(data);
+    return data;
+  }
+
+  /** A reset, not a close: a closed socket would keep what the page never read queued in the kernel. */
+  private drop(res: ServerResponse, reason: 'slow' | 'stream-budget'): void {
+    this.cut?.inc({ reason });
+    this.clients.delete(res);
+    const socket = res.socket;
+    if (socket && !socket.destroyed) socket.resetAndDestroy();
+    else res.destroy();
   }
 }

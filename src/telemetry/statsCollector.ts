@@ -2,8 +2,19 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Component, ComponentContext, Health } from '../component.js';
 import type { OutpostConfig } from '../config/index.js';
 import { RunningStats } from './runningStats.js';
+import { errorMessage } from '../errors.js';
+import { guarded } from '../guarded.js';
 
 const CPU_SAMPLE_MS = 5000;
+/** RSS, or null when the kernel will not say (EMFILE: every descriptor taken): a status without it beats no status. */
+function residentBytes(): number | null {
+  try {
+    return process.memoryUsage.rss();
+  } catch {
+    return null;
+  }
+}
+
 const ms = (ns: number) => Math.round((Number.isNaN(ns) ? 0 : ns / 1e6) * 100) / 100;
 
 /**
@@ -27,7 +38,11 @@ export class StatsCollector implements Component {
     this.loopDelay.enable();
     this.stats.subscribe(this.ctx.bus);
     this.cpu = { at: performance.now(), usage: process.cpuUsage(), percent: 0 };
-    this.cpuTimer = setInterval(() => this.sampleCpu(), CPU_SAMPLE_MS).unref();
+    const sample = guarded(
+      () => this.sampleCpu(),
+      (err) => this.ctx.log.warn({ err: errorMessage(err) }, 'CPU sample failed; trying again on the next tick'),
+    );
+    this.cpuTimer = setInterval(sample, CPU_SAMPLE_MS).unref();
   }
 
   async stop(): Promise<void> {
@@ -53,7 +68,7 @@ export class StatsCollector implements Component {
       latencyMs: snap.latencyMs,
       lastResult: snap.lastResult,
       eventLoopDelayMs: { p50: ms(this.loopDelay.percentile(50)), p95: ms(this.loopDelay.percentile(95)), max: ms(this.loopDelay.max) },
-      rssBytes: process.memoryUsage.rss(),
+      rssBytes: residentBytes(),
       cpuPercent: this.cpu.percent,
     };
   }

@@ -1,10 +1,13 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
 import type { Component, Health } from '../component.js';
-import { OutpostError, isSystemError } from '../errors.js';
+import { OutpostError, errorMessage, isSystemError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { createBoundedServer } from '../net/index.js';
 import type { LiveFeed } from './liveFeed.js';
+import { ACCESS_REFUSALS, StatusAccess, type AccessRefusal } from './statusAccess.js';
 
 export interface StatusServerOptions {
   host: string;
@@ -19,22 +22,42 @@ export interface StatusServerOptions {
   healthy: () => Health;
   registry: Registry;
   log: Logger;
+  /** 'none' or absent: no token (the config demands one beyond loopback) */
+  auth?: 'none' | { token: string } | { tokenFile: string };
+  /** names the page may be reached by besides IP addresses, localhost and `host` (the node name, status.allowedHosts) */
+  names: readonly string[];
 }
 
 /** GET / (a page), /healthz, /status and /metrics on plain node:http: read-only routes need no framework. */
 export class StatusServer implements Component {
   readonly name = 'status-server';
   private server: Server | null = null;
+  private access: StatusAccess | null = null;
+  private refused: Counter<'reason'> | null = null;
 
   constructor(private readonly opts: StatusServerOptions) {}
 
   async start(): Promise<void> {
-    const server = createServer((req, res) => {
-      this.route(req, res).catch((err) => {
-        this.opts.log.error({ err }, 'status request failed');
-        if (!res.headersSent) res.writeHead(500).end('internal error\n');
-      });
+    const auth = this.opts.auth;
+    const token = typeof auth !== 'object' ? null : 'token' in auth ? auth.token : readFileSync(auth.tokenFile, 'utf8').split('\n')[0].trim();
+    if (token !== null && token.length < 16)
+      throw new OutpostError('OUTPOST_E_CONFIG', 'the status token (status.auth) has fewer than 16 characters; write one made by `openssl rand -hex 16`');
+    this.access = new StatusAccess([this.opts.host, ...this.opts.names], token);
+    const refused = new Counter({
+      name: 'outpost_status_refused_total',
+      help: 'Status page requests and connections refused, by reason (host, token, bad URL, too many, too slow)',
+      labelNames: ['reason'],
+      registers: [this.opts.registry],
     });
+    this.refused = refused;
+    const server = createBoundedServer(
+      (req, res) =>
+        this.route(req, res).catch((err) => {
+          this.opts.log.error({ err: errorMessage(err) }, 'status request failed');
+          if (!res.headersSent) res.writeHead(500).end('internal error\n');
+        }),
+      { refused: (reason) => refused.inc({ reason }), warn: (err) => this.opts.log.warn({ err: errorMessage(err) }, 'status server error (refused, counted)') },
+    );
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) => reject(this.listenError(err)));
       server.listen(this.opts.port, this.opts.host, () => {
@@ -74,7 +97,10 @@ export class StatusServer implements Component {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    const access = this.access!.check(req);
+    if ('refused' in access) return this.refuse(res, access.refused);
+    const path = access.path;
+    if (access.setCookie) res.setHeader('set-cookie', access.setCookie);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
@@ -99,8 +125,19 @@ export class StatusServer implements Component {
       json(res, 404, { error: `no route ${path}; try /status, /healthz or /metrics` });
     }
   }
+
+  private refuse(res: ServerResponse, reason: AccessRefusal): void {
+    this.refused?.inc({ reason });
+    const why = {
+      'bad-url': 'the URL does not decode',
+      'no-host': 'no Host header',
+      'wrong-host': 'this server does not serve that host name; add it to status.allowedHosts',
+      'no-token': 'a token is needed: Authorization: Bearer TOKEN, or ?token=TOKEN on the page',
+    }[reason];
+    json(res, ACCESS_REFUSALS[reason], { error: why }, reason === 'no-token' ? { 'www-authenticate': 'Bearer' } : {});
+  }
 }
 
-function json(res: ServerResponse, code: number, body: unknown): void {
-  res.writeHead(code, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(JSON.stringify(body, null, 2) + '\n');
+function json(res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(code, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers }).end(JSON.stringify(body, null, 2) + '\n');
 }

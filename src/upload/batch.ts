@@ -1,3 +1,5 @@
+import { SENDER_BYTES, sealedBy } from '../crypto/index.js';
+
 /**
  * Items travel in batches: "OPB1", a u32 count, then each sealed envelope as a u32 length and its bytes (all
  * big-endian). The same bytes go over HTTP and MQTT; the collector opens each envelope on its own.
@@ -35,6 +37,19 @@ export function decodeBatch(body: Buffer, maxItems = 10_000): Buffer[] {
   }
   if (at !== body.length) throw new BatchError('bytes after the last item');
   return out;
+}
+
+/** Bytes of a batch `batchSender` needs: its head, the first item's length and the first envelope's head. */
+export const BATCH_SENDER_BYTES = 12 + SENDER_BYTES;
+
+/**
+ * Who sealed a batch's first item, from its first bytes (to refuse a stranger's batch before reading the rest):
+ * the sender's key, null for an empty batch, 'garbage' when it is no batch or its first item no envelope.
+ */
+export function batchSender(prefix: Buffer): string | null | 'garbage' {
+  if (prefix.length < 8 || !prefix.subarray(0, 4).equals(MAGIC)) return 'garbage';
+  if (prefix.readUInt32BE(4) === 0) return null;
+  return prefix.length < 12 ? 'garbage' : (sealedBy(prefix.subarray(12)) ?? 'garbage');
 }
 
 /** What a collector answers for a batch (signed on the wire: acks.ts). */

@@ -1,12 +1,13 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Registry } from 'prom-client';
 import { EnvelopeError, ITEM_VERSION, ItemOpener, sealedBy, type NodeKeys } from '../crypto/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isSafeTopic, type MqttClient } from '../mqtt/index.js';
+import { BodyLimiter, createBoundedServer, rateLimitedLog, readBody, refuse, type BodyRefusal } from '../net/index.js';
 import { signAnswer, type SignedAnswer } from './acks.js';
-import { BatchError, decodeBatch, type BatchAnswer, type ItemHeader } from './batch.js';
+import { BATCH_SENDER_BYTES, BatchError, batchSender, decodeBatch, type BatchAnswer, type ItemHeader } from './batch.js';
 import { ItemStore, StoreRefusal, type StoreLimits } from './itemStore.js';
 
 export interface TrustedDevice {
@@ -28,6 +29,11 @@ export const REFUSALS = {
   'bad-signature': 403,
   'wrong-device': 409,
   'too-large': 413,
+  /** more bodies are being read than the collector takes at once, in all or from this address */
+  busy: 503,
+  'too-many': 429,
+  /** the device went away before its batch ended */
+  aborted: 400,
   'bad-payload': 422,
   /** the store's refusals: a seq outside 1..highest+window, a drop notice that does not hold up, the device's quota */
   'bad-seq': 422,
@@ -59,6 +65,12 @@ export class Collector {
   private readonly store: ItemStore;
   private readonly refused: Counter<'reason'>;
   private readonly stored: Counter<'outcome'>;
+  private readonly connectionsRefused: Counter<'reason'>;
+  /** batches read at once, in all and per device address: each may be `maxBodyBytes` */
+  private readonly bodies = new BodyLimiter(8, 2);
+  private readonly logRefusal = rateLimitedLog((reason: string, message: string, suppressed: number) =>
+    this.log.warn({ reason, message, ...(suppressed ? { suppressed } : {}) }, 'request refused'),
+  );
   private server: Server | null = null;
   private lastWarnAt = 0;
   private unlogged = 0;
@@ -85,6 +97,12 @@ export class Collector {
       name: 'outpost_collector_items_total',
       help: 'Items acknowledged: stored, or already stored',
       labelNames: ['outcome'],
+      registers: [this.registry],
+    });
+    this.connectionsRefused = new Counter({
+      name: 'outpost_collector_connections_refused_total',
+      help: 'Connections closed unserved, by reason (too many, too slow, garbage)',
+      labelNames: ['reason'],
       registers: [this.registry],
     });
     for (const r of Object.keys(REFUSALS)) this.refused.inc({ reason: r }, 0);
@@ -163,26 +181,15 @@ export class Collector {
 
   private refuseAll(reason: CollectorRefusal, message: string) {
     this.refused.inc({ reason });
-    this.warn({ reason, message }, 'request refused');
+    this.logRefusal(reason, message);
     return { status: REFUSALS[reason], answer: { acked: [], refused: [{ index: -1, reason, message }] } };
   }
 
   async listen(host: string, port: number): Promise<number> {
-    const server = createServer((req, res) => {
-      const path = (req.url ?? '/').split('?')[0];
-      if (req.method === 'POST' && path === '/v1/items') {
-        void readBody(req, this.maxBodyBytes).then(
-          (body) => {
-            const { status, answer } = body
-              ? this.take(body, batchId(req.headers['x-outpost-batch']))
-              : this.refuseAll('too-large', `more than ${this.maxBodyBytes} bytes`);
-            res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
-          },
-          (err) => res.writeHead(400).end(JSON.stringify({ acked: [], refused: [{ index: -1, reason: 'truncated', message: errorMessage(err) }] })),
-        );
-      } else if (req.method === 'GET' && path === '/metrics') {
-        void this.registry.metrics().then((m) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(m));
-      } else res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'POST /v1/items or GET /metrics' }));
+    const server = createBoundedServer((req, res) => this.serve(req, res), {
+      limits: { requestTimeoutMs: 60_000 },
+      refused: (reason) => this.connectionsRefused.inc({ reason }),
+      warn: (err) => this.log.warn({ err: errorMessage(err) }, 'collector server error (refused, counted)'),
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) =>
@@ -192,6 +199,33 @@ export class Collector {
     });
     this.server = server;
     return (server.address() as AddressInfo).port;
+  }
+
+  private serve(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method === 'POST' && path === '/v1/items') {
+      const route = { maxBytes: this.maxBodyBytes, prefixBytes: BATCH_SENDER_BYTES, gate: (prefix: Buffer) => this.gate(prefix) };
+      void readBody(req, route, this.bodies).then((read) => {
+        if (!read.ok) {
+          const { answer } = this.refuseAll(read.reason as CollectorRefusal, read.message);
+          return refuse(res, read.status, JSON.stringify(answer));
+        }
+        const { status, answer } = this.take(read.body, batchId(req.headers['x-outpost-batch']));
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+      });
+    } else if (req.method === 'GET' && path === '/metrics') {
+      void this.registry.metrics().then((m) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(m));
+    } else res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'POST /v1/items or GET /metrics' }));
+  }
+
+  /** A batch whose first envelope is not sealed by a trusted device is refused before the rest of it is read. */
+  private gate(prefix: Buffer): BodyRefusal | null {
+    // a body shorter than the prefix is all here already: take() says what is wrong with it, item by item
+    if (prefix.length < BATCH_SENDER_BYTES) return null;
+    const first = batchSender(prefix);
+    if (first === 'garbage') return { reason: 'garbage', status: REFUSALS.garbage, message: 'not an Outpost batch of sealed envelopes' };
+    if (first === null || this.trusted.has(first)) return null;
+    return { reason: 'unknown-sender', status: REFUSALS['unknown-sender'], message: `sender key ${first.slice(0, 12)}… is not in the trust list` };
   }
 
   /** Takes batches published to `<base>/<device>/upload` and answers each on `<base>/<device>/upload/ack`. */
@@ -219,22 +253,4 @@ export class Collector {
 /** The id a device gave its batch: hex, at most 64 digits (anything else gets no signed answer). */
 function batchId(v: unknown): string | null {
   return typeof v === 'string' && /^[0-9a-f]{1,64}$/.test(v) ? v : null;
-}
-
-/** A request body up to `max` bytes (null past it: the rest is not read). */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > max) {
-        req.removeAllListeners('data');
-        req.resume();
-        resolve(null);
-      } else chunks.push(c);
-    });
-    req.on('end', () => resolve(size > max ? null : Buffer.concat(chunks)));
-    req.on('error', reject);
-  });
 }

@@ -13,6 +13,7 @@ import { DROPPED_TYPE, encodeBatch, RESULT_TYPE, type BatchAnswer, type ItemHead
 import { resealLegacy } from './legacyItems.js';
 import { DROP_REASONS, Outbox } from './outbox.js';
 import type { Transport } from './transports.js';
+import { guarded } from '../guarded.js';
 
 export interface UploaderDeps {
   deviceId: string;
@@ -109,7 +110,10 @@ export class Uploader implements Component {
         .finally(() => this.counts.preparing--);
     });
     this.sweeper = setInterval(
-      () => void this.outbox?.sweep(this.ctx.clock.now()).catch((err) => this.ctx.log.error({ err: errorMessage(err) }, 'could not sweep the outbox')),
+      guarded(
+        () => this.outbox?.sweep(this.ctx.clock.now()),
+        (err) => this.ctx.log.warn({ err: errorMessage(err) }, 'outbox sweep failed; trying again on the next tick'),
+      ),
       SWEEP_MS,
     );
     this.sweeper.unref();
