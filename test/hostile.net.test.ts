@@ -8,7 +8,7 @@ import nacl from 'tweetnacl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderDemoFrames } from '../src/camera/index.js';
 import { configSchema } from '../src/config/index.js';
-import { generateKeys, readKeys, SealedEnvelope, type NodeKeys, type PublicKeys } from '../src/crypto/index.js';
+import { generateKeys, ItemSealer, readKeys, SealedEnvelope, SENDER_BYTES, type NodeKeys, type PublicKeys } from '../src/crypto/index.js';
 import { sha256File } from '../src/pipeline/index.js';
 import { encodeBatch, RESULT_TYPE } from '../src/upload/index.js';
 import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
@@ -214,7 +214,7 @@ describe.skipIf(missingTool('curl', 'curl') || missingTool('prlimit', 'util-linu
     const dir = join(root, 'collect');
     const device = generateKeys(join(dir, 'device'));
     const collectorKeys = generateKeys(join(dir, 'collector'));
-    writeFileSync(join(dir, 'trust.yaml'), `- { name: cam-01, box: ${device.box} }\n`);
+    writeFileSync(join(dir, 'trust.yaml'), `- { name: cam-01, sign: ${device.sign} }\n`);
     const port = await freePort();
     const collector = new DaemonProcess([
       'collect',
@@ -231,8 +231,11 @@ describe.skipIf(missingTool('curl', 'curl') || missingTool('prlimit', 'util-linu
       await collector.waitForLog('collector listening');
       const to = Buffer.from(collectorKeys.box, 'base64');
       const item = (keys: NodeKeys, seq: number) =>
-        new SealedEnvelope(keys.box).seal({ device: 'cam-01', seq, contentType: RESULT_TYPE, capturedAt: Date.now() }, Buffer.from('{"lines":[]}'), to);
-      const strangerHead = encodeBatch([item({ box: nacl.box.keyPair(), sign: nacl.sign.keyPair() } as NodeKeys, 1)]).subarray(0, 12 + 61);
+        new ItemSealer(keys.sign, to).seal(
+          { device: 'cam-01', epoch: 'ab'.repeat(16), seq, contentType: RESULT_TYPE, capturedAt: Date.now() },
+          Buffer.from('{"lines":[]}'),
+        );
+      const strangerHead = encodeBatch([item({ box: nacl.box.keyPair(), sign: nacl.sign.keyPair() } as NodeKeys, 1)]).subarray(0, 12 + SENDER_BYTES);
       const url = `http://127.0.0.1:${port}/v1/items`;
       const before = rssOf(collector.child.pid!);
       const codes: string[] = [];

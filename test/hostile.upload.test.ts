@@ -126,7 +126,10 @@ function openWithDeviceKeys(b: Board): { items: number; openedByDevice: number; 
 function verified(b: Board) {
   const r = runCli(['collect', '--verify', '--out', join(b.dir, 'out'), '--json']);
   expect(r.code, r.stdout + r.stderr).toBe(0);
-  return JSON.parse(r.stdout).devices[0] as { device: string; items: number; highest: number; gaps: unknown[] };
+  const device = JSON.parse(r.stdout).devices[0] as { device: string; epochs: { items: number; highest: number; missing: unknown[]; conflicts: number }[] };
+  expect(device.epochs).toHaveLength(1); // one outbox, one epoch
+  const e = device.epochs[0];
+  return { device: device.device, items: e.items, highest: e.highest, gaps: e.missing, conflicts: e.conflicts };
 }
 
 function noWarnings(b: Board): void {

@@ -1,9 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeys } from '../src/crypto/index.js';
+import { generateKeys, ItemSealer, readKeys } from '../src/crypto/index.js';
 import { openBroker } from '../src/mqtt/index.js';
+import { encodeBatch, RESULT_TYPE } from '../src/upload/index.js';
 import { Mosquitto } from './helpers/broker.js';
 import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';
@@ -83,11 +85,11 @@ describe('the CLI refuses bad input with exit 64 before anything is sent', () =>
 });
 
 /** A node's config as `outpost doctor` finds it installed under a root. */
-const boardConfig = (o: { broker: string; collectorPort: number; box: string }) => `node:
+const boardConfig = (o: { broker: string; collectorPort: number; box: string; sign: string }) => `node:
   name: CHANGE-ME
   stateDir: /var/lib/outpost
 keyring:
-  - { name: hq, box: ${o.box}, roles: [collector] }
+  - { name: hq, box: ${o.box}, sign: ${o.sign}, roles: [collector] }
 cameras:
   - { name: demo, source: { type: demo, width: 320, height: 240, fps: 1 }, pipeline: text }
   - { name: gate, source: { type: rtsp, url: "rtsp://127.0.0.1:1/stream" }, pipeline: text }
@@ -152,7 +154,10 @@ describe.skipIf(noBroker)('operator tools on a real Mosquitto', () => {
   it('monitor and collect --mqtt survive a broker restart: both receive again once it is back', async () => {
     const collectorKeys = join(dir, 'collector');
     generateKeys(collectorKeys);
-    writeFileSync(join(dir, 'trust.yaml'), `- { name: cam-01, box: ${generateKeys(join(dir, 'cam-01')).box} }\n`);
+    writeFileSync(join(dir, 'trust.yaml'), `- { name: cam-01, sign: ${generateKeys(join(dir, 'cam-01')).sign} }\n`);
+    const device = readKeys(join(dir, 'cam-01'));
+    const collectorBox = readKeys(collectorKeys).box.publicKey;
+    let seq = 0;
     const monitor = start(['monitor', '-b', broker.url, '--json']);
     const collect = start([
       'collect',
@@ -167,13 +172,18 @@ describe.skipIf(noBroker)('operator tools on a real Mosquitto', () => {
       '--mqtt',
       broker.url,
     ]);
-    /** A batch on cam-01's upload topic gets the collector's answer on upload/ack (a refusal: it is garbage). */
+    /** A batch of cam-01's on its upload topic gets the collector's signed answer on upload/ack. */
     const collectorAnswers = async (): Promise<boolean> => {
       const client = await openBroker(broker.url);
       try {
         const acked = new Promise<boolean>((r) => client.on('message', () => r(true)));
         await client.subscribeAsync('outpost/cam-01/upload/ack', { qos: 1 });
-        await client.publishAsync('outpost/cam-01/upload', 'not a batch', { qos: 1 });
+        const item = new ItemSealer(device.sign, collectorBox).seal(
+          { device: 'cam-01', epoch: 'ab'.repeat(16), seq: ++seq, contentType: RESULT_TYPE, capturedAt: Date.now() },
+          Buffer.from('{}'),
+        );
+        const batch = randomBytes(16).toString('hex');
+        await client.publishAsync('outpost/cam-01/upload', encodeBatch([item]), { qos: 1, properties: { correlationData: Buffer.from(batch) } });
         return await Promise.race([acked, new Promise<boolean>((r) => setTimeout(() => r(false), 1000))]);
       } finally {
         await client.endAsync();
@@ -233,7 +243,7 @@ describe.skipIf(noBroker)('operator tools on a real Mosquitto', () => {
     mkdirSync(join(root, 'etc/outpost'), { recursive: true });
     const hq = generateKeys(join(dir, 'hq'));
     generateKeys(join(root, 'var/lib/outpost/keys'));
-    writeFileSync(join(root, 'etc/outpost/outpost.yaml'), boardConfig({ broker: broker.url, collectorPort: await freePort(), box: hq.box }));
+    writeFileSync(join(root, 'etc/outpost/outpost.yaml'), boardConfig({ broker: broker.url, collectorPort: await freePort(), box: hq.box, sign: hq.sign }));
     // no ffmpeg on this PATH, and the fixture tree has no fontconfig
     const r = runCli(['doctor', '--root', root, '--json'], { PATH: '/nonexistent', OUTPOST_CONFIG: '' });
     const found = Object.fromEntries(

@@ -224,7 +224,14 @@ export class Collector {
     if (prefix.length < BATCH_SENDER_BYTES) return null;
     const first = batchSender(prefix);
     if (first === 'garbage') return { reason: 'garbage', status: REFUSALS.garbage, message: 'not an Outpost batch of sealed envelopes' };
-    if (first === null || this.trusted.has(first)) return null;
+    if (first === null) return null;
+    if (prefix[12 + 4] !== ITEM_VERSION)
+      return {
+        reason: 'version',
+        status: REFUSALS.version,
+        message: `envelope version ${prefix[16]}; upload items are version ${ITEM_VERSION}: upgrade the device`,
+      };
+    if (this.trusted.has(first)) return null;
     return { reason: 'unknown-sender', status: REFUSALS['unknown-sender'], message: `sender key ${first.slice(0, 12)}… is not in the trust list` };
   }
 
