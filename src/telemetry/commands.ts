@@ -18,7 +18,7 @@ import {
 import { errorMessage } from '../errors.js';
 import { isSafeTopic, type MqttLink } from '../mqtt/index.js';
 import { RUNGS, type Rung } from '../vocabulary.js';
-import { RefusalBudget } from './refusalBudget.js';
+import { RefusalBudget } from '../refusalBudget.js';
 
 /** What commands act on; the composition root hands these in, so this module imports none of those parts. */
 export interface CommandTargets {
