@@ -158,9 +158,9 @@ export class CommandHandler {
     try {
       verdict = this.verifier.verify(message);
     } catch (err) {
-      // the replay ledger could not be written: nothing runs that is not remembered
+      // the replay ledger could not be written (only an authentic message gets that far): nothing runs unremembered
       this.ctx.log.error({ action, err: errorMessage(err) }, 'command not run');
-      return;
+      return this.respond({ message: message as SignedMessage, action, packet }, { status: 'error', error: { reason: 'failed', message: errorMessage(err) } });
     }
     if (!verdict.ok) return this.refuse(verdict.reason, verdict.detail, verdict, action, packet);
     const m: SignedMessage = verdict.message;
