@@ -1,4 +1,4 @@
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { describe, expect, it } from 'vitest';
@@ -122,6 +122,15 @@ describe('the replay ledger', () => {
     expect(after.verify(sameMs).ok).toBe(true); // two commands in one millisecond: both new
     expect(ledgerVerifier(file).verify(sameMs)).toMatchObject({ reason: 'replayed' });
     expect(statSync(file).mode & 0o777).toBe(0o600);
+  });
+
+  it('a message it cannot record is not admitted (the error says where), and stays new for a retry', () => {
+    const dir = join(tempDir(), 'gone');
+    const v = ledgerVerifier(join(dir, 'replay.json'));
+    const m = sign();
+    expect(() => v.verify(m)).toThrow(/cannot record replay state in .*gone\/replay.json/);
+    mkdirSync(dir);
+    expect(v.verify(m).ok).toBe(true);
   });
 
   it('an unreadable ledger refuses everything issued before now + window, and says so', () => {
