@@ -179,11 +179,17 @@ const collect = (v: string, list: string[]) => [...list, v];
 withBrokerFlags(
   program
     .command('command')
-    .description('sign a command with an operator key, send it to a device over MQTT, print its answer (exit 0 done, 1 refused, 69 no answer)')
+    .description(
+      "sign a command with an operator key, send it to a device over MQTT, print the device's signed answer (exit 0 done, 1 refused, 69 no answer, 78 device not trusted)",
+    )
     .argument('<device>', 'the device id (telemetry.mqtt.deviceId, default node.name)')
     .argument('<action>', 'status, reload-config, set-precision, pause-camera, resume-camera, snapshot, rebenchmark, restart')
     .option('-b, --broker <url>', 'mqtt://host:1883, mqtts://, ws:// or wss:// (default: the url of --config)')
     .requiredOption('-k, --key <dir>', "the operator's key folder (outpost keys generate --dir DIR)")
+    .requiredOption(
+      '--trust <file>',
+      "YAML list of device keys: [{ name: DEVICE_ID, sign: BASE64, box: BASE64 }] (outpost keys show); only the device's signed answer counts",
+    )
     .option('--base <topic>', 'base topic (default: that of --config, else outpost)')
     .option('-a, --arg <key=value>', 'an argument (repeat it): precision=int8, camera=door', collect, [])
     .option('-t, --timeout <seconds>', 'how long to wait for the answer', seconds, 10)

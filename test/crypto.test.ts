@@ -1,4 +1,4 @@
-import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { describe, expect, it } from 'vitest';
@@ -10,7 +10,10 @@ import {
   Keyring,
   MessageVerifier,
   NonceCache,
+  checkAnswer,
   readKeys,
+  ReplayLedger,
+  signAnswer,
   SealedEnvelope,
   signMessage,
   toB64,
@@ -47,8 +50,9 @@ describe('signed messages', () => {
     ];
     for (const [field, value] of flips) {
       const m = { ...sign(), [field]: value };
-      // purpose is checked before the key; target after the signature: either way the change is caught
-      expect(verifier().verify(m), field).toMatchObject({ ok: false, reason: field === 'purpose' ? 'malformed' : 'bad-signature' });
+      // purpose and target are checked before the signature (they cost nothing): either way the change is caught
+      const reason = field === 'purpose' ? 'malformed' : field === 'target' ? 'wrong-target' : 'bad-signature';
+      expect(verifier().verify(m), field).toMatchObject({ ok: false, reason });
     }
     const sig = Buffer.from(sign().sig, 'base64');
     sig[0] ^= 1;
@@ -56,18 +60,28 @@ describe('signed messages', () => {
     expect(verifier().verify({ ...sign(), signer: toB64(peer.publicKey) })).toMatchObject({ ok: false, reason: 'wrong-role' });
   });
 
-  it('checks key, role, signature, target, clock window and nonce, in that order', () => {
+  it('checks key, role, target and clock window before the signature, then whether it is new', () => {
     const stranger = nacl.sign.keyPair();
     expect(verifier().verify({ hello: 1 })).toMatchObject({ reason: 'malformed' });
     expect(verifier().verify(sign({}, stranger))).toMatchObject({ reason: 'unknown-key' });
     expect(verifier().verify(sign({}, peer))).toMatchObject({ reason: 'wrong-role' });
-    expect(verifier().verify(sign({ target: 'cam-02' }))).toMatchObject({ reason: 'wrong-target' });
+    expect(verifier().verify(sign({ target: 'cam-02' }))).toMatchObject({ reason: 'wrong-target', authentic: false });
+    // a stranger's cheap refusals need no signature check: a bad signature on the wrong target is wrong-target
+    expect(verifier().verify({ ...sign({ target: 'cam-02' }), sig: sign().sig })).toMatchObject({ reason: 'wrong-target' });
+    expect(verifier().verify({ ...sign({ issuedAt: NOW - 121_000 }), sig: sign().sig })).toMatchObject({ reason: 'expired' });
     expect(verifier().verify(sign({ issuedAt: NOW - 121_000 }))).toMatchObject({ reason: 'expired' });
     expect(verifier().verify(sign({ issuedAt: NOW + 121_000 }))).toMatchObject({ reason: 'expired' });
     const v = verifier();
     const m = sign();
     expect(v.verify(m).ok).toBe(true);
     expect(v.verify(m)).toMatchObject({ reason: 'replayed' });
+  });
+
+  it('refuses a message id (nonce) over 64 characters before it is remembered', () => {
+    const v = verifier();
+    for (const nonce of ['x'.repeat(65), 'x'.repeat(7 * 1024 * 1024), 'short', 'has spaces in it!!'])
+      expect(v.verify(sign({ nonce })), nonce.slice(0, 20)).toMatchObject({ ok: false, reason: 'malformed' });
+    expect(v.verify(sign({ nonce: 'y'.repeat(64) })).ok).toBe(true);
   });
 
   it('covers a canonical encoding: the same fields in another order verify', () => {
@@ -86,6 +100,66 @@ describe('signed messages', () => {
     expect(cache.evicted).toBe(1);
     expect(cache.admit('d', 10)).toBe(false);
     expect(cache.admit('b', 2000)).toBe(true); // expired entries are pruned
+  });
+});
+
+describe('the replay ledger', () => {
+  const ledgerVerifier = (file: string) => {
+    const ledger = new ReplayLedger(file, 120_000);
+    expect(ledger.load(NOW)).toBeNull();
+    return new MessageVerifier({ keyring, purpose: 'command', role: 'operator', target: 'cam-01', now: () => NOW, replay: ledger });
+  };
+
+  it('refuses a replay and an older message after a restart (a new ledger on the same file)', () => {
+    const file = join(tempDir(), 'replay.json');
+    const older = sign({ issuedAt: NOW - 5000 });
+    const newer = sign({ issuedAt: NOW - 1000 });
+    const sameMs = sign({ issuedAt: NOW - 1000 });
+    expect(ledgerVerifier(file).verify(newer).ok).toBe(true);
+    const after = ledgerVerifier(file);
+    expect(after.verify(newer)).toMatchObject({ ok: false, reason: 'replayed', authentic: true });
+    expect(after.verify(older)).toMatchObject({ ok: false, reason: 'out-of-order', authentic: true });
+    expect(after.verify(sameMs).ok).toBe(true); // two commands in one millisecond: both new
+    expect(ledgerVerifier(file).verify(sameMs)).toMatchObject({ reason: 'replayed' });
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+  });
+
+  it('a message it cannot record is not admitted (the error says where), and stays new for a retry', () => {
+    const dir = join(tempDir(), 'gone');
+    const v = ledgerVerifier(join(dir, 'replay.json'));
+    const m = sign();
+    expect(() => v.verify(m)).toThrow(/cannot record replay state in .*gone\/replay.json/);
+    mkdirSync(dir);
+    expect(v.verify(m).ok).toBe(true);
+  });
+
+  it('an unreadable ledger refuses everything issued before now + window, and says so', () => {
+    const file = join(tempDir(), 'replay.json');
+    writeFileSync(file, '{ torn');
+    const ledger = new ReplayLedger(file, 120_000);
+    expect(ledger.load(NOW)).toMatch(/replay.json is unreadable.*refusing commands issued before/);
+    const v = new MessageVerifier({ keyring, purpose: 'command', role: 'operator', target: 'cam-01', now: () => NOW, replay: ledger });
+    expect(v.verify(sign())).toMatchObject({ reason: 'out-of-order' });
+  });
+});
+
+describe('signed command answers', () => {
+  const device = nacl.sign.keyPair();
+  const want = { device: 'cam-01', action: 'status', request: 'n'.repeat(24), deviceKey: device.publicKey };
+  const answer = (keys = device, over: Record<string, unknown> = {}) =>
+    signAnswer({ device: 'cam-01', action: 'status', request: 'n'.repeat(24), status: 'ok', data: { a: [1, undefined, 2.5] }, answeredAt: NOW, ...over }, keys);
+
+  it("accepts the device's answer to this command, as parsed from the wire", () => {
+    expect(checkAnswer(JSON.parse(JSON.stringify(answer())), want)).toMatchObject({ ok: true, answer: { status: 'ok', data: { a: [1, null, 2.5] } } });
+  });
+
+  it('refuses a forger, an answer to another command or device, and any change', () => {
+    expect(checkAnswer({ status: 'ok', data: {} }, want)).toMatchObject({ ok: false, why: 'unsigned' });
+    expect(checkAnswer(answer(nacl.sign.keyPair()), want)).toMatchObject({ ok: false, why: "not signed by cam-01's key" });
+    expect(checkAnswer(answer(device, { request: 'm'.repeat(24) }), want)).toMatchObject({ ok: false, why: 'an answer to another command' });
+    expect(checkAnswer(answer(device, { device: 'cam-09' }), want)).toMatchObject({ ok: false, why: 'an answer to another command' });
+    expect(checkAnswer({ ...answer(), status: 'refused' }, want)).toMatchObject({ ok: false, why: 'bad signature' });
+    expect(checkAnswer({ ...answer(), data: { a: [1, null, 3] } }, want)).toMatchObject({ ok: false, why: 'bad signature' });
   });
 });
 

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { readKeys, SealedEnvelope, signMessage } from '../crypto/index.js';
-import { OutpostError } from '../errors.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { trustListSchema } from '../config/index.js';
+import { checkAnswer, fromB64, readKeys, SealedEnvelope, sealedBy, signMessage, type SignedAnswer } from '../crypto/index.js';
+import { errorMessage, OutpostError } from '../errors.js';
 import { writeError } from '../log.js';
 import { openBroker } from '../mqtt/index.js';
 import { brokerTarget, checkDeviceId, describeBrokerEvent, reconnecting, type BrokerFlags } from './brokerFlags.js';
@@ -10,6 +12,8 @@ import { keysFolder } from './common.js';
 export interface CommandOptions extends BrokerFlags {
   broker?: string;
   key: string;
+  /** the operator's list of device keys: [{ name, sign, box }] */
+  trust: string;
   arg: string[];
   timeout: number;
   json?: boolean;
@@ -33,16 +37,36 @@ function parseArgs(pairs: string[]): Record<string, unknown> {
   return out;
 }
 
-interface Answer {
-  status: 'ok' | 'refused' | 'error';
-  data?: { envelope?: string } & Record<string, unknown>;
-  error?: { reason: string; message: string };
+/** The device's public keys from the operator's trust file (the list `outpost collect --trust` reads, each with `sign`). */
+function deviceKeys(file: string, device: string): { sign: Uint8Array; box: string | undefined } {
+  let raw: unknown;
+  try {
+    raw = parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new OutpostError('OUTPOST_E_CONFIG', `--trust ${file}: ${errorMessage(err).split('\n')[0]}`);
+  }
+  const list = trustListSchema.safeParse(raw);
+  if (!list.success) {
+    const i = list.error.issues[0];
+    throw new OutpostError(
+      'OUTPOST_E_CONFIG',
+      `--trust ${file}: [${i.path.join('].')}: ${i.message}; a YAML list of { name, sign, box } (outpost keys show on each device)`,
+    );
+  }
+  const entry = list.data.find((e) => e.name === device);
+  if (!entry?.sign)
+    throw new OutpostError(
+      'OUTPOST_E_CONFIG',
+      `--trust ${file} has no sign key for ${device}: add { name: ${device}, sign: …, box: … } from outpost keys show on that device (an answer only counts when its key signs it)`,
+    );
+  return { sign: fromB64(entry.sign)!, box: entry.box };
 }
 
 /**
  * `outpost command DEVICE ACTION`: signs the command with the operator's key, publishes it with an MQTT v5
- * response topic and correlation data, waits for the answer. Exit 0 done, 1 refused (reason on stderr), 69 no
- * answer in time.
+ * response topic and correlation data, and waits for an answer signed by DEVICE's key (from --trust) for this
+ * very command. Anything else on the response topic (a forger answering first, an old answer) is ignored and
+ * counted. Exit 0 done, 1 refused (reason on stderr), 69 no answer in time, 78 DEVICE not in the trust file.
  */
 export async function commandCommand(device: string, action: string, opts: CommandOptions): Promise<void> {
   checkDeviceId(device);
@@ -50,26 +74,31 @@ export async function commandCommand(device: string, action: string, opts: Comma
     throw new OutpostError('OUTPOST_E_USAGE', `action ${JSON.stringify(action)} is not an action name (status, reload-config, set-precision, …)`);
   const target = brokerTarget(opts.broker, opts);
   const keys = readKeys(keysFolder(opts.key, '--key'));
+  const trusted = deviceKeys(opts.trust, device);
   const args = parseArgs(opts.arg);
   const correlation = randomBytes(12);
   const message = { ...signMessage({ purpose: 'command', target: device, action, args }, keys.sign), correlationId: correlation.toString('hex') };
+  const want = { device, action, request: message.nonce, deviceKey: trusted.sign };
   const responseTopic = `${target.base}/${device}/response/${action}`;
   const client = await openBroker(target.url, {
     ...target.options,
     clientId: `outpost-operator-${correlation.toString('hex', 0, 4)}`,
     reconnect: reconnecting((e) => writeError(`outpost: ${describeBrokerEvent(target.url, e)}`)),
   });
+  let ignored = 0;
   try {
-    const answer = new Promise<Answer>((resolve) => {
-      client.on('message', (topic, payload, packet) => {
-        const cd = packet.properties?.correlationData;
-        let body: Answer & { correlationId?: string };
+    const answer = new Promise<SignedAnswer>((resolve) => {
+      client.on('message', (topic, payload) => {
+        if (topic !== responseTopic) return;
+        let body: unknown;
         try {
           body = JSON.parse(payload.toString('utf8'));
         } catch {
-          return;
+          body = null;
         }
-        if (topic === responseTopic && ((cd && Buffer.from(cd).equals(correlation)) || body.correlationId === message.correlationId)) resolve(body);
+        const checked = checkAnswer(body, want);
+        if (checked.ok) resolve(checked.answer);
+        else ignored++; // a forger answering first cannot win: keep waiting for the device
       });
     });
     await client.subscribeAsync(responseTopic, { qos: 1 });
@@ -79,18 +108,34 @@ export async function commandCommand(device: string, action: string, opts: Comma
     });
     const timeout = new Promise<null>((r) => setTimeout(() => r(null), opts.timeout * 1000).unref());
     const reply = await Promise.race([answer, timeout]);
-    if (!reply) throw new OutpostError('OUTPOST_E_UNREACHABLE', `no answer from ${device} within ${opts.timeout} s (is it online? outpost monitor shows it)`);
+    if (!reply) {
+      const forged = ignored ? `; ${ignored} answer(s) not signed by ${device}'s key for this command were ignored` : '';
+      throw new OutpostError(
+        'OUTPOST_E_UNREACHABLE',
+        `no answer from ${device} within ${opts.timeout} s${forged} (is it online? outpost monitor shows it; a device does not answer a key it does not trust)`,
+      );
+    }
     if (reply.status !== 'ok')
       throw new OutpostError(
         'OUTPOST_E_REFUSED',
         `${device} ${reply.status === 'refused' ? 'refused' : 'failed'} ${action}: ${reply.error?.reason}: ${reply.error?.message}`,
       );
-    if (opts.out && reply.data?.envelope) {
-      const opened = new SealedEnvelope(keys.box).open(Buffer.from(reply.data.envelope, 'base64'));
+    const data = (reply.data ?? {}) as { envelope?: unknown } & Record<string, unknown>;
+    let shown: unknown = data;
+    if (opts.out && typeof data.envelope === 'string') {
+      const sealed = Buffer.from(data.envelope, 'base64');
+      if (trusted.box === undefined || sealedBy(sealed) !== trusted.box)
+        throw new OutpostError(
+          'OUTPOST_E_REFUSED',
+          `the snapshot is not sealed by ${device}'s box key in ${opts.trust}${trusted.box ? '' : ' (its entry has none: add box from outpost keys show)'}; nothing written`,
+        );
+      const opened = new SealedEnvelope(keys.box).open(sealed);
       writeFileSync(opts.out, opened.payload);
-      reply.data = { ...opened.header, file: opts.out, bytes: opened.payload.length };
+      shown = { ...opened.header, file: opts.out, bytes: opened.payload.length };
     }
-    process.stdout.write(opts.json ? JSON.stringify(reply) + '\n' : `${device} ${action}: ok\n${JSON.stringify(reply.data ?? {}, null, 2)}\n`);
+    process.stdout.write(
+      opts.json ? JSON.stringify({ ...reply, data: shown, ignored }) + '\n' : `${device} ${action}: ok\n${JSON.stringify(shown, null, 2)}\n`,
+    );
   } finally {
     await client.endAsync();
   }

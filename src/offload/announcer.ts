@@ -3,6 +3,7 @@ import { Counter } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
 import { Keyring, MessageVerifier, signMessage, toB64, type NodeKeys } from '../crypto/index.js';
 import type { MqttLink } from '../mqtt/index.js';
+import { RefusalBudget } from '../refusalBudget.js';
 import type { PeerTable } from './peerTable.js';
 import { errorMessage } from '../errors.js';
 import { guarded } from '../guarded.js';
@@ -35,6 +36,8 @@ export class Announcer implements Component {
   private level: string | null = null;
   private ignored: Counter<'reason'> | null = null;
   private readonly verifier: MessageVerifier;
+  /** junk naming a peer is counted in full but logged at a bounded rate */
+  private readonly logBudget: RefusalBudget;
 
   constructor(
     private readonly ctx: ComponentContext,
@@ -55,6 +58,10 @@ export class Announcer implements Component {
       windowMs: 3 * every * 1000,
       now: () => ctx.clock.now(),
     });
+    this.logBudget = new RefusalBudget(
+      (suppressed, byReason, seconds) => ctx.log.warn({ suppressed, byReason }, `suppressed ${suppressed} ignored peer announcements in ${seconds} s`),
+      () => ctx.clock.now(),
+    );
   }
 
   async start(): Promise<void> {
@@ -86,6 +93,7 @@ export class Announcer implements Component {
     if (this.timer) clearInterval(this.timer);
     if (this.serving) this.link.publish(this.link.topic('offload'), '', { retain: true, qos: 1 }); // clear it
     this.link.off(this.name);
+    this.logBudget.flush();
   }
 
   private announce(): void {
@@ -114,7 +122,8 @@ export class Announcer implements Component {
     const v = this.verifier.verify(message);
     if (!v.ok) {
       if (v.reason !== 'replayed') this.ignored?.inc({ reason: v.reason }); // a retained copy seen again is no attack
-      if (v.reason !== 'replayed') this.ctx.log.warn({ device, reason: v.reason, detail: v.detail }, 'peer announcement ignored');
+      if (v.reason !== 'replayed' && this.logBudget.take(v.reason))
+        this.ctx.log.warn({ device, reason: v.reason, detail: v.detail }, 'peer announcement ignored');
       return;
     }
     if (v.signer.name !== device) return void this.ignored?.inc({ reason: 'wrong-device' });

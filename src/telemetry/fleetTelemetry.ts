@@ -63,6 +63,7 @@ export class FleetTelemetry implements Component {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.link.off(this.name);
+    this.commands.stop();
   }
 
   reload(config: Readonly<OutpostConfig>): void {
