@@ -4,6 +4,8 @@ import { childEnv } from '../childEnv.js';
 import type { Logger } from '../log.js';
 import type { JpegStreamParser } from './jpegStreamParser.js';
 import { stopGroup, trackGroup } from './processGroups.js';
+import { errorMessage } from '../errors.js';
+import { inBackground } from '../guarded.js';
 
 export type SpawnFn = (cmd: string, args: string[], opts: SpawnOptions) => ChildProcess;
 
@@ -66,7 +68,7 @@ export async function* childFrames(spec: FrameTool, signal: AbortSignal, deps: C
     spawnError = err;
     child.stdout!.destroy();
   });
-  const kill = () => void stopGroup(child);
+  const kill = () => inBackground(stopGroup(child), (err) => deps.log.warn({ err: errorMessage(err) }, `stopping ${spec.tool} failed`));
   signal.addEventListener('abort', kill, { once: true });
   try {
     try {

@@ -3,6 +3,7 @@ import { Counter } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
 import type { JobsConfig, OutpostConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
+import { inBackground } from '../guarded.js';
 
 export interface JobDefinition {
   name: keyof JobsConfig;
@@ -94,12 +95,13 @@ export class JobScheduler implements Component {
       if (!settings.enabled) continue;
       // our own overlap guard counts the skip; node-cron's timer is unref'd so it never holds the process open
       const task = createTask(settings.schedule, () => this.run(job.name).catch(() => undefined), { name: job.name, unref: true });
-      task.start();
+      inBackground(Promise.resolve(task.start()), (err) => this.ctx.log.error({ job: job.name, err: errorMessage(err) }, 'job could not be scheduled'));
       this.tasks.push(task);
     }
   }
 
   private unschedule(): void {
-    for (const t of this.tasks.splice(0)) void t.destroy();
+    for (const t of this.tasks.splice(0))
+      inBackground(Promise.resolve(t.destroy()), (err) => this.ctx.log.warn({ err: errorMessage(err) }, 'job timer could not be removed'));
   }
 }

@@ -8,6 +8,7 @@ import type { Box, Frame, PipelineOutput, Placement, Timings } from '../types.js
 import type { ProviderName } from '../vocabulary.js';
 import { decodeImage, fitImage, loadDictionary, resizeRgb, writeChw, type Fit, type RgbImage } from '../vision/index.js';
 import { decoderOf, regionsOf, wholeFrame, type Region, type Stage } from './stageDecoders.js';
+import { inBackground } from '../guarded.js';
 
 export interface PipelineDeps {
   worker: InferenceWorker;
@@ -290,7 +291,7 @@ export class StagedPipeline {
   private done(g: Generation): void {
     if (--g.users > 0) return;
     this.live.delete(g);
-    if (g !== this.current) void this.evict();
+    if (g !== this.current) inBackground(this.evict(), (err) => this.deps.log.warn({ err: errorMessage(err) }, 'releasing idle sessions failed'));
   }
 
   /** Stages [from, to): a crop stage annotates the regions so far, a frame stage runs on the image (stage 0 on `first` when prepared). */

@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import { createBoundedServer } from '../net/index.js';
 import type { LiveFeed } from './liveFeed.js';
 import { ACCESS_REFUSALS, StatusAccess, type AccessRefusal } from './statusAccess.js';
+import { inBackground } from '../guarded.js';
 
 export interface StatusServerOptions {
   host: string;
@@ -52,7 +53,7 @@ export class StatusServer implements Component {
     this.refused = refused;
     const server = createBoundedServer(
       (req, res) =>
-        this.route(req, res).catch((err) => {
+        inBackground(this.route(req, res), (err) => {
           this.opts.log.error({ err: errorMessage(err) }, 'status request failed');
           if (!res.headersSent) res.writeHead(500).end('internal error\n');
         }),

@@ -9,6 +9,7 @@ import { BodyLimiter, createBoundedServer, rateLimitedLog, readBody, refuse, typ
 import { signAnswer, type SignedAnswer } from './acks.js';
 import { BATCH_SENDER_BYTES, BatchError, batchSender, decodeBatch, type BatchAnswer, type ItemHeader } from './batch.js';
 import { ItemStore, StoreRefusal, type StoreLimits } from './itemStore.js';
+import { inBackground } from '../guarded.js';
 
 export interface TrustedDevice {
   /** the device id its items carry */
@@ -205,7 +206,7 @@ export class Collector {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'POST' && path === '/v1/items') {
       const route = { maxBytes: this.maxBodyBytes, prefixBytes: BATCH_SENDER_BYTES, gate: (prefix: Buffer) => this.gate(prefix) };
-      void readBody(req, route, this.bodies).then((read) => {
+      const answered = readBody(req, route, this.bodies).then((read) => {
         if (!read.ok) {
           const { answer } = this.refuseAll(read.reason as CollectorRefusal, read.message);
           return refuse(res, read.status, JSON.stringify(answer));
@@ -213,8 +214,10 @@ export class Collector {
         const { status, answer } = this.take(read.body, batchId(req.headers['x-outpost-batch']));
         res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
       });
+      inBackground(answered, (err) => this.log.error({ err: errorMessage(err) }, 'a batch could not be answered'));
     } else if (req.method === 'GET' && path === '/metrics') {
-      void this.registry.metrics().then((m) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(m));
+      const metrics = this.registry.metrics().then((m) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(m));
+      inBackground(metrics, (err) => this.log.error({ err: errorMessage(err) }, 'metrics could not be served'));
     } else res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'POST /v1/items or GET /metrics' }));
   }
 

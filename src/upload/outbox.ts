@@ -27,6 +27,14 @@ interface Stored {
 export type DroppedRange = [number, number, DropReason];
 
 /**
+ * A write inside `env.transaction()`: lmdb runs it in the transaction at once and its promise settles with the
+ * commit, which the caller awaits through the transaction's own promise (a failed commit rejects that one).
+ */
+function inTxn(write: Promise<unknown>): void {
+  write.catch(() => undefined);
+}
+
+/**
  * The crash-safe queue of sealed items (LMDB): each item gets the next sequence number in the same write
  * transaction that stores it, so seqs run from 1 with no gap or repeat whatever kills the process. An item
  * is handed out for delivery only once its commit is flushed to disk, and leaves only when acknowledged.
@@ -97,10 +105,10 @@ export class Outbox {
         this.dropWhile((_, bytes) => bytes + envelope.length > this.limits.maxBytes, 'full');
       }
       seq = this.nextSeq;
-      void this.items.put(seq, { at, env: envelope });
-      void this.meta.put('next', seq + 1);
-      void this.meta.put('bytes', this.bytes + envelope.length);
-      if (opts.clearsUnreported) void this.meta.put('unreported', []);
+      inTxn(this.items.put(seq, { at, env: envelope }));
+      inTxn(this.meta.put('next', seq + 1));
+      inTxn(this.meta.put('bytes', this.bytes + envelope.length));
+      if (opts.clearsUnreported) inTxn(this.meta.put('unreported', []));
     });
     await this.env.flushed;
     if (seq !== null) this.flushedUpTo = Math.max(this.flushedUpTo, seq);
@@ -129,9 +137,9 @@ export class Outbox {
         if (!v) continue;
         freed += v.env.length;
         removed++;
-        void this.items.remove(seq);
+        inTxn(this.items.remove(seq));
       }
-      void this.meta.put('bytes', Math.max(0, this.bytes - freed));
+      inTxn(this.meta.put('bytes', Math.max(0, this.bytes - freed)));
     });
     return removed;
   }
@@ -152,19 +160,19 @@ export class Outbox {
       const old = [...this.items.getRange({ snapshot: true })];
       let bytes = 0;
       for (const { key, value } of old) {
-        void this.items.remove(key);
+        inTxn(this.items.remove(key));
         const env = reseal(value.env, result.resealed + 1);
         if (!env) {
           result.unreadable++;
           continue;
         }
-        void this.items.put(++result.resealed, { at: value.at, env });
+        inTxn(this.items.put(++result.resealed, { at: value.at, env }));
         bytes += env.length;
       }
-      void this.meta.put('next', result.resealed + 1);
-      void this.meta.put('bytes', bytes);
-      void this.meta.put('unreported', []);
-      void this.meta.remove('legacy');
+      inTxn(this.meta.put('next', result.resealed + 1));
+      inTxn(this.meta.put('bytes', bytes));
+      inTxn(this.meta.put('unreported', []));
+      inTxn(this.meta.remove('legacy'));
       if (result.unreadable > 0) this.count('unreadable', result.unreadable);
     });
     await this.env.flushed;
@@ -197,15 +205,15 @@ export class Outbox {
       doomed.push(entry.key);
     }
     for (const key of doomed) {
-      void this.items.remove(key);
+      inTxn(this.items.remove(key));
       const last = ranges.at(-1);
       if (last && last[1] === key - 1 && last[2] === reason) last[1] = key;
       else ranges.push([key, key, reason]);
       n++;
     }
     if (n === 0) return 0;
-    void this.meta.put('bytes', Math.max(0, bytes));
-    void this.meta.put('unreported', ranges.slice(-1000)); // bounded: a board that drops forever still keeps the newest
+    inTxn(this.meta.put('bytes', Math.max(0, bytes)));
+    inTxn(this.meta.put('unreported', ranges.slice(-1000))); // bounded: a board that drops forever still keeps the newest
     this.count(reason, n);
     return n;
   }
@@ -213,6 +221,6 @@ export class Outbox {
   private count(reason: DropReason, n: number): void {
     const d = this.dropped();
     d[reason] += n;
-    void this.meta.put('dropped', d);
+    inTxn(this.meta.put('dropped', d));
   }
 }
