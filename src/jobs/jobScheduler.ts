@@ -3,6 +3,7 @@ import { Counter } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
 import type { JobsConfig, OutpostConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
+import { logRejection } from '../lastResort.js';
 
 export interface JobDefinition {
   name: keyof JobsConfig;
@@ -100,6 +101,6 @@ export class JobScheduler implements Component {
   }
 
   private unschedule(): void {
-    for (const t of this.tasks.splice(0)) void t.destroy();
+    for (const t of this.tasks.splice(0)) void Promise.resolve(t.destroy()).catch(logRejection(this.ctx.log, 'unscheduling a job'));
   }
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { PipelineConfig } from '../config/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
+import { logRejection } from '../lastResort.js';
 import type { Logger } from '../log.js';
 import type { InferenceWorker, SessionSpec, TensorMap } from '../runtime/index.js';
 import { float32 } from '../runtime/index.js';
@@ -288,7 +289,7 @@ export class StagedPipeline {
   private done(g: Generation): void {
     if (--g.users > 0) return;
     this.live.delete(g);
-    if (g !== this.current) void this.evict();
+    if (g !== this.current) void this.evict().catch(logRejection(this.deps.log, 'releasing idle sessions'));
   }
 
   /** Stages [from, to): a crop stage annotates the regions so far, a frame stage runs on the image (stage 0 on `first` when prepared). */

@@ -10,25 +10,41 @@ import { RUNGS, type Rung } from '../vocabulary.js';
 export interface CommandTargets {
   status(): Record<string, unknown>;
   reloadConfig(): Promise<{ applied: string[]; needRestart: string[] }>;
-  setPrecision(rung: Rung | null): void;
+  /** What each pipeline runs at the rung (null: the governor's), or why it is refused (no variant of it here). */
+  setPrecision(rung: Rung | null): { ok: true; runs: Record<string, string>; fp32Models: string[] } | { ok: false; reason: string };
   pauseCamera(name: string): void;
   resumeCamera(name: string): void;
   cameras(): string[];
   /** The newest frame of a camera, as delivered (JPEG). */
   latestFrame(camera: string): { data: Buffer; capturedAt: number } | null;
   rebenchmark(): Promise<unknown>;
-  restart(): Promise<void>;
+  /** Starts a restart and returns at once (the daemon logs and handles its own failure). */
+  restart(): void;
+  /** The configuration file's problems as `FILE:LINE:COL: path: message` lines; none when it is valid. */
+  configProblems(): string[];
   /** This node's keys (null when it has none: snapshots cannot be sealed). */
   keys(): NodeKeys | null;
 }
 
 /** A refusal: one of the verifier's, or one the dispatcher adds. */
-export const COMMAND_REFUSALS = [...REFUSAL_REASONS, 'too-large', 'unknown-action', 'bad-arguments'] as const;
+export const COMMAND_REFUSALS = [...REFUSAL_REASONS, 'too-large', 'unknown-action', 'bad-arguments', 'invalid-config'] as const;
 type Refusal = (typeof COMMAND_REFUSALS)[number];
 
 export const MAX_COMMAND_BYTES = 64 * 1024;
 
 class BadArguments extends Error {}
+
+/** The configuration file is broken: a restart or reload would take the node down, so it is refused. */
+class InvalidConfig extends Error {
+  constructor(readonly problems: string[]) {
+    super(`the configuration file is invalid; still running the old configuration: ${problems.join('; ')}`);
+  }
+}
+
+const checkConfigFile = (t: CommandTargets): void => {
+  const problems = t.configProblems();
+  if (problems.length > 0) throw new InvalidConfig(problems);
+};
 
 type Action = (args: Record<string, unknown>, t: CommandTargets, signer: TrustedKey, device: string) => Promise<unknown> | unknown;
 
@@ -41,12 +57,14 @@ const cameraArg = (args: Record<string, unknown>, t: CommandTargets): string => 
 /** The actions an operator may ask for, one entry each. */
 export const ACTIONS: Record<string, Action> = {
   status: (_a, t) => t.status(),
-  'reload-config': (_a, t) => t.reloadConfig(),
+  'reload-config': (_a, t) => (checkConfigFile(t), t.reloadConfig()),
   'set-precision': (args, t) => {
     const rung = args.precision;
     if (rung !== 'auto' && !RUNGS.includes(rung as Rung)) throw new BadArguments(`args.precision must be one of ${[...RUNGS, 'auto'].join(', ')}`);
-    t.setPrecision(rung === 'auto' ? null : (rung as Rung));
-    return { precision: rung, holds: rung === 'auto' ? 'the governor decides again' : 'until set-precision auto' };
+    const choice = t.setPrecision(rung === 'auto' ? null : (rung as Rung));
+    if (!choice.ok) throw new BadArguments(choice.reason);
+    const holds = rung === 'auto' ? 'the governor decides again' : 'until set-precision auto';
+    return { precision: rung, runs: choice.runs, ...(choice.fp32Models.length > 0 ? { fp32Models: choice.fp32Models } : {}), holds };
   },
   'pause-camera': (args, t) => (t.pauseCamera(cameraArg(args, t)), { paused: args.camera }),
   'resume-camera': (args, t) => (t.resumeCamera(cameraArg(args, t)), { resumed: args.camera }),
@@ -62,7 +80,8 @@ export const ACTIONS: Record<string, Action> = {
   },
   rebenchmark: (_a, t) => t.rebenchmark(),
   restart: (_a, t) => {
-    setImmediate(() => void t.restart()); // answer first, then restart
+    checkConfigFile(t);
+    setImmediate(() => t.restart()); // answer first, then restart
     return { restarting: true };
   },
 };
@@ -127,6 +146,7 @@ export class CommandHandler {
       this.respond(reply, { status: 'ok', data });
     } catch (err) {
       if (err instanceof BadArguments) return this.refuse(reply, 'bad-arguments', err.message);
+      if (err instanceof InvalidConfig) return this.refuse(reply, 'invalid-config', err.message, { problems: err.problems });
       this.ctx.log.error({ action, operator: verdict.signer.name, err: errorMessage(err) }, 'command failed');
       this.respond(reply, { status: 'error', error: { reason: 'failed', message: errorMessage(err) } });
     }
@@ -140,10 +160,10 @@ export class CommandHandler {
     return { topic: safe ? asked : fallback, correlationData: packet.properties?.correlationData };
   }
 
-  private refuse(reply: ReturnType<CommandHandler['replyTo']>, reason: Refusal, message: string): void {
+  private refuse(reply: ReturnType<CommandHandler['replyTo']>, reason: Refusal, message: string, more: Record<string, unknown> = {}): void {
     this.refused?.inc({ reason });
     this.ctx.log.warn({ reason, detail: message, topic: reply.topic }, 'command refused');
-    this.respond(reply, { status: 'refused', error: { reason, message } });
+    this.respond(reply, { status: 'refused', error: { reason, message, ...more } });
   }
 
   private respond(reply: ReturnType<CommandHandler['replyTo']>, body: Record<string, unknown>): void {
