@@ -7,6 +7,12 @@ import type { MqttConfig } from '../config/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
 import { assertTopic, matches } from './topics.js';
 
+/** MQTT v5 DISCONNECT reason "Session taken over": another client connected with the same client id. */
+const SESSION_TAKEN_OVER = 0x8e;
+
+/** How long a stop waits for the broker to take the offline status and the DISCONNECT (the daemon's budget is 9 s). */
+const STOP_BUDGET_MS = 2000;
+
 export type MessageHandler = (topic: string, payload: Buffer, packet: IPublishPacket) => void;
 
 export interface PublishOptions {
@@ -51,7 +57,9 @@ export class MqttLink implements Component {
   private readonly subscriptions = new Map<string, { owner: string; handler: MessageHandler }[]>();
   private readonly connectHooks: { owner: string; fn: () => void }[] = [];
   private birth: () => Record<string, unknown> = () => ({});
-  private readonly counts = { connects: 0, disconnects: 0, dropped: 0, lastError: null as string | null };
+  private readonly counts = { connects: 0, disconnects: 0, takeovers: 0, dropped: 0, lastError: null as string | null };
+  /** The reason code of the broker's own DISCONNECT on this connection (MQTT v5), if it sent one. */
+  private brokerReason: number | null = null;
   private droppedMetric: Counter<'reason'> | null = null;
 
   constructor(
@@ -179,20 +187,43 @@ export class MqttLink implements Component {
     const client = this.client;
     this.client = null;
     if (!client) return;
-    if (this.connected) {
+    const wasConnected = this.connected;
+    const clean = (async () => {
       // a clean stop says offline itself: the broker drops the will of a clean disconnect
-      await client
-        .publishAsync(this.statusTopic, JSON.stringify({ state: 'offline', bdSeq: this.bdSeq, at: new Date().toISOString() }), { qos: 1, retain: true })
-        .catch(() => undefined);
-    }
+      if (wasConnected)
+        await client
+          .publishAsync(this.statusTopic, JSON.stringify({ state: 'offline', bdSeq: this.bdSeq, at: new Date().toISOString() }), { qos: 1, retain: true })
+          .catch(() => undefined);
+      await client.endAsync(false).catch(() => undefined);
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), STOP_BUDGET_MS)));
+    const timedOut = await Promise.race([clean.then(() => false), late]);
+    clearTimeout(timer);
     this.connected = false;
-    await client.endAsync(false).catch(() => client.end(true));
+    if (!timedOut) return;
+    // a broker that stopped answering (or a dead link not noticed yet) must not hold the daemon's stop
+    this.ctx.log.info(
+      { url: this.redactedUrl(), waitedMs: STOP_BUDGET_MS },
+      'the broker did not answer the clean disconnect; closing the connection (its last will says offline)',
+    );
+    client.end(true);
   }
 
   status(): Record<string, unknown> {
-    const { connects, disconnects, dropped, lastError } = this.counts;
+    const { connects, disconnects, takeovers, dropped, lastError } = this.counts;
     return {
-      mqtt: { url: this.redactedUrl(), connected: this.connected, bdSeq: this.bdSeq, connects, disconnects, queued: this.queue.length, dropped, lastError },
+      mqtt: {
+        url: this.redactedUrl(),
+        connected: this.connected,
+        bdSeq: this.bdSeq,
+        connects,
+        disconnects,
+        takeovers,
+        queued: this.queue.length,
+        dropped,
+        lastError,
+      },
     };
   }
 
@@ -216,7 +247,7 @@ export class MqttLink implements Component {
     const file = (f?: string) => (f ? readFileSync(f) : undefined);
     const options: IClientOptions = {
       protocolVersion: 5,
-      clientId: `outpost-${this.opts.deviceId}`,
+      clientId: this.clientId,
       username: m.username,
       password: m.password,
       ca: file(m.ca),
@@ -234,6 +265,7 @@ export class MqttLink implements Component {
     client.on('connect', () => this.onConnected(client));
     client.on('message', (topic, payload, packet) => this.dispatch(topic, payload, packet));
     client.on('error', (err) => (this.counts.lastError = errorMessage(err)));
+    client.on('disconnect', (packet) => (this.brokerReason = packet.reasonCode ?? 0));
     client.on('close', () => this.onClosed(client));
   }
 
@@ -263,19 +295,45 @@ export class MqttLink implements Component {
 
   private onClosed(client: MqttClient): void {
     if (client !== this.client) return;
-    if (this.connected) {
+    const takenOver = this.brokerReason === SESSION_TAKEN_OVER;
+    if (takenOver) this.sessionTakenOver();
+    else if (this.connected) {
       this.counts.disconnects++;
-      this.ctx.log.warn({ url: this.redactedUrl(), err: this.counts.lastError }, 'lost the MQTT broker; reconnecting');
+      this.ctx.log.warn(
+        { url: this.redactedUrl(), err: this.counts.lastError, reasonCode: this.brokerReason ?? undefined },
+        'lost the MQTT broker; reconnecting',
+      );
     }
+    this.brokerReason = null;
     this.connected = false;
     client.removeAllListeners();
     client.end(true);
     this.client = null;
     if (this.stopping) return;
+    if (takenOver) this.backoffMs = this.opts.mqtt.reconnect.maxMs; // two clients taking turns: slow the flapping down
     const delay = this.backoffMs * (0.5 + (this.opts.random ?? Math.random)() * 0.5);
     this.backoffMs = Math.min(this.opts.mqtt.reconnect.maxMs, this.backoffMs * 2);
     this.retry = setTimeout(() => this.connect(), delay);
     this.retry.unref();
+  }
+
+  /** Another client connected with our client id and the broker gave it our session: say so, not "lost the broker". */
+  private sessionTakenOver(): void {
+    this.counts.takeovers++;
+    this.counts.lastError = 'session taken over by another client with the same id';
+    this.ctx.log.warn(
+      {
+        url: this.redactedUrl(),
+        clientId: this.clientId,
+        takeovers: this.counts.takeovers,
+        hint: 'another process uses this client id: a second outpost on this device id (another state folder or board with the same node.name / telemetry.mqtt.deviceId)',
+      },
+      'the broker gave this MQTT session to another client with the same id; reconnecting',
+    );
+  }
+
+  private get clientId(): string {
+    return `outpost-${this.opts.deviceId}`;
   }
 
   /** A retained status that is not this connection's online (a late will of an older one): say online again. */
