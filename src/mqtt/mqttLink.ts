@@ -5,10 +5,8 @@ import { Counter, Gauge } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
 import type { MqttConfig } from '../config/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
+import { TakeoverWatch } from './takeoverWatch.js';
 import { assertTopic, matches } from './topics.js';
-
-/** MQTT v5 DISCONNECT reason "Session taken over": another client connected with the same client id. */
-const SESSION_TAKEN_OVER = 0x8e;
 
 /** How long a stop waits for the broker to take the offline status and the DISCONNECT (the daemon's budget is 9 s). */
 const STOP_BUDGET_MS = 2000;
@@ -58,8 +56,7 @@ export class MqttLink implements Component {
   private readonly connectHooks: { owner: string; fn: () => void }[] = [];
   private birth: () => Record<string, unknown> = () => ({});
   private readonly counts = { connects: 0, disconnects: 0, takeovers: 0, dropped: 0, lastError: null as string | null };
-  /** The reason code of the broker's own DISCONNECT on this connection (MQTT v5), if it sent one. */
-  private brokerReason: number | null = null;
+  private readonly takeovers = new TakeoverWatch();
   private droppedMetric: Counter<'reason'> | null = null;
 
   constructor(
@@ -243,6 +240,7 @@ export class MqttLink implements Component {
     if (this.stopping) return;
     this.bdSeq++;
     this.writeBdSeq();
+    this.takeovers.attempt();
     const m = this.opts.mqtt;
     const file = (f?: string) => (f ? readFileSync(f) : undefined);
     const options: IClientOptions = {
@@ -264,8 +262,11 @@ export class MqttLink implements Component {
     this.client = client;
     client.on('connect', () => this.onConnected(client));
     client.on('message', (topic, payload, packet) => this.dispatch(topic, payload, packet));
-    client.on('error', (err) => (this.counts.lastError = errorMessage(err)));
-    client.on('disconnect', (packet) => (this.brokerReason = packet.reasonCode ?? 0));
+    client.on('error', (err) => {
+      this.counts.lastError = errorMessage(err);
+      this.takeovers.error(this.counts.lastError);
+    });
+    client.on('disconnect', (packet) => this.takeovers.disconnectPacket(packet.reasonCode));
     client.on('close', () => this.onClosed(client));
   }
 
@@ -275,6 +276,10 @@ export class MqttLink implements Component {
     this.counts.connects++;
     this.backoffMs = this.opts.mqtt.reconnect.initialMs;
     this.ctx.log.info({ url: this.redactedUrl(), bdSeq: this.bdSeq }, 'connected to the MQTT broker');
+    if (this.takeovers.connected()) {
+      this.sessionTakenOver('the broker ended our connection and took the next one at once');
+      this.backoffMs = this.opts.mqtt.reconnect.maxMs; // two clients taking turns: slow the flapping down
+    }
     this.publishBirth();
     for (const filter of this.subscriptions.keys()) client.subscribe(filter, { qos: 1 });
     for (const msg of [...this.retained.values(), ...this.queue.splice(0)]) this.publish(msg.topic, msg.payload, msg.opts);
@@ -295,16 +300,13 @@ export class MqttLink implements Component {
 
   private onClosed(client: MqttClient): void {
     if (client !== this.client) return;
-    const takenOver = this.brokerReason === SESSION_TAKEN_OVER;
-    if (takenOver) this.sessionTakenOver();
-    else if (this.connected) {
-      this.counts.disconnects++;
-      this.ctx.log.warn(
-        { url: this.redactedUrl(), err: this.counts.lastError, reasonCode: this.brokerReason ?? undefined },
-        'lost the MQTT broker; reconnecting',
-      );
-    }
-    this.brokerReason = null;
+    const kind = this.takeovers.closed(this.connected);
+    if (this.connected) this.counts.disconnects++;
+    if (kind === 'taken-over') this.sessionTakenOver('the broker said so (DISCONNECT 0x8E)');
+    else if (kind === 'ended-by-broker') this.ctx.log.info({ url: this.redactedUrl() }, 'the broker ended the connection; reconnecting');
+    else if (kind === 'lost' || kind === 'broker-gone')
+      this.ctx.log.warn({ url: this.redactedUrl(), err: this.counts.lastError }, 'lost the MQTT broker; reconnecting');
+    const takenOver = kind === 'taken-over';
     this.connected = false;
     client.removeAllListeners();
     client.end(true);
@@ -318,17 +320,18 @@ export class MqttLink implements Component {
   }
 
   /** Another client connected with our client id and the broker gave it our session: say so, not "lost the broker". */
-  private sessionTakenOver(): void {
+  private sessionTakenOver(how: string): void {
     this.counts.takeovers++;
     this.counts.lastError = 'session taken over by another client with the same id';
     this.ctx.log.warn(
       {
         url: this.redactedUrl(),
         clientId: this.clientId,
+        how,
         takeovers: this.counts.takeovers,
         hint: 'another process uses this client id: a second outpost on this device id (another state folder or board with the same node.name / telemetry.mqtt.deviceId)',
       },
-      'the broker gave this MQTT session to another client with the same id; reconnecting',
+      'the MQTT session was taken over by another client with the same id',
     );
   }
 
