@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pino } from 'pino';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKeys, readKeys, signMessage, type NodeKeys } from '../src/crypto/index.js';
+import { configSchema, planReload } from '../src/config/index.js';
+import { generateKeys, Keyring, readKeys, signMessage, type NodeKeys } from '../src/crypto/index.js';
 import { openBroker, type MqttClient } from '../src/mqtt/index.js';
+import { PeerTable } from '../src/offload/index.js';
 import { Mosquitto } from './helpers/broker.js';
 import { DaemonProcess, freePort } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';
@@ -195,5 +199,40 @@ describe('the process-wide last resort (a real daemon, a fault injected into its
     } finally {
       d.kill('SIGKILL');
     }
+  });
+});
+
+describe('status that tells the truth (the parts, on real keys and configs)', () => {
+  const key = (name: string, roles: string[]) => {
+    const dir = tempDir();
+    generateKeys(dir);
+    const k = readKeys(dir);
+    return { name, sign: Buffer.from(k.sign.publicKey).toString('base64'), box: Buffer.from(k.box.publicKey).toString('base64'), roles };
+  };
+
+  it('names only the keyring entries a reload changed, not every index after an inserted one', () => {
+    const [a, b, c] = [key('alice', ['operator']), key('bob', ['peer']), key('carol', ['operator'])];
+    const running = configSchema.parse({ keyring: [a, b] });
+    const next = configSchema.parse({ keyring: [c, a, { ...b, roles: ['peer', 'operator'] }] });
+    const plan = planReload(running, next);
+    expect(plan.needRestart.sort()).toEqual(['keyring.bob (changed)', 'keyring.carol (added)']);
+    expect(plan.applied).toEqual([]);
+    expect(planReload(running, configSchema.parse({ keyring: [b] })).needRestart).toEqual(['keyring.alice (removed)']);
+  });
+
+  it('shows a static peer whose probes fail offline, and logs its breaker opening and closing', () => {
+    const lines: { level: number; msg: string }[] = [];
+    const log = pino({ level: 'info' }, new Writable({ write: (c, _e, done) => (lines.push(JSON.parse(String(c))), done()) }));
+    const cfg = configSchema.parse({ keyring: [key('b', ['peer'])], offload: { peers: [{ name: 'b', url: 'http://127.0.0.1:9' }] } });
+    const t = new PeerTable(new Keyring(cfg.keyring), cfg.offload!, log);
+    const b = t.get('b')!;
+    t.probed(b, false, 1000, 'connect ECONNREFUSED 127.0.0.1:9');
+    expect(t.status(1000)).toMatchObject({ b: { online: false, breaker: 'open', lastError: 'connect ECONNREFUSED 127.0.0.1:9' } });
+    t.probed(b, true, 40_000, null);
+    expect(t.status(40_000)).toMatchObject({ b: { online: true, breaker: 'closed' } });
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      [40, 'peer breaker open: no frames to it until it rests and passes a known-answer probe'],
+      [30, 'peer breaker closed: it passed its known-answer probe and gets frames again'],
+    ]);
   });
 });
