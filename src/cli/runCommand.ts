@@ -21,7 +21,11 @@ export async function runCommand(opts: { config?: string }): Promise<void> {
   installLastResort(log, exit);
   if (loaded.envOverrides.length > 0) log.info({ settings: loaded.envOverrides }, 'settings overridden from the environment');
   const daemon = new Daemon(loaded, log);
-  daemon.onFatal = (err) => void daemon.stop().finally(() => exit(restartableExit(err)));
+  daemon.onFatal = (err) =>
+    void daemon
+      .stop()
+      .catch(logRejection(log, 'stopping after a failed restart'))
+      .then(() => exit(restartableExit(err)));
   const systemd = SystemdNotifier.forProcess(log);
   const startup = new AbortController();
   let stopping = false;
