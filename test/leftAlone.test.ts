@@ -135,10 +135,13 @@ describe.skipIf(noBroker)('a node left alone (real Mosquitto, real daemons)', ()
 
   it('lets one daemon run on a state folder: a second exits 75 naming the first one PID', async () => {
     const second = DaemonProcess.start(tempDir(), goodConfig.replace(`port: ${port}`, `port: ${await freePort()}`));
-    const { code } = await second.exited;
-    expect(code).toBe(75);
-    const failed = second.logs.find((l) => l.msg === 'start-up failed');
-    expect(String(failed?.err)).toContain(`PID ${daemon.child.pid}`);
+    try {
+      const failed = await second.waitForLog('start-up failed');
+      expect(String(failed.err)).toContain(`PID ${daemon.child.pid}`);
+      expect((await second.exited).code).toBe(75);
+    } finally {
+      second.kill('SIGKILL');
+    }
     expect(daemon.child.exitCode).toBeNull();
     expect(readFileSync(join(dir, 'state', 'outpost.pid'), 'utf8').trim()).toBe(String(daemon.child.pid));
   });
