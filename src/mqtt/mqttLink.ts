@@ -5,8 +5,9 @@ import { Counter, Gauge } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
 import type { MqttConfig } from '../config/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
-import { TakeoverWatch } from './takeoverWatch.js';
+import { TAKEOVER_HINT, TakeoverWatch } from './takeoverWatch.js';
 import { assertTopic, matches } from './topics.js';
+import { withinBudget } from './withinBudget.js';
 
 /** How long a stop waits for the broker to take the offline status and the DISCONNECT (the daemon's budget is 9 s). */
 const STOP_BUDGET_MS = 2000;
@@ -193,12 +194,9 @@ export class MqttLink implements Component {
           .catch(() => undefined);
       await client.endAsync(false).catch(() => undefined);
     })();
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), STOP_BUDGET_MS)));
-    const timedOut = await Promise.race([clean.then(() => false), late]);
-    clearTimeout(timer);
+    const inTime = await withinBudget(clean, STOP_BUDGET_MS);
     this.connected = false;
-    if (!timedOut) return;
+    if (inTime) return;
     // a broker that stopped answering (or a dead link not noticed yet) must not hold the daemon's stop
     this.ctx.log.info(
       { url: this.redactedUrl(), waitedMs: STOP_BUDGET_MS },
@@ -276,10 +274,7 @@ export class MqttLink implements Component {
     this.counts.connects++;
     this.backoffMs = this.opts.mqtt.reconnect.initialMs;
     this.ctx.log.info({ url: this.redactedUrl(), bdSeq: this.bdSeq }, 'connected to the MQTT broker');
-    if (this.takeovers.connected()) {
-      this.sessionTakenOver('the broker ended our connection and took the next one at once');
-      this.backoffMs = this.opts.mqtt.reconnect.maxMs; // two clients taking turns: slow the flapping down
-    }
+    if (this.takeovers.connected()) this.sessionTakenOver('the broker ended our connection and took the next one at once');
     this.publishBirth();
     for (const filter of this.subscriptions.keys()) client.subscribe(filter, { qos: 1 });
     for (const msg of [...this.retained.values(), ...this.queue.splice(0)]) this.publish(msg.topic, msg.payload, msg.opts);
@@ -306,13 +301,11 @@ export class MqttLink implements Component {
     else if (kind === 'ended-by-broker') this.ctx.log.info({ url: this.redactedUrl() }, 'the broker ended the connection; reconnecting');
     else if (kind === 'lost' || kind === 'broker-gone')
       this.ctx.log.warn({ url: this.redactedUrl(), err: this.counts.lastError }, 'lost the MQTT broker; reconnecting');
-    const takenOver = kind === 'taken-over';
     this.connected = false;
     client.removeAllListeners();
     client.end(true);
     this.client = null;
     if (this.stopping) return;
-    if (takenOver) this.backoffMs = this.opts.mqtt.reconnect.maxMs; // two clients taking turns: slow the flapping down
     const delay = this.backoffMs * (0.5 + (this.opts.random ?? Math.random)() * 0.5);
     this.backoffMs = Math.min(this.opts.mqtt.reconnect.maxMs, this.backoffMs * 2);
     this.retry = setTimeout(() => this.connect(), delay);
@@ -323,16 +316,9 @@ export class MqttLink implements Component {
   private sessionTakenOver(how: string): void {
     this.counts.takeovers++;
     this.counts.lastError = 'session taken over by another client with the same id';
-    this.ctx.log.warn(
-      {
-        url: this.redactedUrl(),
-        clientId: this.clientId,
-        how,
-        takeovers: this.counts.takeovers,
-        hint: 'another process uses this client id: a second outpost on this device id (another state folder or board with the same node.name / telemetry.mqtt.deviceId)',
-      },
-      'the MQTT session was taken over by another client with the same id',
-    );
+    this.backoffMs = this.opts.mqtt.reconnect.maxMs; // two clients taking turns: slow the flapping down
+    const about = { url: this.redactedUrl(), clientId: this.clientId, how, takeovers: this.counts.takeovers, hint: TAKEOVER_HINT };
+    this.ctx.log.warn(about, 'the MQTT session was taken over by another client with the same id');
   }
 
   private get clientId(): string {

@@ -1,6 +1,9 @@
 /** MQTT v5 DISCONNECT reason "Session taken over": another client connected with the same client id. */
 const SESSION_TAKEN_OVER = 0x8e;
 
+export const TAKEOVER_HINT =
+  'another process uses this client id: a second outpost on this device id (another state folder or board with the same node.name / telemetry.mqtt.deviceId)';
+
 /** What a closed connection means for the log. */
 export type CloseKind =
   /** the broker said another client took the session (DISCONNECT 0x8E) */
