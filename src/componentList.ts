@@ -2,6 +2,7 @@ import type { Component, Health } from './component.js';
 import type { OutpostConfig } from './config/index.js';
 import { OutpostError, errorMessage } from './errors.js';
 import type { EventBus } from './eventBus.js';
+import { inComponent } from './lastResort.js';
 import type { Logger } from './log.js';
 
 /**
@@ -27,7 +28,7 @@ export class ComponentList {
   async start(signal: AbortSignal): Promise<void> {
     for (const component of this.components) {
       if (signal.aborted || this.stopping) throw new OutpostError('OUTPOST_E_INTERNAL', `start-up cancelled before ${component.name}`);
-      const done = component.start(signal);
+      const done = inComponent(component.name, () => component.start(signal)); // what it starts carries its name
       this.starting = { component, done: done.catch(() => undefined) };
       try {
         await done;

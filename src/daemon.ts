@@ -6,6 +6,7 @@ import { faceDetectorPipeline } from './config/index.js';
 import type { Frame } from './types.js';
 import { HttpTransport, MqttTransport, Uploader } from './upload/index.js';
 import { JobScheduler } from './jobs/index.js';
+import { logRejection } from './lastResort.js';
 import { MqttLink } from './mqtt/index.js';
 import { CameraSet, offloadComponents, PipelineSet, PrecisionController } from './pipeline/index.js';
 import { PowerMonitor } from './power/index.js';
@@ -53,12 +54,13 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
     status: () => daemon.status(),
     reloadConfig: () => daemon.reloadFromFile(),
     setPrecision: (rung) => precision.fix(rung),
-    pauseCamera: (name) => void cameras.pause(name),
+    pauseCamera: (name) => void cameras.pause(name).catch(logRejection(ctx('cameras').log, `pausing camera ${name}`)),
     resumeCamera: (name) => cameras.resume(name),
     cameras: () => cameras.names(),
     latestFrame: (name) => cameras.latestFrame(name),
     rebenchmark: () => jobs.run('rebenchmark'),
-    restart: () => daemon.restart(),
+    restart: () => void daemon.restart().catch(logRejection(ctx('fleet').log, 'restart')),
+    configProblems: () => daemon.configProblems(),
     keys: () => daemon.keys(),
   };
   return [

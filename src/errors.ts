@@ -16,6 +16,7 @@ export const ERROR_CATALOGUE = {
   OUTPOST_E_STATE: { exit: 73, means: 'the state folder (node.stateDir) cannot be created or written, or its disk is full' },
   OUTPOST_E_IO: { exit: 74, means: 'a file or folder named on the command line cannot be read or written' },
   OUTPOST_E_PORT: { exit: 75, means: 'a port Outpost must listen on is taken; stop the other process or choose another port' },
+  OUTPOST_E_LOCKED: { exit: 75, means: 'another outpost daemon runs on this state folder (node.stateDir); the message names its PID' },
   OUTPOST_E_KEYS: { exit: 77, means: "this node's key files are missing, unreadable, or readable by others" },
   OUTPOST_E_CONFIG: { exit: 78, means: 'the configuration is invalid: one FILE:LINE:COL: path: message line per problem' },
 } as const;

@@ -1,10 +1,13 @@
 import { Registry } from 'prom-client';
 import { systemClock, type Component, type ComponentContext, type Health } from './component.js';
 import { ComponentList } from './componentList.js';
-import { loadConfig, planReload, type LoadedConfig, type OutpostConfig } from './config/index.js';
+import { ConfigError, formatProblem, loadConfig, planReload, type LoadedConfig, type OutpostConfig } from './config/index.js';
+import { errorMessage } from './errors.js';
 import { EventBus } from './eventBus.js';
+import { registerUnhandledCounter } from './lastResort.js';
 import type { Logger } from './log.js';
 import { prepareStateDir } from './stateDir.js';
+import { StateLock } from './stateLock.js';
 
 /**
  * Runs a list of components as one daemon: checks the state folder, starts the list, reloads it (live settings
@@ -18,6 +21,9 @@ export abstract class Supervisor {
   private registry = new Registry();
   list: ComponentList;
   private signal: AbortSignal = new AbortController().signal;
+  private lock: { dir: string; held: StateLock } | null = null;
+  /** Called when a restart leaves no component running: the entry exits non-zero so that systemd starts it again. */
+  onFatal: (err: unknown) => void = () => undefined;
 
   constructor(
     protected loaded: LoadedConfig,
@@ -32,6 +38,7 @@ export abstract class Supervisor {
   protected abstract components(ctx: (name: string) => ComponentContext): Component[];
 
   private build(): ComponentList {
+    registerUnhandledCounter(this.registry);
     const ctx = (name: string): ComponentContext => ({
       ...{ config: this.config, bus: this.bus, clock: systemClock, stateDir: this.config.node.stateDir, registry: this.registry },
       log: this.log.child({ component: name }),
@@ -42,6 +49,7 @@ export abstract class Supervisor {
   async start(signal: AbortSignal): Promise<void> {
     this.signal = signal;
     const { freeBytes } = prepareStateDir(this.config.node.stateDir);
+    this.lockStateDir(this.config.node.stateDir);
     if (freeBytes < 256 * 1024 ** 2)
       this.log.warn({ stateDir: this.config.node.stateDir, freeMiB: Math.round(freeBytes / 1024 ** 2) }, 'little free space for the state folder');
     await this.list.start(signal);
@@ -49,8 +57,28 @@ export abstract class Supervisor {
     this.log.info({ cameras: this.config.cameras.filter((c) => c.enabled).map((c) => c.name), provider, variant }, 'outpost running');
   }
 
-  stop(): Promise<void> {
-    return this.list.stop();
+  async stop(): Promise<void> {
+    await this.list.stop();
+    this.lock?.held.release();
+    this.lock = null;
+  }
+
+  /** One daemon per state folder; a restart onto another folder moves the lock there. */
+  private lockStateDir(dir: string): void {
+    if (this.lock?.dir === dir) return;
+    const held = StateLock.acquire(dir);
+    this.lock?.held.release();
+    this.lock = { dir, held };
+  }
+
+  /** The problems of the configuration file as it is now (`FILE:LINE:COL: path: message`); none when it is valid. */
+  configProblems(): string[] {
+    try {
+      loadConfig(this.loaded.file);
+      return [];
+    } catch (err) {
+      return err instanceof ConfigError ? err.problems.map(formatProblem) : [errorMessage(err)];
+    }
   }
 
   /** SIGHUP: applies what can change live, keeps restart-only settings at their running values and names them. */
@@ -71,13 +99,18 @@ export abstract class Supervisor {
 
   /** Every component stopped and started again on the configuration file as it is now (restart-only settings too). */
   async restart(): Promise<void> {
+    const next = loadConfig(this.loaded.file); // a broken file throws here, before anything stops
     this.log.warn('restarting every component on the configuration file as it is now');
-    const next = loadConfig(this.loaded.file);
-    await this.list.stop();
-    [this.loaded, this.config, this.registry] = [next, next.config, new Registry()];
-    this.log.level = next.config.logging.level;
-    this.list = this.build();
-    await this.start(this.signal);
+    try {
+      await this.list.stop();
+      [this.loaded, this.config, this.registry] = [next, next.config, new Registry()];
+      this.log.level = next.config.logging.level;
+      this.list = this.build();
+      await this.start(this.signal);
+    } catch (err) {
+      this.log.fatal({ err: errorMessage(err) }, 'restart failed: the daemon runs no components');
+      this.onFatal(err);
+    }
   }
 
   health(): Health {

@@ -1,7 +1,8 @@
 import { ConfigError, formatProblem, loadConfig } from '../config/index.js';
 import { Daemon } from '../daemon.js';
 import { asOutpostError, errorMessage } from '../errors.js';
-import { createLogger, flushLog } from '../log.js';
+import { installLastResort, logRejection } from '../lastResort.js';
+import { createLogger, flushLog, type Logger } from '../log.js';
 import { SystemdNotifier } from '../service/index.js';
 import { configPath, exitOnError } from './common.js';
 
@@ -16,8 +17,18 @@ export async function runCommand(opts: { config?: string }): Promise<void> {
   const file = configPath(opts.config);
   const loaded = loadConfig(file);
   const log = createLogger(loaded.config.logging);
+  const exit = exitAfterFlush(log);
+  installLastResort(log, exit);
   if (loaded.envOverrides.length > 0) log.info({ settings: loaded.envOverrides }, 'settings overridden from the environment');
   const daemon = new Daemon(loaded, log);
+  daemon.onFatal = (err) => {
+    const code = restartableExit(err);
+    const stopFailed = logRejection(log, 'stopping after a failed restart');
+    daemon.stop().then(
+      () => exit(code),
+      (stopErr: unknown) => (stopFailed(stopErr), exit(code)),
+    );
+  };
   const systemd = SystemdNotifier.forProcess(log);
   const startup = new AbortController();
   let stopping = false;
@@ -30,14 +41,17 @@ export async function runCommand(opts: { config?: string }): Promise<void> {
     startup.abort();
     setTimeout(() => {
       log.error('shutdown took too long; exiting');
-      void flushLog(log).then(() => process.exit(1));
+      exit(1);
     }, SHUTDOWN_GRACE_MS).unref();
-    void daemon.stop().then(async () => {
-      log.info('stopped');
-      await systemd.close();
-      await flushLog(log);
-      process.exit(0);
-    });
+    daemon
+      .stop()
+      .then(async () => {
+        log.info('stopped');
+        await systemd.close();
+        await flushLog(log);
+        process.exit(0);
+      })
+      .catch(logRejection(log, 'shutdown'));
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
@@ -69,4 +83,20 @@ export async function runCommand(opts: { config?: string }): Promise<void> {
     await flushLog(log);
     exitOnError(e);
   }
+}
+
+/** Flushes the log, then exits (the last lines must reach journald). */
+function exitAfterFlush(log: Logger): (code: number) => void {
+  const exit = (code: number) => process.exit(code);
+  return (code) =>
+    flushLog(log).then(
+      () => exit(code),
+      () => exit(code),
+    );
+}
+
+/** A failure's exit code, but never 78: systemd's RestartPreventExitStatus would keep a node down for a fault a restart may cure. */
+function restartableExit(err: unknown): number {
+  const code = asOutpostError(err).exitCode;
+  return code === 78 ? 1 : code;
 }

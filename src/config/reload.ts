@@ -22,12 +22,27 @@ export interface ReloadPlan {
  * restart, so /status never shows a value that is not in effect, and reverting one to its running value is no change.
  */
 export function planReload(running: Readonly<OutpostConfig>, next: Readonly<OutpostConfig>): ReloadPlan {
-  const changed = diffPaths(running, next);
+  const changed = diffPaths({ ...running, keyring: [] }, { ...next, keyring: [] });
   const applied = changed.filter(isLiveSetting);
-  const needRestart = changed.filter((p) => !isLiveSetting(p));
+  const needRestart = [...changed.filter((p) => !isLiveSetting(p)), ...keyringChanges(running.keyring, next.keyring)];
   const effective = structuredClone(running) as OutpostConfig;
   for (const path of applied) setPath(effective, path, structuredClone(getPath(next, path)));
   return { applied, needRestart, effective };
+}
+
+/**
+ * The keyring compared entry by entry name (`keyring.ops (added)`): index paths would name every entry after
+ * an inserted one. The keyring is restart-only.
+ */
+function keyringChanges(running: readonly { name: string }[], next: readonly { name: string }[]): string[] {
+  const before = new Map(running.map((k) => [k.name, JSON.stringify(k)]));
+  const after = new Map(next.map((k) => [k.name, JSON.stringify(k)]));
+  const names = [...new Set([...before.keys(), ...after.keys()])];
+  return names.flatMap((n) => {
+    const [b, a] = [before.get(n), after.get(n)];
+    if (b === a) return [];
+    return [`keyring.${n} (${b === undefined ? 'added' : a === undefined ? 'removed' : 'changed'})`];
+  });
 }
 
 type Key = string | number;

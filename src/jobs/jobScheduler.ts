@@ -4,6 +4,7 @@ import type { Component, ComponentContext } from '../component.js';
 import type { JobsConfig, OutpostConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
 import { inBackground } from '../guarded.js';
+import { logRejection } from '../lastResort.js';
 
 export interface JobDefinition {
   name: keyof JobsConfig;
@@ -101,7 +102,6 @@ export class JobScheduler implements Component {
   }
 
   private unschedule(): void {
-    for (const t of this.tasks.splice(0))
-      inBackground(Promise.resolve(t.destroy()), (err) => this.ctx.log.warn({ err: errorMessage(err) }, 'job timer could not be removed'));
+    for (const t of this.tasks.splice(0)) void Promise.resolve(t.destroy()).catch(logRejection(this.ctx.log, 'unscheduling a job'));
   }
 }

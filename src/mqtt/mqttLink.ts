@@ -6,7 +6,12 @@ import type { Component, ComponentContext } from '../component.js';
 import type { MqttConfig } from '../config/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
 import { loginRefusal, redactUrl } from './brokerErrors.js';
+import { TAKEOVER_HINT, TakeoverWatch } from './takeoverWatch.js';
 import { assertTopic, matches } from './topics.js';
+import { withinBudget } from './withinBudget.js';
+
+/** How long a stop waits for the broker to take the offline status and the DISCONNECT (the daemon's budget is 9 s). */
+const STOP_BUDGET_MS = 2000;
 
 export type MessageHandler = (topic: string, payload: Buffer, packet: IPublishPacket) => void;
 
@@ -52,8 +57,9 @@ export class MqttLink implements Component {
   private readonly subscriptions = new Map<string, { owner: string; handler: MessageHandler }[]>();
   private readonly connectHooks: { owner: string; fn: () => void }[] = [];
   private birth: () => Record<string, unknown> = () => ({});
-  private readonly counts = { connects: 0, disconnects: 0, dropped: 0, lastError: null as string | null };
+  private readonly counts = { connects: 0, disconnects: 0, takeovers: 0, dropped: 0, lastError: null as string | null };
   private loggedRefusal: string | null = null;
+  private readonly takeovers = new TakeoverWatch();
   private droppedMetric: Counter<'reason'> | null = null;
 
   constructor(
@@ -181,20 +187,40 @@ export class MqttLink implements Component {
     const client = this.client;
     this.client = null;
     if (!client) return;
-    if (this.connected) {
+    const wasConnected = this.connected;
+    const clean = (async () => {
       // a clean stop says offline itself: the broker drops the will of a clean disconnect
-      await client
-        .publishAsync(this.statusTopic, JSON.stringify({ state: 'offline', bdSeq: this.bdSeq, at: new Date().toISOString() }), { qos: 1, retain: true })
-        .catch(() => undefined);
-    }
+      if (wasConnected)
+        await client
+          .publishAsync(this.statusTopic, JSON.stringify({ state: 'offline', bdSeq: this.bdSeq, at: new Date().toISOString() }), { qos: 1, retain: true })
+          .catch(() => undefined);
+      await client.endAsync(false).catch(() => undefined);
+    })();
+    const inTime = await withinBudget(clean, STOP_BUDGET_MS);
     this.connected = false;
-    await client.endAsync(false).catch(() => client.end(true));
+    if (inTime) return;
+    // a broker that stopped answering (or a dead link not noticed yet) must not hold the daemon's stop
+    this.ctx.log.info(
+      { url: this.redactedUrl(), waitedMs: STOP_BUDGET_MS },
+      'the broker did not answer the clean disconnect; closing the connection (its last will says offline)',
+    );
+    client.end(true);
   }
 
   status(): Record<string, unknown> {
-    const { connects, disconnects, dropped, lastError } = this.counts;
+    const { connects, disconnects, takeovers, dropped, lastError } = this.counts;
     return {
-      mqtt: { url: this.redactedUrl(), connected: this.connected, bdSeq: this.bdSeq, connects, disconnects, queued: this.queue.length, dropped, lastError },
+      mqtt: {
+        url: this.redactedUrl(),
+        connected: this.connected,
+        bdSeq: this.bdSeq,
+        connects,
+        disconnects,
+        takeovers,
+        queued: this.queue.length,
+        dropped,
+        lastError,
+      },
     };
   }
 
@@ -211,6 +237,7 @@ export class MqttLink implements Component {
   private onError(err: Error): void {
     const refused = loginRefusal(err);
     this.counts.lastError = refused ? `login refused: ${refused}` : errorMessage(err);
+    this.takeovers.error(this.counts.lastError);
     if (refused && this.loggedRefusal !== refused)
       this.ctx.log.error(
         { url: this.redactedUrl(), reason: refused },
@@ -236,11 +263,12 @@ export class MqttLink implements Component {
     if (this.stopping) return;
     this.bdSeq++;
     this.writeBdSeq();
+    this.takeovers.attempt();
     const m = this.opts.mqtt;
     const file = (f?: string) => (f ? readFileSync(f) : undefined);
     const options: IClientOptions = {
       protocolVersion: 5,
-      clientId: `outpost-${this.opts.deviceId}`,
+      clientId: this.clientId,
       username: m.username,
       password: m.password,
       ca: file(m.ca),
@@ -258,6 +286,7 @@ export class MqttLink implements Component {
     client.on('connect', () => this.onConnected(client));
     client.on('message', (topic, payload, packet) => this.dispatch(topic, payload, packet));
     client.on('error', (err) => this.onError(err));
+    client.on('disconnect', (packet) => this.takeovers.disconnectPacket(packet.reasonCode));
     client.on('close', () => this.onClosed(client));
   }
 
@@ -267,6 +296,7 @@ export class MqttLink implements Component {
     this.counts.connects++;
     this.backoffMs = this.opts.mqtt.reconnect.initialMs;
     this.ctx.log.info({ url: this.redactedUrl(), bdSeq: this.bdSeq }, 'connected to the MQTT broker');
+    if (this.takeovers.connected()) this.sessionTakenOver('the broker ended our connection and took the next one at once');
     this.publishBirth();
     for (const filter of this.subscriptions.keys()) client.subscribe(filter, { qos: 1 });
     for (const msg of [...this.retained.values(), ...this.queue.splice(0)]) this.publish(msg.topic, msg.payload, msg.opts);
@@ -287,10 +317,12 @@ export class MqttLink implements Component {
 
   private onClosed(client: MqttClient): void {
     if (client !== this.client) return;
-    if (this.connected) {
-      this.counts.disconnects++;
+    const kind = this.takeovers.closed(this.connected);
+    if (this.connected) this.counts.disconnects++;
+    if (kind === 'taken-over') this.sessionTakenOver('the broker said so (DISCONNECT 0x8E)');
+    else if (kind === 'ended-by-broker') this.ctx.log.info({ url: this.redactedUrl() }, 'the broker ended the connection; reconnecting');
+    else if (kind === 'lost' || kind === 'broker-gone')
       this.ctx.log.warn({ url: this.redactedUrl(), err: this.counts.lastError }, 'lost the MQTT broker; reconnecting');
-    }
     this.connected = false;
     client.removeAllListeners();
     client.end(true);
@@ -300,6 +332,19 @@ export class MqttLink implements Component {
     this.backoffMs = Math.min(this.opts.mqtt.reconnect.maxMs, this.backoffMs * 2);
     this.retry = setTimeout(() => this.reconnect(), delay);
     this.retry.unref();
+  }
+
+  /** Another client connected with our client id and the broker gave it our session: say so, not "lost the broker". */
+  private sessionTakenOver(how: string): void {
+    this.counts.takeovers++;
+    this.counts.lastError = 'session taken over by another client with the same id';
+    this.backoffMs = this.opts.mqtt.reconnect.maxMs; // two clients taking turns: slow the flapping down
+    const about = { url: this.redactedUrl(), clientId: this.clientId, how, takeovers: this.counts.takeovers, hint: TAKEOVER_HINT };
+    this.ctx.log.warn(about, 'the MQTT session was taken over by another client with the same id');
+  }
+
+  private get clientId(): string {
+    return `outpost-${this.opts.deviceId}`;
   }
 
   /** A retained status that is not this connection's online (a late will of an older one): say online again. */

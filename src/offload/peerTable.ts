@@ -1,5 +1,6 @@
 import type { OffloadConfig } from '../config/index.js';
 import type { Keyring } from '../crypto/index.js';
+import type { Logger } from '../log.js';
 
 /** A peer: where it is, what it says it has, and how it has behaved. */
 export interface Peer {
@@ -48,6 +49,8 @@ export class PeerTable {
   constructor(
     private readonly keyring: Keyring,
     private cfg: OffloadConfig,
+    /** breaker open (warn) and closed again (info) */
+    private readonly log?: Logger,
   ) {
     for (const p of cfg.peers) this.upsert(p.name, { url: p.url, source: 'static' });
   }
@@ -174,6 +177,11 @@ export class PeerTable {
   }
 
   rest(p: Peer, now: number): void {
+    if (p.breaker === 'closed')
+      this.log?.warn(
+        { peer: p.name, url: p.url, err: p.lastError, restSeconds: this.cfg.breaker.restSeconds },
+        'peer breaker open: no frames to it until it rests and passes a known-answer probe',
+      );
     p.breaker = 'open';
     p.verified = false;
     p.restUntil = now + this.cfg.breaker.restSeconds * 1000;
@@ -187,6 +195,7 @@ export class PeerTable {
   probed(p: Peer, ok: boolean, now: number, detail: string | null): void {
     p.lastProbeAt = now;
     if (ok) {
+      if (p.breaker === 'open') this.log?.info({ peer: p.name, url: p.url }, 'peer breaker closed: it passed its known-answer probe and gets frames again');
       p.verified = true;
       p.breaker = 'closed';
       p.consecutiveFailures = 0;
@@ -204,7 +213,8 @@ export class PeerTable {
         {
           url: p.url,
           source: p.source,
-          online: p.online,
+          // a static peer has no status topic: its breaker says whether it answers
+          online: p.online && (p.source === 'announced' || p.breaker === 'closed'),
           verified: p.verified,
           breaker: p.breaker,
           rttMs: p.rttMs === null ? null : Math.round(p.rttMs * 10) / 10,

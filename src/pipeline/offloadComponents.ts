@@ -14,7 +14,7 @@ export function offloadComponents(ctx: (name: string) => ComponentContext, engin
   const c = ctx('offload').config;
   const keys = () => readKeys(c.node.keysDir!);
   const deviceId = c.telemetry.mqtt?.deviceId ?? c.node.name;
-  const peers = new PeerTable(new Keyring(c.keyring), c.offload!);
+  const peers = new PeerTable(new Keyring(c.keyring), c.offload!, ctx('offload').log);
   const source = (model: string) => ({
     file: c.models[model].file,
     sha256: set.variants.get(model)?.manifest.source.sha256 ?? sha256File(c.models[model].file),

@@ -3,6 +3,7 @@ import { Counter, Gauge } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
 import type { OffloadConfig, OutpostConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
+import { logRejection } from '../lastResort.js';
 import { PeerRefused, type OffloadClient, type Peer, type PeerTable, type StageSpec } from '../offload/index.js';
 import { summariseOutput } from '../resultSummary.js';
 import type { Frame, PipelineOutput } from '../types.js';
@@ -69,11 +70,10 @@ export class OffloadPlacer implements FramePlacer, Component {
       const frame = this.recent.get(pipeline)?.find((f) => f.id === r.frameId);
       if (frame && summariseOutput(r.output).length > 0) this.probeFrame.set(pipeline, frame); // a frame with something in it
     });
+    if (Object.keys(this.cfg.stages).length === 0 && (this.cfg.peers.length > 0 || this.ctx.config.telemetry.mqtt))
+      this.ctx.log.info('offload.stages is not set: every stage of every pipeline may run on a peer');
     this.timer = setInterval(
-      guarded(
-        () => this.probe(),
-        (err) => this.ctx.log.warn({ err: errorMessage(err) }, 'peer probe failed; trying again on the next tick'),
-      ),
+      guarded(() => this.probe(), logRejection(this.ctx.log, 'a known-answer probe')),
       PROBE_TICK_MS,
     );
     this.timer.unref();
@@ -113,11 +113,14 @@ export class OffloadPlacer implements FramePlacer, Component {
     return { from: range.from, to: range.to, peer: best.p.name, run: (f, regions) => this.send(best.p, pipeline, range.specs, f, regions) };
   }
 
-  /** The stages of a pipeline a peer may run, as sent (files named by sha256), worked out once per config. */
+  /**
+   * The stages of a pipeline a peer may run, as sent (files named by sha256), worked out once per config. With no
+   * `offload.stages` at all, every stage of every pipeline may go: peers were given to be used.
+   */
   private range(pipeline: string): OffloadRange | null {
     if (this.ranges.has(pipeline)) return this.ranges.get(pipeline)!;
-    const names = this.cfg.stages[pipeline];
     const all = this.ctx.config.pipelines[pipeline].stages;
+    const names = Object.keys(this.cfg.stages).length === 0 ? all.map((s) => s.name) : this.cfg.stages[pipeline];
     const from = names ? all.findIndex((s) => s.name === names[0]) : -1;
     const stages = from >= 0 ? all.slice(from, from + names!.length) : null;
     const fileSha = (file: string) => {
@@ -165,9 +168,9 @@ export class OffloadPlacer implements FramePlacer, Component {
         for (const [pipeline, frame] of this.probeFrame) {
           const range = this.range(pipeline);
           if (!range || (peer.models && !peer.acceptsModels && !range.specs.every((s) => s.model in peer.models!))) continue;
-          const here = this.set.get(pipeline);
-          const regions = range.from > 0 ? await here.runPrefix(frame, range.from) : null;
-          const expected = await here.runPrefix(frame, range.to);
+          const known = await this.knownAnswer(pipeline, frame, range);
+          if (!known) continue;
+          const { regions, expected } = known;
           let verdict: string | null;
           try {
             const r = await this.runGivingFiles(peer, pipeline, range.specs, frame, regions);
@@ -188,6 +191,18 @@ export class OffloadPlacer implements FramePlacer, Component {
       }
     } finally {
       this.probing = false;
+    }
+  }
+
+  /** What this node itself answers for a probe frame (null, logged, when it cannot: that is not the peer's fault). */
+  private async knownAnswer(pipeline: string, frame: Frame, range: OffloadRange) {
+    const here = this.set.get(pipeline);
+    try {
+      const regions = range.from > 0 ? await here.runPrefix(frame, range.from) : null;
+      return { regions, expected: await here.runPrefix(frame, range.to) };
+    } catch (err) {
+      this.ctx.log.warn({ pipeline, err: errorMessage(err) }, 'cannot work out a known answer here; probing later');
+      return null;
     }
   }
 

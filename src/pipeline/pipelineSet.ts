@@ -94,6 +94,11 @@ export class PipelineSet implements Component {
     return { label: [...precisions].join('+'), stages, unfilled: [...new Set(unfilled)] };
   }
 
+  /** The models a pipeline's stages run. */
+  modelsOf(pipeline: string): string[] {
+    return [...new Set(this.pipelineConfig(pipeline).stages.map((s) => s.model))];
+  }
+
   private pipelineConfig(name: string): PipelineConfig {
     return this.opts.extra?.[name] ?? this.ctx.config.pipelines[name];
   }

@@ -5,10 +5,14 @@ import { CalibrationRecorder } from '../camera/index.js';
 import type { Component, ComponentContext } from '../component.js';
 import type { OutpostConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
+import { logRejection } from '../lastResort.js';
 import { buildInBackground, variantsDir } from '../runtime/index.js';
 import type { Frame } from '../types.js';
 import type { Rung } from '../vocabulary.js';
 import type { PipelineSet } from './pipelineSet.js';
+
+/** What a set-precision runs: each pipeline's variant label and the models left on fp32, or why it is refused. */
+export type PrecisionChoice = { ok: true; runs: Record<string, string>; fp32Models: string[] } | { ok: false; reason: string };
 
 /**
  * Which variant each pipeline runs: the governor's rung (from `governor.policy` on the bus), or a rung an
@@ -68,10 +72,22 @@ export class PrecisionController implements Component {
     this.config = config;
   }
 
-  /** An operator's fixed rung (null: follow the governor again). */
-  fix(rung: Rung | null): void {
+  /**
+   * An operator's fixed rung (null: follow the governor again), and what each pipeline will run at it. Refused
+   * (nothing changes) when no model of any pipeline has a variant of that rung: answering "int8" while fp32 runs
+   * would be a lie.
+   */
+  fix(rung: Rung | null): PrecisionChoice {
+    const at = rung ?? this.governed.rung;
+    const choices = [...this.set.pipelines.keys()].map((name) => ({ name, ...this.set.choose(name, at) }));
+    const fp32Models = [...new Set(choices.flatMap((c) => c.unfilled))];
+    const models = new Set(choices.flatMap((c) => this.set.modelsOf(c.name)));
+    if (rung !== null && choices.length === 0) return { ok: false, reason: 'no pipeline runs on this node' };
+    if (rung !== null && fp32Models.length > 0 && fp32Models.length === models.size)
+      return { ok: false, reason: `no model here has a ${rung} variant (${fp32Models.join(', ')} would run fp32); build one with outpost optimize` };
     this.fixed = rung;
     this.schedule();
+    return { ok: true, runs: Object.fromEntries(choices.map((c) => [c.name, c.label])), fp32Models };
   }
 
   /** A model's variants were re-timed (autotune.json rewritten): pick again at the current rung. */
@@ -96,7 +112,7 @@ export class PrecisionController implements Component {
   private schedule(): void {
     const rung = this.rung;
     const threads = this.governed.threads;
-    this.swaps = this.swaps.then(() => this.swapTo(rung, threads));
+    this.swaps = this.swaps.then(() => this.swapTo(rung, threads)).catch(logRejection(this.ctx.log, 'a precision swap'));
   }
 
   private async swapTo(rung: Rung, threads?: number): Promise<void> {
@@ -128,11 +144,13 @@ export class PrecisionController implements Component {
       const dir = variantsDir(m.file, cfg.node.stateDir);
       const log = this.ctx.log.child({ model: name });
       const build = (calibration?: string) =>
-        void buildInBackground(this.cli, m, dir, log, this.builds.signal, calibration).then((ok) => {
-          if (!ok || this.builds.signal.aborted) return;
-          this.set.setVariants(name, dir);
-          this.schedule();
-        });
+        void buildInBackground(this.cli, m, dir, log, this.builds.signal, calibration)
+          .then((ok) => {
+            if (!ok || this.builds.signal.aborted) return;
+            this.set.setVariants(name, dir);
+            this.schedule();
+          })
+          .catch(logRejection(log, 'building model variants'));
       const feeding = cfg.cameras.filter((c) => c.enabled && cfg.pipelines[c.pipeline].stages[0].model === name);
       if (m.optimize.calibration || feeding.length === 0) {
         build();
@@ -142,14 +160,16 @@ export class PrecisionController implements Component {
       const recorder = new CalibrationRecorder(join(cfg.node.stateDir, 'calibration', basename(dir)), frames);
       for (const cam of feeding) this.recorders.set(cam.name, [...(this.recorders.get(cam.name) ?? []), recorder]);
       log.info({ cameras: feeding.map((c) => c.name), frames, dir: recorder.dir }, 'recording calibration frames from the cameras');
-      void recorder.full.then(() => {
-        for (const cam of feeding)
-          this.recorders.set(
-            cam.name,
-            (this.recorders.get(cam.name) ?? []).filter((r) => r !== recorder),
-          );
-        build(recorder.dir);
-      });
+      void recorder.full
+        .then(() => {
+          for (const cam of feeding)
+            this.recorders.set(
+              cam.name,
+              (this.recorders.get(cam.name) ?? []).filter((r) => r !== recorder),
+            );
+          build(recorder.dir);
+        })
+        .catch(logRejection(log, 'recording calibration frames'));
     }
   }
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { PipelineConfig } from '../config/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
+import { logRejection } from '../lastResort.js';
 import type { Logger } from '../log.js';
 import type { InferenceWorker, SessionSpec, TensorMap } from '../runtime/index.js';
 import { float32 } from '../runtime/index.js';
@@ -8,7 +9,6 @@ import type { Box, Frame, PipelineOutput, Placement, Timings } from '../types.js
 import type { ProviderName } from '../vocabulary.js';
 import { decodeImage, fitImage, loadDictionary, resizeRgb, writeChw, type Fit, type RgbImage } from '../vision/index.js';
 import { decoderOf, regionsOf, wholeFrame, type Region, type Stage } from './stageDecoders.js';
-import { inBackground } from '../guarded.js';
 
 export interface PipelineDeps {
   worker: InferenceWorker;
@@ -291,7 +291,7 @@ export class StagedPipeline {
   private done(g: Generation): void {
     if (--g.users > 0) return;
     this.live.delete(g);
-    if (g !== this.current) inBackground(this.evict(), (err) => this.deps.log.warn({ err: errorMessage(err) }, 'releasing idle sessions failed'));
+    if (g !== this.current) void this.evict().catch(logRejection(this.deps.log, 'releasing idle sessions'));
   }
 
   /** Stages [from, to): a crop stage annotates the regions so far, a frame stage runs on the image (stage 0 on `first` when prepared). */

@@ -24,25 +24,41 @@ import { RefusalBudget } from '../refusalBudget.js';
 export interface CommandTargets {
   status(): Record<string, unknown>;
   reloadConfig(): Promise<{ applied: string[]; needRestart: string[] }>;
-  setPrecision(rung: Rung | null): void;
+  /** What each pipeline runs at the rung (null: the governor's), or why it is refused (no variant of it here). */
+  setPrecision(rung: Rung | null): { ok: true; runs: Record<string, string>; fp32Models: string[] } | { ok: false; reason: string };
   pauseCamera(name: string): void;
   resumeCamera(name: string): void;
   cameras(): string[];
   /** The newest frame of a camera, as delivered (JPEG). */
   latestFrame(camera: string): { data: Buffer; capturedAt: number } | null;
   rebenchmark(): Promise<unknown>;
-  restart(): Promise<void>;
+  /** Starts a restart and returns at once (the daemon logs and handles its own failure). */
+  restart(): void;
+  /** The configuration file's problems as `FILE:LINE:COL: path: message` lines; none when it is valid. */
+  configProblems(): string[];
   /** This node's keys (null when it has none: snapshots cannot be sealed). */
   keys(): NodeKeys | null;
 }
 
 /** A refusal: one of the verifier's, or one the dispatcher adds. */
-export const COMMAND_REFUSALS = [...REFUSAL_REASONS, 'too-large', 'unknown-action', 'bad-arguments'] as const;
+export const COMMAND_REFUSALS = [...REFUSAL_REASONS, 'too-large', 'unknown-action', 'bad-arguments', 'invalid-config'] as const;
 type Refusal = (typeof COMMAND_REFUSALS)[number];
 
 export const MAX_COMMAND_BYTES = 64 * 1024;
 
 class BadArguments extends Error {}
+
+/** The configuration file is broken: a restart or reload would take the node down, so it is refused. */
+class InvalidConfig extends Error {
+  constructor(readonly problems: string[]) {
+    super(`the configuration file is invalid; still running the old configuration: ${problems.join('; ')}`);
+  }
+}
+
+const checkConfigFile = (t: CommandTargets): void => {
+  const problems = t.configProblems();
+  if (problems.length > 0) throw new InvalidConfig(problems);
+};
 
 type Action = (args: Record<string, unknown>, t: CommandTargets, signer: TrustedKey, device: string) => Promise<unknown> | unknown;
 
@@ -55,12 +71,14 @@ const cameraArg = (args: Record<string, unknown>, t: CommandTargets): string => 
 /** The actions an operator may ask for, one entry each. */
 export const ACTIONS: Record<string, Action> = {
   status: (_a, t) => t.status(),
-  'reload-config': (_a, t) => t.reloadConfig(),
+  'reload-config': (_a, t) => (checkConfigFile(t), t.reloadConfig()),
   'set-precision': (args, t) => {
     const rung = args.precision;
     if (rung !== 'auto' && !RUNGS.includes(rung as Rung)) throw new BadArguments(`args.precision must be one of ${[...RUNGS, 'auto'].join(', ')}`);
-    t.setPrecision(rung === 'auto' ? null : (rung as Rung));
-    return { precision: rung, holds: rung === 'auto' ? 'the governor decides again' : 'until set-precision auto' };
+    const choice = t.setPrecision(rung === 'auto' ? null : (rung as Rung));
+    if (!choice.ok) throw new BadArguments(choice.reason);
+    const holds = rung === 'auto' ? 'the governor decides again' : 'until set-precision auto';
+    return { precision: rung, runs: choice.runs, ...(choice.fp32Models.length > 0 ? { fp32Models: choice.fp32Models } : {}), holds };
   },
   'pause-camera': (args, t) => (t.pauseCamera(cameraArg(args, t)), { paused: args.camera }),
   'resume-camera': (args, t) => (t.resumeCamera(cameraArg(args, t)), { resumed: args.camera }),
@@ -76,7 +94,8 @@ export const ACTIONS: Record<string, Action> = {
   },
   rebenchmark: (_a, t) => t.rebenchmark(),
   restart: (_a, t) => {
-    setImmediate(() => void t.restart()); // answer first, then restart
+    checkConfigFile(t);
+    setImmediate(() => t.restart()); // answer first, then restart
     return { restarting: true };
   },
 };
@@ -175,6 +194,7 @@ export class CommandHandler {
       this.respond(answer, { status: 'ok', data });
     } catch (err) {
       if (err instanceof BadArguments) return this.refuse('bad-arguments', err.message, verdict, action, packet);
+      if (err instanceof InvalidConfig) return this.refuse('invalid-config', err.message, verdict, action, packet, { problems: err.problems });
       this.ctx.log.error({ action, operator: verdict.signer.name, err: errorMessage(err) }, 'command failed');
       this.respond(answer, { status: 'error', error: { reason: 'failed', message: errorMessage(err) } });
     }
@@ -184,13 +204,14 @@ export class CommandHandler {
    * Counts every refusal; logs and answers only within the budget, and answers only a message whose signature
    * holds (checked here, within the budget, when the refusal came before the check).
    */
-  private refuse(reason: Refusal, detail: string, verdict?: Verdict, action?: string, packet?: IPublishPacket): void {
+  private refuse(reason: Refusal, detail: string, verdict?: Verdict, action?: string, packet?: IPublishPacket, more: Record<string, unknown> = {}): void {
     this.refused?.inc({ reason });
     if (!this.budget.take(reason)) return;
     const claim = verdict?.ok ? verdict : verdict?.message && verdict.signer ? { message: verdict.message, signer: verdict.signer } : null;
     const authentic = claim !== null && (verdict!.ok || verdict!.authentic || this.verifier.authentic(claim.message, claim.signer));
     this.ctx.log.warn({ reason, detail, operator: authentic ? claim.signer.name : undefined }, 'command refused');
-    if (authentic && action && packet) this.respond({ message: claim.message, action, packet }, { status: 'refused', error: { reason, message: detail } });
+    if (authentic && action && packet)
+      this.respond({ message: claim.message, action, packet }, { status: 'refused', error: { reason, message: detail, ...more } });
   }
 
   /** This device's own response subtree only: the v5 response topic when it lies there, else response/<action>. */

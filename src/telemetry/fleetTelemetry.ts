@@ -7,6 +7,7 @@ import { CommandHandler, type CommandTargets } from './commands.js';
 import { discoveryMessages, HA_STATUS_TOPIC } from './homeAssistant.js';
 import { guarded } from '../guarded.js';
 import { errorMessage } from '../errors.js';
+import { splitStatus } from './telemetryMessage.js';
 
 /**
  * The node on the broker: its birth (what `status` carries while online), telemetry every interval (the same
@@ -19,6 +20,8 @@ export class FleetTelemetry implements Component {
   private mqtt: MqttConfig;
   private readonly events: ResultSelector;
   private readonly commands: CommandHandler;
+  /** the facts last published (retained), to publish them again only when they change */
+  private factsSent = '';
 
   constructor(
     private readonly ctx: ComponentContext,
@@ -56,6 +59,7 @@ export class FleetTelemetry implements Component {
       this.link.onConnect(this.name, () => this.publishDiscovery());
       this.link.subscribe(HA_STATUS_TOPIC, this.name, (_t, payload) => payload.toString() === 'online' && this.publishDiscovery());
     }
+    this.link.onConnect(this.name, () => this.publishFacts(true));
     this.schedule();
   }
 
@@ -75,21 +79,40 @@ export class FleetTelemetry implements Component {
     if (interval) this.schedule();
   }
 
-  /** What the telemetry topic carries: /status without the last result (events carry results). */
-  telemetry(): Record<string, unknown> {
+  /**
+   * The telemetry topic's figures (those of /status without the last result, which events carry) and the facts
+   * topic's body (what /status says that does not change from one interval to the next).
+   */
+  messages(): { telemetry: Record<string, unknown>; facts: Record<string, unknown> } {
     const { lastResult: _omitted, ...rest } = this.targets.status();
-    return { ...rest, intervalSeconds: this.mqtt.telemetryIntervalSeconds, at: new Date(this.ctx.clock.now()).toISOString() };
+    const { facts, figures } = splitStatus(rest);
+    return {
+      telemetry: { ...figures, intervalSeconds: this.mqtt.telemetryIntervalSeconds, at: new Date(this.ctx.clock.now()).toISOString() },
+      facts: { node: this.link.deviceId, startedAt: new Date(this.about.startedAt).toISOString(), ...facts },
+    };
   }
 
   private schedule(): void {
     if (this.timer) clearInterval(this.timer);
     const topic = this.link.topic('telemetry');
     const publish = guarded(
-      () => this.link.publish(topic, JSON.stringify(this.telemetry())),
+      () => {
+        const { telemetry, facts } = this.messages();
+        this.link.publish(topic, JSON.stringify(telemetry));
+        this.publishFacts(false, facts);
+      },
       (err) => this.ctx.log.warn({ err: errorMessage(err) }, 'telemetry not published; trying again on the next tick'),
     );
     this.timer = setInterval(publish, this.mqtt.telemetryIntervalSeconds * 1000);
     this.timer.unref();
+  }
+
+  /** On every connect (a broker may have lost them), else only when they changed (a variant was built). */
+  private publishFacts(always: boolean, facts = this.messages().facts): void {
+    const body = JSON.stringify(facts);
+    if (!always && body === this.factsSent) return;
+    this.factsSent = body;
+    this.link.publish(this.link.topic('facts'), body, { retain: true, qos: 1 });
   }
 
   private birth(): Record<string, unknown> {

@@ -30,8 +30,9 @@ export function discoveryMessages(link: MqttLink, cameras: string[], version: st
       ...extra,
     }),
   });
+  // telemetry leaves out nulls and empty lists: `default` stands in for them
   return [
-    sensor('temperature', 'Temperature', '{{ value_json.power.governor.temperatureC if value_json.power else none }}', {
+    sensor('temperature', 'Temperature', '{{ value_json.power.governor.temperatureC | default(none) if value_json.power else none }}', {
       unit_of_measurement: '°C',
       device_class: 'temperature',
       state_class: 'measurement',
@@ -39,7 +40,7 @@ export function discoveryMessages(link: MqttLink, cameras: string[], version: st
     sensor('governor_level', 'Governor level', '{{ value_json.power.governor.level if value_json.power else "nominal" }}'),
     ...cameras.flatMap((c) => [
       sensor(`${c}_fps`, `${c} fps`, `{{ value_json.cameras['${c}'].fps }}`, { unit_of_measurement: 'fps', state_class: 'measurement' }),
-      sensor(`${c}_last`, `${c} last read`, `{{ value_json.cameras['${c}'].last | join(' | ') }}`),
+      sensor(`${c}_last`, `${c} last read`, `{{ value_json.cameras['${c}'].last | default([]) | join(' | ') }}`),
     ]),
   ];
 }

@@ -52,6 +52,11 @@ export class Mosquitto {
     await exited;
   }
 
+  /** SIGSTOP / SIGCONT: a broker that is there but answers nothing (a hung host, a dead link not noticed yet). */
+  freeze(frozen: boolean): void {
+    this.child?.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   /** What mosquitto_sub reads on a topic filter within `seconds` (retained messages arrive at once). */
   sub(filter: string, seconds = 2, count?: number): { topic: string; payload: string }[] {
     const args = ['-h', '127.0.0.1', '-p', String(this.port), '-t', filter, '-v', '-W', String(seconds), ...(count ? ['-C', String(count)] : [])];
