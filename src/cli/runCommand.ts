@@ -88,11 +88,12 @@ export async function runCommand(opts: { config?: string }): Promise<void> {
 /** Flushes the log, then exits (the last lines must reach journald). */
 function exitAfterFlush(log: Logger): (code: number) => void {
   const exit = (code: number) => process.exit(code);
-  return (code) =>
+  return (code) => {
     flushLog(log).then(
       () => exit(code),
       () => exit(code),
     );
+  };
 }
 
 /** A failure's exit code, but never 78: systemd's RestartPreventExitStatus would keep a node down for a fault a restart may cure. */
