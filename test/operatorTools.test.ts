@@ -53,18 +53,29 @@ describe('the CLI refuses bad input with exit 64 before anything is sent', () =>
   const dir = tempDir();
   const keys = join(dir, 'op');
   generateKeys(keys);
+  const trust = join(dir, 'trust.yaml');
+  writeFileSync(trust, `- { name: cam-01, sign: ${generateKeys(join(dir, 'cam-01')).sign} }\n`);
   const url = 'mqtt://127.0.0.1:1'; // nothing listens: every case must fail before connecting
   it.each([
-    [['command', '+', 'status', '-b', url, '-k', keys], /device id "\+" cannot be a topic level/],
-    [['command', 'cam#01', 'status', '-b', url, '-k', keys], /device id "cam#01"/],
-    [['command', 'cam/01', 'status', '-b', url, '-k', keys], /device id "cam\/01"/],
-    [['command', 'cam-01', 'status', '-b', url, '-k', keys, '--timeout', 'abc'], /--timeout <seconds>' argument 'abc' is invalid: expected a number/],
+    [['command', '+', 'status', '-b', url, '-k', keys, '--trust', trust], /device id "\+" cannot be a topic level/],
+    [['command', 'cam#01', 'status', '-b', url, '-k', keys, '--trust', trust], /device id "cam#01"/],
+    [['command', 'cam/01', 'status', '-b', url, '-k', keys, '--trust', trust], /device id "cam\/01"/],
+    [
+      ['command', 'cam-01', 'status', '-b', url, '-k', keys, '--trust', trust, '--timeout', 'abc'],
+      /--timeout <seconds>' argument 'abc' is invalid: expected a number/,
+    ],
     [['monitor', '-b', url, '--for', 'abc'], /--for <seconds>' argument 'abc' is invalid/],
     [['command', 'cam-01', 'status', '-b', url], /required option '-k, --key <dir>' not specified; see outpost command --help/],
     [['monitor', '-b', url, '--bogus'], /unknown option '--bogus'; see outpost monitor --help/],
-    [['command', 'cam-01', 'status', '-b', url, '-k', join(keys, 'secret.json')], /--key \S+secret\.json is a file; give the folder .*: --key \S+op$/m],
+    [
+      ['command', 'cam-01', 'status', '-b', url, '-k', join(keys, 'secret.json'), '--trust', trust],
+      /--key \S+secret\.json is a file; give the folder .*: --key \S+op$/m,
+    ],
     [['monitor', '-b', '127.0.0.1:1883'], /--broker 127\.0\.0\.1:1883: it has no scheme; .* such as mqtt:\/\/127\.0\.0\.1:1883/],
-    [['command', 'cam-01', 'status', '-b', 'http://127.0.0.1:1883', '-k', keys], /http:\/\/ is not a broker scheme; .* such as mqtt:\/\/127\.0\.0\.1:1883/],
+    [
+      ['command', 'cam-01', 'status', '-b', 'http://127.0.0.1:1883', '-k', keys, '--trust', trust],
+      /http:\/\/ is not a broker scheme; .* such as mqtt:\/\/127\.0\.0\.1:1883/,
+    ],
     [['collect', '--out', dir, '--keys', keys, '--trust', keys, '--mqtt', 'https://h:8883'], /--mqtt https:\/\/h:8883: .* such as mqtts:\/\/h:8883/],
     [['monitor'], /--broker URL is needed \(or --config FILE/],
     [['keys', 'show', '--dir', keys, '--role', 'boss'], /--role boss: expected one of operator, peer, collector/],
