@@ -115,7 +115,21 @@ export class ChaosRun {
 
   /** `outpost command DEVICE ACTION` with the operator key; its exit code. */
   command(device: string, action: string): Promise<number | null> {
-    const args = [CLI, 'command', device, action, '--broker', this.t.brokerUrl, '--key', this.t.operatorKeys, '--timeout', '5', '--json'];
+    const args = [
+      CLI,
+      'command',
+      device,
+      action,
+      '--broker',
+      this.t.brokerUrl,
+      '--key',
+      this.t.operatorKeys,
+      '--trust',
+      this.t.trust,
+      '--timeout',
+      '5',
+      '--json',
+    ];
     return new Promise((resolve) => {
       const child = spawn(process.execPath, args, { stdio: 'ignore' });
       child.on('exit', (code) => resolve(code));

@@ -25,11 +25,14 @@ export class ChaosTopology {
   readonly agents: { name: string; statusPort: number; process: ManagedProcess; uploads: boolean }[] = [];
   readonly out: string;
   readonly operatorKeys: string;
+  /** the devices' public keys: the collectors' --trust, and the operator's for signed answers */
+  readonly trust: string;
   brokerUrl = '';
 
   private constructor(readonly dir: string) {
     this.out = join(dir, 'collected');
     this.operatorKeys = join(dir, 'operator');
+    this.trust = join(dir, 'trust.yaml');
   }
 
   static async create(dir: string, opts: { fps: number }): Promise<ChaosTopology> {
@@ -56,7 +59,7 @@ export class ChaosTopology {
       const adir = join(this.dir, name);
       agents.push({ name, dir: adir, keys: generateKeys(join(adir, 'state', 'keys')), statusPort: await freePort(), offloadPort: await freePort() });
     }
-    const trust = join(this.dir, 'trust.yaml');
+    const trust = this.trust;
     writeFileSync(trust, agents.map((a) => `- { name: ${a.name}, sign: ${a.keys.sign}, box: ${a.keys.box} }`).join('\n') + '\n');
     const conf = join(this.dir, 'mosquitto.conf');
     writeFileSync(conf, `listener ${brokerPort} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n`);
