@@ -8,7 +8,9 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-usage: sudo scripts/install.sh [--prefix DIR] [--dry-run] [--no-enable]
+usage: sudo scripts/install.sh [--from FILE] [--prefix DIR] [--dry-run] [--no-enable]
+  --from FILE    install a release artifact (npm run package: outpost-VERSION-linux-ARCH.tar.gz) offline:
+                 no npm and no registry needed on the board
   --prefix DIR   where the program goes (default /opt/outpost)
   --dry-run      print what would be done, change nothing
   --no-enable    install the unit without enabling it
@@ -17,12 +19,15 @@ EOF
 }
 
 PREFIX=/opt/outpost
+FROM=
 DRY_RUN=0
 ENABLE=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) PREFIX=${2:?--prefix needs a folder}; shift 2 ;;
     --prefix=*) PREFIX=${1#*=}; shift ;;
+    --from) FROM=${2:?--from needs a file}; shift 2 ;;
+    --from=*) FROM=${1#*=}; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     --no-enable) ENABLE=0; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -45,7 +50,7 @@ run() { if [ "$DRY_RUN" = 1 ]; then echo "+ $*"; else "$@"; fi; }
 changed() { CHANGED=$((CHANGED + 1)); say "  $*"; }
 have_user() { [ -z "$DESTDIR" ] && getent passwd "$USER_NAME" >/dev/null 2>&1; }
 
-# --- checks -------------------------------------------------------------------------------------------
+# --- checks: everything is looked at before anything is changed -----------------------------------------
 NODE=$(command -v node) || die "Node.js 20 or newer is needed (apt-get install nodejs, or https://nodejs.org)"
 NODE=$(readlink -f "$NODE")
 major=$("$NODE" -p 'process.versions.node.split(".")[0]')
@@ -56,9 +61,24 @@ case "$(uname -m)" in
   armv7l|armv6l) die "onnxruntime-node ships no 32-bit ARM build: install a 64-bit OS (Raspberry Pi OS 64-bit, Jetson L4T)" ;;
   *) die "unsupported architecture $(uname -m) (x86_64 and aarch64 are)" ;;
 esac
-[ -f "$SRC/dist/cli.js" ] || die "build first: cd $SRC && npm ci && npm run build"
+need=(install cmp stat sha256sum sed find)
+[ -n "$FROM" ] && need+=(tar)
+[ -z "$DESTDIR" ] && need+=(getent useradd usermod runuser)
+for tool in "${need[@]}"; do command -v "$tool" >/dev/null || die "$tool is needed and not installed (coreutils, passwd, util-linux, tar)"; done
 if [ -z "$DESTDIR" ] && [ "$DRY_RUN" = 0 ] && [ "$(id -u)" -ne 0 ]; then die "run as root (sudo), or set DESTDIR"; fi
-say "Installing Outpost to ${ROOT}${PREFIX} (node $NODE, $ARCH)${DESTDIR:+ under DESTDIR=$DESTDIR}${DRY_RUN:+}"
+if [ -n "$FROM" ]; then
+  [ -f "$FROM" ] || die "--from $FROM: no such file (build one with npm run package)"
+  UNPACKED=$(mktemp -d)
+  trap 'rm -rf "$UNPACKED"' EXIT
+  tar -xzf "$FROM" -C "$UNPACKED" || die "--from $FROM: not a readable .tar.gz"
+  SRC=$(find "$UNPACKED" -mindepth 1 -maxdepth 1 -type d | head -n1)
+  [ -f "$SRC/ARCH" ] && [ -d "$SRC/node_modules" ] || die "--from $FROM: not an Outpost release (no ARCH or node_modules inside; build one with npm run package)"
+  [ "$(cat "$SRC/ARCH")" = "$ARCH" ] || die "--from $FROM is for linux-$(cat "$SRC/ARCH"); this board is linux-$ARCH (npm run package -- --arch $ARCH)"
+else
+  command -v npm >/dev/null || die "npm is needed to install dependencies from a checkout; on a board without npm or internet use a release: scripts/install.sh --from outpost-VERSION-linux-$ARCH.tar.gz (npm run package)"
+fi
+[ -f "$SRC/dist/cli.js" ] || die "build first: cd $SRC && npm ci && npm run build"
+say "Installing Outpost to ${ROOT}${PREFIX} (node $NODE, $ARCH)${FROM:+ from $FROM}${DESTDIR:+ under DESTDIR=$DESTDIR}"
 
 # --- the program --------------------------------------------------------------------------------------
 put() { # put SRC DEST MODE [quiet]: copy when the content or mode differs
@@ -87,23 +107,33 @@ for f in package.json package-lock.json README.md config/outpost.yaml config/out
   put "$SRC/$f" "$P/$f" "$mode" || true
 done
 
-# production dependencies, once per package-lock.json; other platforms' ORT binaries pruned (~250 MB)
+# production dependencies, once per package-lock.json: from the release as they are, or npm ci with other
+# platforms' ORT binaries pruned (~250 MB)
 stamp=$(sha256sum "$SRC/package-lock.json" | cut -d' ' -f1)
 if [ "$(cat "$P/node_modules/.outpost-lock-sha256" 2>/dev/null || true)" != "$stamp" ]; then
-  say "  installing production dependencies (npm ci --omit=dev)"
-  run sh -c "cd '$P' && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error >/dev/null"
-  for d in "$P"/node_modules/onnxruntime-node/bin/napi-v*/*; do
-    case "$d" in */linux) ;; *) [ -d "$d" ] && run rm -rf "$d" ;; esac
-  done
-  for d in "$P"/node_modules/onnxruntime-node/bin/napi-v*/linux/*; do
-    case "$d" in */"$ARCH") ;; *) [ -d "$d" ] && run rm -rf "$d" ;; esac
-  done
+  if [ -n "$FROM" ]; then
+    say "  installing production dependencies from the release"
+    run rm -rf "$P/node_modules.new"
+    run mkdir -p "$P"
+    run cp -a "$SRC/node_modules" "$P/node_modules.new"
+    run rm -rf "$P/node_modules"
+    run mv "$P/node_modules.new" "$P/node_modules"
+  else
+    say "  installing production dependencies (npm ci --omit=dev)"
+    run sh -c "cd '$P' && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error >/dev/null"
+    for d in "$P"/node_modules/onnxruntime-node/bin/napi-v*/*; do
+      case "$d" in */linux) ;; *) [ -d "$d" ] && run rm -rf "$d" ;; esac
+    done
+    for d in "$P"/node_modules/onnxruntime-node/bin/napi-v*/linux/*; do
+      case "$d" in */"$ARCH") ;; *) [ -d "$d" ] && run rm -rf "$d" ;; esac
+    done
+  fi
   if [ "$DRY_RUN" = 0 ]; then echo "$stamp" >"$P/node_modules/.outpost-lock-sha256"; fi
   changed "dependencies for package-lock.json ${stamp:0:12}"
 fi
 
 tmp=$(mktemp)
-trap 'rm -f "$tmp"' EXIT
+trap 'rm -f "$tmp"; rm -rf "${UNPACKED:-}"' EXIT
 printf '#!/bin/sh\nexec %s %s/dist/cli.js "$@"\n' "$NODE" "$PREFIX" >"$tmp"
 put "$tmp" "$P/bin/outpost" 0755 || true
 if [ "$(readlink "$ROOT/usr/local/bin/outpost" 2>/dev/null || true)" != "$PREFIX/bin/outpost" ]; then
@@ -172,6 +202,11 @@ if [ "$ENABLE" = 1 ]; then
   elif [ -d /run/systemd/system ]; then
     run systemctl daemon-reload
     if ! systemctl --quiet is-enabled outpost.service 2>/dev/null; then run systemctl --quiet enable outpost.service; changed "enabled outpost.service"; fi
+    # an upgrade: config, keys and state stay where they are; the running service picks up the new program
+    if [ "$CHANGED" -gt 0 ] && systemctl --quiet is-active outpost.service 2>/dev/null; then
+      run systemctl restart outpost.service
+      say "  restarted outpost.service on the new version"
+    fi
   else
     say "  systemd is not running here: enable the unit where it is (systemctl enable outpost)"
   fi
