@@ -9,10 +9,11 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-usage: sudo scripts/systemd-container.sh [--cache DIR] [--mirror URL] [--watchdog-sec N]
+usage: sudo scripts/systemd-container.sh [--cache DIR] [--mirror URL] [--watchdog-sec N] [--keep-install]
   --cache DIR        where the root and systemd-nspawn are kept between runs (default /var/tmp/outpost-nspawn)
   --mirror URL       Debian mirror for the root (default: the first bookworm one in this machine's apt sources)
   --watchdog-sec N   WatchdogSec= of the test's drop-in (default 15; the unit ships 60)
+  --keep-install     keep the previous run's install in the root (default: uninstall.sh --purge, then a fresh install)
 Needs: root, mmdebstrap, apt-get, nsenter, a cgroup v1 host (systemd 252 runs on it), a built checkout.
 EOF
 }
@@ -20,11 +21,13 @@ EOF
 CACHE=/var/tmp/outpost-nspawn
 MIRROR=
 WATCHDOG_SEC=15
+FRESH=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --cache) CACHE=${2:?--cache needs a folder}; shift 2 ;;
     --mirror) MIRROR=${2:?--mirror needs a URL}; shift 2 ;;
     --watchdog-sec) WATCHDOG_SEC=${2:?--watchdog-sec needs seconds}; shift 2 ;;
+    --keep-install) FRESH=0; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "systemd-container.sh: unknown option $1" >&2; usage >&2; exit 64 ;;
   esac
@@ -129,6 +132,8 @@ for _ in $(seq 60); do
   sleep 1
 done
 [ -n "$CPID" ] || { cat "$RUN/console.log" >&2; die "no container systemd after 60 s"; }
+# PID 1 exists before its bus does: wait for the socket systemctl talks to, then for the boot to finish.
+for _ in $(seq 60); do inside 'test -S /run/systemd/private' && break; sleep 1; done
 boot_state=$(inside 'timeout 120 systemctl is-system-running --wait' 2>&1 || true)
 SYSTEMD_VERSION=$(inside 'systemctl --version | head -n1')
 say "container systemd PID $CPID: $boot_state ($SYSTEMD_VERSION)"
@@ -141,7 +146,7 @@ check() { # check NAME OK DETAIL EVIDENCE-FILE
   say "$1: $([ "$2" = true ] && echo ok || echo FAILED) - $3"
 }
 show() { inside "systemctl show outpost -p $1 --value"; }
-journal() { inside 'journalctl -u outpost -o short-monotonic --no-pager' ; }
+journal() { inside 'journalctl -b -u outpost -o short-monotonic --no-pager' ; }
 wait_for() { # wait_for SECONDS 'CONDITION (host shell)': true when it held within the time
   local deadline=$((SECONDS + $1))
   while [ $SECONDS -lt $deadline ]; do eval "$2" && return 0; sleep 1; done
@@ -165,11 +170,14 @@ service_checks() {
 
   # 1. start returns after READY=1: Type=notify keeps the unit activating until then; READY=1 and STATUS= go in
   # one datagram, so the status text is the daemon's own; the daemon logs "ready" right after sending it.
+  # (With --keep-install this boot has started the unit an earlier run enabled.)
+  inside 'systemctl stop outpost; systemctl reset-failed outpost' >/dev/null 2>&1
+  seen=$(journal | wc -l)
   t0=$SECONDS
   start_rc=0; inside 'systemctl start outpost' >"$RUN/start.log" 2>&1 || start_rc=$?
   start_s=$((SECONDS - t0))
   { inside 'systemctl show outpost -p Type,NotifyAccess,ActiveState,SubState,MainPID,WatchdogUSec,StatusText,ExecMainStartTimestampMonotonic,ActiveEnterTimestampMonotonic'
-    journal | grep -E '"msg":"ready"|Started outpost|Starting outpost'; cat "$RUN/start.log"; } >"$RUN/ready.txt" 2>&1
+    journal | tail -n +$((seen + 1)) | grep -E '"msg":"ready"|Started outpost|Starting outpost'; cat "$RUN/start.log"; } >"$RUN/ready.txt" 2>&1
   exec_us=$(sed -n 's/^ExecMainStartTimestampMonotonic=//p' "$RUN/ready.txt"); active_us=$(sed -n 's/^ActiveEnterTimestampMonotonic=//p' "$RUN/ready.txt")
   to_ready_ms=$(((${active_us:-0} - ${exec_us:-0}) / 1000))
   echo "from exec to active (READY=1): ${to_ready_ms} ms" >>"$RUN/ready.txt"
@@ -209,11 +217,11 @@ service_checks() {
 
   # 4. the watchdog: a SIGSTOPped daemon is killed by systemd and restarted
   MAIN=$(show MainPID); n0=$(show NRestarts)
-  inside "kill -STOP $MAIN"
+  inside "kill -STOP $MAIN"; stopped_at=$(cut -d' ' -f1 /proc/uptime) # the journal's monotonic clock
   t0=$SECONDS
   if wait_for $((WATCHDOG_SEC * 3 + 90)) "active_with_new_pid $MAIN $n0"; then wd_ok=true; else wd_ok=false; fi
   wd_s=$((SECONDS - t0))
-  { echo "SIGSTOP $MAIN; NRestarts $n0 -> $(show NRestarts); MainPID -> $(show MainPID); ActiveState=$(show ActiveState); ${wd_s} s"
+  { echo "SIGSTOP $MAIN at [$stopped_at]; NRestarts $n0 -> $(show NRestarts); MainPID -> $(show MainPID); ActiveState=$(show ActiveState); ${wd_s} s"
     journal | grep -iE 'watchdog|Scheduled restart|Main process exited' | tail -n 6; } >"$RUN/watchdog.txt" 2>&1
   if $wd_ok && grep -qi 'watchdog timeout' "$RUN/watchdog.txt"; then
     check watchdog true "SIGSTOPped PID $MAIN: watchdog timeout, restarted as PID $(show MainPID) after ${wd_s} s (WatchdogSec=$WATCHDOG_SEC)" "$RUN/watchdog.txt"
@@ -221,11 +229,11 @@ service_checks() {
 
   # 5. restart after SIGKILL
   MAIN=$(show MainPID); n0=$(show NRestarts)
-  inside "kill -KILL $MAIN"
+  inside "kill -KILL $MAIN"; killed_at=$(cut -d' ' -f1 /proc/uptime)
   t0=$SECONDS
   if wait_for 90 "active_with_new_pid $MAIN $n0"; then kill_ok=true; else kill_ok=false; fi
   kill_s=$((SECONDS - t0))
-  { echo "SIGKILL $MAIN; NRestarts $n0 -> $(show NRestarts); MainPID -> $(show MainPID); ActiveState=$(show ActiveState); ${kill_s} s"
+  { echo "SIGKILL $MAIN at [$killed_at]; NRestarts $n0 -> $(show NRestarts); MainPID -> $(show MainPID); ActiveState=$(show ActiveState); ${kill_s} s"
     journal | grep -E 'status=9/KILL|Scheduled restart|"msg":"ready"' | tail -n 4; } >"$RUN/sigkill.txt" 2>&1
   if $kill_ok; then check sigkill true "SIGKILLed PID $MAIN: restarted as PID $(show MainPID) after ${kill_s} s" "$RUN/sigkill.txt"
   else check sigkill false "no restart of PID $MAIN within ${kill_s} s" "$RUN/sigkill.txt"; fi
@@ -242,10 +250,18 @@ service_checks() {
   else check stop false "stop rc $stop_rc in ${stop_ms} ms" "$RUN/stop.txt"; fi
 }
 
+if [ "$FRESH" = 1 ]; then
+  say "removing the previous run's install (uninstall.sh --purge)"
+  inside 'rm -rf /etc/systemd/system/outpost.service.d; [ ! -e /opt/outpost ] || /src/scripts/uninstall.sh --purge' >"$RUN/uninstall.log" 2>&1 \
+    || { tail -n 20 "$RUN/uninstall.log" >&2; die "uninstall.sh --purge failed in the container"; }
+fi
 say "installing with scripts/install.sh inside the container"
 # Node keeps its own CA list: it is told about the system's, which now has this machine's CAs too.
-if inside 'cd /src && NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt scripts/install.sh' >"$RUN/install.log" 2>&1; then
-  check install true "scripts/install.sh ran" "$RUN/install.log"
+install_cmd='cd /src && NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt scripts/install.sh'
+if inside "$install_cmd" >"$RUN/install.log" 2>&1 && { echo '--- again:'; inside "$install_cmd"; } >>"$RUN/install.log" 2>&1 \
+  && grep -q '^Done: 0 change(s)' "$RUN/install.log" && inside 'systemctl is-enabled outpost' >>"$RUN/install.log" 2>&1; then
+  grep -vE '^(Next:|  [0-9]\. |$)' "$RUN/install.log" >"$RUN/install.txt"
+  check install true "$([ "$FRESH" = 1 ] && echo 'a fresh' || echo 'an') install.sh: unit enabled; a second run changed nothing" "$RUN/install.txt"
   service_checks
 else
   check install false "scripts/install.sh failed" "$RUN/install.log"
@@ -258,7 +274,7 @@ node --input-type=module - "$RUN" "$SYSTEMD_VERSION" "$boot_state" "$WATCHDOG_SE
 import { readFileSync } from 'node:fs';
 const [run, systemd, boot, watchdogSec] = process.argv.slice(2);
 const clip = (line) => (line.length > 400 ? `${line.slice(0, 400)}…` : line);
-const lines = (file) => { try { return readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(-20).map(clip); } catch { return []; } };
+const lines = (file) => { try { return readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(-30).map(clip); } catch { return []; } };
 const checks = readFileSync(`${run}/checks.tsv`, 'utf8').trim().split('\n').map((row) => {
   const [name, ok, detail, evidence] = row.split('\t');
   return { name, ok: ok === 'true', detail, evidence: lines(evidence) };
