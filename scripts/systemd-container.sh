@@ -252,7 +252,7 @@ service_checks() {
 
 if [ "$FRESH" = 1 ]; then
   say "removing the previous run's install (uninstall.sh --purge)"
-  inside 'rm -rf /etc/systemd/system/outpost.service.d; [ ! -e /opt/outpost ] || /src/scripts/uninstall.sh --purge' >"$RUN/uninstall.log" 2>&1 \
+  inside '/src/scripts/uninstall.sh --purge' >"$RUN/uninstall.log" 2>&1 \
     || { tail -n 20 "$RUN/uninstall.log" >&2; die "uninstall.sh --purge failed in the container"; }
 fi
 say "installing with scripts/install.sh inside the container"
