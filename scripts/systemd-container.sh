@@ -260,7 +260,8 @@ say "installing with scripts/install.sh inside the container"
 install_cmd='cd /src && NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt scripts/install.sh'
 if inside "$install_cmd" >"$RUN/install.log" 2>&1 && { echo '--- again:'; inside "$install_cmd"; } >>"$RUN/install.log" 2>&1 \
   && grep -q '^Done: 0 change(s)' "$RUN/install.log" && inside 'systemctl is-enabled outpost' >>"$RUN/install.log" 2>&1; then
-  grep -vE '^(Next:|  [0-9]\. |$)' "$RUN/install.log" >"$RUN/install.txt"
+  { [ "$FRESH" = 0 ] || { echo '--- uninstall.sh --purge first:'; cat "$RUN/uninstall.log"; echo '--- install.sh:'; }
+    grep -vE '^(Next:|  [0-9]\. |$)' "$RUN/install.log"; } >"$RUN/install.txt"
   check install true "$([ "$FRESH" = 1 ] && echo 'a fresh' || echo 'an') install.sh: unit enabled; a second run changed nothing" "$RUN/install.txt"
   service_checks
 else
@@ -274,7 +275,7 @@ node --input-type=module - "$RUN" "$SYSTEMD_VERSION" "$boot_state" "$WATCHDOG_SE
 import { readFileSync } from 'node:fs';
 const [run, systemd, boot, watchdogSec] = process.argv.slice(2);
 const clip = (line) => (line.length > 400 ? `${line.slice(0, 400)}…` : line);
-const lines = (file) => { try { return readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(-30).map(clip); } catch { return []; } };
+const lines = (file) => { try { return readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(-40).map(clip); } catch { return []; } };
 const checks = readFileSync(`${run}/checks.tsv`, 'utf8').trim().split('\n').map((row) => {
   const [name, ok, detail, evidence] = row.split('\t');
   return { name, ok: ok === 'true', detail, evidence: lines(evidence) };
