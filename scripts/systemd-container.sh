@@ -92,7 +92,11 @@ cleanup() {
   if [ -n "$CPID" ] && kill -0 "$CPID" 2>/dev/null; then inside 'systemctl poweroff' >/dev/null 2>&1 || true; fi
   if [ -n "$NSPAWN_PID" ]; then
     for _ in $(seq 60); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 1; done
-    if kill -0 "$NSPAWN_PID" 2>/dev/null; then say "the container did not power off in 60 s: killing nspawn $NSPAWN_PID"; kill -KILL "$NSPAWN_PID" 2>/dev/null || true; fi
+    if kill -0 "$NSPAWN_PID" 2>/dev/null; then
+      # $NSPAWN_PID is timeout(1): SIGTERM reaches nspawn through it, which then stops the container itself
+      say "the container did not power off in 60 s: SIGTERM to nspawn"; kill -TERM "$NSPAWN_PID" 2>/dev/null || true
+      for _ in $(seq 15); do kill -0 "$NSPAWN_PID" 2>/dev/null || break; sleep 1; done
+    fi
     wait "$NSPAWN_PID" 2>/dev/null || true
   fi
   rm -rf /run/systemd/nspawn # nspawn cannot remove it itself here (REFERENCE.md §4)
@@ -117,9 +121,9 @@ for h in systemd unified; do mkdir -p "/sys/fs/cgroup/$h/$CG"; done
 ) &
 NSPAWN_PID=$!
 
-find_container_pid() { # the container's PID 1 (NSpid ends in 1) among nspawn's descendants
+find_container_pid() { # the container's PID 1: a systemd whose NSpid ends in 1, in the cgroup nspawn was started in
   local p
-  for p in $(ps -e -o pid= --forest | tr -d ' '); do
+  for p in $(ps -e -o pid=); do
     [ "$(cat "/proc/$p/comm" 2>/dev/null)" = systemd ] || continue
     grep -q "^NSpid:.*[[:space:]]1$" "/proc/$p/status" 2>/dev/null || continue
     grep -qx "/$CG.*" <(sed -n 's/^[0-9]*:name=systemd://p' "/proc/$p/cgroup") && { echo "$p"; return; }
