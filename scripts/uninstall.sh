@@ -21,7 +21,8 @@ ROOT=${DESTDIR%/}
 run() { if [ "$DRY_RUN" = 1 ]; then echo "+ $*"; else "$@"; fi; }
 gone() { if [ -e "$1" ] || [ -L "$1" ]; then run rm -rf "$1"; echo "  removed $1"; fi; }
 
-if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && systemctl cat outpost.service >/dev/null 2>&1; then
+# LoadState, not `systemctl cat`: cat fails for a running unit whose drop-in was deleted, and the service kept running.
+if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && [ "$(systemctl show -p LoadState --value outpost.service 2>/dev/null)" = loaded ]; then
   run systemctl disable --now outpost.service || true
 elif [ -n "$DESTDIR" ] && [ -L "$ROOT/etc/systemd/system/multi-user.target.wants/outpost.service" ]; then
   run systemctl --root="$ROOT" --quiet disable outpost.service || gone "$ROOT/etc/systemd/system/multi-user.target.wants/outpost.service"
