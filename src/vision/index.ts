@@ -1,4 +1,4 @@
-export { decodeImage, resizeRgb, writeChw, type RgbImage, type Normalisation } from './image.js';
+export { decodeImage, imageCacheBytes, resizeRgb, writeChw, type RgbImage, type Normalisation } from './image.js';
 export { decodeDb, dbInputSize, readingOrder, type DbOptions, type ScoredBox } from './dbText.js';
 export { decodeCtc, loadDictionary, splitWords, wordsOf, type CtcChar, type TextGuess } from './ctc.js';
 export { textLineBatches, fixedSizeCropBatches, type CropBatch, type CropSpec } from './textCrops.js';
