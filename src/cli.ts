@@ -84,9 +84,8 @@ program
   .option('--cameras <n>', 'multi-camera mode: N ffmpeg test cameras at 30 fps through the scheduler', positiveInt)
   .option(
     '--duration <seconds>',
-    'multi-camera, fleet, offload and chaos modes: seconds measured (memory mode: reads at 10, 30 and 60 s up to it)',
+    'multi-camera, fleet, offload and chaos modes: seconds measured (default 30); memory mode: RSS read at 10, 30 and 60 s up to it (default 60)',
     positiveInt,
-    30,
   )
   .option('--levels', "governor mode: build the variants, force each level's rung, report frames/s, CPU per frame and the swap stall")
   .option('--upload', 'upload mode: sealing MB/s against chacha20-poly1305, outbox enqueue+ack items/s, the drain rate after an outage')

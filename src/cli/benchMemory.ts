@@ -91,7 +91,12 @@ async function recordFeeds(ctx: ComponentContext, name: string, file: string): P
   writeFileSync(file, encodeFeeds(runs));
 }
 
-function probe(request: ProbeRequest, env: Record<string, string>): Promise<{ rssBytes: number }> {
+type ProbeMemory = { rssBytes: number; heapBytes: number; externalBytes: number };
+
+/** What a probe holds outside its JS heap and buffers: code and native allocations. */
+const native = (p: ProbeMemory) => p.rssBytes - p.heapBytes - p.externalBytes;
+
+function probe(request: ProbeRequest, env: Record<string, string>): Promise<ProbeMemory> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
@@ -99,7 +104,7 @@ function probe(request: ProbeRequest, env: Record<string, string>): Promise<{ rs
       { timeout: 300_000, maxBuffer: 1 << 20, env: { ...process.env, ...env } },
       (err, stdout, stderr) => {
         if (err) return reject(new OutpostError('OUTPOST_E_INTERNAL', `the memory probe failed: ${stderr.trim() || err.message}`));
-        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as { rssBytes: number });
+        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as ProbeMemory);
       },
     );
   });
@@ -176,7 +181,9 @@ export async function benchMemory(ctx: ComponentContext, configFile: string, nam
     const defaults = await watchDaemon(configFile, marks, {}, log);
     const m = daemon.status?.memory ?? {};
     const rss = m.rssBytes ?? 0;
-    const sessions = arenaOff.rssBytes - bare.rssBytes;
+    // each part once: the probes' own heaps and buffers are left out of what Node and the sessions take
+    const base = native(bare);
+    const sessions = native(arenaOff) - base;
     const heaps = (m.mainHeapBytes ?? 0) + (m.workerHeapBytes ?? 0);
     const imageCache = daemon.status?.imageCacheBytes ?? 0;
     return {
@@ -188,13 +195,13 @@ export async function benchMemory(ctx: ComponentContext, configFile: string, nam
       daemonWithGlibcDefaults: { marks: defaults.marks, steadyRssMiB: defaults.marks.at(-1)?.rssMiB ?? null },
       breakdownMiB: {
         rss: mib(rss),
-        nodeAndOrtLibrary: mib(bare.rssBytes),
+        nodeAndOrtLibrary: mib(base),
         mainV8Heap: mib(m.mainHeapBytes),
         workerV8Heap: mib(m.workerHeapBytes),
         buffersOutsideHeaps: mib(m.externalBytes),
         ortSessions: mib(sessions),
         imageCache: mib(imageCache),
-        nativeRest: mib(rss - bare.rssBytes - heaps - (m.externalBytes ?? 0) - sessions - imageCache),
+        nativeRest: mib(rss - base - heaps - (m.externalBytes ?? 0) - sessions - imageCache),
       },
       referenceMiB: { nodeAndOrtLibrary: mib(bare.rssBytes), nodeWithSessionsArenaOn: mib(arenaOn.rssBytes), nodeWithSessionsArenaOff: mib(arenaOff.rssBytes) },
     };
