@@ -16,6 +16,8 @@ export interface EngineOptions {
   threads: number;
   deviceId: number;
   cacheOptimizedGraphs: boolean;
+  /** ORT's CPU arena (runtime.cpuMemArena); off unless set. */
+  cpuMemArena?: boolean;
   stateDir: string;
 }
 
@@ -109,6 +111,7 @@ export class InferenceEngine implements Component {
       deviceId: this.opts.deviceId,
       providerOptions: this.opts.providerOptions,
       cacheDir: this.opts.cacheOptimizedGraphs ? join(this.opts.stateDir, 'ort-cache') : null,
+      cpuArena: this.opts.cpuMemArena ?? false,
     };
   }
 }

@@ -25,8 +25,9 @@ export interface SessionSpec {
   /** Refuse the session when any node would fall back to the CPU (ORT's disable_cpu_ep_fallback). */
   noCpuFallback?: boolean;
   /**
-   * ORT's CPU arena keeps the peak of every shape a session ever ran (a recogniser sees a new crop width on
-   * most frames) and never gives it back; off by default, measured by `outpost bench --memory`.
+   * ORT's CPU arena: faster runs (no malloc per intermediate tensor), but it grows in powers of two to the peak
+   * of every shape a session ran and never gives it back. Off by default (runtime.cpuMemArena), measured by
+   * `outpost bench --memory`.
    */
   cpuArena?: boolean;
   /** Profile the session's runs to `<prefix>_<date>.json` (node placement: which provider ran each node). */
