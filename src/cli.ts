@@ -79,7 +79,11 @@ program
   .option('-r, --repeats <n>', 'interleaved repeats (medians are reported)', positiveInt, 5)
   .option('-o, --out <file>', 'also write the JSON report to this file')
   .option('--cameras <n>', 'multi-camera mode: N ffmpeg test cameras at 30 fps through the scheduler', positiveInt)
-  .option('--duration <seconds>', 'multi-camera, fleet, offload and chaos modes: seconds measured', positiveInt, 30)
+  .option(
+    '--duration <seconds>',
+    'multi-camera, fleet, offload and chaos modes: seconds measured (default 30); memory mode: RSS read at 10, 30 and 60 s up to it (default 60)',
+    positiveInt,
+  )
   .option('--levels', "governor mode: build the variants, force each level's rung, report frames/s, CPU per frame and the swap stall")
   .option('--upload', 'upload mode: sealing MB/s against chacha20-poly1305, outbox enqueue+ack items/s, the drain rate after an outage')
   .option('--backlog <n>', 'upload mode: items queued during the outage', positiveInt, 10_000)
@@ -95,6 +99,10 @@ program
   .option(
     '--chaos',
     'chaos mode: a broker, an HTTP and an MQTT collector and three agents on loopback with a fault every 5-20 s for --duration, then drain and verify (exit 1 on a loss, a crash or growth)',
+  )
+  .option(
+    '--memory',
+    "memory mode: the config's daemon in a child process, RSS at 10, 30 and 60 s, V8 heaps (main, inference worker), ORT sessions with and without the CPU arena, libvips' cache, the native rest",
   )
   .option('--broker <url>', 'fleet mode: the broker (default: a mosquitto started for the run)')
   .option('--interval <seconds>', "fleet mode: each device's telemetry interval", positiveInt, 10)

@@ -42,10 +42,19 @@ export interface FrameSource {
 
 export type Box = [number, number, number, number];
 
-export interface TextLine {
+/** A word of a text line: where the recogniser saw a gap wider than the line's character pitch. */
+export interface TextWord {
   text: string;
   score: number;
   box: Box;
+}
+
+export interface TextLine {
+  /** The words joined by single spaces. */
+  text: string;
+  score: number;
+  box: Box;
+  words?: TextWord[];
 }
 
 export interface ClassScore {

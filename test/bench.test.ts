@@ -19,6 +19,20 @@ describe('outpost bench (machine-readable reports; the numbers themselves belong
     expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(report);
   });
 
+  it('memory mode: the daemon in a child process, its RSS, and where it goes', () => {
+    const r = runCli(['bench', '--memory', '--config', 'config/outpost.yaml', '--duration', '4', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report).toMatchObject({ kind: 'outpost-bench-memory', pipeline: 'text', allocator: { MALLOC_ARENA_MAX: '2' } });
+    for (const run of [report.daemon, report.daemonWithGlibcDefaults]) {
+      expect(run.marks.map((m: { atSeconds: number }) => m.atSeconds)).toEqual([4]);
+      expect(run.steadyRssMiB).toBeGreaterThan(0);
+    }
+    for (const part of ['nodeAndOrtLibrary', 'mainV8Heap', 'workerV8Heap', 'buffersOutsideHeaps', 'ortSessions', 'imageCache', 'nativeRest'])
+      expect(typeof report.breakdownMiB[part], part).toBe('number');
+    expect(report.referenceMiB.nodeWithSessionsArenaOff).toBeGreaterThan(report.referenceMiB.nodeAndOrtLibrary);
+  });
+
   it('model mode: times the accepted variants of an optimize folder and writes autotune.json', () => {
     const dir = join(tempDir(), 'det');
     const built = optimizeDetector(dir);

@@ -39,7 +39,15 @@ describe('config loading', () => {
     const dir = tempDir();
     const file = writeTemp('outpost.yaml', VALID, dir);
     const { config } = loadConfig(file, {});
-    expect(config.runtime).toEqual({ providers: 'auto', providerOptions: {}, threads: 0, cacheOptimizedGraphs: true, deviceId: 0, inflightFrames: 2 });
+    expect(config.runtime).toEqual({
+      providers: 'auto',
+      providerOptions: {},
+      threads: 0,
+      cacheOptimizedGraphs: true,
+      cpuMemArena: false,
+      deviceId: 0,
+      inflightFrames: 2,
+    });
     expect(config.status).toMatchObject({ host: '127.0.0.1', port: 9999 });
     expect(config.node.stateDir).toBe(join(dir, 'state'));
     expect(config.models.det.file).toMatch(/ch_PP-OCRv4_det_infer\.onnx$/);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configSchema, ConfigError, formatProblem, loadConfig } from '../src/config/index.js';
 import { generateKeys, Keyring } from '../src/crypto/index.js';
-import { filesOf, parseStageSpecs, PeerFileCache, PeerTable } from '../src/offload/index.js';
+import { filesOf, parseRegions, parseStageSpecs, PeerFileCache, PeerTable } from '../src/offload/index.js';
 import { sameAnswer } from '../src/pipeline/index.js';
 import { tempDir, writeTemp } from './helpers/paths.js';
 
@@ -130,6 +130,18 @@ describe('the peer table', () => {
   });
 });
 
+describe("the regions a peer's request carries", () => {
+  const word = { text: 'VALVE', score: 0.99, box: [0, 0, 40, 20] };
+  const line = (words: unknown[]) => ({ lines: [{ text: 'VALVE 39', score: 0.99, box: [0, 0, 80, 20], words }] });
+
+  it('takes text lines with their words, and bounds the words as it bounds the lines', () => {
+    expect(parseRegions(line([word, { ...word, text: '39', box: [50, 0, 80, 20] }]))?.lines?.[0].words).toHaveLength(2);
+    expect(() => parseRegions(line(Array.from({ length: 257 }, () => word)))).toThrow(/lines\.0\.words/);
+    expect(() => parseRegions(line([{ ...word, box: [0, 0] }]))).toThrow(/lines\.0\.words\.0\.box/);
+    expect(() => parseRegions(line([{ ...word, extra: 1 }]))).toThrow(/lines\.0\.words\.0/);
+  });
+});
+
 describe('the known-answer check', () => {
   const box = (x: number) => [x, 10, x + 50, 30] as [number, number, number, number];
   const ours = {
@@ -148,6 +160,14 @@ describe('the known-answer check', () => {
         ],
       }),
     ).toBe(true);
+  });
+
+  it('counts a word break the peer lost against it', () => {
+    const joined = (text: string) => ({ lines: [{ text, score: 0.9, box: box(10) }] });
+    expect(sameAnswer(joined('VALVE 39'), joined('VALVE 39'))).toBe(true);
+    // one character in eight is within a precision's tolerance, two are not
+    expect(sameAnswer(joined('VALVE 39'), joined('VALVE39'))).toBe(true);
+    expect(sameAnswer(joined('VALVE 39'), joined('VALVE3'))).toBe(false);
   });
 
   it('rests a peer that answers empty, elsewhere, something else, or far more', () => {

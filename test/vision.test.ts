@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { characterAccuracy, dbInputSize, decodeCtc, decodeDb, readingOrder, writeChw } from '../src/vision/index.js';
+import { characterAccuracy, dbInputSize, decodeCtc, decodeDb, readingOrder, textAgreement, wordsOf, writeChw } from '../src/vision/index.js';
 import { mergeRowNeighbours } from '../src/vision/dbText.js';
 
 const DB = { threshold: 0.3, boxThreshold: 0.6, unclipRatio: 1.5, minSize: 3, maxBoxes: 100, mergeGap: 0 };
@@ -76,6 +76,50 @@ describe('CTC decoding', () => {
     expect(g.score).toBeCloseTo(0.9, 5);
   });
 
+  /** One step per entry: a class index, or a blank step with this much probability on the space class. */
+  function line(steps: (number | { space: number })[]): Float32Array {
+    const out = new Float32Array(steps.length * dict.length);
+    steps.forEach((s, t) => {
+      if (typeof s === 'number') out[t * 4 + s] = 1;
+      else [out[t * 4], out[t * 4 + 3]] = [1 - s.space, s.space];
+    });
+    return out;
+  }
+  const blank = { space: 0 };
+  const leaning = { space: 0.1 };
+
+  it('breaks words where characters sit further apart than the line pitch and the model leans towards a space', () => {
+    // A B A B, pitch 2 steps, then a gap of 3 steps with some space probability, then B A
+    const steps = [1, blank, 2, blank, 1, blank, 2, blank, leaning, 2, blank, 1];
+    const [g] = decodeCtc(line(steps), 1, steps.length, 4, dict);
+    expect(g.text).toBe('ABAB BA');
+    expect(g.pitch).toBe(2);
+    expect(g.words).toEqual([
+      { start: 0, end: 4 },
+      { start: 4, end: 6 },
+    ]);
+    // the same gap left blank without a lean towards a space (a narrow glyph next to a wide one) is no break
+    const [joined] = decodeCtc(line(steps.map((s) => (s === leaning ? blank : s))), 1, steps.length, 4, dict);
+    expect(joined.text).toBe('ABABBA');
+    // nor is a lean towards a space between characters one pitch apart
+    const [tight] = decodeCtc(line([1, leaning, 2, blank, 1, blank, 2]), 1, 7, 4, dict);
+    expect(tight.text).toBe('ABAB');
+  });
+
+  it('gives each word a box inside its line, from the time steps to frame pixels', () => {
+    const steps = [1, blank, 2, blank, 1, blank, 2, blank, leaning, 2, blank, 1];
+    const [g] = decodeCtc(line(steps), 1, steps.length, 4, dict);
+    // 12 steps over a 96 px crop of a 24 px wide line at x = 100: 2 frame pixels a step, words from half a pitch
+    // (one step) before the first centre to half a pitch after the last one, clamped to the line
+    const words = wordsOf(g, [100, 10, 124, 20], 96, 96, 12);
+    expect(words.map((w) => w.text)).toEqual(['ABAB', 'BA']);
+    expect(words.map((w) => w.box)).toEqual([
+      [100, 10, 115, 20],
+      [117, 10, 124, 20],
+    ]);
+    expect(words.every((w) => w.score === 1)).toBe(true);
+  });
+
   it('refuses a dictionary that does not match the model', () => {
     expect(() => decodeCtc(probs([1]), 1, 1, 4, ['', 'A', ' '])).toThrow(/dictionary has 1 characters/);
   });
@@ -102,5 +146,11 @@ describe('character accuracy', () => {
     expect(characterAccuracy('VALVE 39', 'VALVE39')).toBe(1);
     expect(characterAccuracy('VALVE 9', 'VALVES 9')).toBeCloseTo(1 - 1 / 7, 5);
     expect(characterAccuracy('ABC', '')).toBe(0);
+  });
+
+  it('counts word breaks when two readings are compared (runs of white space as one)', () => {
+    expect(textAgreement('VALVE 39', ' VALVE   39 ')).toBe(1);
+    expect(textAgreement('VALVE 39', 'VALVE39')).toBeCloseTo(1 - 1 / 8, 5);
+    expect(textAgreement('', '')).toBe(1);
   });
 });

@@ -12,6 +12,7 @@ import { benchUpload } from './benchUpload.js';
 import { benchOffload } from './benchOffload.js';
 import { benchChaos } from './benchChaos.js';
 import { benchLevels } from './benchLevels.js';
+import { benchMemory } from './benchMemory.js';
 import { fileURLToPath } from 'node:url';
 import { PipelineSet, runPipelined, type StagedPipeline } from '../pipeline/index.js';
 import { InferenceEngine, LocalSession, ORT_VERSION, type SessionSpec, type TensorMap } from '../runtime/index.js';
@@ -30,7 +31,8 @@ export interface BenchOptions {
   out?: string;
   /** Multi-camera mode: this many ffmpeg file cameras at 30 fps. */
   cameras?: number;
-  duration: number;
+  /** Seconds measured: 30 by default, 60 in memory mode. */
+  duration?: number;
   /** Model mode: time the variants in this optimize output folder and write autotune.json. */
   modelDir?: string;
   size: string;
@@ -47,6 +49,8 @@ export interface BenchOptions {
   offload?: boolean;
   /** Chaos mode: a broker, two collectors and three agents with faults injected for `duration` seconds. */
   chaos?: boolean;
+  /** Memory mode: the config's daemon in a child process, its steady RSS and where it goes. */
+  memory?: boolean;
 }
 
 const r2 = (v: number) => rounded(v);
@@ -118,14 +122,14 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
     return;
   }
   if (opts.offload) {
-    const report = await benchOffload({ repeats: opts.repeats, durationSeconds: opts.duration });
+    const report = await benchOffload({ repeats: opts.repeats, durationSeconds: opts.duration ?? 30 });
     const text = JSON.stringify(report, null, 2) + '\n';
     if (opts.out) writeFileSync(opts.out, text);
     process.stdout.write(text);
     return;
   }
   if (opts.chaos) {
-    const report = await benchChaos({ durationSeconds: opts.duration });
+    const report = await benchChaos({ durationSeconds: opts.duration ?? 30 });
     const text = JSON.stringify(report, null, 2) + '\n';
     if (opts.out) writeFileSync(opts.out, text);
     process.stdout.write(text);
@@ -133,7 +137,7 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
     return;
   }
   if (opts.fleet) {
-    const report = await benchFleet({ devices: opts.fleet, broker: opts.broker, intervalSeconds: opts.interval, durationSeconds: opts.duration });
+    const report = await benchFleet({ devices: opts.fleet, broker: opts.broker, intervalSeconds: opts.interval, durationSeconds: opts.duration ?? 30 });
     const text = JSON.stringify(report, null, 2) + '\n';
     if (opts.out) writeFileSync(opts.out, text);
     process.stdout.write(text);
@@ -156,6 +160,11 @@ export async function benchCommand(opts: BenchOptions): Promise<void> {
   const name = config.cameras[0]?.pipeline ?? Object.keys(config.pipelines)[0];
   if (opts.cameras) return cameraMode(ctx, name, opts);
   if (opts.levels) return levelsMode(ctx, name, opts);
+  if (opts.memory) {
+    const log = (line: string) => void process.stderr.write(`${line}\n`);
+    const report = await benchMemory(ctx, configPath(opts.config), name, opts.duration ?? 60, log);
+    return writeReport(opts, report.provider, report);
+  }
   const frames = await loadFrames(opts);
   const engine = new InferenceEngine({ ...config.runtime, stateDir: config.node.stateDir, cacheOptimizedGraphs: false }, ctx.log);
   let recording: [string, TensorMap][] = [];
@@ -260,7 +269,11 @@ async function cameraMode(ctx: ComponentContext, name: string, opts: BenchOption
   const engine = new InferenceEngine({ ...ctx.config.runtime, stateDir: ctx.stateDir, cacheOptimizedGraphs: false }, ctx.log);
   const set = new PipelineSet(ctx, engine, { names: [name] });
   await runComponents(ctx, [engine, set], async () => {
-    const report = await benchCameras(ctx.config, set.get(name), engine.provider, { cameras: opts.cameras!, durationSeconds: opts.duration, log: ctx.log });
+    const report = await benchCameras(ctx.config, set.get(name), engine.provider, {
+      cameras: opts.cameras!,
+      durationSeconds: opts.duration ?? 30,
+      log: ctx.log,
+    });
     writeReport(opts, engine.provider, { ...report, pipeline: name });
   });
 }

@@ -2,5 +2,15 @@ export { OffloadServer, type OffloadServerDeps, type StageRunner } from './serve
 export { OffloadClient, PeerRefused } from './client.js';
 export { PeerTable, type Peer } from './peerTable.js';
 export { Announcer, type Announcement } from './announcer.js';
-export { parseStageSpecs, filesOf, type OffloadRefusal, type Refusal, type FileRequest, type RunRequest, type RunAnswer, type StageSpec } from './protocol.js';
+export {
+  parseStageSpecs,
+  parseRegions,
+  filesOf,
+  type OffloadRefusal,
+  type Refusal,
+  type FileRequest,
+  type RunRequest,
+  type RunAnswer,
+  type StageSpec,
+} from './protocol.js';
 export { PeerFileCache } from './fileCache.js';

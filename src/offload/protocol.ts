@@ -31,7 +31,17 @@ const classScore = z.strictObject({ classIndex: z.number().int(), label, score: 
 const regionsSchema = z
   .strictObject({
     lines: z
-      .array(z.strictObject({ text: z.string().max(4096), score: z.number(), box }))
+      .array(
+        z.strictObject({
+          text: z.string().max(4096),
+          score: z.number(),
+          box,
+          words: z
+            .array(z.strictObject({ text: z.string().max(4096), score: z.number(), box }))
+            .max(256)
+            .optional(),
+        }),
+      )
       .max(1000)
       .optional(),
     detections: z

@@ -3,6 +3,7 @@ import { createSource, MotionGate } from '../camera/index.js';
 import type { Component, ComponentContext } from '../component.js';
 import type { LevelPolicy, OutpostConfig } from '../config/index.js';
 import type { Frame, SourceHealth } from '../types.js';
+import { imageCacheBytes } from '../vision/index.js';
 import { FrameScheduler, type FramePlacer } from './frameScheduler.js';
 import type { PipelineSet } from './pipelineSet.js';
 
@@ -91,6 +92,7 @@ export class CameraSet implements Component {
     const health = this.sourceHealth();
     return {
       cameras: Object.fromEntries(this.names().map((name) => [name, { paused: paused.includes(name), ...(health[name] ? { source: health[name] } : {}) }])),
+      imageCacheBytes: imageCacheBytes(),
     };
   }
 

@@ -1,5 +1,5 @@
 import type { Box, PipelineOutput } from '../types.js';
-import { characterAccuracy, iou } from '../vision/index.js';
+import { iou, textAgreement } from '../vision/index.js';
 
 /** How close a peer's answer must be to ours: another precision variant may move boxes and flip a character. */
 const MIN_IOU = 0.5;
@@ -20,7 +20,7 @@ function items(o: PipelineOutput): Item[] {
   ];
 }
 
-const alike = (a: Item, b: Item) => characterAccuracy(a.name, b.name) >= MIN_CHARACTERS && (a.box === null || (b.box !== null && iou(a.box, b.box) >= MIN_IOU));
+const alike = (a: Item, b: Item) => textAgreement(a.name, b.name) >= MIN_CHARACTERS && (a.box === null || (b.box !== null && iou(a.box, b.box) >= MIN_IOU));
 
 /**
  * Whether a peer's answer to a known-answer probe is the answer: never empty when ours is not, most of what we

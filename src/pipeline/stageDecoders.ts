@@ -1,7 +1,7 @@
 import type { StageConfig, TensorInputConfig } from '../config/index.js';
 import { OutpostError } from '../errors.js';
 import type { SessionInfo } from '../runtime/index.js';
-import type { Box, ClassScore, PipelineOutput, TensorData } from '../types.js';
+import type { Box, ClassScore, PipelineOutput, TensorData, TextWord } from '../types.js';
 import {
   computeFit,
   dbInputSize,
@@ -11,6 +11,7 @@ import {
   decodeYolo,
   fixedSizeCropBatches,
   textLineBatches,
+  wordsOf,
   topK,
   type CropBatch,
   type Fit,
@@ -36,6 +37,7 @@ export interface Region {
   classIndex: number;
   text?: string;
   textScore?: number;
+  words?: TextWord[];
   classes?: ClassScore[];
 }
 
@@ -138,7 +140,9 @@ const ctc: Decoder<'ctc'> = {
       const [n, steps, classes] = out.dims;
       decodeCtc(out.data as Float32Array, n, steps, classes, stage.dictionary).forEach((g, row) => {
         const r = regions[batch.indices[row]];
-        if (g.score >= stage.config.decoder.minScore && g.text.length > 0) [r.text, r.textScore] = [g.text, g.score];
+        if (g.score < stage.config.decoder.minScore || g.text.length === 0) return;
+        [r.text, r.textScore] = [g.text, g.score];
+        r.words = wordsOf(g, r.box, batch.widths[row], batch.dims[3], steps);
       });
     },
   },
@@ -153,7 +157,7 @@ export function decoderOf(stage: Stage): Decoder<DecoderType> {
 
 /** Boxes back from a pipeline's output (a peer's answer): detections and text lines, with what was read in them. */
 export function regionsOf(o: PipelineOutput): Region[] | null {
-  if (o.lines) return o.lines.map((l) => ({ box: l.box, score: l.score, label: 'text', classIndex: 0, text: l.text, textScore: l.score }));
+  if (o.lines) return o.lines.map((l) => ({ box: l.box, score: l.score, label: 'text', classIndex: 0, text: l.text, textScore: l.score, words: l.words }));
   if (o.detections)
     return o.detections.map((d) => ({ box: d.box, score: d.score, label: d.label, classIndex: d.classIndex, text: d.text, classes: d.classes }));
   return null;

@@ -328,7 +328,14 @@ export class StagedPipeline {
     const ctcOnCrops = stages.some((s) => s.config.decoder.type === 'ctc' && s.config.input === 'crops');
     if (ctcOnCrops) {
       return {
-        lines: regions.filter((r) => r.text !== undefined).map((r) => ({ text: r.text!, score: round3(r.textScore ?? r.score), box: roundBox(r.box) })),
+        lines: regions
+          .filter((r) => r.text !== undefined)
+          .map((r) => ({
+            text: r.text!,
+            score: round3(r.textScore ?? r.score),
+            box: roundBox(r.box),
+            words: (r.words ?? []).map((w) => ({ ...w, score: round3(w.score), box: roundBox(w.box) })),
+          })),
       };
     }
     return {

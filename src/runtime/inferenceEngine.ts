@@ -16,8 +16,12 @@ export interface EngineOptions {
   threads: number;
   deviceId: number;
   cacheOptimizedGraphs: boolean;
+  /** ORT's CPU arena (runtime.cpuMemArena); off unless set. */
+  cpuMemArena?: boolean;
   stateDir: string;
 }
+
+const HEAP_SAMPLE_MS = 5000;
 
 /**
  * The inference thread plus the provider it settled on. A provider that fails is logged once with the
@@ -28,6 +32,8 @@ export class InferenceEngine implements Component {
   readonly worker = new InferenceWorker();
   private chosen: ProviderName | null = null;
   attempts: ProviderAttempt[] = [];
+  private workerHeap: number | null = null;
+  private heapTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly opts: EngineOptions,
@@ -36,6 +42,8 @@ export class InferenceEngine implements Component {
 
   async start(): Promise<void> {
     this.worker.start();
+    this.sampleWorkerHeap();
+    this.heapTimer = setInterval(() => this.sampleWorkerHeap(), HEAP_SAMPLE_MS).unref();
     const requested = this.opts.providers === 'auto' ? 'auto' : [...this.opts.providers];
     const probe = { deviceId: this.opts.deviceId, providerOptions: this.opts.providerOptions };
     const unread = unreadOptions(this.opts.providerOptions ?? {});
@@ -62,11 +70,28 @@ export class InferenceEngine implements Component {
   }
 
   async stop(): Promise<void> {
+    if (this.heapTimer) clearInterval(this.heapTimer);
     await this.worker.stop();
   }
 
   status(): Record<string, unknown> {
-    return { provider: this.chosen, providerAttempts: this.attempts, ortVersion: ORT_VERSION };
+    const m = process.memoryUsage();
+    const memory = {
+      rssBytes: m.rss,
+      mainHeapBytes: m.heapTotal,
+      workerHeapBytes: this.workerHeap,
+      externalBytes: m.external,
+      arrayBuffersBytes: m.arrayBuffers,
+    };
+    return { provider: this.chosen, providerAttempts: this.attempts, ortVersion: ORT_VERSION, memory };
+  }
+
+  /** The worker's heap is asked for every few seconds and reported as last heard (null until then). */
+  private sampleWorkerHeap(): void {
+    this.worker.heap().then(
+      (h) => (this.workerHeap = h.heapTotalBytes),
+      () => (this.workerHeap = null), // a stopped worker has no heap to report
+    );
   }
 
   /** Whether a session on `provider` was proven on this machine (a measured pick may use any such one). */
@@ -86,6 +111,7 @@ export class InferenceEngine implements Component {
       deviceId: this.opts.deviceId,
       providerOptions: this.opts.providerOptions,
       cacheDir: this.opts.cacheOptimizedGraphs ? join(this.opts.stateDir, 'ort-cache') : null,
+      cpuArena: this.opts.cpuMemArena ?? false,
     };
   }
 }

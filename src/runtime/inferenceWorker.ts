@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { OutpostError, isOutpostErrorCode } from '../errors.js';
 import type { SessionInfo, SessionSpec } from './localSession.js';
 import type { TensorMap } from './tensorData.js';
-import type { RunReply, WorkerReply, WorkerRequest } from './workerProtocol.js';
+import type { RunReply, WorkerHeap, WorkerReply, WorkerRequest } from './workerProtocol.js';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -58,6 +58,11 @@ export class InferenceWorker {
 
   release(key: string): Promise<void> {
     return this.call({ op: 'release', key }) as Promise<void>;
+  }
+
+  /** The inference thread's V8 heap (its isolate is separate from the main thread's). */
+  heap(): Promise<WorkerHeap> {
+    return this.call({ op: 'heap' }) as Promise<WorkerHeap>;
   }
 
   private call(req: WithoutId<WorkerRequest>, transfer: ArrayBuffer[] = []): Promise<unknown> {

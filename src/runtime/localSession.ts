@@ -24,6 +24,12 @@ export interface SessionSpec {
   providerOptions?: ProviderOptionsByName;
   /** Refuse the session when any node would fall back to the CPU (ORT's disable_cpu_ep_fallback). */
   noCpuFallback?: boolean;
+  /**
+   * ORT's CPU arena: faster runs (no malloc per intermediate tensor), but it grows in powers of two to the peak
+   * of every shape a session ran and never gives it back. Off by default (runtime.cpuMemArena), measured by
+   * `outpost bench --memory`.
+   */
+  cpuArena?: boolean;
   /** Profile the session's runs to `<prefix>_<date>.json` (node placement: which provider ran each node). */
   profilePrefix?: string;
 }
@@ -72,6 +78,7 @@ export class LocalSession {
       executionProviders: [providerEntry(spec.provider, spec.deviceId, spec.providerOptions?.[spec.provider])],
       intraOpNumThreads: spec.threads > 0 ? spec.threads : availableParallelism(),
       interOpNumThreads: 1,
+      enableCpuMemArena: spec.cpuArena ?? false,
       graphOptimizationLevel: fromCache ? 'disabled' : (spec.optimization ?? defaultOptimization(model, spec.provider)),
       logSeverityLevel: 3,
       ...(cached && canCache && !fromCache ? { optimizedModelFilePath: cached } : {}),

@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { parentPort } from 'node:worker_threads';
 import { OutpostError, asOutpostError } from '../errors.js';
 import { LocalSession } from './localSession.js';
@@ -33,6 +34,10 @@ async function handle(req: WorkerRequest): Promise<{ value: unknown; transfer: A
       await sessions.get(req.key)?.release();
       sessions.delete(req.key);
       return { value: null, transfer: [] };
+    case 'heap': {
+      const h = getHeapStatistics();
+      return { value: { heapTotalBytes: h.total_heap_size, heapUsedBytes: h.used_heap_size }, transfer: [] };
+    }
   }
 }
 

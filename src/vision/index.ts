@@ -1,9 +1,9 @@
-export { decodeImage, resizeRgb, writeChw, type RgbImage, type Normalisation } from './image.js';
+export { decodeImage, imageCacheBytes, resizeRgb, writeChw, type RgbImage, type Normalisation } from './image.js';
 export { imageHeader, type ImageHeader } from './imageHeader.js';
 export { decodeDb, dbInputSize, readingOrder, type DbOptions, type ScoredBox } from './dbText.js';
-export { decodeCtc, loadDictionary, type TextGuess } from './ctc.js';
+export { decodeCtc, loadDictionary, splitWords, wordsOf, type CtcChar, type TextGuess } from './ctc.js';
 export { textLineBatches, fixedSizeCropBatches, type CropBatch, type CropSpec } from './textCrops.js';
-export { characterAccuracy } from './textAccuracy.js';
+export { characterAccuracy, textAgreement } from './textAccuracy.js';
 export { computeFit, fitImage, unfitBox, type Fit } from './letterbox.js';
 export { decodeSsd, decodeYolo, nms, iou, type Detection, type DetectOptions } from './detections.js';
 export { softmax, topK } from './classify.js';

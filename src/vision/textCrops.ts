@@ -10,6 +10,8 @@ export interface CropSpec {
 export interface CropBatch {
   /** Indices into the boxes given, in the order of the batch rows. */
   indices: number[];
+  /** Each row's width before padding to the batch's width. */
+  widths: number[];
   tensor: Float32Array;
   dims: [number, number, number, number];
 }
@@ -42,7 +44,7 @@ export async function textLineBatches(img: RgbImage, boxes: readonly (readonly n
     const slot = 3 * spec.height * width;
     const tensor = new Float32Array(indices.length * slot);
     indices.forEach((i, row) => writeChw(lines[i], spec.normalise, tensor, row * slot, width, spec.height));
-    batches.push({ indices, tensor, dims: [indices.length, 3, spec.height, width] });
+    batches.push({ indices, widths: indices.map((i) => lines[i].width), tensor, dims: [indices.length, 3, spec.height, width] });
   }
   return batches;
 }
@@ -72,7 +74,7 @@ export async function fixedSizeCropBatches(
     const indices = crops.slice(start, start + batchSize).map((_, i) => start + i);
     const tensor = new Float32Array(indices.length * slot);
     indices.forEach((i, row) => writeChw(crops[i], norm, tensor, row * slot));
-    batches.push({ indices, tensor, dims: [indices.length, 3, height, width] });
+    batches.push({ indices, widths: indices.map(() => width), tensor, dims: [indices.length, 3, height, width] });
   }
   return batches;
 }
