@@ -233,7 +233,20 @@ describe.skipIf(missingTool('mosquitto', 'mosquitto'))('uploads over MQTT with n
       await broker.up();
       await agent.waitForLog(/connected to the MQTT broker/);
       await waitUntil(async () => (await status(b)).pending > 0, 'items pending');
-      const restart = runCli(['command', 'cam-01', 'restart', '--broker', broker.url, '--key', b.alice, '--json', '--timeout', '20']);
+      const restart = runCli([
+        'command',
+        'cam-01',
+        'restart',
+        '--broker',
+        broker.url,
+        '--key',
+        b.alice,
+        '--trust',
+        join(b.dir, 'trust.yaml'),
+        '--json',
+        '--timeout',
+        '20',
+      ]);
       expect(restart.code, restart.stdout + restart.stderr).toBe(0);
       await agent.waitFor('the restart', () => (agent.logs.filter((l) => l.msg === 'uploads started').length >= 2 ? true : undefined));
       await new Promise((r) => setTimeout(r, Math.max(0, 35_000 - (Date.now() - began))));

@@ -14,7 +14,8 @@ Module._resolveFilename = function (request, ...rest) {
 
 const { ESLint } = await import('eslint');
 const eslint = new ESLint({ cwd: resolve(here, '../..'), overrideConfigFile: resolve(here, 'eslint.config.js') });
-const results = await eslint.lintFiles(process.argv.slice(2).length ? process.argv.slice(2) : ['src/**/*.ts']);
+const files = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const results = await eslint.lintFiles(files.length ? files : ['src/**/*.ts']);
 const formatter = await eslint.loadFormatter(process.argv.includes('--json') ? 'json' : 'stylish');
 process.stdout.write(await formatter.format(results));
 process.exitCode = results.some((r) => r.errorCount > 0) ? 1 : 0;
