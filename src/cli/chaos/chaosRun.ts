@@ -149,7 +149,7 @@ export class ChaosRun {
 
   /**
    * RSS and fds of each process's last incarnation: the median of its first samples after `warmupMs` against the
-   * median of its last three. Incarnations shorter than warm-up plus a minute are reported but not judged.
+   * median of its last three. Incarnations judged over less than two minutes are reported, not judged (a short run only warms up).
    */
   growth(warmupMs: number): Record<string, { rssKb: [number, number]; fds: [number, number]; judged: boolean }> {
     const out: Record<string, { rssKb: [number, number]; fds: [number, number]; judged: boolean }> = {};
@@ -162,7 +162,7 @@ export class ChaosRun {
       out[name] = {
         rssKb: [median(head.map((s) => s.rssKb)), median(tail.map((s) => s.rssKb))],
         fds: [median(head.map((s) => s.fds)), median(tail.map((s) => s.fds))],
-        judged: last.at - life[0].at >= 60_000,
+        judged: last.at - life[0].at >= 120_000,
       };
     }
     return out;
