@@ -15,6 +15,12 @@ const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as
 function pathWithoutNpm(): string {
   const bin = tempDir('outpost-nonpm-');
   for (const tool of [
+    'bash',
+    'sh',
+    'env',
+    'grep',
+    'sort',
+    'wc',
     'node',
     'tar',
     'gzip',

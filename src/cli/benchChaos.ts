@@ -140,8 +140,9 @@ async function finish(t: ChaosTopology, run: ChaosRun, durationSeconds: number):
   };
 }
 
-/** Items the collectors stored, from `--verify --json`'s per device (and epoch) reports. */
+/** Items the collectors stored, from `--verify --json`'s per device and epoch reports. */
 function countItems(devices: unknown): number {
   if (!Array.isArray(devices)) return 0;
-  return devices.reduce((n: number, d: { items?: number; stored?: number }) => n + (d.items ?? d.stored ?? 0), 0);
+  const epochs = (devices as { epochs?: { items?: number }[] }[]).flatMap((d) => d.epochs ?? []);
+  return epochs.reduce((n, e) => n + (e.items ?? 0), 0);
 }

@@ -26,6 +26,8 @@ const OMITTED: readonly (readonly string[])[] = [
   ['latencyMs', 'decode'],
   ['latencyMs', 'preprocess'],
   ['latencyMs', 'post'],
+  ['memory'],
+  ['imageCacheBytes'],
 ];
 
 type Json = Record<string, unknown>;
