@@ -1,14 +1,12 @@
-import { readFileSync } from 'node:fs';
-import { parse } from 'yaml';
-import { trustListSchema } from '../config/index.js';
 import { readKeys } from '../crypto/index.js';
-import { OutpostError, errorMessage } from '../errors.js';
+import { OutpostError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { openBroker, redactUrl } from '../mqtt/index.js';
 import { Collector } from '../upload/index.js';
 import { brokerTarget, describeBrokerEvent, reconnecting, type BrokerFlags } from './brokerFlags.js';
 import { verifyCommand } from './collectVerify.js';
 import { keysFolder } from './common.js';
+import { readTrustFile } from './trustFile.js';
 
 export interface CollectOptions extends BrokerFlags {
   listen: string;
@@ -24,21 +22,6 @@ export interface CollectOptions extends BrokerFlags {
   quotaItems: number;
 }
 
-function trustList(file: string) {
-  let raw: unknown;
-  try {
-    raw = parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new OutpostError('OUTPOST_E_CONFIG', `${file}: ${errorMessage(err).split('\n')[0]}`);
-  }
-  const parsed = trustListSchema.safeParse(raw);
-  if (!parsed.success) {
-    const i = parsed.error.issues[0];
-    throw new OutpostError('OUTPOST_E_CONFIG', `${file}: [${i.path.join('].')}: ${i.message}; a YAML list of { name, sign } (the devices' outpost keys show)`);
-  }
-  return parsed.data;
-}
-
 /** `outpost collect`: receives sealed items over HTTP (and MQTT with --mqtt) until SIGTERM. */
 export async function collectCommand(opts: CollectOptions): Promise<void> {
   if (opts.verify) return verifyCommand(opts.out, opts.json);
@@ -48,7 +31,7 @@ export async function collectCommand(opts: CollectOptions): Promise<void> {
   const target = opts.mqtt ? brokerTarget(typeof opts.mqtt === 'string' ? opts.mqtt : undefined, opts, '--mqtt') : null;
   const log = createLogger({ level: 'info', format: 'auto' }).child({ component: 'collector' });
   const limits = { seqWindow: opts.seqWindow, quotaBytes: opts.quotaBytes, quotaItems: opts.quotaItems };
-  const collector = new Collector(readKeys(keysFolder(opts.keys, '--keys')), trustList(opts.trust), opts.out, log, undefined, limits);
+  const collector = new Collector(readKeys(keysFolder(opts.keys, '--keys')), readTrustFile(opts.trust), opts.out, log, undefined, limits);
   const port = await collector.listen(m[1], Number(m[2]));
   const reconnect =
     target && reconnecting((e) => (e.kind === 'lost' ? log.warn(describeBrokerEvent(target.url, e)) : log.info(describeBrokerEvent(target.url, e))));

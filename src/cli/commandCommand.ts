@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { parse } from 'yaml';
-import { trustListSchema } from '../config/index.js';
+import { writeFileSync } from 'node:fs';
 import { checkAnswer, fromB64, readKeys, SealedEnvelope, sealedBy, signMessage, type SignedAnswer } from '../crypto/index.js';
-import { errorMessage, OutpostError } from '../errors.js';
+import { OutpostError } from '../errors.js';
 import { writeError } from '../log.js';
 import { openBroker } from '../mqtt/index.js';
 import { brokerTarget, checkDeviceId, describeBrokerEvent, reconnecting, type BrokerFlags } from './brokerFlags.js';
 import { keysFolder } from './common.js';
+import { readTrustFile } from './trustFile.js';
 
 export interface CommandOptions extends BrokerFlags {
   broker?: string;
@@ -39,21 +38,7 @@ function parseArgs(pairs: string[]): Record<string, unknown> {
 
 /** The device's public keys from the operator's trust file (the list `outpost collect --trust` reads, each with `sign`). */
 function deviceKeys(file: string, device: string): { sign: Uint8Array; box: string | undefined } {
-  let raw: unknown;
-  try {
-    raw = parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new OutpostError('OUTPOST_E_CONFIG', `--trust ${file}: ${errorMessage(err).split('\n')[0]}`);
-  }
-  const list = trustListSchema.safeParse(raw);
-  if (!list.success) {
-    const i = list.error.issues[0];
-    throw new OutpostError(
-      'OUTPOST_E_CONFIG',
-      `--trust ${file}: [${i.path.join('].')}: ${i.message}; a YAML list of { name, sign, box } (outpost keys show on each device)`,
-    );
-  }
-  const entry = list.data.find((e) => e.name === device);
+  const entry = readTrustFile(file).find((e) => e.name === device);
   if (!entry?.sign)
     throw new OutpostError(
       'OUTPOST_E_CONFIG',

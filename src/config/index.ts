@@ -24,7 +24,7 @@ export {
 export { LIVE_SETTINGS, isLiveSetting, planReload, type ReloadPlan } from './reload.js';
 export type { MqttConfig, KeyringEntryConfig, JobsConfig, EventSelection } from './fleetSchema.js';
 export type { UploadConfig, ResultSelectionConfig } from './uploadSchema.js';
-export { trustListSchema } from './uploadSchema.js';
+export { trustListSchema, type TrustListEntry } from './uploadSchema.js';
 export type { OffloadConfig } from './offloadSchema.js';
 export { resolveBuiltin } from './builtins.js';
 export { pipelineWords } from './cameraSchema.js';

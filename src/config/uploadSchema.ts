@@ -100,3 +100,5 @@ export const trustListSchema = z.array(
     roles: z.array(z.string()).optional(),
   }),
 );
+
+export type TrustListEntry = z.infer<typeof trustListSchema>[number];
