@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -288,6 +288,28 @@ logging: { format: json, results: false }
     expect(summary).toMatchObject({ suppressed: expect.any(Number), byReason: { 'bad-signature': expect.any(Number) } });
     const refusedLines = daemon.logs.slice(logsBefore).filter((l) => l.msg === 'command refused');
     expect(refusedLines.length).toBeLessThanOrEqual(60); // 20 per 10 s
+    expect(await ask('status', signed('status'))).toMatchObject({ status: 'ok' });
+  });
+
+  it('its own status topic: a 50 MB message never reaches the daemon; 2,000 stale statuses get a few rebirths, the last one online', async () => {
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${daemon.child.pid}/status`, 'utf8'))![1]) << 10;
+    const pub = (args: string[], input?: string) =>
+      spawnSync('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(broker.port), '-t', 'outpost/cam-01/status', ...args], { input, encoding: 'utf8' });
+    const before = rss();
+    const logsBefore = daemon.logs.length;
+    const big = join(dir, 'big.json');
+    writeFileSync(big, `{"state":"offline","bdSeq":1,"x":"${'a'.repeat(50 << 20)}"}`);
+    for (let i = 0; i < 3; i++) expect(pub(['-f', big]).status).toBe(0);
+    const stale = Array.from({ length: 2000 }, (_, i) => JSON.stringify({ state: 'offline', bdSeq: i })).join('\n');
+    expect(pub(['-r', '-l'], stale).status).toBe(0);
+    const current = () => JSON.parse(broker.sub('outpost/cam-01/status', 1, 1)[0]?.payload ?? '{}') as { state?: string; bdSeq?: number };
+    // the last stale status is overwritten when the rebirth interval (5 s) ends
+    await waitUntil(() => current().state === 'online', 'the retained status back to online', 60, 250);
+    const rebirths = daemon.logs.slice(logsBefore).filter((l) => l.msg === 'a stale status was on the broker; publishing online again');
+    console.log(`own status flood: RSS ${before >> 20} -> ${rss() >> 20} MB, ${rebirths.length} rebirth log lines for 2,003 messages`);
+    expect(rebirths.length).toBeLessThanOrEqual(4);
+    expect(JSON.stringify(rebirths).length).toBeLessThan(4000); // what it saw is summarised, never the payload
+    expect(rss() - before).toBeLessThan(100 << 20);
     expect(await ask('status', signed('status'))).toMatchObject({ status: 'ok' });
   });
 

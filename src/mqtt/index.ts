@@ -2,3 +2,4 @@ export { MqttLink, type MqttLinkOptions, type MessageHandler, type PublishOption
 export { assertTopic, isSafeTopic, matches } from './topics.js';
 export { openBroker, type BrokerEvent, type BrokerOptions, type MqttClient } from './brokerClient.js';
 export { redactUrl, loginRefusal, brokerConnectError } from './brokerErrors.js';
+export { MAX_INBOUND_BYTES, ReactionLimit } from './inboundLimits.js';

@@ -6,6 +6,7 @@ import type { Component, ComponentContext } from '../component.js';
 import type { MqttConfig } from '../config/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
 import { loginRefusal, redactUrl } from './brokerErrors.js';
+import { MAX_INBOUND_BYTES, ReactionLimit, statusClaim } from './inboundLimits.js';
 import { TAKEOVER_HINT, TakeoverWatch } from './takeoverWatch.js';
 import { assertTopic, matches } from './topics.js';
 import { withinBudget } from './withinBudget.js';
@@ -57,7 +58,8 @@ export class MqttLink implements Component {
   private readonly subscriptions = new Map<string, { owner: string; handler: MessageHandler }[]>();
   private readonly connectHooks: { owner: string; fn: () => void }[] = [];
   private birth: () => Record<string, unknown> = () => ({});
-  private readonly counts = { connects: 0, disconnects: 0, takeovers: 0, dropped: 0, lastError: null as string | null };
+  private readonly counts = { connects: 0, disconnects: 0, takeovers: 0, dropped: 0, tooLarge: 0, lastError: null as string | null };
+  private readonly rebirths = new ReactionLimit(5000);
   private loggedRefusal: string | null = null;
   private readonly takeovers = new TakeoverWatch();
   private droppedMetric: Counter<'reason'> | null = null;
@@ -280,6 +282,7 @@ export class MqttLink implements Component {
       clean: true,
       queueQoSZero: false,
       will: { topic: this.statusTopic, payload: Buffer.from(JSON.stringify({ state: 'offline', bdSeq: this.bdSeq })), qos: 1, retain: true },
+      properties: { maximumPacketSize: MAX_INBOUND_BYTES },
     };
     const client = mqtt.connect(m.url, options);
     this.client = client;
@@ -347,21 +350,20 @@ export class MqttLink implements Component {
     return `outpost-${this.opts.deviceId}`;
   }
 
-  /** A retained status that is not this connection's online (a late will of an older one): say online again. */
+  /** A retained status that is not this connection's online (a late will of an older one): say online again, at most every 5 s. */
   private watchOwnStatus(payload: Buffer): void {
     if (!this.connected || this.stopping) return;
-    let s: { state?: string; bdSeq?: number } = {};
-    try {
-      s = JSON.parse(payload.toString('utf8'));
-    } catch {
-      /* not ours to read: overwrite it */
-    }
-    if (s.state === 'online' && s.bdSeq === this.bdSeq) return;
-    this.ctx.log.info({ seen: s }, 'a stale status was on the broker; publishing online again');
+    const seen = statusClaim(payload);
+    if (seen.state === 'online' && seen.bdSeq === this.bdSeq) return;
+    // the last stale status of a burst must not stay on the broker: one more birth when the interval ends
+    if (!this.rebirths.takeOrLater(this.ctx.clock.now(), () => this.connected && !this.stopping && this.publishBirth())) return;
+    this.ctx.log.info({ seen, suppressedSinceLast: this.rebirths.suppressed }, 'a stale status was on the broker; publishing online again');
+    this.rebirths.suppressed = 0;
     this.publishBirth();
   }
 
   private dispatch(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    if (payload.length > MAX_INBOUND_BYTES) return void this.counts.tooLarge++; // a broker that ignored our maximum packet size
     for (const [filter, list] of this.subscriptions) {
       if (!matches(filter, topic)) continue;
       for (const { owner, handler } of list) {

@@ -1,6 +1,6 @@
 import type { Component, ComponentContext } from '../component.js';
 import type { MqttConfig, OutpostConfig } from '../config/index.js';
-import type { MqttLink } from '../mqtt/index.js';
+import { ReactionLimit, type MqttLink } from '../mqtt/index.js';
 import { ResultSelector } from '../resultSelector.js';
 import { summariseOutput } from '../resultSummary.js';
 import { CommandHandler, type CommandTargets } from './commands.js';
@@ -57,7 +57,11 @@ export class FleetTelemetry implements Component {
     );
     if (this.mqtt.homeAssistant) {
       this.link.onConnect(this.name, () => this.publishDiscovery());
-      this.link.subscribe(HA_STATUS_TOPIC, this.name, (_t, payload) => payload.toString() === 'online' && this.publishDiscovery());
+      // anyone on the broker can say `online` here: discovery is republished at most every 30 s, however often
+      const asked = new ReactionLimit(30_000);
+      this.link.subscribe(HA_STATUS_TOPIC, this.name, (_t, payload) => {
+        if (payload.toString() === 'online' && asked.take(this.ctx.clock.now())) this.publishDiscovery();
+      });
     }
     this.link.onConnect(this.name, () => this.publishFacts(true));
     this.schedule();
