@@ -19,17 +19,3 @@ export function guarded<A extends unknown[]>(fn: (...args: A) => unknown, onErro
     }
   };
 }
-
-/**
- * Work that runs on its own (a stop, an eviction, a request's answer): its rejection goes to `onError`, itself
- * guarded, so no promise is left floating and no failure reaches the process's unhandled-rejection handler.
- */
-export function inBackground(work: Promise<unknown>, onError: (err: unknown) => void): void {
-  work.catch((err: unknown) => {
-    try {
-      onError(err);
-    } catch {
-      /* the error reporter failed too: nothing more to do here */
-    }
-  });
-}

@@ -4,8 +4,7 @@ import { childEnv } from '../childEnv.js';
 import type { Logger } from '../log.js';
 import type { JpegStreamParser } from './jpegStreamParser.js';
 import { stopGroup, trackGroup } from './processGroups.js';
-import { errorMessage } from '../errors.js';
-import { inBackground } from '../guarded.js';
+import { logRejection } from '../lastResort.js';
 
 export type SpawnFn = (cmd: string, args: string[], opts: SpawnOptions) => ChildProcess;
 
@@ -68,7 +67,9 @@ export async function* childFrames(spec: FrameTool, signal: AbortSignal, deps: C
     spawnError = err;
     child.stdout!.destroy();
   });
-  const kill = () => inBackground(stopGroup(child), (err) => deps.log.warn({ err: errorMessage(err) }, `stopping ${spec.tool} failed`));
+  const kill = () => {
+    stopGroup(child).catch(logRejection(deps.log, `stopping ${spec.tool}`));
+  };
   signal.addEventListener('abort', kill, { once: true });
   try {
     try {

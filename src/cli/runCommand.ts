@@ -59,7 +59,7 @@ export async function runCommand(opts: { config?: string }): Promise<void> {
     systemd.send({ RELOADING: 1, MONOTONIC_USEC: monotonicUsec(), STATUS: 'reloading the configuration' });
     const done = (status: string) => systemd.send({ READY: 1, STATUS: status });
     try {
-      void daemon.reload(loadConfig(file)).then(
+      daemon.reload(loadConfig(file)).then(
         () => done('running (configuration reloaded)'),
         (err: unknown) => (log.error({ err: errorMessage(err) }, 'reload failed'), done('running (reload failed; see the log)')),
       );

@@ -3,7 +3,6 @@ import { Counter } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
 import type { JobsConfig, OutpostConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
-import { inBackground } from '../guarded.js';
 import { logRejection } from '../lastResort.js';
 
 export interface JobDefinition {
@@ -96,12 +95,12 @@ export class JobScheduler implements Component {
       if (!settings.enabled) continue;
       // our own overlap guard counts the skip; node-cron's timer is unref'd so it never holds the process open
       const task = createTask(settings.schedule, () => this.run(job.name).catch(() => undefined), { name: job.name, unref: true });
-      inBackground(Promise.resolve(task.start()), (err) => this.ctx.log.error({ job: job.name, err: errorMessage(err) }, 'job could not be scheduled'));
+      Promise.resolve(task.start()).catch(logRejection(this.ctx.log, `scheduling job ${job.name}`));
       this.tasks.push(task);
     }
   }
 
   private unschedule(): void {
-    for (const t of this.tasks.splice(0)) void Promise.resolve(t.destroy()).catch(logRejection(this.ctx.log, 'unscheduling a job'));
+    for (const t of this.tasks.splice(0)) Promise.resolve(t.destroy()).catch(logRejection(this.ctx.log, 'unscheduling a job'));
   }
 }

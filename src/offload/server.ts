@@ -159,7 +159,7 @@ export class OffloadServer implements Component {
     if (!route) return void res.writeHead(404).end();
     if (req.url === '/v1/files' && !this.deps.cache)
       return this.refuse(res, 'not-accepted', 'this node does not take files from peers (offload.serve.acceptModels)');
-    void readBody(req, this.bodyRoute(req.url!), req.url === '/v1/files' ? this.fileBodies : this.frameBodies)
+    readBody(req, this.bodyRoute(req.url!), req.url === '/v1/files' ? this.fileBodies : this.frameBodies)
       .then(async (read) => {
         if (!read.ok) return this.refuse(res, read.reason as OffloadRefusal, read.message);
         const { status, body } = await this.answer(read.body, route);

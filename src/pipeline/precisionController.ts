@@ -143,14 +143,15 @@ export class PrecisionController implements Component {
       if (!m.optimize.enabled || this.set.variants.get(name)) continue;
       const dir = variantsDir(m.file, cfg.node.stateDir);
       const log = this.ctx.log.child({ model: name });
-      const build = (calibration?: string) =>
-        void buildInBackground(this.cli, m, dir, log, this.builds.signal, calibration)
+      const build = (calibration?: string) => {
+        buildInBackground(this.cli, m, dir, log, this.builds.signal, calibration)
           .then((ok) => {
             if (!ok || this.builds.signal.aborted) return;
             this.set.setVariants(name, dir);
             this.schedule();
           })
           .catch(logRejection(log, 'building model variants'));
+      };
       const feeding = cfg.cameras.filter((c) => c.enabled && cfg.pipelines[c.pipeline].stages[0].model === name);
       if (m.optimize.calibration || feeding.length === 0) {
         build();

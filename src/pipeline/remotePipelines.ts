@@ -6,6 +6,7 @@ import type { PeerFileCache, StageSpec } from '../offload/index.js';
 import type { InferenceEngine } from '../runtime/index.js';
 import type { Frame, PipelineOutput } from '../types.js';
 import type { PipelineSet } from './pipelineSet.js';
+import { logRejection } from '../lastResort.js';
 import { StagedPipeline } from './stagedPipeline.js';
 
 const KEPT = 4;
@@ -102,7 +103,7 @@ export class RemotePipelines {
     if (this.pipelines.size >= KEPT) {
       const [oldest, p] = this.pipelines.entries().next().value!;
       this.pipelines.delete(oldest);
-      void p.then((x) => x.stop()).catch(() => undefined);
+      p.then((x) => x.stop()).catch(logRejection(this.ctx.log, `stopping peer pipeline ${oldest}`));
     }
     const name = `peer-${createHash('sha256').update(key).digest('hex').slice(0, 8)}`;
     const modelFiles = Object.fromEntries(stages.map((s) => [s.model, this.file(s.model)]));

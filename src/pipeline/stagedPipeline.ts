@@ -291,7 +291,7 @@ export class StagedPipeline {
   private done(g: Generation): void {
     if (--g.users > 0) return;
     this.live.delete(g);
-    if (g !== this.current) void this.evict().catch(logRejection(this.deps.log, 'releasing idle sessions'));
+    if (g !== this.current) this.evict().catch(logRejection(this.deps.log, 'releasing idle sessions'));
   }
 
   /** Stages [from, to): a crop stage annotates the regions so far, a frame stage runs on the image (stage 0 on `first` when prepared). */

@@ -8,7 +8,6 @@ import type { Logger } from '../log.js';
 import { createBoundedServer } from '../net/index.js';
 import type { LiveFeed } from './liveFeed.js';
 import { ACCESS_REFUSALS, StatusAccess, type AccessRefusal } from './statusAccess.js';
-import { inBackground } from '../guarded.js';
 
 export interface StatusServerOptions {
   host: string;
@@ -52,11 +51,12 @@ export class StatusServer implements Component {
     });
     this.refused = refused;
     const server = createBoundedServer(
-      (req, res) =>
-        inBackground(this.route(req, res), (err) => {
+      (req, res) => {
+        this.route(req, res).catch((err: unknown) => {
           this.opts.log.error({ err: errorMessage(err) }, 'status request failed');
           if (!res.headersSent) res.writeHead(500).end('internal error\n');
-        }),
+        });
+      },
       { refused: (reason) => refused.inc({ reason }), warn: (err) => this.opts.log.warn({ err: errorMessage(err) }, 'status server error (refused, counted)') },
     );
     await new Promise<void>((resolve, reject) => {

@@ -9,7 +9,7 @@ import { BodyLimiter, createBoundedServer, rateLimitedLog, readBody, refuse, typ
 import { signAnswer, type SignedAnswer } from './acks.js';
 import { BATCH_SENDER_BYTES, BatchError, batchSender, decodeBatch, type BatchAnswer, type ItemHeader } from './batch.js';
 import { ItemStore, StoreRefusal, type StoreLimits } from './itemStore.js';
-import { inBackground } from '../guarded.js';
+import { logRejection } from '../lastResort.js';
 
 export interface TrustedDevice {
   /** the device id its items carry */
@@ -214,10 +214,10 @@ export class Collector {
         const { status, answer } = this.take(read.body, batchId(req.headers['x-outpost-batch']));
         res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
       });
-      inBackground(answered, (err) => this.log.error({ err: errorMessage(err) }, 'a batch could not be answered'));
+      answered.catch(logRejection(this.log, 'answering a batch'));
     } else if (req.method === 'GET' && path === '/metrics') {
       const metrics = this.registry.metrics().then((m) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(m));
-      inBackground(metrics, (err) => this.log.error({ err: errorMessage(err) }, 'metrics could not be served'));
+      metrics.catch(logRejection(this.log, 'serving metrics'));
     } else res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'POST /v1/items or GET /metrics' }));
   }
 
