@@ -12,6 +12,7 @@ import { schemaCommand } from './cli/schemaCommand.js';
 import { keysGenerate, keysShow } from './cli/keysCommand.js';
 import { commandCommand } from './cli/commandCommand.js';
 import { monitorCommand } from './cli/monitorCommand.js';
+import { EXPORTER_DEFAULTS, exporterCommand } from './cli/exporter/index.js';
 import { collectCommand } from './cli/collectCommand.js';
 import { DEFAULT_STORE_LIMITS } from './upload/index.js';
 import { sensorsCommand } from './cli/sensorsCommand.js';
@@ -212,8 +213,22 @@ withBrokerFlags(
     .option('-b, --broker <url>', 'mqtt://host:1883, mqtts://, ws:// or wss:// (default: the url of --config)')
     .option('--base <topic>', 'base topic (default: that of --config, else outpost)')
     .option('--json', 'one JSON object per update instead of the table')
+    .option('--for <seconds>', 'stop after this long', seconds)
+    .option('--prometheus <host:port>', 'serve the fleet on /metrics instead of the table (outpost exporter with its defaults)'),
+).action((o) => (o.prometheus ? exporterCommand({ ...EXPORTER_DEFAULTS, ...o, listen: o.prometheus }) : monitorCommand(o)).catch(exitOnError));
+
+withBrokerFlags(
+  program
+    .command('exporter')
+    .description("the whole fleet in Prometheus: every node's status and telemetry on the broker, served on /metrics")
+    .option('-b, --broker <url>', 'mqtt://host:1883, mqtts://, ws:// or wss:// (default: the url of --config)')
+    .option('--base <topic>', 'base topic (default: that of --config, else outpost)')
+    .option('-l, --listen <host:port>', 'where Prometheus scrapes GET /metrics', EXPORTER_DEFAULTS.listen)
+    .option('--label <name>', "a node label (node.labels) to put on every device's series; repeat it", collect, [])
+    .option('--max-devices <n>', 'devices tracked at most; messages of more are counted and ignored', positiveInt, EXPORTER_DEFAULTS.maxDevices)
+    .option('--forget-after <seconds>', 'a device quiet this long is forgotten (its series end)', seconds, EXPORTER_DEFAULTS.forgetAfter)
     .option('--for <seconds>', 'stop after this long', seconds),
-).action((o) => monitorCommand(o).catch(exitOnError));
+).action((o) => exporterCommand(o).catch(exitOnError));
 
 withBrokerFlags(
   program

@@ -17,6 +17,8 @@ export interface BrokerOptions {
   /** client certificate and its key (PEM files) */
   cert?: string;
   key?: string;
+  /** asked of the broker in CONNECT (MQTT v5 Maximum Packet Size): it drops larger messages instead of sending them */
+  maxPacketBytes?: number;
   /** the first connection must succeed within this; later ones are retried */
   timeoutMs?: number;
   /** after the first connection: reconnect with exponential backoff and jitter, telling `onEvent` */
@@ -49,6 +51,7 @@ export async function openBroker(url: string, opts: BrokerOptions = {}): Promise
     key: file(opts.key, 'client key'),
     connectTimeout: opts.timeoutMs ?? 10_000,
     reconnectPeriod: 0, // ours backs off with jitter
+    ...(opts.maxPacketBytes ? { properties: { maximumPacketSize: opts.maxPacketBytes } } : {}),
   };
   let client: MqttClient;
   try {

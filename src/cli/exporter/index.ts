@@ -1,0 +1,1 @@
+export { exporterCommand, EXPORTER_DEFAULTS, type ExporterOptions } from './exporterCommand.js';
