@@ -78,7 +78,7 @@ export class FleetState {
 
   figures(now: number): DeviceFigures[] {
     this.forgetQuiet(now);
-    return [...this.devices].map(([device, d]) => figuresOf(device, d, now));
+    return [...this.devices].sort(([a], [b]) => (a < b ? -1 : 1)).map(([device, d]) => figuresOf(device, d, now));
   }
 
   private track(device: string, now: number): Device | null {
