@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readMessage } from '../src/cli/exporter/fleetMessages.js';
 import { FleetState } from '../src/cli/exporter/fleetState.js';
 import { Mosquitto } from './helpers/broker.js';
-import { DaemonProcess, freePort } from './helpers/daemonProcess.js';
+import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';
 import { ROOT, tempDir } from './helpers/paths.js';
 import { waitUntil } from './helpers/wait.js';
@@ -190,6 +190,18 @@ describe.skipIf(noPrometheus)('config/prometheus/outpost-rules.yml', () => {
     const test = spawnSync('promtool', ['test', 'rules', join(RULES, 'outpost-rules.test.yml')], { encoding: 'utf8' });
     expect(test.stdout + test.stderr).toContain('SUCCESS');
     expect(test.status).toBe(0);
+  });
+});
+
+describe('outpost exporter: its flags', () => {
+  it("takes the operator tools' broker flags, and refuses a node label Prometheus or the exporter sets itself", () => {
+    const help = runCli(['exporter', '--help']).stdout;
+    for (const flag of ['--username', '--password-file', '--ca', '--cert', '--cert-key', '--config']) expect(help).toMatch(new RegExp(`${flag} <`));
+    const r = runCli(['exporter', '--broker', 'mqtt://127.0.0.1:1', '--label', 'instance']);
+    expect([r.code, r.stderr.trim()]).toEqual([
+      64,
+      'outpost: OUTPOST_E_USAGE: --label instance: the exporter or Prometheus sets that label itself; name the node label otherwise',
+    ]);
   });
 });
 

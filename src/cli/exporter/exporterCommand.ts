@@ -45,6 +45,12 @@ export async function exporterCommand(opts: ExporterOptions): Promise<void> {
   const log = createLogger({ level: 'info', format: 'auto' }).child({ component: 'exporter' });
   const fleet = new FleetState({ maxDevices: opts.maxDevices, forgetAfterMs: opts.forgetAfter * 1000 });
   const metrics = new FleetMetrics(fleet, labels);
+  // the port first: a taken one is said before any wait on the broker
+  const server = metricsServer(metrics, log);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err) => reject(new OutpostError('OUTPOST_E_USAGE', `cannot listen on ${opts.listen} (${errorMessage(err)})`, { cause: err })));
+    server.listen(port, host, resolve);
+  });
   const onEvent = reconnecting((e) => {
     metrics.brokerConnected.set(e.kind === 'back' ? 1 : 0);
     if (e.kind === 'lost') log.warn(describeBrokerEvent(target.url, e));
@@ -58,11 +64,6 @@ export async function exporterCommand(opts: ExporterOptions): Promise<void> {
     if (at) fleet.take(readMessage(at.device, at.kind, payload), Date.now());
   });
   await client.subscribeAsync([`${prefix}+/status`, `${prefix}+/telemetry`], { qos: 0 });
-  const server = metricsServer(metrics, log);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new OutpostError('OUTPOST_E_USAGE', `cannot listen on ${opts.listen} (${errorMessage(err)})`, { cause: err })));
-    server.listen(port, host, resolve);
-  });
   const bound = (server.address() as AddressInfo).port;
   log.info({ url: `http://${host}:${bound}/metrics`, broker: redactUrl(target.url), base: target.base, labels }, 'exporter listening');
   await new Promise<void>((resolve) => {
