@@ -158,7 +158,7 @@ scrape_configs:
     broker.pub('outpost/extra-1/telemetry', JSON.stringify(SIM_TELEMETRY));
     broker.pub('outpost/extra-2/telemetry', JSON.stringify(SIM_TELEMETRY));
     let text = '';
-    await waitUntil(async () => (text = await metrics()).includes('outpost_exporter_messages_ignored_total{reason="device-cap"} 1'), 'the cap to count');
+    await waitUntil(async () => (text = await metrics()).includes('outpost_exporter_messages_ignored_total{reason="device-cap"} 1'), 'the cap to count', 400);
     expect(series(text, 'outpost_exporter_messages_ignored_total')).toEqual({
       'outpost_exporter_messages_ignored_total{reason="too-large"}': 0,
       'outpost_exporter_messages_ignored_total{reason="bad-device-id"}': 1,
