@@ -87,6 +87,12 @@ describe('the CLI refuses bad input with exit 64 before anything is sent', () =>
     expect(r.code).toBe(64);
   });
 
+  it('a --trust file that does not exist exits 66 and says what belongs there', () => {
+    const r = runCli(['command', 'cam-01', 'status', '-b', url, '-k', keys, '--trust', join(dir, 'missing.yaml')]);
+    expect(r.stderr).toMatch(/^outpost: OUTPOST_E_NOINPUT: --trust \S+missing\.yaml does not exist; .*outpost keys show/);
+    expect(r.code).toBe(66);
+  });
+
   it('keys show --role prints the keyring line for that role', () => {
     expect(runCli(['keys', 'show', '--dir', keys]).stdout).toMatch(/- \{ name: NAME, sign: \S+, box: \S+, roles: \[peer\] \}/);
     const r = runCli(['keys', 'show', '--dir', keys, '--role', 'operator']);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildFloatModelProto, encodeModel, readModelFile, DataType, makeTensor, mkInt, mkInts, type ModelProto } from '../src/onnx/index.js';
 import {
+  ACTIVATION_MATMUL,
   PLACEMENTS,
   calibrate,
   compactNames,
@@ -71,7 +72,7 @@ describe('int8-dynamic on models built in code', () => {
     it(`rewrites MatMul with a constant B (${perChannel ? 'per channel' : 'per tensor'}) and stays within int8 error`, async () => {
       const m = matmul();
       const reference = await run(m, x);
-      const report = quantizeDynamic(m, { perChannel, reduceRange });
+      const report = quantizeDynamic(m, { perChannel, reduceRange, activations: true });
       expect(report.quantized).toEqual({ MatMul: 1 });
       expect(ops(m)).toEqual(['DynamicQuantizeLinear', 'MatMulInteger', 'Cast', 'Mul', 'Mul']);
       expect(m.graph!.initializer!.find((t) => t.name!.startsWith('W_quantized'))?.data_type).toBe(DataType.INT8);
@@ -92,24 +93,39 @@ describe('int8-dynamic on models built in code', () => {
       ],
     });
     const reference = await run(m, x);
-    expect(quantizeDynamic(m, { perChannel: true, reduceRange }).quantized).toEqual({ Gemm: 1 });
+    expect(quantizeDynamic(m, { perChannel: true, reduceRange, activations: true }).quantized).toEqual({ Gemm: 1 });
     expect(ops(m)).not.toContain('Constant'); // the float Constant is pruned
     expect(ops(m).slice(-1)).toEqual(['Add']);
     expect(maxAbs(reference, await run(m, x))).toBeLessThan(0.05);
   });
 
-  it('leaves MatMul of two activations alone and says why', () => {
-    const m = buildFloatModelProto({
+  const attention = () =>
+    buildFloatModelProto({
       opset: 13,
       inputs: [
-        { name: 'a', dims: [2, 2] },
-        { name: 'b', dims: [2, 2] },
+        { name: 'a', dims: [2, 12, 16] },
+        { name: 'b', dims: [2, 16, 12] },
       ],
-      outputs: [{ name: 'y', dims: [2, 2] }],
+      outputs: [{ name: 'y', dims: [2, 12, 12] }],
       initializers: [],
       nodes: [{ op: 'MatMul', inputs: ['a', 'b'], outputs: ['y'] }],
     });
-    expect(quantizeDynamic(m, { perChannel: false, reduceRange })).toEqual({
+  const ab = {
+    a: { type: 'float32' as const, dims: [2, 12, 16], data: rand(384, 21) },
+    b: { type: 'float32' as const, dims: [2, 16, 12], data: rand(384, 22) },
+  };
+
+  it('quantizes a batched MatMul of two activations on both sides and stays within int8 error', async () => {
+    const m = attention();
+    const reference = await run(m, ab);
+    expect(quantizeDynamic(m, { perChannel: false, reduceRange, activations: true }).quantized).toEqual({ [ACTIVATION_MATMUL]: 1 });
+    expect(ops(m)).toEqual(['DynamicQuantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger', 'Cast', 'Mul', 'Mul']);
+    expect(maxAbs(reference, await run(m, ab))).toBeLessThan(0.05);
+  });
+
+  it('without activations, leaves a MatMul of two activations alone and says why', () => {
+    const m = attention();
+    expect(quantizeDynamic(m, { perChannel: false, reduceRange, activations: false })).toEqual({
       quantized: {},
       skipped: { MatMul: 'B is not a constant 2-D float tensor' },
     });

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { trustListSchema, type TrustListEntry } from '../config/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
@@ -9,6 +9,8 @@ import { OutpostError, errorMessage } from '../errors.js';
  */
 export function readTrustFile(file: string): TrustListEntry[] {
   let raw: unknown;
+  if (!existsSync(file))
+    throw new OutpostError('OUTPOST_E_NOINPUT', `--trust ${file} does not exist; write the devices' public keys there (outpost keys show on each device)`);
   try {
     raw = parse(readFileSync(file, 'utf8'));
   } catch (err) {

@@ -1,4 +1,4 @@
-export { quantizeDynamic, type RewriteReport, type DynamicOptions } from './dynamicQuant.js';
+export { ACTIVATION_MATMUL, quantizeDynamic, type RewriteReport, type DynamicOptions } from './dynamicQuant.js';
 export { calibrate, insertQdq, type StaticOptions } from './staticQuant.js';
 export { upgradeOpset } from './opsetUpgrade.js';
 export { needsReduceRange } from './cpuFeatures.js';

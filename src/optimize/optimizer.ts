@@ -5,7 +5,7 @@ import { OutpostError, asOutpostError, errorMessage } from '../errors.js';
 import { encodeModel, readModelFile, writeModelFile, type ModelProto } from '../onnx/index.js';
 import type { TensorMap } from '../types.js';
 import type { Precision } from '../vocabulary.js';
-import { quantizeDynamic, type RewriteReport } from './dynamicQuant.js';
+import { ACTIVATION_MATMUL, quantizeDynamic, type RewriteReport } from './dynamicQuant.js';
 import { FidelityMeter, detectTask, fidelityFramesWanted, type Fidelity } from './fidelity.js';
 import { convertFp16 } from './fp16.js';
 import type { ModelRunner } from './modelRunner.js';
@@ -62,7 +62,7 @@ async function preprocess(source: string, runner: ModelRunner, workDir: string):
   return out;
 }
 
-async function buildOne(precision: Exclude<Precision, 'int8-static'>, base: ModelProto, req: OptimizeRequest): Promise<Built> {
+async function buildOne(precision: Exclude<Precision, 'int8-static'>, base: ModelProto, req: OptimizeRequest, activations = true): Promise<Built> {
   const model = structuredClone(base);
   switch (precision) {
     case 'fp32':
@@ -71,7 +71,7 @@ async function buildOne(precision: Exclude<Precision, 'int8-static'>, base: Mode
       return { model, report: convertFp16(model) };
     case 'int8-dynamic':
       upgradeOpset(model, 13); // DynamicQuantizeLinear needs opset 11; paddle exports are often at 9
-      return { model, report: quantizeDynamic(model, { perChannel: req.perChannel, reduceRange: req.reduceRange }) };
+      return { model, report: quantizeDynamic(model, { perChannel: req.perChannel, reduceRange: req.reduceRange, activations }) };
   }
 }
 
@@ -162,7 +162,9 @@ export async function buildVariants(req: OptimizeRequest, runner: ModelRunner): 
         variants.push(
           precision === 'int8-static'
             ? await fastestFaithful(await staticCandidates(base, req, runner), req, runner, write)
-            : await write(await buildOne(precision, base, req)),
+            : precision === 'int8-dynamic'
+              ? await dynamicFaithful(base, req, write)
+              : await write(await buildOne(precision, base, req)),
         );
       } catch (err) {
         if (err instanceof OutpostError && err.code === 'OUTPOST_E_INPUT') throw err;
@@ -192,6 +194,18 @@ export async function buildVariants(req: OptimizeRequest, runner: ModelRunner): 
     rmSync(partial, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * int8-dynamic quantizes the MatMuls between activations too (a transformer's attention: 2.26× → 2.5× on a
+ * ViT); where that alone breaks the fidelity guard, they stay float and the report says why.
+ */
+async function dynamicFaithful(base: ModelProto, req: OptimizeRequest, write: (b: Built) => Promise<VariantEntry>): Promise<VariantEntry> {
+  const entry = await write(await buildOne('int8-dynamic', base, req, true));
+  if (entry.accepted || !entry.quantized[ACTIVATION_MATMUL]) return entry;
+  const plain = await buildOne('int8-dynamic', base, req, false);
+  plain.report.skipped[ACTIVATION_MATMUL] = `kept float: quantized, ${entry.reason}`;
+  return write(plain);
 }
 
 /**
