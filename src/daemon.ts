@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Component, ComponentContext } from './component.js';
+import { Supervisor, type Component, type ComponentContext } from './core/index.js';
 import { fromB64, keysAtFirstStart, readKeys } from './crypto/index.js';
 import { faceDetectorPipeline } from './config/index.js';
 import type { Frame } from './types.js';
@@ -12,7 +12,6 @@ import { CameraSet, offloadComponents, PipelineSet, PrecisionController } from '
 import { PowerMonitor } from './power/index.js';
 import { cleanState, InferenceEngine, rebenchmarkModels } from './runtime/index.js';
 import { ServiceWatchdog, SystemdNotifier } from './service/index.js';
-import { Supervisor } from './supervisor.js';
 import {
   FleetTelemetry,
   FrameMetrics,

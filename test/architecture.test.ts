@@ -11,23 +11,25 @@ import { ROOT } from './helpers/paths.js';
  */
 const DEPENDS_ON: Record<string, string[]> = {
   config: [],
+  // the bottom layer: the component contract, the list that runs components, the supervisor and the event bus
+  core: [],
   camera: ['config'],
   vision: [],
   onnx: [],
   optimize: ['onnx', 'vision'],
-  runtime: ['optimize'],
+  runtime: ['optimize', 'core'],
   pipeline: ['camera', 'vision', 'runtime', 'offload'],
   crypto: [],
   // bounded HTTP servers and body reading, shared by every server the node runs
   net: [],
-  mqtt: ['config'],
+  mqtt: ['config', 'core'],
   offload: ['crypto', 'mqtt', 'net'],
   upload: ['crypto', 'vision', 'mqtt', 'net'],
-  power: ['config'],
+  power: ['config', 'core'],
   // the live page draws each camera's boxes with vision's drawing (DESIGN.md lists drawing under vision)
   telemetry: ['crypto', 'mqtt', 'vision', 'net'],
-  jobs: [],
-  service: [],
+  jobs: ['core'],
+  service: ['core'],
 };
 
 const SRC = join(ROOT, 'src');

@@ -2,12 +2,10 @@ import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { Component } from '../src/component.js';
-import { ComponentList } from '../src/componentList.js';
+import { ComponentList, EventBus, type Component } from '../src/core/index.js';
 import { configSchema, loadConfig } from '../src/config/index.js';
 import { Daemon } from '../src/daemon.js';
 import { OutpostError } from '../src/errors.js';
-import { EventBus } from '../src/eventBus.js';
 import { freePort } from './helpers/daemonProcess.js';
 import { ROOT, tempDir } from './helpers/paths.js';
 

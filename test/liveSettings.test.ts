@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { renderDemoFrames } from '../src/camera/index.js';
-import type { ComponentContext } from '../src/component.js';
+import type { ComponentContext } from '../src/core/index.js';
 import { LIVE_SETTINGS, configSchema, loadConfig, type OutpostConfig } from '../src/config/index.js';
 import { Daemon } from '../src/daemon.js';
 import { CameraSet } from '../src/pipeline/index.js';

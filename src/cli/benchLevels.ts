@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ComponentContext } from '../component.js';
+import type { ComponentContext } from '../core/index.js';
 import type { OutpostConfig } from '../config/index.js';
 import { PipelineSet, runPipelined, type StagedPipeline } from '../pipeline/index.js';
 import { buildInBackground, InferenceEngine, variantsDir } from '../runtime/index.js';

@@ -3,11 +3,9 @@ import { dirname, join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
-import { systemClock, type Component, type ComponentContext } from '../component.js';
-import { ComponentList } from '../componentList.js';
+import { ComponentList, EventBus, systemClock, type Component, type ComponentContext } from '../core/index.js';
 import { ConfigError, type OutpostConfig } from '../config/index.js';
 import { OutpostError, asOutpostError } from '../errors.js';
-import { EventBus } from '../eventBus.js';
 import { createLogger, writeError } from '../log.js';
 
 /** The demo config that ships inside the package. */

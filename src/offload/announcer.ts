@@ -1,6 +1,6 @@
 import { networkInterfaces } from 'node:os';
 import { Counter } from 'prom-client';
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext } from '../core/index.js';
 import { Keyring, MessageVerifier, signMessage, toB64, type NodeKeys } from '../crypto/index.js';
 import type { MqttLink } from '../mqtt/index.js';
 import { RefusalBudget } from '../refusalBudget.js';

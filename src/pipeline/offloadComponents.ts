@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext } from '../core/index.js';
 import { Keyring, readKeys } from '../crypto/index.js';
 import type { MqttLink } from '../mqtt/index.js';
 import { Announcer, OffloadClient, OffloadServer, PeerFileCache, PeerTable } from '../offload/index.js';

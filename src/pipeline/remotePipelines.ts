@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { ComponentContext } from '../component.js';
+import type { ComponentContext } from '../core/index.js';
 import type { StageConfig } from '../config/index.js';
 import type { PeerFileCache, StageSpec } from '../offload/index.js';
 import type { InferenceEngine } from '../runtime/index.js';

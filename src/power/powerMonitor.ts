@@ -1,5 +1,5 @@
 import { Counter, Gauge } from 'prom-client';
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext } from '../core/index.js';
 import type { LevelPolicy, OutpostConfig, PowerConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
 import { GOVERNOR_LEVELS, POWER_STATES } from '../vocabulary.js';

@@ -1,4 +1,4 @@
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext } from '../core/index.js';
 import type { MqttConfig, OutpostConfig } from '../config/index.js';
 import { ReactionLimit, type MqttLink } from '../mqtt/index.js';
 import { ResultSelector } from '../resultSelector.js';

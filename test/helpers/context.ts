@@ -1,8 +1,7 @@
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { systemClock, type Clock, type ComponentContext } from '../../src/component.js';
+import { EventBus, systemClock, type Clock, type ComponentContext } from '../../src/core/index.js';
 import type { OutpostConfig } from '../../src/config/index.js';
-import { EventBus } from '../../src/eventBus.js';
 import { PipelineSet } from '../../src/pipeline/index.js';
 import { InferenceEngine } from '../../src/runtime/index.js';
 import { tempDir } from './paths.js';

@@ -1,13 +1,13 @@
 import { Registry } from 'prom-client';
 import { systemClock, type Component, type ComponentContext, type Health } from './component.js';
 import { ComponentList } from './componentList.js';
-import { ConfigError, formatProblem, loadConfig, planReload, type LoadedConfig, type OutpostConfig } from './config/index.js';
-import { errorMessage } from './errors.js';
+import { ConfigError, formatProblem, loadConfig, planReload, type LoadedConfig, type OutpostConfig } from '../config/index.js';
+import { errorMessage } from '../errors.js';
 import { EventBus } from './eventBus.js';
-import { registerUnhandledCounter } from './lastResort.js';
-import type { Logger } from './log.js';
-import { prepareStateDir } from './stateDir.js';
-import { StateLock } from './stateLock.js';
+import { registerUnhandledCounter } from '../lastResort.js';
+import type { Logger } from '../log.js';
+import { prepareStateDir } from '../stateDir.js';
+import { StateLock } from '../stateLock.js';
 
 /**
  * Runs a list of components as one daemon: checks the state folder, starts the list, reloads it (live settings

@@ -1,9 +1,9 @@
 import type { Component, Health } from './component.js';
-import type { OutpostConfig } from './config/index.js';
-import { OutpostError, errorMessage } from './errors.js';
+import type { OutpostConfig } from '../config/index.js';
+import { OutpostError, errorMessage } from '../errors.js';
 import type { EventBus } from './eventBus.js';
-import { inComponent } from './lastResort.js';
-import type { Logger } from './log.js';
+import { inComponent } from '../lastResort.js';
+import type { Logger } from '../log.js';
 
 /**
  * Runs the daemon's components: started in list order, stopped in reverse over those that actually started.

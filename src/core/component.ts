@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
-import type { OutpostConfig } from './config/index.js';
+import type { OutpostConfig } from '../config/index.js';
 import type { EventBus } from './eventBus.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 
 export interface Clock {
   now(): number;
