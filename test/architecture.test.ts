@@ -18,12 +18,13 @@ const DEPENDS_ON: Record<string, string[]> = {
   onnx: [],
   optimize: ['onnx', 'vision'],
   runtime: ['optimize', 'core'],
-  pipeline: ['camera', 'vision', 'runtime', 'offload'],
+  pipeline: ['camera', 'vision', 'runtime'],
   crypto: [],
   // bounded HTTP servers and body reading, shared by every server the node runs
   net: [],
   mqtt: ['config', 'core'],
-  offload: ['crypto', 'mqtt', 'net'],
+  // offload implements the pipeline's placement seam (FramePlacer) and runs peers' stage ranges on it
+  offload: ['crypto', 'mqtt', 'net', 'pipeline'],
   upload: ['crypto', 'vision', 'mqtt', 'net'],
   power: ['config', 'core'],
   // the live page draws each camera's boxes with vision's drawing (DESIGN.md lists drawing under vision)

@@ -4,14 +4,14 @@ import type { Component, ComponentContext } from '../core/index.js';
 import type { OffloadConfig, OutpostConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
 import { logRejection } from '../lastResort.js';
-import { PeerRefused, type OffloadClient, type Peer, type PeerTable, type StageSpec } from '../offload/index.js';
+import { PeerRefused, type OffloadClient } from './client.js';
+import type { Peer, PeerTable } from './peerTable.js';
+import type { StageSpec } from './protocol.js';
 import { summariseOutput } from '../resultSummary.js';
 import type { Frame, PipelineOutput } from '../types.js';
-import type { FramePlacer } from './frameScheduler.js';
+import type { FramePlacer, PipelineSet, RemoteRange } from '../pipeline/index.js';
 import { sameAnswer } from './knownAnswer.js';
-import type { PipelineSet } from './pipelineSet.js';
 import { sha256File, stageSpec } from './remotePipelines.js';
-import type { RemoteRange } from './stagedPipeline.js';
 import { guarded } from '../guarded.js';
 
 const PROBE_TICK_MS = 2000;

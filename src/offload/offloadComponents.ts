@@ -2,11 +2,15 @@ import { join } from 'node:path';
 import type { Component, ComponentContext } from '../core/index.js';
 import { Keyring, readKeys } from '../crypto/index.js';
 import type { MqttLink } from '../mqtt/index.js';
-import { Announcer, OffloadClient, OffloadServer, PeerFileCache, PeerTable } from '../offload/index.js';
 import type { InferenceEngine } from '../runtime/index.js';
 import { imageHeader } from '../vision/index.js';
 import { OffloadPlacer } from './offloadPlacer.js';
-import type { PipelineSet } from './pipelineSet.js';
+import type { PipelineSet } from '../pipeline/index.js';
+import { Announcer } from './announcer.js';
+import { OffloadClient } from './client.js';
+import { PeerFileCache } from './fileCache.js';
+import { PeerTable } from './peerTable.js';
+import { OffloadServer } from './server.js';
 import { RemotePipelines, sha256File } from './remotePipelines.js';
 
 /** Offload for the composition root: the placer the cameras ask per frame, the server that runs peers' frames, discovery over MQTT. */
