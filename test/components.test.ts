@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { ComponentList, EventBus, type Component } from '../src/core/index.js';
-import { configSchema, loadConfig } from '../src/config/index.js';
+import { configSchema, loadConfig, resolveConfig } from '../src/config/index.js';
 import { Daemon } from '../src/daemon.js';
 import { OutpostError } from '../src/errors.js';
 import { freePort } from './helpers/daemonProcess.js';
@@ -111,7 +111,7 @@ describe('the daemon’s components (in-process, demo config)', () => {
   });
 
   it('merges what each component reports into one status', async () => {
-    const config = configSchema.parse({ node: { stateDir: tempDir() } });
+    const config = resolveConfig(configSchema.parse({ node: { stateDir: tempDir() } }));
     const list = new ComponentList(
       [
         { name: 'x', start: async () => {}, stop: async () => {}, status: () => ({ cameras: { a: { fps: 2 } } }) },

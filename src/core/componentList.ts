@@ -1,5 +1,5 @@
 import type { Component, Health } from './component.js';
-import type { OutpostConfig } from '../config/index.js';
+import type { ResolvedConfig } from '../config/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
 import type { EventBus } from './eventBus.js';
 import { inComponent } from '../lastResort.js';
@@ -61,7 +61,7 @@ export class ComponentList {
     }
   }
 
-  async reload(config: Readonly<OutpostConfig>): Promise<void> {
+  async reload(config: Readonly<ResolvedConfig>): Promise<void> {
     for (const component of this.started) {
       try {
         await component.reload?.(config);

@@ -48,6 +48,7 @@ export class OffloadPlacer implements FramePlacer, Component {
 
   constructor(
     private readonly ctx: ComponentContext,
+    cfg: Readonly<OffloadConfig>,
     private readonly set: PipelineSet,
     private readonly peers: PeerTable,
     private readonly client: OffloadClient,
@@ -55,7 +56,7 @@ export class OffloadPlacer implements FramePlacer, Component {
     private readonly source: (model: string) => { sha256: string; file: string },
     private readonly random: () => number = Math.random,
   ) {
-    this.cfg = ctx.config.offload!;
+    this.cfg = cfg;
   }
 
   async start(): Promise<void> {

@@ -77,9 +77,10 @@ export class Uploader implements Component {
 
   constructor(
     private readonly ctx: ComponentContext,
+    cfg: Readonly<UploadConfig>,
     private readonly deps: UploaderDeps,
   ) {
-    this.cfg = ctx.config.upload!;
+    this.cfg = cfg;
     this.select = new ResultSelector(this.cfg.select);
   }
 
