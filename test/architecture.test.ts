@@ -94,6 +94,14 @@ describe('module dependency rules (DESIGN.md)', () => {
     expect(cycles).toEqual([]);
   });
 
+  it('the pipeline knows nothing of peers, uploads or the fleet; the composition root asserts nothing non-null', () => {
+    const features = ['offload', 'upload', 'telemetry', 'mqtt'];
+    const bad = edges.filter((e) => e.from === 'pipeline' && features.includes(e.to));
+    expect(bad.map((e) => `${relative(SRC, e.file)} → ${relative(SRC, e.target)}`)).toEqual([]);
+    const daemon = readFileSync(join(SRC, 'daemon.ts'), 'utf8').replace(/'[^'\n]*'|"[^"\n]*"|`[^`]*`/g, "''");
+    expect(daemon.match(/[\w)\]]!(?!=)/g) ?? []).toEqual([]);
+  });
+
   it('keeps files small and the composition root short', () => {
     const long = files(SRC)
       .map((f) => ({ f: relative(SRC, f), lines: readFileSync(f, 'utf8').split('\n').length }))
