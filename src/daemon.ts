@@ -6,7 +6,7 @@ import { uploadComponents, uploadPipelines } from './upload/index.js';
 import { JobScheduler } from './jobs/index.js';
 import { logRejection } from './lastResort.js';
 import { CameraSet, PipelineSet, PrecisionController } from './pipeline/index.js';
-import { offloadComponents } from './offload/index.js';
+import { offloadFeature } from './offload/index.js';
 import { powerComponents } from './power/index.js';
 import { cleanState, InferenceEngine, rebenchmarkModels } from './runtime/index.js';
 import { serviceComponents } from './service/index.js';
@@ -27,7 +27,7 @@ function components(ctx: ContextFor, daemon: Daemon): Component[] {
   const provider = () => engine.provider;
   const precision = new PrecisionController(ctx('precision'), pipelines, provider);
   const fleet = fleetFeature(ctx);
-  const offload = offloadComponents(ctx, { engine, pipelines, link: fleet.link });
+  const offload = offloadFeature(ctx, { engine, pipelines, link: fleet.link });
   const cameras = new CameraSet(ctx('cameras'), pipelines, provider, offload.placer);
   const jobs = new JobScheduler(ctx('jobs'), [
     {

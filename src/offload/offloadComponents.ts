@@ -24,7 +24,7 @@ export interface OffloadParts {
 }
 
 /** Offload, when `offload:` is configured: the placer the cameras ask per frame, the server that runs peers' frames, discovery over MQTT. */
-export function offloadComponents(ctx: ContextFor, deps: { engine: InferenceEngine; pipelines: PipelineSet; link: MqttLink | null }): OffloadParts {
+export function offloadFeature(ctx: ContextFor, deps: { engine: InferenceEngine; pipelines: PipelineSet; link: MqttLink | null }): OffloadParts {
   const c = ctx('offload').config;
   const off = c.offload;
   if (!off) return { serving: [], discovery: [] };
