@@ -11,23 +11,26 @@ import { ROOT } from './helpers/paths.js';
  */
 const DEPENDS_ON: Record<string, string[]> = {
   config: [],
+  // the bottom layer: the component contract, the list that runs components, the supervisor and the event bus
+  core: [],
   camera: ['config'],
   vision: [],
   onnx: [],
   optimize: ['onnx', 'vision'],
-  runtime: ['optimize'],
-  pipeline: ['camera', 'vision', 'runtime', 'offload'],
+  runtime: ['optimize', 'core'],
+  pipeline: ['camera', 'vision', 'runtime'],
   crypto: [],
   // bounded HTTP servers and body reading, shared by every server the node runs
   net: [],
-  mqtt: ['config'],
-  offload: ['crypto', 'mqtt', 'net'],
+  mqtt: ['config', 'core'],
+  // offload implements the pipeline's placement seam (FramePlacer) and runs peers' stage ranges on it
+  offload: ['crypto', 'mqtt', 'net', 'pipeline'],
   upload: ['crypto', 'vision', 'mqtt', 'net'],
-  power: ['config'],
+  power: ['config', 'core'],
   // the live page draws each camera's boxes with vision's drawing (DESIGN.md lists drawing under vision)
   telemetry: ['crypto', 'mqtt', 'vision', 'net'],
-  jobs: [],
-  service: [],
+  jobs: ['core'],
+  service: ['core'],
 };
 
 const SRC = join(ROOT, 'src');
@@ -89,6 +92,14 @@ describe('module dependency rules (DESIGN.md)', () => {
     };
     for (const node of graph.keys()) walk(node, []);
     expect(cycles).toEqual([]);
+  });
+
+  it('the pipeline knows nothing of peers, uploads or the fleet; the composition root asserts nothing non-null', () => {
+    const features = ['offload', 'upload', 'telemetry', 'mqtt'];
+    const bad = edges.filter((e) => e.from === 'pipeline' && features.includes(e.to));
+    expect(bad.map((e) => `${relative(SRC, e.file)} → ${relative(SRC, e.target)}`)).toEqual([]);
+    const daemon = readFileSync(join(SRC, 'daemon.ts'), 'utf8').replace(/'[^'\n]*'|"[^"\n]*"|`[^`]*`/g, "''");
+    expect(daemon.match(/[\w)\]]!(?!=)/g) ?? []).toEqual([]);
   });
 
   it('keeps files small and the composition root short', () => {

@@ -2,12 +2,10 @@ import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { Component } from '../src/component.js';
-import { ComponentList } from '../src/componentList.js';
-import { configSchema, loadConfig } from '../src/config/index.js';
+import { ComponentList, EventBus, type Component } from '../src/core/index.js';
+import { configSchema, loadConfig, resolveConfig } from '../src/config/index.js';
 import { Daemon } from '../src/daemon.js';
 import { OutpostError } from '../src/errors.js';
-import { EventBus } from '../src/eventBus.js';
 import { freePort } from './helpers/daemonProcess.js';
 import { ROOT, tempDir } from './helpers/paths.js';
 
@@ -113,7 +111,7 @@ describe('the daemon’s components (in-process, demo config)', () => {
   });
 
   it('merges what each component reports into one status', async () => {
-    const config = configSchema.parse({ node: { stateDir: tempDir() } });
+    const config = resolveConfig(configSchema.parse({ node: { stateDir: tempDir() } }));
     const list = new ComponentList(
       [
         { name: 'x', start: async () => {}, stop: async () => {}, status: () => ({ cameras: { a: { fps: 2 } } }) },

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, formatProblem, loadConfig } from '../src/config/index.js';
+import { ConfigError, configSchema, formatProblem, loadConfig, planReload, resolveConfig } from '../src/config/index.js';
 import { tempDir, writeTemp } from './helpers/paths.js';
 
 const VALID = `node:
@@ -120,5 +120,21 @@ describe('config loading', () => {
 
   it('says when the file itself cannot be read', () => {
     expect(() => loadConfig('/no/such/outpost.yaml', {})).toThrow(/cannot read the config file \(ENOENT\)/);
+  });
+
+  it('resolves what its checks guaranteed: the keys folder, one device id, the collector keys and url', () => {
+    const dir = tempDir();
+    const key = (c: string) => Buffer.alloc(32, c).toString('base64');
+    const upload = `keyring:\n  - { name: hq, box: ${key('b')}, sign: ${key('s')}, roles: [collector] }\nupload:\n  collector: { url: "http://127.0.0.1:1", key: hq }\n`;
+    const { config } = loadConfig(writeTemp('outpost.yaml', VALID + upload, dir), {});
+    expect(config.node).toMatchObject({ keysDir: join(dir, 'state', 'keys'), deviceId: 'test-node' });
+    expect(config.upload).toMatchObject({ transport: 'http', collector: { url: 'http://127.0.0.1:1', keys: { box: key('b'), sign: key('s') } } });
+    const fleet = 'telemetry:\n  mqtt: { url: "mqtt://127.0.0.1:1", deviceId: gate-3 }\n';
+    expect(loadConfig(writeTemp('outpost.yaml', VALID + fleet, dir), {}).config.node.deviceId).toBe('gate-3');
+    // the derived id follows node.name: the reload names the setting, not what was worked out from it
+    expect(planReload(config, resolveConfig({ ...config, node: { ...config.node, name: 'other' } })).needRestart).toEqual(['node.name']);
+    expect(() => resolveConfig(configSchema.parse({ upload: { collector: { url: 'http://127.0.0.1:1', key: 'hq' } } }))).toThrow(
+      /upload\.collector\.key: needs keyring entry hq with a box and a sign key/,
+    );
   });
 });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderDemoFrames } from '../src/camera/index.js';
 import { configSchema } from '../src/config/index.js';
 import { generateKeys, ItemSealer, readKeys, SealedEnvelope, SENDER_BYTES, type NodeKeys, type PublicKeys } from '../src/crypto/index.js';
-import { sha256File } from '../src/pipeline/index.js';
+import { sha256File } from '../src/offload/index.js';
 import { encodeBatch, RESULT_TYPE } from '../src/upload/index.js';
 import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
 import { curlZeros, halfHeaderSockets, memoryCgroup, postStreamed, rawRequest, rssOf, rssPeakDuring, stillOpen } from './helpers/hostile.js';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderDemoFrames } from '../src/camera/index.js';
 import { configSchema } from '../src/config/index.js';
 import { generateKeys, readKeys, SealedEnvelope, type NodeKeys, type PublicKeys } from '../src/crypto/index.js';
-import { sha256File } from '../src/pipeline/index.js';
+import { sha256File } from '../src/offload/index.js';
 import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
 import { greyJpeg } from './helpers/jpegs.js';
 import { NotifySocket } from './helpers/notifySocket.js';

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DirectorySource, renderDemoFrames } from '../src/camera/index.js';
 import { loadConfig } from '../src/config/index.js';
-import { EventBus } from '../src/eventBus.js';
+import { EventBus } from '../src/core/index.js';
 import { FrameScheduler, type StagedPipeline } from '../src/pipeline/index.js';
 import { startPipelineSet } from './helpers/context.js';
 import { InferenceEngine, LocalSession } from '../src/runtime/index.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configSchema, planReload } from '../src/config/index.js';
+import { configSchema, planReload, resolveConfig } from '../src/config/index.js';
 import { generateKeys, Keyring, readKeys, signMessage, type NodeKeys } from '../src/crypto/index.js';
 import { openBroker, type MqttClient } from '../src/mqtt/index.js';
 import { PeerTable } from '../src/offload/index.js';
@@ -215,12 +215,12 @@ describe('status that tells the truth (the parts, on real keys and configs)', ()
 
   it('names only the keyring entries a reload changed, not every index after an inserted one', () => {
     const [a, b, c] = [key('alice', ['operator']), key('bob', ['peer']), key('carol', ['operator'])];
-    const running = configSchema.parse({ keyring: [a, b] });
-    const next = configSchema.parse({ keyring: [c, a, { ...b, roles: ['peer', 'operator'] }] });
+    const running = resolveConfig(configSchema.parse({ keyring: [a, b] }));
+    const next = resolveConfig(configSchema.parse({ keyring: [c, a, { ...b, roles: ['peer', 'operator'] }] }));
     const plan = planReload(running, next);
     expect(plan.needRestart.sort()).toEqual(['keyring.bob (changed)', 'keyring.carol (added)']);
     expect(plan.applied).toEqual([]);
-    expect(planReload(running, configSchema.parse({ keyring: [b] })).needRestart).toEqual(['keyring.alice (removed)']);
+    expect(planReload(running, resolveConfig(configSchema.parse({ keyring: [b] }))).needRestart).toEqual(['keyring.alice (removed)']);
   });
 
   it('shows a static peer whose probes fail offline, and logs its breaker opening and closing', () => {

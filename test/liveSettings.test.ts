@@ -4,8 +4,8 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { renderDemoFrames } from '../src/camera/index.js';
-import type { ComponentContext } from '../src/component.js';
-import { LIVE_SETTINGS, configSchema, loadConfig, type OutpostConfig } from '../src/config/index.js';
+import type { ComponentContext } from '../src/core/index.js';
+import { LIVE_SETTINGS, configSchema, loadConfig, resolveConfig, type OutpostConfig, type ResolvedConfig } from '../src/config/index.js';
 import { Daemon } from '../src/daemon.js';
 import { CameraSet } from '../src/pipeline/index.js';
 import { PowerMonitor } from '../src/power/index.js';
@@ -21,7 +21,7 @@ import { waitUntil } from './helpers/wait.js';
  * Every setting the schema marks live gets a case here that shows its new value changing behaviour after
  * reload(). A new live setting without a case fails the first test.
  */
-type Case = (config: OutpostConfig) => Promise<void>;
+type Case = (config: ResolvedConfig) => Promise<void>;
 
 const setTemp = (root: string, milli: number) => {
   const file = join(root, 'sys/class/thermal/thermal_zone0/temp');
@@ -60,7 +60,7 @@ function fleetOffline(config: OutpostConfig, events?: Record<string, { mode: 'al
   const ctx = testContext(cfg);
   const link = new MqttLink(ctx, { mqtt, deviceId: 'cam' });
   const targets = { status: () => ({ node: 'cam' }), cameras: () => ['cam'] } as unknown as CommandTargets; // only what telemetry reads
-  const fleet = new FleetTelemetry(ctx, link, targets, { version: 't', startedAt: 0 });
+  const fleet = new FleetTelemetry(ctx, mqtt, link, targets, { version: 't', startedAt: 0 });
   return { ctx, fleet, cfg, queued: () => (link.status().mqtt as { queued: number }).queued };
 }
 
@@ -225,6 +225,6 @@ describe('live settings (SIGHUP without a restart)', () => {
   });
 
   for (const [setting, run] of Object.entries(CASES)) {
-    it(`${setting} changes behaviour on reload`, () => run(configSchema.parse({ node: { stateDir: tempDir() } })));
+    it(`${setting} changes behaviour on reload`, () => run(resolveConfig(configSchema.parse({ node: { stateDir: tempDir() } }))));
   }
 });

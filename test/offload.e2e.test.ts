@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderDemoFrames } from '../src/camera/index.js';
 import { configSchema } from '../src/config/index.js';
 import { generateKeys, readKeys, SealedEnvelope, signMessage, type NodeKeys, type PublicKeys } from '../src/crypto/index.js';
-import { sha256File } from '../src/pipeline/index.js';
+import { sha256File } from '../src/offload/index.js';
 import { Mosquitto } from './helpers/broker.js';
 import { DaemonProcess, freePort } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';

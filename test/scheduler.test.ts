@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DirectorySource, renderDemoFrames } from '../src/camera/index.js';
 import { loadConfig } from '../src/config/index.js';
-import { EventBus } from '../src/eventBus.js';
+import { EventBus } from '../src/core/index.js';
 import { FrameScheduler, type StagedPipeline } from '../src/pipeline/index.js';
 import { startPipelineSet } from './helpers/context.js';
 import { InferenceEngine } from '../src/runtime/index.js';

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { EventBus } from '../src/eventBus.js';
+import { EventBus } from '../src/core/index.js';
 import { LatestFrameSlot } from '../src/pipeline/index.js';
 import { LatencyWindow } from '../src/telemetry/index.js';
 import type { Frame } from '../src/types.js';

@@ -6,7 +6,7 @@ import nacl from 'tweetnacl';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { open as lmdbOpen } from 'lmdb';
 import { fromB64, generateKeys, ItemOpener, ItemSealer, readKeys, SealedEnvelope, toB64 } from '../src/crypto/index.js';
-import { checkAnswer, Collector, encodeBatch, Outbox, resealLegacy, RESULT_TYPE, signAnswer, verifyItems } from '../src/upload/index.js';
+import { checkAnswer, Collector, encodeBatch, grownBox, Outbox, resealLegacy, RESULT_TYPE, signAnswer, verifyItems } from '../src/upload/index.js';
 import { freePort, runCli } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';
 import { CLI, tempDir } from './helpers/paths.js';
@@ -281,5 +281,12 @@ describe('outpost collect (a real process, items posted with curl)', () => {
     const c = new Collector(readKeys(join(dir, 'collector')), [], tempDir(), silent, 1024);
     expect(c.take(Buffer.alloc(2048), null).status).toBe(413);
     expect(statSync(join(dir, 'out')).isDirectory()).toBe(true);
+  });
+});
+
+describe('anonymising faces', () => {
+  it('grows each face box by the fraction of its size on every side', () => {
+    expect(grownBox([100, 50, 200, 250], 0.15)).toEqual([85, 20, 215, 280]);
+    expect(grownBox([10, 10, 20, 20], 0)).toEqual([10, 10, 20, 20]);
   });
 });

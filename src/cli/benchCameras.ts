@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { createSource, MotionGate } from '../camera/index.js';
 import { configSchema, type OutpostConfig } from '../config/index.js';
 import { OutpostError } from '../errors.js';
-import { EventBus } from '../eventBus.js';
+import { EventBus } from '../core/index.js';
 import type { Logger } from '../log.js';
 import { FrameScheduler, type StagedPipeline } from '../pipeline/index.js';
 import { LatencyWindow } from '../telemetry/index.js';

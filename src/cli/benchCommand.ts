@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { PipelineSet, runPipelined, type StagedPipeline } from '../pipeline/index.js';
 import { InferenceEngine, LocalSession, ORT_VERSION, type SessionSpec, type TensorMap } from '../runtime/index.js';
 import type { Frame } from '../types.js';
-import type { ComponentContext } from '../component.js';
+import type { ComponentContext } from '../core/index.js';
 import { cliContext, configPath, runComponents } from './common.js';
 import { median, rounded } from '../benchMath.js';
 import { Progress } from './progress.js';

@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ComponentContext } from '../component.js';
-import type { OutpostConfig } from '../config/index.js';
+import type { ComponentContext } from '../core/index.js';
+import type { ResolvedConfig } from '../config/index.js';
 import { PipelineSet, runPipelined, type StagedPipeline } from '../pipeline/index.js';
 import { buildInBackground, InferenceEngine, variantsDir } from '../runtime/index.js';
 import type { Rung } from '../vocabulary.js';
@@ -19,7 +19,7 @@ const r3 = (v: number) => rounded(v, 3);
  */
 export async function benchLevels(base: ComponentContext, pipelineName: string, frames: Frame[], repeats: number, cli: string) {
   const stateDir = mkdtempSync(join(tmpdir(), 'outpost-bench-levels-'));
-  const cfg: OutpostConfig = { ...base.config, node: { ...base.config.node, stateDir } };
+  const cfg: ResolvedConfig = { ...base.config, node: { ...base.config.node, stateDir } };
   const ctx: ComponentContext = { ...base, config: cfg, stateDir };
   const log = ctx.log;
   const engine = new InferenceEngine({ ...cfg.runtime, stateDir, cacheOptimizedGraphs: false }, log);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { renderDemoFrames } from '../camera/index.js';
-import type { ComponentContext } from '../component.js';
+import type { ComponentContext } from '../core/index.js';
 import { OutpostError } from '../errors.js';
 import { PipelineSet } from '../pipeline/index.js';
 import { InferenceEngine, type TensorMap } from '../runtime/index.js';

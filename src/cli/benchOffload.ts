@@ -6,12 +6,11 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { median, rounded } from '../benchMath.js';
 import { renderDemoFrames } from '../camera/index.js';
-import { configSchema, resolveBuiltin } from '../config/index.js';
+import { configSchema, offloadSchema, resolveBuiltin } from '../config/index.js';
 import nacl from 'tweetnacl';
 import { generateKeys, Keyring, readKeys, SealedEnvelope, type PublicKeys } from '../crypto/index.js';
 import { OutpostError } from '../errors.js';
-import { OffloadClient, PeerTable } from '../offload/index.js';
-import { sha256File, stageSpec } from '../pipeline/index.js';
+import { OffloadClient, PeerTable, sha256File, stageSpec } from '../offload/index.js';
 import type { Frame } from '../types.js';
 import { freePort } from './common.js';
 import { Progress } from './progress.js';
@@ -117,10 +116,7 @@ async function measureFps(statusPort: number, seconds: number, progress: Progres
 /** Serial requests from this process to the helper: what offloading adds beyond the peer's own work on the frame. */
 async function latency(requester: Agent, helper: Agent, frame: Frame) {
   const keyring = new Keyring(configSchema.parse({ keyring: [{ name: helper.name, sign: helper.keys.sign, box: helper.keys.box, roles: ['peer'] }] }).keyring);
-  const table = new PeerTable(
-    keyring,
-    configSchema.parse({ offload: { peers: [{ name: helper.name, url: `http://127.0.0.1:${helper.offloadPort}` }] } }).offload!,
-  );
+  const table = new PeerTable(keyring, offloadSchema.parse({ peers: [{ name: helper.name, url: `http://127.0.0.1:${helper.offloadPort}` }] }));
   const peer = table.get(helper.name)!;
   const client = new OffloadClient(
     requester.name,

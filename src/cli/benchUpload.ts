@@ -6,11 +6,11 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import nacl from 'tweetnacl';
 import { median, rounded } from '../benchMath.js';
-import { systemClock } from '../component.js';
-import { configSchema } from '../config/index.js';
-import { ItemSealer, SealedEnvelope } from '../crypto/index.js';
-import { EventBus } from '../eventBus.js';
+import { EventBus, systemClock } from '../core/index.js';
+import { configSchema, resolveConfig } from '../config/index.js';
+import { ItemSealer, SealedEnvelope, toB64 } from '../crypto/index.js';
 import { Collector, HttpTransport, Outbox, RESULT_TYPE, Uploader } from '../upload/index.js';
+import { OutpostError } from '../errors.js';
 import { Progress } from './progress.js';
 
 export interface UploadBenchOptions {
@@ -88,7 +88,10 @@ async function drain(n: number) {
     pino({ level: 'silent' }),
   );
   const port = await collector.listen('127.0.0.1', 0);
-  const config = configSchema.parse({ node: { stateDir: dir }, upload: { collector: { url: `http://127.0.0.1:${port}`, key: 'hq' } } });
+  const hq = { name: 'hq', box: toB64(collectorKeys.box.publicKey), sign: toB64(collectorKeys.sign.publicKey), roles: ['collector'] };
+  const config = resolveConfig(
+    configSchema.parse({ node: { stateDir: dir }, keyring: [hq], upload: { collector: { url: `http://127.0.0.1:${port}`, key: 'hq' } } }),
+  );
   const seal = new ItemSealer(device.sign, collectorKeys.box.publicKey);
   const payload = Buffer.from(JSON.stringify({ output: { lines: [{ text: 'x'.repeat(980) }] } }));
   const ob = Outbox.open(join(dir, 'outbox'), { maxBytes: 1 << 30, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' });
@@ -97,7 +100,8 @@ async function drain(n: number) {
   await ob.close();
   const log = pino({ level: 'silent' });
   const ctx = { config, bus: new EventBus(log), log, clock: systemClock, stateDir: dir, registry: new Registry() };
-  const up = new Uploader(ctx, {
+  if (!config.upload) throw new OutpostError('OUTPOST_E_INTERNAL', 'the drain bench config lost its upload section');
+  const up = new Uploader(ctx, config.upload, {
     deviceId: 'bench',
     keys: () => device,
     collector: { box: collectorKeys.box.publicKey, sign: collectorKeys.sign.publicKey },

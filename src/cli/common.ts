@@ -3,11 +3,9 @@ import { dirname, join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
-import { systemClock, type Component, type ComponentContext } from '../component.js';
-import { ComponentList } from '../componentList.js';
-import { ConfigError, type OutpostConfig } from '../config/index.js';
+import { ComponentList, EventBus, systemClock, type Component, type ComponentContext } from '../core/index.js';
+import { ConfigError, type ResolvedConfig } from '../config/index.js';
 import { OutpostError, asOutpostError } from '../errors.js';
-import { EventBus } from '../eventBus.js';
 import { createLogger, writeError } from '../log.js';
 
 /** The demo config that ships inside the package. */
@@ -29,7 +27,7 @@ export function keysFolder(dir: string, flag: string): string {
 }
 
 /** The context a CLI command builds its components from: the config, its own bus and registry, a quiet logger. */
-export function cliContext(config: Readonly<OutpostConfig>, name: string): ComponentContext {
+export function cliContext(config: Readonly<ResolvedConfig>, name: string): ComponentContext {
   const level = config.logging.level === 'info' ? 'warn' : config.logging.level;
   const log = createLogger({ level, format: config.logging.format }).child({ component: name });
   return { config, bus: new EventBus(log), log, clock: systemClock, stateDir: config.node.stateDir, registry: new Registry() };

@@ -9,7 +9,7 @@ import { configPath, keysFolder } from './common.js';
 /** --dir, else the config's node.keysDir (default <stateDir>/keys). */
 function keysDir(opts: { dir?: string; config?: string }): string {
   if (opts.dir) return opts.dir;
-  return loadConfig(configPath(opts.config)).config.node.keysDir!;
+  return loadConfig(configPath(opts.config)).config.node.keysDir;
 }
 
 /** The keyring line other nodes add for these keys in this role. */

@@ -7,6 +7,7 @@ import { resolveBuiltin, builtinNames } from './builtins.js';
 import { configSchema, DETECTOR_TYPES, type OutpostConfig, type StageConfig } from './schema.js';
 import { closest, knownKeysAt, leafPaths, refMessage } from './schemaWalk.js';
 import { networkProblems } from './networkChecks.js';
+import { resolveConfig, type ResolvedConfig } from './resolve.js';
 
 export interface ConfigProblem {
   file: string;
@@ -30,7 +31,7 @@ export function formatProblem(p: ConfigProblem): string {
 
 export interface LoadedConfig {
   file: string;
-  config: Readonly<OutpostConfig>;
+  config: Readonly<ResolvedConfig>;
   /** Env variables that overrode a setting, for the start-up log. */
   envOverrides: string[];
 }
@@ -42,7 +43,7 @@ const ENV_RESERVED = new Set(['OUTPOST_CONFIG', 'OUTPOST_ONNXRUNTIME']);
 
 type PathKey = string | number;
 
-/** Reads, validates and freezes a config file; throws ConfigError with every problem found. */
+/** Reads, validates, resolves and freezes a config file; throws ConfigError with every problem found. */
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const abs = resolve(file);
   let text: string;
@@ -66,7 +67,7 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
   if (!parsed.success) problems.push(...parsed.error.issues.map((i) => where.ofIssue(i, data, overrides)));
   else problems.push(...semanticProblems(parsed.data, dirname(abs)).map(({ path, message }) => where.ofPath(path, message, overrides)));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
-  return { file: abs, config: deepFreeze(resolvePaths(parsed.data, dirname(abs))), envOverrides: [...overrides.keys()] };
+  return { file: abs, config: deepFreeze(resolveConfig(resolvePaths(parsed.data, dirname(abs)))), envOverrides: [...overrides.keys()] };
 }
 
 /** `password: !file /etc/outpost/secret` reads the secret from a file (trailing newline trimmed). */
@@ -287,21 +288,17 @@ function semanticProblems(cfg: OutpostConfig, baseDir: string): { path: PathKey[
   return out;
 }
 
+const TLS_FILES = ['ca', 'cert', 'key'] as const;
+
 /** Relative paths in the config are relative to the config file; builtins become absolute paths. */
 function resolvePaths(cfg: OutpostConfig, baseDir: string): OutpostConfig {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   const file = (p: string) => abs(resolveBuiltin(p) ?? p);
+  const mqtt = cfg.telemetry.mqtt;
   return {
     ...cfg,
-    node: { ...cfg.node, stateDir: abs(cfg.node.stateDir), keysDir: abs(cfg.node.keysDir ?? join(cfg.node.stateDir, 'keys')) },
-    telemetry: cfg.telemetry.mqtt
-      ? {
-          mqtt: {
-            ...cfg.telemetry.mqtt,
-            ...Object.fromEntries((['ca', 'cert', 'key'] as const).filter((f) => cfg.telemetry.mqtt![f]).map((f) => [f, abs(cfg.telemetry.mqtt![f]!)])),
-          },
-        }
-      : cfg.telemetry,
+    node: { ...cfg.node, stateDir: abs(cfg.node.stateDir), ...(cfg.node.keysDir ? { keysDir: abs(cfg.node.keysDir) } : {}) },
+    telemetry: mqtt ? { mqtt: { ...mqtt, ...Object.fromEntries(TLS_FILES.flatMap((f) => (mqtt[f] ? [[f, abs(mqtt[f])]] : []))) } } : cfg.telemetry,
     power: { ...cfg.power, sysfsRoot: abs(cfg.power.sysfsRoot) },
     status:
       typeof cfg.status.auth === 'object' && 'tokenFile' in cfg.status.auth

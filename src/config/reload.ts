@@ -1,4 +1,5 @@
-import { configSchema, type OutpostConfig } from './schema.js';
+import { DERIVED_PATHS, type ResolvedConfig } from './resolve.js';
+import { configSchema } from './schema.js';
 import { isLivePath, liveSettingPaths } from './schemaWalk.js';
 
 /** Settings a SIGHUP applies without a restart, read from the schema's `live` marks. */
@@ -14,18 +15,18 @@ export interface ReloadPlan {
   /** Changed settings that wait for a restart. */
   needRestart: string[];
   /** What the daemon runs from now on: the new live settings, every restart-only one kept at its running value. */
-  effective: OutpostConfig;
+  effective: ResolvedConfig;
 }
 
 /**
  * Compares the new configuration with the one running. Restart-only settings keep their running values until a
  * restart, so /status never shows a value that is not in effect, and reverting one to its running value is no change.
  */
-export function planReload(running: Readonly<OutpostConfig>, next: Readonly<OutpostConfig>): ReloadPlan {
-  const changed = diffPaths({ ...running, keyring: [] }, { ...next, keyring: [] });
+export function planReload(running: Readonly<ResolvedConfig>, next: Readonly<ResolvedConfig>): ReloadPlan {
+  const changed = diffPaths({ ...running, keyring: [] }, { ...next, keyring: [] }).filter((p) => !DERIVED_PATHS.some((d) => p === d || p.startsWith(`${d}.`)));
   const applied = changed.filter(isLiveSetting);
   const needRestart = [...changed.filter((p) => !isLiveSetting(p)), ...keyringChanges(running.keyring, next.keyring)];
-  const effective = structuredClone(running) as OutpostConfig;
+  const effective = structuredClone(running) as ResolvedConfig;
   for (const path of applied) setPath(effective, path, structuredClone(getPath(next, path)));
   return { applied, needRestart, effective };
 }

@@ -1,6 +1,6 @@
 export { toB64, fromB64, canonicalJson } from './encoding.js';
 export { generateKeys, keysAtFirstStart, readKeys, publicKeys, fingerprint, type NodeKeys, type PublicKeys } from './keyFiles.js';
-export { Keyring, isPublicKey, KEY_ROLES, type KeyRole, type KeyringEntry, type TrustedKey } from './keyring.js';
+export { Keyring, isPublicKey, publicKeyBytes, KEY_ROLES, type KeyRole, type KeyringEntry, type TrustedKey } from './keyring.js';
 export {
   signMessage,
   MessageVerifier,

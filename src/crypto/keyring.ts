@@ -1,4 +1,5 @@
 import { KEY_ROLES, type KeyRole } from '../vocabulary.js';
+import { OutpostError } from '../errors.js';
 import { fromB64 } from './encoding.js';
 
 export { KEY_ROLES, type KeyRole };
@@ -20,6 +21,13 @@ export interface TrustedKey {
 
 /** Whether text is base64 of exactly 32 bytes: an Ed25519 or X25519 public key. */
 export const isPublicKey = (text: string) => fromB64(text)?.length === 32;
+
+/** A public key the config checked (base64 of 32 bytes), as bytes. */
+export function publicKeyBytes(text: string): Uint8Array {
+  const bytes = fromB64(text);
+  if (bytes?.length !== 32) throw new OutpostError('OUTPOST_E_CONFIG', `"${text.slice(0, 12)}…" is not a public key: base64 of 32 bytes`);
+  return bytes;
+}
 
 /**
  * The one list of keys a node trusts (config `keyring:`), looked up by name or by public key. Nothing else is

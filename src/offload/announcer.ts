@@ -1,8 +1,9 @@
 import { networkInterfaces } from 'node:os';
 import { Counter } from 'prom-client';
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext } from '../core/index.js';
 import { Keyring, MessageVerifier, signMessage, toB64, type NodeKeys } from '../crypto/index.js';
 import type { MqttLink } from '../mqtt/index.js';
+import type { OffloadConfig } from '../config/index.js';
 import { RefusalBudget } from '../refusalBudget.js';
 import type { PeerTable } from './peerTable.js';
 import { errorMessage } from '../errors.js';
@@ -41,6 +42,7 @@ export class Announcer implements Component {
 
   constructor(
     private readonly ctx: ComponentContext,
+    private readonly cfg: Readonly<OffloadConfig>,
     private readonly link: MqttLink,
     private readonly peers: PeerTable,
     private readonly serving: {
@@ -49,7 +51,7 @@ export class Announcer implements Component {
       load: () => { queue: number; models: Record<string, number | null>; acceptsModels: boolean };
     } | null,
   ) {
-    const every = ctx.config.offload!.serve.announceSeconds;
+    const every = cfg.serve.announceSeconds;
     this.verifier = new MessageVerifier({
       keyring: new Keyring(ctx.config.keyring),
       purpose: 'announce',
@@ -83,7 +85,7 @@ export class Announcer implements Component {
           () => this.announce(),
           (err) => this.ctx.log.warn({ err: errorMessage(err) }, 'offload announcement failed; trying again on the next tick'),
         ),
-        this.ctx.config.offload!.serve.announceSeconds * 1000,
+        this.cfg.serve.announceSeconds * 1000,
       );
       this.timer.unref();
     }
@@ -98,7 +100,7 @@ export class Announcer implements Component {
 
   private announce(): void {
     const s = this.serving!;
-    const serve = this.ctx.config.offload!.serve;
+    const serve = this.cfg.serve;
     const body: Announcement = {
       url: serve.advertise ?? `http://${lanAddress()}:${s.port()}`,
       box: toB64(s.keys().box.publicKey),

@@ -1,7 +1,8 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge } from 'prom-client';
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext } from '../core/index.js';
+import type { OffloadConfig } from '../config/index.js';
 import {
   EnvelopeError,
   fromB64,
@@ -91,15 +92,16 @@ export class OffloadServer implements Component {
 
   constructor(
     private readonly ctx: ComponentContext,
+    private readonly cfg: Readonly<OffloadConfig>,
     private readonly deps: OffloadServerDeps,
   ) {
     this.keyring = new Keyring(ctx.config.keyring);
-    this.nonces = new NonceCache(10_000, 2 * ctx.config.offload!.windowSeconds * 1000);
-    this.rate = new PeerRateLimiter(() => ctx.config.offload!.serve.maxRequestsPerSecond);
+    this.nonces = new NonceCache(10_000, 2 * cfg.windowSeconds * 1000);
+    this.rate = new PeerRateLimiter(() => cfg.serve.maxRequestsPerSecond);
   }
 
   get port(): number {
-    return (this.server?.address() as AddressInfo | null)?.port ?? this.ctx.config.offload!.serve.port;
+    return (this.server?.address() as AddressInfo | null)?.port ?? this.cfg.serve.port;
   }
 
   /** What announcements say: queue depth, ms per frame by file sha256, whether it takes files it lacks. */
@@ -111,7 +113,7 @@ export class OffloadServer implements Component {
   async start(): Promise<void> {
     this.envelope = new SealedEnvelope(this.deps.keys().box);
     this.registerMetrics();
-    const { host, port } = this.ctx.config.offload!.serve;
+    const { host, port } = this.cfg.serve;
     const http = createBoundedServer((req, res) => this.serve(req, res), {
       limits: { requestTimeoutMs: 120_000 }, // a file may be modelCacheBytes; bodies in flight are bounded anyway
       refused: (reason) => this.connectionsRefused?.inc({ reason }),
@@ -170,7 +172,7 @@ export class OffloadServer implements Component {
 
   /** Files may be as large as the cache, frames `maxBodyBytes`; either from a keyring peer, checked on the envelope's first bytes. */
   private bodyRoute(url: string): BodyRoute {
-    const serve = this.ctx.config.offload!.serve;
+    const serve = this.cfg.serve;
     return {
       maxBytes: url === '/v1/files' ? serve.modelCacheBytes + (1 << 16) : serve.maxBodyBytes,
       prefixBytes: SENDER_BYTES,
@@ -208,7 +210,7 @@ export class OffloadServer implements Component {
     const { header, payload, from, key } = this.admit<RunRequest>(body, 'offload-run', at);
     const { stages, regions } = this.checked(header);
     this.bound(stages, regions, payload);
-    const serve = this.ctx.config.offload!.serve;
+    const serve = this.cfg.serve;
     if (this.running >= serve.maxQueue) throw new Refused('busy', `${this.running} frames already here`);
     const missing = stages.flatMap(filesOf).filter((f) => !this.deps.files().has(f));
     if (missing.length > 0) throw new Refused('unknown-model', `no file with sha256 ${missing[0].slice(0, 12)}… here`, missing);
@@ -244,7 +246,7 @@ export class OffloadServer implements Component {
 
   /** Refuses work past this peer's bounds before any of it starts: crops, and pixels read from the frame's header. */
   private bound(stages: StageSpec[], regions: PipelineOutput | null, payload: Buffer): void {
-    const serve = this.ctx.config.offload!.serve;
+    const serve = this.cfg.serve;
     const crops = tooManyCrops(stages, regions, serve.maxCrops);
     if (crops) throw new Refused('too-large', crops);
     const size = this.deps.frameHeader(payload);
@@ -284,7 +286,7 @@ export class OffloadServer implements Component {
     const key = this.peerKey(body);
     if (!key) throw new Refused('unknown-key', "the sender's key is not a peer in this keyring");
     // before opening: opening costs CPU in proportion to the body; per address too, so a stranger naming a peer's key elsewhere cannot spend its share
-    const rate = this.ctx.config.offload!.serve.maxRequestsPerSecond;
+    const rate = this.cfg.serve.maxRequestsPerSecond;
     if (!this.rate.take(`${key.name} ${at}`, this.ctx.clock.now()))
       throw new Refused('rate-limited', `more than ${rate} requests a second from ${key.name} at ${at} (offload.serve.maxRequestsPerSecond)`);
     let opened: Opened<H>;
@@ -298,8 +300,7 @@ export class OffloadServer implements Component {
     if (h.messageId.length > MAX_MESSAGE_ID) throw new Refused('garbage', `a message id of ${h.messageId.length} characters (at most ${MAX_MESSAGE_ID})`);
     if (h.sender !== key.name) throw new Refused('wrong-sender', `sealed with ${key.name}'s key but says ${h.sender}`);
     const now = this.ctx.clock.now();
-    if (Math.abs(now - h.sentAt) > this.ctx.config.offload!.windowSeconds * 1000)
-      throw new Refused('stale', `sent ${Math.round((now - h.sentAt) / 1000)} s from now`);
+    if (Math.abs(now - h.sentAt) > this.cfg.windowSeconds * 1000) throw new Refused('stale', `sent ${Math.round((now - h.sentAt) / 1000)} s from now`);
     if (!this.nonces.admit(`${key.name}/${h.messageId}`, now)) throw new Refused('replayed', `message ${h.messageId} was already seen`);
     return { ...opened, from: fromB64(opened.sender)!, key };
   }

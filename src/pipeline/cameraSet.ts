@@ -1,6 +1,6 @@
 import { Counter, Gauge } from 'prom-client';
 import { createSource, MotionGate } from '../camera/index.js';
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext } from '../core/index.js';
 import type { LevelPolicy, OutpostConfig } from '../config/index.js';
 import type { Frame, SourceHealth } from '../types.js';
 import { imageCacheBytes } from '../vision/index.js';

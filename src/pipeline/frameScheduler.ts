@@ -1,4 +1,4 @@
-import type { EventBus } from '../eventBus.js';
+import type { EventBus } from '../core/index.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Frame, FrameSource, Result, SourceHealth } from '../types.js';

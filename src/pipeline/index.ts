@@ -5,6 +5,3 @@ export { PipelineSet, type PipelineSetOptions, type RungChoice } from './pipelin
 export { PrecisionController } from './precisionController.js';
 export { CameraSet } from './cameraSet.js';
 export { runPipelined } from './pipelinedLoop.js';
-export { sameAnswer } from './knownAnswer.js';
-export { sha256File, stageSpec } from './remotePipelines.js';
-export { offloadComponents } from './offloadComponents.js';

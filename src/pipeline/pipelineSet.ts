@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext } from '../core/index.js';
 import type { OutpostConfig, PipelineConfig } from '../config/index.js';
 import { OutpostError } from '../errors.js';
 import { ModelVariants, variantsDir, type InferenceEngine, type TensorMap } from '../runtime/index.js';

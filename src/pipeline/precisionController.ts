@@ -2,7 +2,7 @@ import { basename, join } from 'node:path';
 import { Gauge } from 'prom-client';
 import { fileURLToPath } from 'node:url';
 import { CalibrationRecorder } from '../camera/index.js';
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext } from '../core/index.js';
 import type { OutpostConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
 import { logRejection } from '../lastResort.js';

@@ -5,4 +5,4 @@ export { type CommandRunner } from './sysfs.js';
 export type { ThermalReading, TripPoint } from './thermal.js';
 export type { PowerRail } from './jetson.js';
 export type { PowerSupplyReading } from './powerSupply.js';
-export { PowerMonitor } from './powerMonitor.js';
+export { PowerMonitor, powerComponents } from './powerMonitor.js';

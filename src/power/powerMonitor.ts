@@ -1,5 +1,5 @@
 import { Counter, Gauge } from 'prom-client';
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext, ContextFor } from '../core/index.js';
 import type { LevelPolicy, OutpostConfig, PowerConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
 import { GOVERNOR_LEVELS, POWER_STATES } from '../vocabulary.js';
@@ -156,3 +156,6 @@ export class PowerMonitor implements Component {
     }
   }
 }
+
+/** The power feature, when `power.enabled`: the monitor and its governor. */
+export const powerComponents = (ctx: ContextFor): Component[] => (ctx('power').config.power.enabled ? [new PowerMonitor(ctx('power'))] : []);

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Component } from '../component.js';
+import type { Component } from '../core/index.js';
 import { OutpostError } from '../errors.js';
 import { ORT_VERSION } from './localSession.js';
 import type { Logger } from '../log.js';

@@ -1,2 +1,3 @@
 export { SystemdNotifier, type NotifyFields } from './systemdNotifier.js';
 export { ServiceWatchdog, type CameraLiveness } from './serviceWatchdog.js';
+export { serviceComponents } from './serviceFeature.js';

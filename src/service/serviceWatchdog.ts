@@ -1,4 +1,4 @@
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext } from '../core/index.js';
 import type { SystemdNotifier } from './systemdNotifier.js';
 import { errorMessage } from '../errors.js';
 import { guarded } from '../guarded.js';

@@ -1,6 +1,6 @@
 import type { IPublishPacket } from 'mqtt';
 import { Counter } from 'prom-client';
-import type { ComponentContext } from '../component.js';
+import type { ComponentContext } from '../core/index.js';
 import { join } from 'node:path';
 import {
   Keyring,

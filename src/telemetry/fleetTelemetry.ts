@@ -1,4 +1,4 @@
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext } from '../core/index.js';
 import type { MqttConfig, OutpostConfig } from '../config/index.js';
 import { ReactionLimit, type MqttLink } from '../mqtt/index.js';
 import { ResultSelector } from '../resultSelector.js';
@@ -14,6 +14,12 @@ import { splitStatus } from './telemetryMessage.js';
  * figures as /status: one function builds both), selected results and governor transitions as events, signed
  * commands, and Home Assistant discovery when asked for.
  */
+/** What the node says of itself in its birth message. */
+export interface NodeAbout {
+  version: string;
+  startedAt: number;
+}
+
 export class FleetTelemetry implements Component {
   readonly name = 'fleet';
   private timer: NodeJS.Timeout | null = null;
@@ -25,11 +31,12 @@ export class FleetTelemetry implements Component {
 
   constructor(
     private readonly ctx: ComponentContext,
+    mqtt: Readonly<MqttConfig>,
     private readonly link: MqttLink,
     private readonly targets: CommandTargets,
-    private readonly about: { version: string; startedAt: number },
+    private readonly about: NodeAbout,
   ) {
-    this.mqtt = ctx.config.telemetry.mqtt!;
+    this.mqtt = mqtt;
     this.events = new ResultSelector(this.mqtt.events);
     this.commands = new CommandHandler(ctx, link, targets, this.mqtt.commandWindowSeconds * 1000);
   }

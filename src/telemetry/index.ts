@@ -6,6 +6,7 @@ export { type StatsSnapshot, type CameraSnapshot } from './runningStats.js';
 export { LatencyWindow } from './latencyWindow.js';
 export { renderStatusPage, renderSections, type PageStatus, type PageLive } from './statusPage.js';
 export { LiveFeed, type LiveUpdate } from './liveFeed.js';
-export { FleetTelemetry } from './fleetTelemetry.js';
+export { FleetTelemetry, type NodeAbout } from './fleetTelemetry.js';
+export { fleetFeature, statusPageComponents, type FleetParts, type NodeReport } from './features.js';
 export { CommandHandler, ACTIONS, COMMAND_REFUSALS, MAX_COMMAND_BYTES, type CommandTargets } from './commands.js';
 export { discoveryMessages, HA_STATUS_TOPIC } from './homeAssistant.js';

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { Counter } from 'prom-client';
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext } from '../core/index.js';
 import { errorMessage } from '../errors.js';
 import { guarded } from '../guarded.js';
 import { summariseOutput } from '../resultSummary.js';

@@ -1,4 +1,4 @@
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext } from '../core/index.js';
 import type { OutpostConfig } from '../config/index.js';
 import { summariseOutput } from '../resultSummary.js';
 

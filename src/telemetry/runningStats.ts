@@ -1,4 +1,4 @@
-import type { EventBus } from '../eventBus.js';
+import type { EventBus } from '../core/index.js';
 import { summariseOutput } from '../resultSummary.js';
 import type { Result } from '../types.js';
 import { STAGES, type StageName } from '../vocabulary.js';

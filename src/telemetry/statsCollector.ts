@@ -1,5 +1,5 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { Component, ComponentContext, Health } from '../component.js';
+import type { Component, ComponentContext, Health } from '../core/index.js';
 import type { OutpostConfig } from '../config/index.js';
 import { RunningStats } from './runningStats.js';
 import { errorMessage } from '../errors.js';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, type Registry } from 'prom-client';
-import type { Component, Health } from '../component.js';
+import type { Component, Health } from '../core/index.js';
 import { OutpostError, errorMessage, isSystemError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createBoundedServer } from '../net/index.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Counter, Gauge } from 'prom-client';
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext } from '../core/index.js';
 import type { OutpostConfig, UploadConfig } from '../config/index.js';
 import { ItemSealer, type NodeKeys } from '../crypto/index.js';
 import { errorMessage } from '../errors.js';
@@ -77,9 +77,10 @@ export class Uploader implements Component {
 
   constructor(
     private readonly ctx: ComponentContext,
+    cfg: Readonly<UploadConfig>,
     private readonly deps: UploaderDeps,
   ) {
-    this.cfg = ctx.config.upload!;
+    this.cfg = cfg;
     this.select = new ResultSelector(this.cfg.select);
   }
 

@@ -1,15 +1,14 @@
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { systemClock, type Clock, type ComponentContext } from '../../src/component.js';
-import type { OutpostConfig } from '../../src/config/index.js';
-import { EventBus } from '../../src/eventBus.js';
+import { EventBus, systemClock, type Clock, type ComponentContext } from '../../src/core/index.js';
+import { resolveConfig, type OutpostConfig } from '../../src/config/index.js';
 import { PipelineSet } from '../../src/pipeline/index.js';
 import { InferenceEngine } from '../../src/runtime/index.js';
 import { tempDir } from './paths.js';
 
-/** A component context for a test: its own bus and registry, a silent logger unless one is given. */
+/** A component context for a test: the config resolved as the loader would, its own bus and registry, a silent logger unless one is given. */
 export function testContext(config: Readonly<OutpostConfig>, log: Logger = pino({ level: 'silent' }), clock: Clock = systemClock): ComponentContext {
-  return { config, bus: new EventBus(log), log, clock, stateDir: config.node.stateDir, registry: new Registry() };
+  return { config: resolveConfig(config), bus: new EventBus(log), log, clock, stateDir: config.node.stateDir, registry: new Registry() };
 }
 
 /** A started engine (no graph cache) and the named pipelines on it. */

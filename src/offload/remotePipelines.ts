@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { ComponentContext } from '../component.js';
+import type { ComponentContext } from '../core/index.js';
 import type { StageConfig } from '../config/index.js';
-import type { PeerFileCache, StageSpec } from '../offload/index.js';
+import type { PeerFileCache } from './fileCache.js';
+import type { StageSpec } from './protocol.js';
 import type { InferenceEngine } from '../runtime/index.js';
 import type { Frame, PipelineOutput } from '../types.js';
-import type { PipelineSet } from './pipelineSet.js';
+import { StagedPipeline, type PipelineSet } from '../pipeline/index.js';
 import { logRejection } from '../lastResort.js';
-import { StagedPipeline } from './stagedPipeline.js';
 
 const KEPT = 4;
 

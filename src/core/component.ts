@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
-import type { OutpostConfig } from './config/index.js';
+import type { ResolvedConfig } from '../config/index.js';
 import type { EventBus } from './eventBus.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 
 export interface Clock {
   now(): number;
@@ -11,7 +11,7 @@ export const systemClock: Clock = { now: () => Date.now() };
 
 /** What every component factory is built from. Shared parts a component needs (the engine, the MQTT link) are passed beside it. */
 export interface ComponentContext {
-  readonly config: Readonly<OutpostConfig>;
+  readonly config: Readonly<ResolvedConfig>;
   readonly bus: EventBus;
   /** A child logger with `{component: name}`. */
   readonly log: Logger;
@@ -20,6 +20,9 @@ export interface ComponentContext {
   /** The Prometheus registry /metrics serves: a component registers its own series in start(). */
   readonly registry: Registry;
 }
+
+/** One context per component name: what a feature's factory builds its components from. */
+export type ContextFor = (name: string) => ComponentContext;
 
 export interface Health {
   ok: boolean;
@@ -36,7 +39,7 @@ export interface Component {
   start(signal: AbortSignal): Promise<void>;
   stop(): Promise<void>;
   /** SIGHUP: the new configuration, with restart-only settings kept at their running values. */
-  reload?(config: Readonly<OutpostConfig>): void | Promise<void>;
+  reload?(config: Readonly<ResolvedConfig>): void | Promise<void>;
   status?(): Record<string, unknown>;
   health?(): Health | null;
 }

@@ -1,13 +1,13 @@
 import { Registry } from 'prom-client';
-import { systemClock, type Component, type ComponentContext, type Health } from './component.js';
+import { systemClock, type Component, type ComponentContext, type ContextFor, type Health } from './component.js';
 import { ComponentList } from './componentList.js';
-import { ConfigError, formatProblem, loadConfig, planReload, type LoadedConfig, type OutpostConfig } from './config/index.js';
-import { errorMessage } from './errors.js';
+import { ConfigError, formatProblem, loadConfig, planReload, type LoadedConfig, type ResolvedConfig } from '../config/index.js';
+import { errorMessage } from '../errors.js';
 import { EventBus } from './eventBus.js';
-import { registerUnhandledCounter } from './lastResort.js';
-import type { Logger } from './log.js';
-import { prepareStateDir } from './stateDir.js';
-import { StateLock } from './stateLock.js';
+import { registerUnhandledCounter } from '../lastResort.js';
+import type { Logger } from '../log.js';
+import { prepareStateDir } from '../stateDir.js';
+import { StateLock } from '../stateLock.js';
 
 /**
  * Runs a list of components as one daemon: checks the state folder, starts the list, reloads it (live settings
@@ -15,7 +15,7 @@ import { StateLock } from './stateLock.js';
  * the merged status and health. What the list holds is the composition root's business (daemon.ts).
  */
 export abstract class Supervisor {
-  config: Readonly<OutpostConfig>;
+  config: Readonly<ResolvedConfig>;
   readonly startedAt = Date.now();
   protected readonly bus: EventBus;
   private registry = new Registry();
@@ -35,7 +35,7 @@ export abstract class Supervisor {
   }
 
   /** The components, in start order, made from one context per component name. */
-  protected abstract components(ctx: (name: string) => ComponentContext): Component[];
+  protected abstract components(ctx: ContextFor): Component[];
 
   private build(): ComponentList {
     registerUnhandledCounter(this.registry);

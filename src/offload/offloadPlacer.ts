@@ -1,17 +1,17 @@
 import { readFile } from 'node:fs/promises';
 import { Counter, Gauge } from 'prom-client';
-import type { Component, ComponentContext } from '../component.js';
+import type { Component, ComponentContext } from '../core/index.js';
 import type { OffloadConfig, OutpostConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
 import { logRejection } from '../lastResort.js';
-import { PeerRefused, type OffloadClient, type Peer, type PeerTable, type StageSpec } from '../offload/index.js';
+import { PeerRefused, type OffloadClient } from './client.js';
+import type { Peer, PeerTable } from './peerTable.js';
+import type { StageSpec } from './protocol.js';
 import { summariseOutput } from '../resultSummary.js';
 import type { Frame, PipelineOutput } from '../types.js';
-import type { FramePlacer } from './frameScheduler.js';
+import type { FramePlacer, PipelineSet, RemoteRange } from '../pipeline/index.js';
 import { sameAnswer } from './knownAnswer.js';
-import type { PipelineSet } from './pipelineSet.js';
 import { sha256File, stageSpec } from './remotePipelines.js';
-import type { RemoteRange } from './stagedPipeline.js';
 import { guarded } from '../guarded.js';
 
 const PROBE_TICK_MS = 2000;
@@ -48,6 +48,7 @@ export class OffloadPlacer implements FramePlacer, Component {
 
   constructor(
     private readonly ctx: ComponentContext,
+    cfg: Readonly<OffloadConfig>,
     private readonly set: PipelineSet,
     private readonly peers: PeerTable,
     private readonly client: OffloadClient,
@@ -55,7 +56,7 @@ export class OffloadPlacer implements FramePlacer, Component {
     private readonly source: (model: string) => { sha256: string; file: string },
     private readonly random: () => number = Math.random,
   ) {
-    this.cfg = ctx.config.offload!;
+    this.cfg = cfg;
   }
 
   async start(): Promise<void> {

@@ -1,7 +1,7 @@
-import type { Logger } from './log.js';
-import type { LevelPolicy } from './config/index.js';
-import type { Frame, Result } from './types.js';
-import type { GovernorLevel } from './vocabulary.js';
+import type { Logger } from '../log.js';
+import type { LevelPolicy } from '../config/index.js';
+import type { Frame, Result } from '../types.js';
+import type { GovernorLevel } from '../vocabulary.js';
 
 /** Event name → payload. */
 export interface OutpostEvents {

@@ -1,9 +1,9 @@
 import type { Component, Health } from './component.js';
-import type { OutpostConfig } from './config/index.js';
-import { OutpostError, errorMessage } from './errors.js';
+import type { ResolvedConfig } from '../config/index.js';
+import { OutpostError, errorMessage } from '../errors.js';
 import type { EventBus } from './eventBus.js';
-import { inComponent } from './lastResort.js';
-import type { Logger } from './log.js';
+import { inComponent } from '../lastResort.js';
+import type { Logger } from '../log.js';
 
 /**
  * Runs the daemon's components: started in list order, stopped in reverse over those that actually started.
@@ -61,7 +61,7 @@ export class ComponentList {
     }
   }
 
-  async reload(config: Readonly<OutpostConfig>): Promise<void> {
+  async reload(config: Readonly<ResolvedConfig>): Promise<void> {
     for (const component of this.started) {
       try {
         await component.reload?.(config);
