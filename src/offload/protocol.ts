@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { stageSchema, type StageConfig } from '../config/index.js';
 import type { PipelineOutput } from '../types.js';
+import type { Refusal as RefusalName } from '../refusals.js';
 
 /**
  * The offload protocol: one HTTP request per frame, POST /v1/run, its body a sealed envelope (crypto/envelope)
@@ -123,25 +124,22 @@ export interface Refusal {
   send?: boolean;
 }
 
-/** Why the server refused a request, and the HTTP status that says so. */
-export const OFFLOAD_REFUSALS = {
-  garbage: 400,
-  'cannot-open': 422,
-  'unknown-key': 403,
-  'wrong-sender': 403,
-  stale: 408,
-  replayed: 409,
-  'too-large': 413,
-  'unknown-model': 404, // or a dictionary or labels file it does not have
-  busy: 503,
-  'rate-limited': 429, // past offload.serve.maxRequestsPerSecond for this peer
-  'timed-out': 504, // past offload.serve.runTimeoutMs
-  /** more bodies from this address are being read than it may send at once */
-  'too-many': 429,
-  /** POST /v1/files to a node without `serve.acceptModels` (refused before a byte of the body is read) */
-  'not-accepted': 403,
-  /** the requester went away before its body ended */
-  aborted: 400,
-  failed: 500,
-} as const;
-export type OffloadRefusal = keyof typeof OFFLOAD_REFUSALS;
+/** Why the server refused a request: names and HTTP statuses from the one table (refusals.ts). */
+export const OFFLOAD_REFUSALS = [
+  'garbage',
+  'cannot-open',
+  'unknown-key',
+  'wrong-sender',
+  'expired',
+  'replayed',
+  'too-large',
+  'unknown-model',
+  'busy',
+  'rate-limited',
+  'timed-out',
+  'too-many',
+  'not-accepted',
+  'aborted',
+  'failed',
+] as const satisfies readonly RefusalName[];
+export type OffloadRefusal = (typeof OFFLOAD_REFUSALS)[number];

@@ -16,6 +16,7 @@ import {
 } from '../crypto/index.js';
 import { OutpostError, errorMessage, isSystemError } from '../errors.js';
 import { BodyLimiter, createBoundedServer, rateLimitedLog, readBody, refuse, type BodyRoute } from '../net/index.js';
+import { REFUSAL_STATUS } from '../refusals.js';
 import type { Frame, PipelineOutput } from '../types.js';
 import type { PeerFileCache } from './fileCache.js';
 import {
@@ -176,7 +177,7 @@ export class OffloadServer implements Component {
       prefixBytes: SENDER_BYTES,
       gate: (prefix) => {
         const why = sealedBy(prefix) === null ? 'garbage' : this.peerKey(prefix) ? null : 'unknown-key';
-        return why && { reason: why, status: OFFLOAD_REFUSALS[why], message: why === 'garbage' ? 'not a sealed envelope' : 'the sender is not a peer here' };
+        return why && { reason: why, status: REFUSAL_STATUS[why], message: why === 'garbage' ? 'not a sealed envelope' : 'the sender is not a peer here' };
       },
     };
   }
@@ -185,7 +186,7 @@ export class OffloadServer implements Component {
   private refuse(res: ServerResponse, reason: OffloadRefusal, message: string): void {
     this.refused?.inc({ reason });
     this.logRefusal(reason, message);
-    refuse(res, OFFLOAD_REFUSALS[reason] ?? 400, JSON.stringify({ reason } satisfies Refusal));
+    refuse(res, REFUSAL_STATUS[reason], JSON.stringify({ reason } satisfies Refusal));
   }
 
   private async answer(body: Buffer, route: (b: Buffer) => Promise<Answer>): Promise<Answer> {
@@ -200,7 +201,7 @@ export class OffloadServer implements Component {
       const refusal: Refusal = known
         ? { reason: r.reason, detail: r.message, ...(r.missing ? { missing: r.missing, send: this.deps.cache !== null } : {}) }
         : { reason: r.reason };
-      return { status: OFFLOAD_REFUSALS[r.reason], body: JSON.stringify(refusal) };
+      return { status: REFUSAL_STATUS[r.reason], body: JSON.stringify(refusal) };
     }
   }
 
@@ -299,7 +300,7 @@ export class OffloadServer implements Component {
     if (h.sender !== key.name) throw new Refused('wrong-sender', `sealed with ${key.name}'s key but says ${h.sender}`);
     const now = this.ctx.clock.now();
     if (Math.abs(now - h.sentAt) > this.ctx.config.offload!.windowSeconds * 1000)
-      throw new Refused('stale', `sent ${Math.round((now - h.sentAt) / 1000)} s from now`);
+      throw new Refused('expired', `sent ${Math.round((now - h.sentAt) / 1000)} s from now`);
     if (!this.nonces.admit(`${key.name}/${h.messageId}`, now)) throw new Refused('replayed', `message ${h.messageId} was already seen`);
     return { ...opened, from: fromB64(opened.sender)!, key };
   }
@@ -332,7 +333,7 @@ export class OffloadServer implements Component {
       help: 'Peer frames answered timed-out (offload.serve.runTimeoutMs) whose work went on to its end and was dropped',
       registers,
     });
-    for (const r of Object.keys(OFFLOAD_REFUSALS)) this.refused.inc({ reason: r }, 0);
+    for (const r of OFFLOAD_REFUSALS) this.refused.inc({ reason: r }, 0);
     const server = this;
     new Gauge({
       name: 'outpost_offload_queue',

@@ -10,6 +10,7 @@ import { signAnswer, type SignedAnswer } from './acks.js';
 import { BATCH_SENDER_BYTES, BatchError, batchSender, decodeBatch, type BatchAnswer, type ItemHeader } from './batch.js';
 import { ItemStore, StoreRefusal, type StoreLimits } from './itemStore.js';
 import { logRejection } from '../lastResort.js';
+import { REFUSAL_STATUS, type Refusal } from '../refusals.js';
 
 export interface TrustedDevice {
   /** the device id its items carry */
@@ -18,33 +19,27 @@ export interface TrustedDevice {
   sign: string;
 }
 
-/** Why an item (or a whole request) was refused, and the HTTP status a request refused for that reason gets. */
-export const REFUSALS = {
-  garbage: 415,
-  truncated: 400,
-  version: 400,
-  'bad-header': 400,
-  'cannot-open': 422,
-  'unknown-sender': 403,
-  /** opened, but the device's signature inside does not hold */
-  'bad-signature': 403,
-  'wrong-device': 409,
-  'too-large': 413,
-  /** more bodies are being read than the collector takes at once, in all or from this address */
-  busy: 503,
-  'too-many': 429,
-  /** the device went away before its batch ended */
-  aborted: 400,
-  'bad-payload': 422,
-  /** the store's refusals: a seq outside 1..highest+window, a drop notice that does not hold up, the device's quota */
-  'bad-seq': 422,
-  'bad-drop-range': 422,
-  /** the device keeps the item and tries again later */
-  quota: 507,
-  /** our disk, not the item: the device keeps it and tries again */
-  'store-failed': 503,
-} as const;
-export type CollectorRefusal = keyof typeof REFUSALS;
+/** Why an item (or a whole request) was refused: names and HTTP statuses from the one table (refusals.ts). */
+export const COLLECTOR_REFUSALS = [
+  'garbage',
+  'truncated',
+  'version',
+  'bad-header',
+  'cannot-open',
+  'unknown-key',
+  'bad-signature',
+  'wrong-sender',
+  'too-large',
+  'busy',
+  'too-many',
+  'aborted',
+  'bad-payload',
+  'bad-seq',
+  'bad-drop-range',
+  'quota',
+  'store-failed',
+] as const satisfies readonly Refusal[];
+export type CollectorRefusal = (typeof COLLECTOR_REFUSALS)[number];
 
 const REFUSAL_LOG_MS = 10_000;
 
@@ -106,7 +101,7 @@ export class Collector {
       labelNames: ['reason'],
       registers: [this.registry],
     });
-    for (const r of Object.keys(REFUSALS)) this.refused.inc({ reason: r }, 0);
+    for (const r of COLLECTOR_REFUSALS) this.refused.inc({ reason: r }, 0);
   }
 
   /**
@@ -133,7 +128,7 @@ export class Collector {
     });
     if (answer.refused.length > 0) this.warn({ refused: answer.refused.slice(0, 3), acked: answer.acked.length }, 'items refused');
     const reasons = new Set(answer.refused.map((r) => r.reason));
-    const status = answer.acked.length === 0 && reasons.size === 1 ? REFUSALS[answer.refused[0].reason as CollectorRefusal] : 200;
+    const status = answer.acked.length === 0 && reasons.size === 1 ? REFUSAL_STATUS[answer.refused[0].reason as CollectorRefusal] : 200;
     // only a batch from a trusted sender is worth a signature
     if (!whose.device || batch === null) return { status, answer };
     return { status, answer: signAnswer({ device: whose.device, epoch: whose.epoch ?? '', batch, ...answer }, this.signKey) };
@@ -146,9 +141,9 @@ export class Collector {
     if (sender === null) return refuse('garbage', 'not a sealed envelope (no OPSE magic)');
     if (e[4] !== ITEM_VERSION) return refuse('version', `envelope version ${e[4]}; upload items are version ${ITEM_VERSION}: upgrade the device`);
     const device = this.trusted.get(sender);
-    if (!device) return refuse('unknown-sender', `sender key ${sender.slice(0, 12)}… is not in the trust list`);
+    if (!device) return refuse('unknown-key', `sender key ${sender.slice(0, 12)}… is not in the trust list`);
     if ((whose.device ??= device) !== device || (expectDevice && expectDevice !== device))
-      return refuse('wrong-device', `an item of ${device} in a batch of ${expectDevice ?? whose.device}`);
+      return refuse('wrong-sender', `an item of ${device} in a batch of ${expectDevice ?? whose.device}`);
     let opened;
     try {
       opened = this.opener.open<ItemHeader>(e);
@@ -159,7 +154,7 @@ export class Collector {
     if (typeof h.contentType !== 'string' || typeof h.epoch !== 'string' || !/^[0-9a-f]{32}$/.test(h.epoch))
       return refuse('bad-header', 'the sealed header has no epoch or content type');
     const seq = Number.isSafeInteger(h.seq) ? h.seq : undefined; // an absurd seq is refused by the store, not echoed
-    if (h.device !== device) return refuse('wrong-device', `signed by ${device}'s key but says it is ${String(h.device).slice(0, 70)}`, seq);
+    if (h.device !== device) return refuse('wrong-sender', `signed by ${device}'s key but says it is ${String(h.device).slice(0, 70)}`, seq);
     if ((whose.epoch ??= h.epoch) !== h.epoch) return refuse('bad-header', `epoch ${h.epoch} in a batch of epoch ${whose.epoch}`, seq);
     try {
       this.stored.inc({ outcome: this.store.put(device, h, opened.payload) });
@@ -183,7 +178,7 @@ export class Collector {
   private refuseAll(reason: CollectorRefusal, message: string) {
     this.refused.inc({ reason });
     this.logRefusal(reason, message);
-    return { status: REFUSALS[reason], answer: { acked: [], refused: [{ index: -1, reason, message }] } };
+    return { status: REFUSAL_STATUS[reason], answer: { acked: [], refused: [{ index: -1, reason, message }] } };
   }
 
   async listen(host: string, port: number): Promise<number> {
@@ -226,16 +221,16 @@ export class Collector {
     // a body shorter than the prefix is all here already: take() says what is wrong with it, item by item
     if (prefix.length < BATCH_SENDER_BYTES) return null;
     const first = batchSender(prefix);
-    if (first === 'garbage') return { reason: 'garbage', status: REFUSALS.garbage, message: 'not an Outpost batch of sealed envelopes' };
+    if (first === 'garbage') return { reason: 'garbage', status: REFUSAL_STATUS.garbage, message: 'not an Outpost batch of sealed envelopes' };
     if (first === null) return null;
     if (prefix[12 + 4] !== ITEM_VERSION)
       return {
         reason: 'version',
-        status: REFUSALS.version,
+        status: REFUSAL_STATUS.version,
         message: `envelope version ${prefix[16]}; upload items are version ${ITEM_VERSION}: upgrade the device`,
       };
     if (this.trusted.has(first)) return null;
-    return { reason: 'unknown-sender', status: REFUSALS['unknown-sender'], message: `sender key ${first.slice(0, 12)}… is not in the trust list` };
+    return { reason: 'unknown-key', status: REFUSAL_STATUS['unknown-key'], message: `sender key ${first.slice(0, 12)}… is not in the trust list` };
   }
 
   /** Takes batches published to `<base>/<device>/upload` and answers each on `<base>/<device>/upload/ack`. */

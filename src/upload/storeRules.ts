@@ -1,7 +1,8 @@
 import { DROPPED_TYPE, type ItemHeader } from './batch.js';
+import type { Refusal } from '../refusals.js';
 
 /** Why the store refuses an item the device sealed correctly: the collector answers it as refused with this reason. */
-export type StoreRefusalReason = 'bad-seq' | 'bad-drop-range' | 'quota' | 'bad-header';
+export type StoreRefusalReason = Extract<Refusal, 'bad-seq' | 'bad-drop-range' | 'quota' | 'bad-header'>;
 
 export class StoreRefusal extends Error {
   constructor(
