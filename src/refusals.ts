@@ -35,8 +35,6 @@ export const REFUSAL_STATUS = {
   'wrong-role': 403,
   /** a command for another node */
   'wrong-target': 403,
-  /** the route is closed to everyone here (a body refused before a byte is read) */
-  refused: 403,
 
   // when it was sent
   /** sent outside the freshness window (check the clocks) */
@@ -82,3 +80,8 @@ export const REFUSAL_STATUS = {
   'no-token': 401,
 } as const;
 export type Refusal = keyof typeof REFUSAL_STATUS;
+
+/** A feature's refusals, in its own order, each with its status from the table (for its docs, metrics and answers). */
+export function refusalsOf<const N extends Refusal>(names: readonly N[]): { readonly [K in N]: (typeof REFUSAL_STATUS)[K] } {
+  return Object.fromEntries(names.map((n) => [n, REFUSAL_STATUS[n]])) as { [K in N]: (typeof REFUSAL_STATUS)[K] };
+}

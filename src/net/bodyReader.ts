@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { REFUSAL_STATUS, type Refusal } from '../refusals.js';
 
 /** Why a body was not read to the end (its HTTP status in refusals.ts). */
-export type BodyRefusalReason = Extract<Refusal, 'too-large' | 'busy' | 'too-many' | 'refused' | 'aborted'>;
+export type BodyRefusalReason = Extract<Refusal, 'too-large' | 'busy' | 'too-many' | 'aborted'>;
 
 export interface BodyRefusal {
   reason: BodyRefusalReason | string;

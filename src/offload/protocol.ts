@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { stageSchema, type StageConfig } from '../config/index.js';
 import type { PipelineOutput } from '../types.js';
-import type { Refusal as RefusalName } from '../refusals.js';
+import { refusalsOf } from '../refusals.js';
 
 /**
  * The offload protocol: one HTTP request per frame, POST /v1/run, its body a sealed envelope (crypto/envelope)
@@ -124,8 +124,8 @@ export interface Refusal {
   send?: boolean;
 }
 
-/** Why the server refused a request: names and HTTP statuses from the one table (refusals.ts). */
-export const OFFLOAD_REFUSALS = [
+/** Why the server refused a request, and the HTTP status that says so (from the one table, refusals.ts). */
+export const OFFLOAD_REFUSALS = refusalsOf([
   'garbage',
   'cannot-open',
   'unknown-key',
@@ -141,5 +141,5 @@ export const OFFLOAD_REFUSALS = [
   'not-accepted',
   'aborted',
   'failed',
-] as const satisfies readonly RefusalName[];
-export type OffloadRefusal = (typeof OFFLOAD_REFUSALS)[number];
+]);
+export type OffloadRefusal = keyof typeof OFFLOAD_REFUSALS;

@@ -16,7 +16,6 @@ import {
 } from '../crypto/index.js';
 import { OutpostError, errorMessage, isSystemError } from '../errors.js';
 import { BodyLimiter, createBoundedServer, rateLimitedLog, readBody, refuse, type BodyRoute } from '../net/index.js';
-import { REFUSAL_STATUS } from '../refusals.js';
 import type { Frame, PipelineOutput } from '../types.js';
 import type { PeerFileCache } from './fileCache.js';
 import {
@@ -177,7 +176,7 @@ export class OffloadServer implements Component {
       prefixBytes: SENDER_BYTES,
       gate: (prefix) => {
         const why = sealedBy(prefix) === null ? 'garbage' : this.peerKey(prefix) ? null : 'unknown-key';
-        return why && { reason: why, status: REFUSAL_STATUS[why], message: why === 'garbage' ? 'not a sealed envelope' : 'the sender is not a peer here' };
+        return why && { reason: why, status: OFFLOAD_REFUSALS[why], message: why === 'garbage' ? 'not a sealed envelope' : 'the sender is not a peer here' };
       },
     };
   }
@@ -186,7 +185,7 @@ export class OffloadServer implements Component {
   private refuse(res: ServerResponse, reason: OffloadRefusal, message: string): void {
     this.refused?.inc({ reason });
     this.logRefusal(reason, message);
-    refuse(res, REFUSAL_STATUS[reason], JSON.stringify({ reason } satisfies Refusal));
+    refuse(res, OFFLOAD_REFUSALS[reason], JSON.stringify({ reason } satisfies Refusal));
   }
 
   private async answer(body: Buffer, route: (b: Buffer) => Promise<Answer>): Promise<Answer> {
@@ -201,7 +200,7 @@ export class OffloadServer implements Component {
       const refusal: Refusal = known
         ? { reason: r.reason, detail: r.message, ...(r.missing ? { missing: r.missing, send: this.deps.cache !== null } : {}) }
         : { reason: r.reason };
-      return { status: REFUSAL_STATUS[r.reason], body: JSON.stringify(refusal) };
+      return { status: OFFLOAD_REFUSALS[r.reason], body: JSON.stringify(refusal) };
     }
   }
 
@@ -333,7 +332,7 @@ export class OffloadServer implements Component {
       help: 'Peer frames answered timed-out (offload.serve.runTimeoutMs) whose work went on to its end and was dropped',
       registers,
     });
-    for (const r of OFFLOAD_REFUSALS) this.refused.inc({ reason: r }, 0);
+    for (const r of Object.keys(OFFLOAD_REFUSALS)) this.refused.inc({ reason: r }, 0);
     const server = this;
     new Gauge({
       name: 'outpost_offload_queue',

@@ -10,7 +10,7 @@ import { signAnswer, type SignedAnswer } from './acks.js';
 import { BATCH_SENDER_BYTES, BatchError, batchSender, decodeBatch, type BatchAnswer, type ItemHeader } from './batch.js';
 import { ItemStore, StoreRefusal, type StoreLimits } from './itemStore.js';
 import { logRejection } from '../lastResort.js';
-import { REFUSAL_STATUS, type Refusal } from '../refusals.js';
+import { refusalsOf } from '../refusals.js';
 
 export interface TrustedDevice {
   /** the device id its items carry */
@@ -19,8 +19,8 @@ export interface TrustedDevice {
   sign: string;
 }
 
-/** Why an item (or a whole request) was refused: names and HTTP statuses from the one table (refusals.ts). */
-export const COLLECTOR_REFUSALS = [
+/** Why an item (or a whole request) was refused, and the HTTP status a request refused for it gets (refusals.ts). */
+export const COLLECTOR_REFUSALS = refusalsOf([
   'garbage',
   'truncated',
   'version',
@@ -38,8 +38,8 @@ export const COLLECTOR_REFUSALS = [
   'bad-drop-range',
   'quota',
   'store-failed',
-] as const satisfies readonly Refusal[];
-export type CollectorRefusal = (typeof COLLECTOR_REFUSALS)[number];
+]);
+export type CollectorRefusal = keyof typeof COLLECTOR_REFUSALS;
 
 const REFUSAL_LOG_MS = 10_000;
 
@@ -101,7 +101,7 @@ export class Collector {
       labelNames: ['reason'],
       registers: [this.registry],
     });
-    for (const r of COLLECTOR_REFUSALS) this.refused.inc({ reason: r }, 0);
+    for (const r of Object.keys(COLLECTOR_REFUSALS)) this.refused.inc({ reason: r }, 0);
   }
 
   /**
@@ -128,7 +128,7 @@ export class Collector {
     });
     if (answer.refused.length > 0) this.warn({ refused: answer.refused.slice(0, 3), acked: answer.acked.length }, 'items refused');
     const reasons = new Set(answer.refused.map((r) => r.reason));
-    const status = answer.acked.length === 0 && reasons.size === 1 ? REFUSAL_STATUS[answer.refused[0].reason as CollectorRefusal] : 200;
+    const status = answer.acked.length === 0 && reasons.size === 1 ? COLLECTOR_REFUSALS[answer.refused[0].reason as CollectorRefusal] : 200;
     // only a batch from a trusted sender is worth a signature
     if (!whose.device || batch === null) return { status, answer };
     return { status, answer: signAnswer({ device: whose.device, epoch: whose.epoch ?? '', batch, ...answer }, this.signKey) };
@@ -178,7 +178,7 @@ export class Collector {
   private refuseAll(reason: CollectorRefusal, message: string) {
     this.refused.inc({ reason });
     this.logRefusal(reason, message);
-    return { status: REFUSAL_STATUS[reason], answer: { acked: [], refused: [{ index: -1, reason, message }] } };
+    return { status: COLLECTOR_REFUSALS[reason], answer: { acked: [], refused: [{ index: -1, reason, message }] } };
   }
 
   async listen(host: string, port: number): Promise<number> {
@@ -221,16 +221,16 @@ export class Collector {
     // a body shorter than the prefix is all here already: take() says what is wrong with it, item by item
     if (prefix.length < BATCH_SENDER_BYTES) return null;
     const first = batchSender(prefix);
-    if (first === 'garbage') return { reason: 'garbage', status: REFUSAL_STATUS.garbage, message: 'not an Outpost batch of sealed envelopes' };
+    if (first === 'garbage') return { reason: 'garbage', status: COLLECTOR_REFUSALS.garbage, message: 'not an Outpost batch of sealed envelopes' };
     if (first === null) return null;
     if (prefix[12 + 4] !== ITEM_VERSION)
       return {
         reason: 'version',
-        status: REFUSAL_STATUS.version,
+        status: COLLECTOR_REFUSALS.version,
         message: `envelope version ${prefix[16]}; upload items are version ${ITEM_VERSION}: upgrade the device`,
       };
     if (this.trusted.has(first)) return null;
-    return { reason: 'unknown-key', status: REFUSAL_STATUS['unknown-key'], message: `sender key ${first.slice(0, 12)}… is not in the trust list` };
+    return { reason: 'unknown-key', status: COLLECTOR_REFUSALS['unknown-key'], message: `sender key ${first.slice(0, 12)}… is not in the trust list` };
   }
 
   /** Takes batches published to `<base>/<device>/upload` and answers each on `<base>/<device>/upload/ack`. */
