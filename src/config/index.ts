@@ -22,8 +22,8 @@ export {
   type LevelPolicy,
 } from './schema.js';
 export { LIVE_SETTINGS, isLiveSetting, planReload, type ReloadPlan } from './reload.js';
-export type { MqttConfig, KeyringEntryConfig, JobsConfig, EventSelection } from './fleetSchema.js';
-export type { UploadConfig, ResultSelectionConfig } from './uploadSchema.js';
+export type { MqttConfig, KeyringEntryConfig, JobsConfig } from './fleetSchema.js';
+export type { UploadConfig } from './uploadSchema.js';
 export { trustListSchema, type TrustListEntry } from './uploadSchema.js';
 export type { OffloadConfig } from './offloadSchema.js';
 export { resolveBuiltin } from './builtins.js';

@@ -1,8 +1,7 @@
 import { z } from 'zod';
+import { idSchema as id } from './schemaParts.js';
 
 /** Config `offload:`: serving frames for peers, and sending heavy frames to them. */
-
-const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'use letters, digits, "-" and "_" (at most 64, starting with a letter or digit)');
 
 export const offloadSchema = z.strictObject({
   serve: z

@@ -3,17 +3,13 @@ import { jobsSchema, keyringEntrySchema, telemetrySchema } from './fleetSchema.j
 import { uploadSchema } from './uploadSchema.js';
 import { offloadSchema } from './offloadSchema.js';
 import { cameraSourceSchema } from './cameraSchema.js';
+import { LIVE, idSchema as name } from './schemaParts.js';
 import { GOVERNOR_LEVELS, PLACEMENT_NAMES, PRECISIONS, PROVIDERS, RUNGS } from '../vocabulary.js';
-
-/** Marks a setting SIGHUP applies without a restart (it shows as `"live": true` in the JSON Schema too). */
-const LIVE = { live: true } as const;
 
 /**
  * The one source of truth for every option and its default. `outpost schema` writes the JSON Schema
  * generated from it to config/outpost.schema.json so editors can complete the YAML.
  */
-
-const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'use letters, digits, "-" and "_" (at most 64, starting with a letter or digit)');
 
 const motionSchema = z.strictObject({
   enabled: z.boolean().default(false),

@@ -1,14 +1,7 @@
 import { z } from 'zod';
+import { LIVE, fraction, idSchema as id, selectionRules } from './schemaParts.js';
 
 /** Config `upload:`: what leaves the board, sealed, through a crash-safe outbox, to whom, and how fast. */
-
-const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'use letters, digits, "-" and "_" (at most 64, starting with a letter or digit)');
-const fraction = z.number().min(0).max(1);
-
-const selection = z.strictObject({
-  mode: z.enum(['all', 'change', 'threshold']).describe('all: every result; change: when the text or labels change; threshold: a score at or above minScore'),
-  minScore: fraction.default(0.5),
-});
 
 export const uploadSchema = z.strictObject({
   collector: z.strictObject({
@@ -23,10 +16,7 @@ export const uploadSchema = z.strictObject({
     .enum(['http', 'mqtt'])
     .default('http')
     .describe("mqtt: publish to <base>/<device>/upload on telemetry.mqtt's broker, for sites where only the broker is reachable"),
-  select: z
-    .record(z.union([id, z.literal('*')]), selection)
-    .default({ '*': { mode: 'all', minScore: 0.5 } })
-    .describe('per camera name (or "*" for the rest): which results become items'),
+  select: selectionRules('all').describe('per camera name (or "*" for the rest): which results become items').meta(LIVE),
   frames: z
     .strictObject({
       include: z.boolean().default(false),
@@ -82,7 +72,6 @@ export const uploadSchema = z.strictObject({
 });
 
 export type UploadConfig = z.infer<typeof uploadSchema>;
-export type ResultSelectionConfig = z.infer<typeof selection>;
 
 const key32 = z
   .string()

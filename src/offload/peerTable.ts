@@ -48,15 +48,11 @@ export class PeerTable {
 
   constructor(
     private readonly keyring: Keyring,
-    private cfg: OffloadConfig,
+    private readonly cfg: OffloadConfig,
     /** breaker open (warn) and closed again (info) */
     private readonly log?: Logger,
   ) {
     for (const p of cfg.peers) this.upsert(p.name, { url: p.url, source: 'static' });
-  }
-
-  configure(cfg: OffloadConfig): void {
-    this.cfg = cfg;
   }
 
   all(): Peer[] {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { Counter, Gauge } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
-import type { OffloadConfig, OutpostConfig } from '../config/index.js';
+import type { OffloadConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
 import { logRejection } from '../lastResort.js';
 import { PeerRefused, type OffloadClient, type Peer, type PeerTable, type StageSpec } from '../offload/index.js';
@@ -33,7 +33,7 @@ const FRAMES_KEPT = 8;
  */
 export class OffloadPlacer implements FramePlacer, Component {
   readonly name = 'offload';
-  private cfg: OffloadConfig;
+  private readonly cfg: OffloadConfig;
   private bias = 0;
   private readonly localMs = new Map<string, number>();
   private readonly recent = new Map<string, Frame[]>();
@@ -82,11 +82,6 @@ export class OffloadPlacer implements FramePlacer, Component {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.client.close();
-  }
-
-  reload(config: Readonly<OutpostConfig>): void {
-    this.ranges.clear();
-    if (config.offload) this.peers.configure((this.cfg = config.offload));
   }
 
   status(): Record<string, unknown> {
