@@ -1,4 +1,5 @@
 import type { OffloadConfig } from '../config/index.js';
+import { movingAverage } from '../movingAverage.js';
 import type { Keyring } from '../crypto/index.js';
 import type { Logger } from '../log.js';
 
@@ -34,8 +35,6 @@ export interface Peer {
 }
 
 const RATE_WINDOW_MS = 10_000;
-
-const ewma = (old: number | null, v: number) => (old === null ? v : old * 0.8 + v * 0.2);
 
 /**
  * Every peer this node may send frames to: static ones from the config and announced ones from the broker,
@@ -155,8 +154,8 @@ export class PeerTable {
 
   /** A probe's round trip: timing only (a probe is not a frame in flight). */
   measured(p: Peer, totalMs: number, remoteMs: number): void {
-    p.rttMs = ewma(p.rttMs, Math.max(0, totalMs - remoteMs));
-    p.msPerFrame = ewma(p.msPerFrame, remoteMs);
+    p.rttMs = movingAverage(p.rttMs, Math.max(0, totalMs - remoteMs));
+    p.msPerFrame = movingAverage(p.msPerFrame, remoteMs);
   }
 
   failed(p: Peer, err: string, now: number): void {

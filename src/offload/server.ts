@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { movingAverage } from '../movingAverage.js';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
@@ -314,7 +315,7 @@ export class OffloadServer implements Component {
 
   private learn(model: string, ms: number): void {
     const old = this.msPerFrame.get(model);
-    this.msPerFrame.set(model, Math.round((old === undefined ? ms : old * 0.8 + ms * 0.2) * 10) / 10);
+    this.msPerFrame.set(model, Math.round(movingAverage(old, ms) * 10) / 10);
   }
 
   private registerMetrics(): void {

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { movingAverage } from '../movingAverage.js';
 import { Counter, Gauge } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
 import type { OffloadConfig } from '../config/index.js';
@@ -66,7 +67,7 @@ export class OffloadPlacer implements FramePlacer, Component {
       const pipeline = this.ctx.config.cameras.find((c) => c.name === r.camera)?.pipeline;
       if (!pipeline || r.placement !== 'local') return;
       const ms = r.timings.totalMs - r.timings.queueMs;
-      this.localMs.set(pipeline, (this.localMs.get(pipeline) ?? ms) * 0.8 + ms * 0.2);
+      this.localMs.set(pipeline, movingAverage(this.localMs.get(pipeline), ms));
       const frame = this.recent.get(pipeline)?.find((f) => f.id === r.frameId);
       if (frame && summariseOutput(r.output).length > 0) this.probeFrame.set(pipeline, frame); // a frame with something in it
     });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Backoff } from '../backoff.js';
 import { join } from 'node:path';
 import { Counter, Gauge } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
@@ -236,7 +237,7 @@ export class Uploader implements Component {
 
   private async deliverForever(): Promise<void> {
     const d = () => this.cfg.delivery;
-    let backoff = d().retry.initialMs;
+    const backoff = new Backoff(d().retry, this.deps.random);
     while (!this.abort.signal.aborted) {
       const ob = this.outbox!;
       if (ob.unreported().length > 0)
@@ -262,16 +263,16 @@ export class Uploader implements Component {
         if (answer.refused.length > 0)
           throw new Error(`the collector refused ${answer.refused.length} items: ${answer.refused[0].reason} (${answer.refused[0].message})`);
         this.delivered();
-        backoff = d().retry.initialMs;
+        backoff.reset();
         await this.pace(body.length, performance.now() - started);
       } catch (err) {
         if (this.abort.signal.aborted) break;
         this.counts.failures++;
         this.metrics?.failures.inc();
         this.counts.lastError = errorMessage(err);
-        this.ctx.log.warn({ err: this.counts.lastError, pending: ob.pending, retryInMs: Math.round(backoff) }, 'upload failed; retrying');
-        await this.idle(backoff * (0.5 + (this.deps.random ?? Math.random)() * 0.5), false);
-        backoff = Math.min(d().retry.maxMs, backoff * 2);
+        const retryInMs = backoff.next();
+        this.ctx.log.warn({ err: this.counts.lastError, pending: ob.pending, retryInMs }, 'upload failed; retrying');
+        await this.idle(retryInMs, false);
       }
     }
   }
