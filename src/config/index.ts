@@ -27,5 +27,6 @@ export type { UploadConfig } from './uploadSchema.js';
 export { trustListSchema, type TrustListEntry } from './uploadSchema.js';
 export type { OffloadConfig } from './offloadSchema.js';
 export { resolveBuiltin } from './builtins.js';
+export { decoderFiles, mapDecoderFiles, type DecoderFileField } from './decoderFiles.js';
 export { pipelineWords } from './cameraSchema.js';
 export { isLoopbackHost } from './networkChecks.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { stageSchema, type StageConfig } from '../config/index.js';
+import { decoderFiles, stageSchema, type StageConfig } from '../config/index.js';
 import type { PipelineOutput } from '../types.js';
 import { refusalsOf } from '../refusals.js';
 
@@ -18,12 +18,7 @@ export type StageSpec = Omit<StageConfig, 'model'> & { model: string };
 const SHA256 = /^[0-9a-f]{64}$/;
 const stageSpecSchema = stageSchema
   .extend({ model: z.string().regex(SHA256, 'a model is named by the sha256 of its file') })
-  .refine(
-    (s) =>
-      (s.decoder.type !== 'ctc' || SHA256.test(s.decoder.dictionary)) &&
-      (!('labels' in s.decoder) || typeof s.decoder.labels !== 'string' || SHA256.test(s.decoder.labels)),
-    'a dictionary or labels file is named by the sha256 of its file',
-  );
+  .refine((s) => decoderFiles(s.decoder).every(({ file }) => SHA256.test(file)), 'a dictionary or labels file is named by the sha256 of its file');
 const stageSpecsSchema = z.array(stageSpecSchema).min(1).max(4);
 
 const box = z.tuple([z.number(), z.number(), z.number(), z.number()]);
@@ -77,8 +72,7 @@ export function parseStageSpecs(stages: unknown): StageSpec[] {
 
 /** The sha256 of every file a stage needs. */
 export function filesOf(stage: StageSpec): string[] {
-  const d = stage.decoder;
-  return [stage.model, ...(d.type === 'ctc' ? [d.dictionary] : []), ...('labels' in d && typeof d.labels === 'string' ? [d.labels] : [])];
+  return [stage.model, ...decoderFiles(stage.decoder).map((f) => f.file)];
 }
 
 /** Sealed inside a request, with the frame's JPEG as payload. */
