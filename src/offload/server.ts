@@ -16,7 +16,8 @@ import {
   type TrustedKey,
 } from '../crypto/index.js';
 import { OutpostError, errorMessage, isSystemError } from '../errors.js';
-import { BodyLimiter, createBoundedServer, rateLimitedLog, readBody, refuse, type BodyRoute } from '../net/index.js';
+import { BodyLimiter, createBoundedServer, readBody, refuse, type BodyRoute } from '../net/index.js';
+import { RefusalBudget } from '../refusalBudget.js';
 import type { Frame, PipelineOutput } from '../types.js';
 import type { PeerFileCache } from './fileCache.js';
 import {
@@ -82,8 +83,12 @@ export class OffloadServer implements Component {
   /** bodies read at once: frames (`maxBodyBytes` each), and files (up to the cache's size) one at a time */
   private readonly frameBodies = new BodyLimiter(16, 4);
   private readonly fileBodies = new BodyLimiter(1, 1);
-  private readonly logRefusal = rateLimitedLog((reason: string, detail: string, suppressed: number) =>
-    this.ctx.log.warn({ reason, detail, ...(suppressed ? { suppressed } : {}) }, 'offload request refused'),
+  /** every refusal is counted (/metrics); a flood of them writes a bounded number of lines */
+  private readonly logBudget = new RefusalBudget(
+    (suppressed, byReason, seconds) =>
+      this.ctx.log.warn({ suppressed, byReason }, `suppressed ${suppressed} offload refusals in ${seconds} s (all counted in metrics)`),
+    () => this.ctx.clock.now(),
+    10,
   );
   private served: Counter | null = null;
   private abandoned: Counter | null = null;
@@ -185,8 +190,12 @@ export class OffloadServer implements Component {
   /** Refused before the body was read (or the rest of it): counted, logged at a bounded rate, the connection closed. */
   private refuse(res: ServerResponse, reason: OffloadRefusal, message: string): void {
     this.refused?.inc({ reason });
-    this.logRefusal(reason, message);
+    this.logRefused(reason, message);
     refuse(res, OFFLOAD_REFUSALS[reason], JSON.stringify({ reason } satisfies Refusal));
+  }
+
+  private logRefused(reason: OffloadRefusal, detail: string): void {
+    if (this.logBudget.take(reason)) this.ctx.log.warn({ reason, detail }, 'offload request refused');
   }
 
   private async answer(body: Buffer, route: (b: Buffer) => Promise<Answer>): Promise<Answer> {
@@ -197,7 +206,7 @@ export class OffloadServer implements Component {
     } catch (err) {
       const r = err instanceof Refused ? err : new Refused('failed', errorMessage(err));
       this.refused?.inc({ reason: r.reason });
-      this.logRefusal(r.reason, r.message);
+      this.logRefused(r.reason, r.message);
       const refusal: Refusal = known
         ? { reason: r.reason, detail: r.message, ...(r.missing ? { missing: r.missing, send: this.deps.cache !== null } : {}) }
         : { reason: r.reason };

@@ -5,7 +5,8 @@ import { EnvelopeError, ITEM_VERSION, ItemOpener, sealedBy, type NodeKeys } from
 import { OutpostError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isSafeTopic, type MqttClient } from '../mqtt/index.js';
-import { BodyLimiter, createBoundedServer, rateLimitedLog, readBody, refuse, type BodyRefusal } from '../net/index.js';
+import { BodyLimiter, createBoundedServer, readBody, refuse, type BodyRefusal } from '../net/index.js';
+import { RefusalBudget } from '../refusalBudget.js';
 import { signAnswer, type SignedAnswer } from './acks.js';
 import { BATCH_SENDER_BYTES, BatchError, batchSender, decodeBatch, type BatchAnswer, type ItemHeader } from './batch.js';
 import { ItemStore, StoreRefusal, type StoreLimits } from './itemStore.js';
@@ -41,8 +42,6 @@ export const COLLECTOR_REFUSALS = refusalsOf([
 ]);
 export type CollectorRefusal = keyof typeof COLLECTOR_REFUSALS;
 
-const REFUSAL_LOG_MS = 10_000;
-
 /**
  * `outpost collect`: opens sealed items (envelope version 2) from trusted devices and stores each once, as
  * OUT/<device>/<epoch>/<seq>.json (+ .jpg). A sender
@@ -64,12 +63,13 @@ export class Collector {
   private readonly connectionsRefused: Counter<'reason'>;
   /** batches read at once, in all and per device address: each may be `maxBodyBytes` */
   private readonly bodies = new BodyLimiter(8, 2);
-  private readonly logRefusal = rateLimitedLog((reason: string, message: string, suppressed: number) =>
-    this.log.warn({ reason, message, ...(suppressed ? { suppressed } : {}) }, 'request refused'),
+  /** every refusal is counted (/metrics); a flood of them writes a bounded number of lines */
+  private readonly logBudget = new RefusalBudget(
+    (suppressed, byReason, seconds) => this.log.warn({ suppressed, byReason }, `suppressed ${suppressed} refusals in ${seconds} s (all counted in metrics)`),
+    Date.now,
+    10,
   );
   private server: Server | null = null;
-  private lastWarnAt = 0;
-  private unlogged = 0;
 
   constructor(
     keys: NodeKeys,
@@ -126,7 +126,8 @@ export class Collector {
         answer.refused.push({ index, ...r });
       }
     });
-    if (answer.refused.length > 0) this.warn({ refused: answer.refused.slice(0, 3), acked: answer.acked.length }, 'items refused');
+    if (answer.refused.length > 0 && this.logBudget.take(answer.refused[0].reason))
+      this.log.warn({ refused: answer.refused.slice(0, 3), acked: answer.acked.length }, 'items refused');
     const reasons = new Set(answer.refused.map((r) => r.reason));
     const status = answer.acked.length === 0 && reasons.size === 1 ? COLLECTOR_REFUSALS[answer.refused[0].reason as CollectorRefusal] : 200;
     // only a batch from a trusted sender is worth a signature
@@ -166,18 +167,9 @@ export class Collector {
     return { seq: h.seq };
   }
 
-  /** Refusals are counted in full (/metrics) but logged at most once per REFUSAL_LOG_MS: a flood writes no flood of lines. */
-  private warn(fields: Record<string, unknown>, msg: string): void {
-    const now = Date.now();
-    if (now - this.lastWarnAt < REFUSAL_LOG_MS) return void this.unlogged++;
-    this.log.warn({ ...fields, ...(this.unlogged > 0 ? { notLoggedSinceLast: this.unlogged } : {}) }, msg);
-    this.lastWarnAt = now;
-    this.unlogged = 0;
-  }
-
   private refuseAll(reason: CollectorRefusal, message: string) {
     this.refused.inc({ reason });
-    this.logRefusal(reason, message);
+    if (this.logBudget.take(reason)) this.log.warn({ reason, message }, 'request refused');
     return { status: COLLECTOR_REFUSALS[reason], answer: { acked: [], refused: [{ index: -1, reason, message }] } };
   }
 
