@@ -41,7 +41,7 @@ export const mqttSchema = z.strictObject({
   offlineQueue: z.number().int().min(0).max(100_000).default(1000).describe('telemetry and events kept while the broker is away (oldest dropped, counted)'),
   reconnect: z
     .strictObject({ initialMs: z.number().int().min(100).default(1000), maxMs: z.number().int().min(100).default(60_000) })
-    .default({ initialMs: 1000, maxMs: 60_000 })
+    .prefault({})
     .describe('exponential backoff with jitter between connection attempts'),
   commandWindowSeconds: z.number().int().min(5).max(3600).default(120).describe("how far a signed command's issued-at may be from this clock"),
 });
@@ -54,7 +54,7 @@ const job = (schedule: string, what: string) =>
       enabled: z.boolean().default(true),
       schedule: z.string().default(schedule).describe(`cron expression (node-cron: [sec] min hour day month weekday), ${what}`),
     })
-    .default({ enabled: true, schedule });
+    .prefault({});
 
 export const jobsSchema = z.strictObject({
   rebenchmark: job('0 3 * * 0', 'default Sundays at 03:00').describe(

@@ -23,7 +23,7 @@ export const uploadSchema = z.strictObject({
       maxWidth: z.number().int().min(32).max(8192).default(640),
       quality: z.number().int().min(10).max(100).default(80),
     })
-    .default({ include: false, maxWidth: 640, quality: 80 })
+    .prefault({})
     .describe('upload the frame as a JPEG beside the result (anonymised first)'),
   anonymise: z
     .strictObject({
@@ -41,7 +41,7 @@ export const uploadSchema = z.strictObject({
         .describe('[x0, y0, x1, y1] fractions of the frame, always hidden'),
       method: z.enum(['blur', 'pixelate', 'fill']).default('fill').describe('how the fixed regions are hidden'),
     })
-    .default({ regions: [], method: 'fill' }),
+    .prefault({}),
   outbox: z
     .strictObject({
       maxBytes: z
@@ -52,7 +52,7 @@ export const uploadSchema = z.strictObject({
       maxAgeHours: z.number().positive().default(72).describe('items older than this are dropped (counted), delivered or not'),
       whenFull: z.enum(['drop-oldest', 'refuse-new']).default('drop-oldest'),
     })
-    .default({ maxBytes: 256 << 20, maxAgeHours: 72, whenFull: 'drop-oldest' }),
+    .prefault({}),
   delivery: z
     .strictObject({
       bandwidthKBps: z.number().min(0).default(0).describe('average upload cap in KB/s (0: none)'),
@@ -63,12 +63,10 @@ export const uploadSchema = z.strictObject({
         .min(1024)
         .max(16 << 20)
         .default(1 << 20),
-      retry: z
-        .strictObject({ initialMs: z.number().int().min(10).default(1000), maxMs: z.number().int().min(10).default(300_000) })
-        .default({ initialMs: 1000, maxMs: 300_000 }),
+      retry: z.strictObject({ initialMs: z.number().int().min(10).default(1000), maxMs: z.number().int().min(10).default(300_000) }).prefault({}),
       timeoutSeconds: z.number().positive().default(30),
     })
-    .default({ bandwidthKBps: 0, batchItems: 50, batchBytes: 1 << 20, retry: { initialMs: 1000, maxMs: 300_000 }, timeoutSeconds: 30 }),
+    .prefault({}),
 });
 
 export type UploadConfig = z.infer<typeof uploadSchema>;
