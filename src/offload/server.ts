@@ -16,7 +16,7 @@ import {
   type TrustedKey,
 } from '../crypto/index.js';
 import { OutpostError, errorMessage, isSystemError } from '../errors.js';
-import { BodyLimiter, createBoundedServer, readBody, refuse, type BodyRoute } from '../net/index.js';
+import { BodyLimiter, closeServer, createBoundedServer, readBody, refuse, type BodyRoute } from '../net/index.js';
 import { RefusalBudget } from '../refusalBudget.js';
 import type { Frame, PipelineOutput } from '../types.js';
 import type { PeerFileCache } from './fileCache.js';
@@ -143,10 +143,7 @@ export class OffloadServer implements Component {
   async stop(): Promise<void> {
     const s = this.server;
     this.server = null;
-    if (s) {
-      s.closeAllConnections();
-      await new Promise<void>((r) => s.close(() => r()));
-    }
+    await closeServer(s);
     await this.deps.close?.();
   }
 

@@ -5,7 +5,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Component, Health } from '../component.js';
 import { OutpostError, errorMessage, isSystemError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { createBoundedServer } from '../net/index.js';
+import { closeServer, createBoundedServer } from '../net/index.js';
 import type { LiveFeed } from './liveFeed.js';
 import { StatusAccess, type AccessRefusal } from './statusAccess.js';
 import { REFUSAL_STATUS } from '../refusals.js';
@@ -93,9 +93,7 @@ export class StatusServer implements Component {
   async stop(): Promise<void> {
     const server = this.server;
     this.server = null;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeServer(server);
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {

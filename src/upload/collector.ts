@@ -5,7 +5,7 @@ import { EnvelopeError, ITEM_VERSION, ItemOpener, sealedBy, type NodeKeys } from
 import { OutpostError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isSafeTopic, type MqttClient } from '../mqtt/index.js';
-import { BodyLimiter, createBoundedServer, readBody, refuse, type BodyRefusal } from '../net/index.js';
+import { BodyLimiter, closeServer, createBoundedServer, readBody, refuse, type BodyRefusal } from '../net/index.js';
 import { RefusalBudget } from '../refusalBudget.js';
 import { signAnswer, type SignedAnswer } from './acks.js';
 import { BATCH_SENDER_BYTES, BatchError, batchSender, decodeBatch, type BatchAnswer, type ItemHeader } from './batch.js';
@@ -241,9 +241,7 @@ export class Collector {
   async close(): Promise<void> {
     const server = this.server;
     this.server = null;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((r) => server.close(() => r()));
+    await closeServer(server);
   }
 }
 
