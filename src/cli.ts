@@ -156,31 +156,31 @@ program
   .action((o) => schemaCommand(o));
 
 const keys = program.command('keys').description("this node's key pair: Ed25519 to sign, X25519 to seal");
-keys
-  .command('generate')
-  .description('make a key pair: secret.json (0600) and public.json in a 0700 folder; refuses to replace keys without --force')
-  .option('-d, --dir <dir>', 'folder for the keys (default: node.keysDir of the config, <stateDir>/keys)')
-  .option('-c, --config <file>', 'config file (for the default folder)')
+/** What both keys commands take: the folder (or the config naming it), the keyring line's role, JSON. */
+const keysOptions = (command: Command, dir: string) =>
+  command
+    .option('-d, --dir <dir>', dir)
+    .option('-c, --config <file>', 'config file (for the default folder)')
+    .option('--role <role>', `the role the keyring line gives these keys: ${KEY_ROLES.join(', ')}`, 'peer')
+    .option('--json', 'machine-readable output');
+keysOptions(
+  keys.command('generate').description('make a key pair: secret.json (0600) and public.json in a 0700 folder; refuses to replace keys without --force'),
+  'folder for the keys (default: node.keysDir of the config, <stateDir>/keys)',
+)
   .option('--force', 'replace existing keys (every keyring that trusts them must be updated)')
-  .option('--role <role>', `the role the keyring line gives these keys: ${KEY_ROLES.join(', ')}`, 'peer')
-  .option('--json', 'machine-readable output')
   .action((o) =>
     Promise.resolve()
       .then(() => keysGenerate(o))
       .catch(exitOnError),
   );
-keys
-  .command('show')
-  .description('the public keys and fingerprint, never a secret, with the keyring line other nodes need')
-  .option('-d, --dir <dir>', 'folder of the keys (default: node.keysDir of the config)')
-  .option('-c, --config <file>', 'config file (for the default folder)')
-  .option('--role <role>', `the role the keyring line gives these keys: ${KEY_ROLES.join(', ')}`, 'peer')
-  .option('--json', 'machine-readable output')
-  .action((o) =>
-    Promise.resolve()
-      .then(() => keysShow(o))
-      .catch(exitOnError),
-  );
+keysOptions(
+  keys.command('show').description('the public keys and fingerprint, never a secret, with the keyring line other nodes need'),
+  'folder of the keys (default: node.keysDir of the config)',
+).action((o) =>
+  Promise.resolve()
+    .then(() => keysShow(o))
+    .catch(exitOnError),
+);
 
 const collect = (v: string, list: string[]) => [...list, v];
 withBrokerFlags(
