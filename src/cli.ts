@@ -19,6 +19,7 @@ import { sensorsCommand } from './cli/sensorsCommand.js';
 import { camerasCommand } from './cli/camerasCommand.js';
 import { optimizeCommand } from './cli/optimizeCommand.js';
 import { OutpostError } from './errors.js';
+import { KEY_ROLES, PRECISIONS, RUNGS } from './vocabulary.js';
 import { PLACEMENTS } from './optimize/index.js';
 import { VERSION } from './daemon.js';
 import { killAllGroups } from './camera/index.js';
@@ -55,9 +56,7 @@ program
   .option('-c, --config <file>', 'config file')
   .requiredOption('-i, --input <path>', 'an image, or a folder of .jpg/.png images')
   .option('-p, --pipeline <name>', "pipeline to run (default: the first camera's)")
-  .addOption(
-    new Option('--precision <rung>', 'run the optimized variants of this rung, where the models have them').choices(['fp32', 'fp16', 'int8', 'fastest']),
-  )
+  .addOption(new Option('--precision <rung>', 'run the optimized variants of this rung, where the models have them').choices(RUNGS))
   .option('--json', 'JSON lines on stdout')
   .action((o) => inferCommand(o).catch(exitOnError));
 
@@ -117,7 +116,7 @@ program
   .description('build fp32 / fp16 / int8-dynamic / int8-static variants of an ONNX model, check each against fp32, write DIR/manifest.json')
   .argument('<model>', 'an fp32 .onnx file')
   .requiredOption('-o, --out <dir>', 'folder for the variants and manifest.json (replaced whole when done; must be empty or an earlier optimize output)')
-  .option('--precision <list>', 'comma-separated: fp32,fp16,int8-dynamic,int8-static (default: all but fp16 unless a GPU provider works)')
+  .option('--precision <list>', `comma-separated: ${PRECISIONS.join(',')} (default: all but fp16 unless a GPU provider works)`)
   .option('--calibration <dir>', 'frames for int8-static calibration and the fidelity check (default: demo-camera frames)')
   .option('--camera <name>', 'record the calibration frames from this camera of the config instead')
   .option('-c, --config <file>', 'config file for --camera')
@@ -158,31 +157,31 @@ program
   .action((o) => schemaCommand(o));
 
 const keys = program.command('keys').description("this node's key pair: Ed25519 to sign, X25519 to seal");
-keys
-  .command('generate')
-  .description('make a key pair: secret.json (0600) and public.json in a 0700 folder; refuses to replace keys without --force')
-  .option('-d, --dir <dir>', 'folder for the keys (default: node.keysDir of the config, <stateDir>/keys)')
-  .option('-c, --config <file>', 'config file (for the default folder)')
+/** What both keys commands take: the folder (or the config naming it), the keyring line's role, JSON. */
+const keysOptions = (command: Command, dir: string) =>
+  command
+    .option('-d, --dir <dir>', dir)
+    .option('-c, --config <file>', 'config file (for the default folder)')
+    .option('--role <role>', `the role the keyring line gives these keys: ${KEY_ROLES.join(', ')}`, 'peer')
+    .option('--json', 'machine-readable output');
+keysOptions(
+  keys.command('generate').description('make a key pair: secret.json (0600) and public.json in a 0700 folder; refuses to replace keys without --force'),
+  'folder for the keys (default: node.keysDir of the config, <stateDir>/keys)',
+)
   .option('--force', 'replace existing keys (every keyring that trusts them must be updated)')
-  .option('--role <role>', 'the role the keyring line gives these keys: operator, peer or collector', 'peer')
-  .option('--json', 'machine-readable output')
   .action((o) =>
     Promise.resolve()
       .then(() => keysGenerate(o))
       .catch(exitOnError),
   );
-keys
-  .command('show')
-  .description('the public keys and fingerprint, never a secret, with the keyring line other nodes need')
-  .option('-d, --dir <dir>', 'folder of the keys (default: node.keysDir of the config)')
-  .option('-c, --config <file>', 'config file (for the default folder)')
-  .option('--role <role>', 'the role the keyring line gives these keys: operator, peer or collector', 'peer')
-  .option('--json', 'machine-readable output')
-  .action((o) =>
-    Promise.resolve()
-      .then(() => keysShow(o))
-      .catch(exitOnError),
-  );
+keysOptions(
+  keys.command('show').description('the public keys and fingerprint, never a secret, with the keyring line other nodes need'),
+  'folder of the keys (default: node.keysDir of the config)',
+).action((o) =>
+  Promise.resolve()
+    .then(() => keysShow(o))
+    .catch(exitOnError),
+);
 
 const collect = (v: string, list: string[]) => [...list, v];
 withBrokerFlags(

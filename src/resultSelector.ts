@@ -1,8 +1,9 @@
 import { summariseOutput } from './resultSummary.js';
 import type { Result } from './types.js';
+import type { SelectionMode } from './vocabulary.js';
 
 export interface Selection {
-  mode: 'all' | 'change' | 'threshold';
+  mode: SelectionMode;
   minScore: number;
 }
 

@@ -72,5 +72,13 @@ export type KeyRole = (typeof KEY_ROLES)[number];
 /** A broker URL, the same for the config and the operator's tools: mqtt://, mqtts://, ws:// or wss:// and a host. */
 export const BROKER_URL = /^(mqtts?|wss?):\/\/[^\s/]+/;
 
-/** A node or device id: one topic level that needs no escaping (no wildcard, no "/"). */
+/**
+ * The one rule for a name: a node or device id, a camera, model, pipeline or keyring entry. One topic level
+ * that needs no escaping (no wildcard, no "/"), a file name that needs no quoting.
+ */
 export const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+export const DEVICE_ID_RULE = 'use letters, digits, "-" and "_" (at most 64, starting with a letter or digit)';
+
+/** Which results go out (MQTT events, uploads): every one, each change of what was read, a score at or above minScore. */
+export const SELECTION_MODES = ['all', 'change', 'threshold'] as const;
+export type SelectionMode = (typeof SELECTION_MODES)[number];

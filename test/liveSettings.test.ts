@@ -1,11 +1,13 @@
-import { renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
+import yaml from 'yaml';
 import { pino } from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { renderDemoFrames } from '../src/camera/index.js';
 import type { ComponentContext } from '../src/core/index.js';
-import { LIVE_SETTINGS, configSchema, loadConfig, resolveConfig, type OutpostConfig, type ResolvedConfig } from '../src/config/index.js';
+import { LIVE_SETTINGS, configSchema, isLiveSetting, loadConfig, resolveConfig, type OutpostConfig, type ResolvedConfig } from '../src/config/index.js';
+import { generateKeys } from '../src/crypto/index.js';
 import { Daemon } from '../src/daemon.js';
 import { CameraSet } from '../src/pipeline/index.js';
 import { PowerMonitor } from '../src/power/index.js';
@@ -13,6 +15,7 @@ import { MqttLink } from '../src/mqtt/index.js';
 import { FleetTelemetry, ResultLog, StatsCollector, type CommandTargets } from '../src/telemetry/index.js';
 import type { Result } from '../src/types.js';
 import { boards, fakeTools } from './helpers/boards.js';
+import { DaemonProcess, freePort } from './helpers/daemonProcess.js';
 import { startPipelineSet, testContext } from './helpers/context.js';
 import { ROOT, tempDir } from './helpers/paths.js';
 import { waitUntil } from './helpers/wait.js';
@@ -77,6 +80,47 @@ const fakeResult = (camera: string, finishedAt: number): Result => ({
   output: { text: 'HELLO' },
 });
 
+/**
+ * A real daemon uploading to a collector that is away (its items stay in the outbox, where /status counts them),
+ * its `upload.select` changed on disk and applied by SIGHUP. The camera shows one still picture: `change` takes
+ * its first result only, `all` every one.
+ */
+async function uploadSelectOnSighup(): Promise<void> {
+  const dir = tempDir();
+  const still = tempDir();
+  writeFileSync(join(still, '0.jpg'), readFileSync(join(frames, '0.jpg')));
+  const collector = generateKeys(join(dir, 'collector'));
+  generateKeys(join(dir, 'state', 'keys'));
+  const [port, away] = [await freePort(), await freePort()];
+  const config = (select: Record<string, unknown>) =>
+    yaml.stringify({
+      node: { name: 'cam-01', stateDir: join(dir, 'state') },
+      keyring: [{ name: 'hq', sign: collector.sign, box: collector.box, roles: ['collector'] }],
+      cameras: [{ name: 'door', source: { type: 'directory', path: still, fps: 4, loop: true } }],
+      models: { det: { file: 'builtin:ppocrv4-det' } },
+      pipelines: { text: { stages: [{ name: 'detect', model: 'det', decoder: { type: 'db' } }] } },
+      status: { port },
+      power: { enabled: false },
+      upload: { collector: { url: `http://127.0.0.1:${away}`, key: 'hq' }, select },
+      logging: { format: 'json', results: false },
+    });
+  const daemon = DaemonProcess.start(dir, config({ '*': { mode: 'change' } }));
+  const upload = async () => {
+    const st = await (await fetch(`http://127.0.0.1:${port}/status`)).json().catch(() => null);
+    return st && { processed: st.cameras.door?.processed ?? 0, pending: st.upload.pending + st.upload.preparing };
+  };
+  try {
+    const before = await daemon.waitFor('three results', async () => ((await upload().catch(() => null))?.processed >= 3 ? upload() : undefined));
+    expect(before.pending).toBe(1);
+    writeFileSync(join(dir, 'outpost.yaml'), config({ '*': { mode: 'all' } }));
+    daemon.kill('SIGHUP');
+    expect((await daemon.waitForLog('configuration reloaded')).applied).toEqual(['upload.select.*.mode']);
+    await daemon.waitFor('every result selected for upload', async () => ((await upload())?.pending >= 3 ? true : undefined));
+  } finally {
+    expect(await daemon.stop()).toBe(0);
+  }
+}
+
 let frames: string;
 beforeAll(async () => {
   frames = tempDir();
@@ -84,6 +128,7 @@ beforeAll(async () => {
 });
 
 const CASES: Record<string, Case> = {
+  'upload.select': uploadSelectOnSighup,
   'cameras[].maxFps': async () => {
     const { config } = loadConfig(`${ROOT}/config/outpost.yaml`, {});
     const cfg = { ...config, cameras: [{ ...config.cameras[0], source: { type: 'directory' as const, path: frames, fps: 20, loop: true, watch: false } }] };
@@ -219,9 +264,47 @@ const CASES: Record<string, Case> = {
     }),
 };
 
+/**
+ * What each component's reload() reads, by file name (a file may move between folders). A reload that reads no
+ * live setting could never change anything: the restart-only ones keep their running values (planReload).
+ * `logging.level` is applied by the supervisor itself.
+ */
+const RELOADS: Record<string, string[]> = {
+  'cameraSet.ts': ['cameras[].maxFps'],
+  'statsCollector.ts': ['status.staleAfterSeconds'],
+  'resultLog.ts': ['logging.results'],
+  'powerMonitor.ts': [
+    'power.thresholds',
+    'power.hysteresis',
+    'power.dwellSeconds',
+    'power.trend',
+    'power.lowBatteryPercent',
+    'power.powerStates',
+    'power.policy',
+  ],
+  'fleetTelemetry.ts': ['telemetry.mqtt.telemetryIntervalSeconds', 'telemetry.mqtt.events'],
+  'uploader.ts': ['upload.select'],
+  'supervisor.ts': ['logging.level'],
+};
+
+/** src files with a component's `reload(config…)`; the component list's own, which hands the config on, aside. */
+function filesWithReload(dir = join(ROOT, 'src')): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const path = join(dir, n);
+    if (statSync(path).isDirectory()) return filesWithReload(path);
+    return n.endsWith('.ts') && n !== 'componentList.ts' && /^\s+(async )?reload\((config|next)\b/m.test(readFileSync(path, 'utf8')) ? [basename(path)] : [];
+  });
+}
+
 describe('live settings (SIGHUP without a restart)', () => {
   it('has a behaviour case for every setting the schema marks live', () => {
     expect(Object.keys(CASES).sort()).toEqual([...LIVE_SETTINGS].sort());
+  });
+
+  it('every reload() is reached by a setting marked live, and every live setting by a reload()', () => {
+    expect(filesWithReload().sort()).toEqual(Object.keys(RELOADS).sort());
+    for (const [file, settings] of Object.entries(RELOADS)) for (const s of settings) expect(isLiveSetting(s), `${file}: ${s}`).toBe(true);
+    expect(Object.values(RELOADS).flat().sort()).toEqual([...LIVE_SETTINGS].sort());
   });
 
   for (const [setting, run] of Object.entries(CASES)) {

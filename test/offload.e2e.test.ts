@@ -146,7 +146,7 @@ describe('two agents: a requester and its static peer', () => {
     expect(await post(Buffer.from('garbage garbage garbage'))).toBe(400);
     expect(await post(request(mine, {}, frame))).toBe(200); // still serving
     const metrics = await (await fetch(`http://127.0.0.1:${b.statusPort}/metrics`)).text();
-    for (const reason of ['replayed', 'unknown-key', 'cannot-open', 'stale', 'wrong-sender', 'unknown-model', 'too-large', 'garbage']) {
+    for (const reason of ['replayed', 'unknown-key', 'cannot-open', 'expired', 'wrong-sender', 'unknown-model', 'too-large', 'garbage']) {
       expect(metrics, reason).toMatch(new RegExp(`^outpost_offload_refused_total\\{reason="${reason}"\\} [1-9]`, 'm'));
     }
   });

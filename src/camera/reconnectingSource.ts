@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { Backoff } from '../backoff.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Frame, FrameSource, SourceHealth } from '../types.js';
@@ -41,9 +42,8 @@ export class ReconnectingSource implements FrameSource {
   }
 
   async *frames(signal: AbortSignal): AsyncIterable<Frame> {
-    let backoff = this.opts.initialBackoffMs;
+    const backoff = new Backoff({ initialMs: this.opts.initialBackoffMs, maxMs: this.opts.maxBackoffMs }, this.opts.random);
     let seq = 0;
-    const random = this.opts.random ?? Math.random;
     while (!signal.aborted) {
       const attempt = new AbortController();
       const onAbort = () => attempt.abort();
@@ -62,7 +62,7 @@ export class ReconnectingSource implements FrameSource {
         for await (const jpeg of this.connect(attempt.signal)) {
           arm();
           this.stats.state = 'streaming';
-          backoff = this.opts.initialBackoffMs;
+          backoff.reset();
           const frame = await this.toFrame(jpeg, seq);
           if (!frame) continue;
           seq++;
@@ -82,11 +82,10 @@ export class ReconnectingSource implements FrameSource {
       if (stalled || failure) this.noteFailure(stalled ? attempt.signal.reason : failure);
       if (ended && this.opts.finite && !stalled) break;
       this.stats.state = 'backoff';
-      const delay = backoff * (0.5 + random() * 0.5);
+      const delay = backoff.next();
       this.opts.log.info({ inMs: Math.round(delay) }, 'camera reconnecting'); // the logger is the camera's child: it names the camera
       this.stats.reconnects++;
       if (!(await sleep(delay, signal))) break;
-      backoff = Math.min(this.opts.maxBackoffMs, backoff * 2);
     }
     this.stats.state = 'stopped';
   }

@@ -1,11 +1,8 @@
 import { z } from 'zod';
+import { LIVE, idSchema as id, selectionRules } from './schemaParts.js';
 import { BROKER_URL, KEY_ROLES } from '../vocabulary.js';
 
 /** Config sections for a node in a fleet: the keys it trusts, its MQTT link, and its scheduled jobs. */
-
-const LIVE = { live: true } as const;
-
-const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'use letters, digits, "-" and "_" (at most 64, starting with a letter or digit)');
 
 /** base64 of exactly 32 bytes (re-encoding must give the same text: no junk Buffer.from would skip). */
 const key32 = (what: string) =>
@@ -28,13 +25,6 @@ const topicBase = z
   .string()
   .regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'levels of letters, digits, "-" and "_" separated by "/" (no wildcards, no leading "$")');
 
-const eventSelection = z.strictObject({
-  mode: z
-    .enum(['all', 'change', 'threshold'])
-    .describe('all: every result; change: when the text or labels change; threshold: a detection at or above minScore'),
-  minScore: z.number().min(0).max(1).default(0.5),
-});
-
 export const mqttSchema = z.strictObject({
   url: z.string().regex(BROKER_URL, 'a broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…'),
   username: z.string().optional(),
@@ -46,16 +36,12 @@ export const mqttSchema = z.strictObject({
   deviceId: id.optional().describe('default: node.name'),
   keepalive: z.number().int().min(5).max(3600).default(30).describe('seconds'),
   telemetryIntervalSeconds: z.number().min(1).max(3600).default(10).meta(LIVE),
-  events: z
-    .record(z.union([id, z.literal('*')]), eventSelection)
-    .default({ '*': { mode: 'change', minScore: 0.5 } })
-    .describe('per camera name (or "*" for the rest): which results are published on <base>/<device>/events')
-    .meta(LIVE),
+  events: selectionRules('change').describe('per camera name (or "*" for the rest): which results are published on <base>/<device>/events').meta(LIVE),
   homeAssistant: z.boolean().default(false).describe('publish Home Assistant discovery so the node shows up as a device'),
   offlineQueue: z.number().int().min(0).max(100_000).default(1000).describe('telemetry and events kept while the broker is away (oldest dropped, counted)'),
   reconnect: z
     .strictObject({ initialMs: z.number().int().min(100).default(1000), maxMs: z.number().int().min(100).default(60_000) })
-    .default({ initialMs: 1000, maxMs: 60_000 })
+    .prefault({})
     .describe('exponential backoff with jitter between connection attempts'),
   commandWindowSeconds: z.number().int().min(5).max(3600).default(120).describe("how far a signed command's issued-at may be from this clock"),
 });
@@ -68,7 +54,7 @@ const job = (schedule: string, what: string) =>
       enabled: z.boolean().default(true),
       schedule: z.string().default(schedule).describe(`cron expression (node-cron: [sec] min hour day month weekday), ${what}`),
     })
-    .default({ enabled: true, schedule });
+    .prefault({});
 
 export const jobsSchema = z.strictObject({
   rebenchmark: job('0 3 * * 0', 'default Sundays at 03:00').describe(
@@ -80,4 +66,3 @@ export const jobsSchema = z.strictObject({
 export type MqttConfig = z.infer<typeof mqttSchema>;
 export type KeyringEntryConfig = z.infer<typeof keyringEntrySchema>;
 export type JobsConfig = z.infer<typeof jobsSchema>;
-export type EventSelection = z.infer<typeof eventSelection>;

@@ -23,10 +23,11 @@ export {
 } from './schema.js';
 export { resolveConfig, deviceIdOf, type ResolvedConfig, type ResolvedUploadConfig, type CollectorKeys } from './resolve.js';
 export { LIVE_SETTINGS, isLiveSetting, planReload, type ReloadPlan } from './reload.js';
-export type { MqttConfig, KeyringEntryConfig, JobsConfig, EventSelection } from './fleetSchema.js';
-export type { UploadConfig, ResultSelectionConfig } from './uploadSchema.js';
+export type { MqttConfig, KeyringEntryConfig, JobsConfig } from './fleetSchema.js';
+export type { UploadConfig } from './uploadSchema.js';
 export { trustListSchema, type TrustListEntry } from './uploadSchema.js';
 export { offloadSchema, type OffloadConfig } from './offloadSchema.js';
 export { resolveBuiltin } from './builtins.js';
+export { decoderFiles, mapDecoderFiles, type DecoderFileField } from './decoderFiles.js';
 export { pipelineWords } from './cameraSchema.js';
 export { isLoopbackHost } from './networkChecks.js';

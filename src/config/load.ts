@@ -4,10 +4,11 @@ import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document, typ
 import type { z } from 'zod';
 import { OutpostError } from '../errors.js';
 import { resolveBuiltin, builtinNames } from './builtins.js';
-import { configSchema, DETECTOR_TYPES, type OutpostConfig, type StageConfig } from './schema.js';
+import { configSchema, DETECTOR_TYPES, type OutpostConfig } from './schema.js';
 import { closest, knownKeysAt, leafPaths, refMessage } from './schemaWalk.js';
 import { networkProblems } from './networkChecks.js';
 import { resolveConfig, type ResolvedConfig } from './resolve.js';
+import { decoderFiles, mapDecoderFiles } from './decoderFiles.js';
 
 export interface ConfigProblem {
   file: string;
@@ -279,8 +280,7 @@ function semanticProblems(cfg: OutpostConfig, baseDir: string): { path: PathKey[
       if (i > 0 && stage.input === 'crops' && !(DETECTOR_TYPES as readonly string[]).includes(pipeline.stages[i - 1].decoder.type)) {
         out.push({ path: [...at, 'input'], message: `stage "${pipeline.stages[i - 1].name}" produces no boxes to crop` });
       }
-      if (stage.decoder.type === 'ctc') fileMissing(stage.decoder.dictionary, [...at, 'decoder', 'dictionary'], 'dictionary');
-      if ('labels' in stage.decoder && typeof stage.decoder.labels === 'string') fileMissing(stage.decoder.labels, [...at, 'decoder', 'labels'], 'labels file');
+      for (const { field, file } of decoderFiles(stage.decoder)) fileMissing(file, [...at, 'decoder', field], field === 'labels' ? 'labels file' : field);
       if (stage.decoder.type === 'db' && stage.decoder.maxSide % 32 !== 0)
         out.push({ path: [...at, 'decoder', 'maxSide'], message: 'must be a multiple of 32' });
     });
@@ -314,15 +314,9 @@ function resolvePaths(cfg: OutpostConfig, baseDir: string): OutpostConfig {
       ]),
     ),
     pipelines: Object.fromEntries(
-      Object.entries(cfg.pipelines).map(([k, p]) => [k, { ...p, stages: p.stages.map((s) => ({ ...s, decoder: resolveDecoderFiles(s.decoder, file) })) }]),
+      Object.entries(cfg.pipelines).map(([k, p]) => [k, { ...p, stages: p.stages.map((s) => ({ ...s, decoder: mapDecoderFiles(s.decoder, file) })) }]),
     ),
   };
-}
-
-function resolveDecoderFiles(d: StageConfig['decoder'], file: (p: string) => string): StageConfig['decoder'] {
-  if (d.type === 'ctc') return { ...d, dictionary: file(d.dictionary) };
-  if ('labels' in d && typeof d.labels === 'string') return { ...d, labels: file(d.labels) };
-  return d;
 }
 
 function deepFreeze<T>(value: T): T {

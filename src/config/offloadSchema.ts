@@ -1,8 +1,7 @@
 import { z } from 'zod';
+import { idSchema as id } from './schemaParts.js';
 
 /** Config `offload:`: serving frames for peers, and sending heavy frames to them. */
-
-const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'use letters, digits, "-" and "_" (at most 64, starting with a letter or digit)');
 
 export const offloadSchema = z.strictObject({
   serve: z
@@ -62,20 +61,7 @@ export const offloadSchema = z.strictObject({
         .default(30)
         .describe('per peer and address, sustained (a burst of twice as many), counted before a request is opened; past it: 429'),
     })
-    .default({
-      enabled: false,
-      host: '0.0.0.0',
-      port: 8788,
-      maxQueue: 4,
-      maxBodyBytes: 8 << 20,
-      announceSeconds: 30,
-      acceptModels: false,
-      modelCacheBytes: 512 << 20,
-      maxPixels: 16_000_000,
-      maxCrops: 100,
-      runTimeoutMs: 10_000,
-      maxRequestsPerSecond: 30,
-    }),
+    .prefault({}),
   peers: z
     .array(z.strictObject({ name: id.describe('a keyring entry with role peer (its keys)'), url: z.string().regex(/^https?:\/\//, 'http://host:8788') }))
     .default([])
@@ -90,10 +76,10 @@ export const offloadSchema = z.strictObject({
       timeoutMs: z.number().int().min(50).default(2000).describe('then the frame runs here (still answered once)'),
       maxInflightPerPeer: z.number().int().min(1).max(64).default(2),
     })
-    .default({ marginMs: 10, timeoutMs: 2000, maxInflightPerPeer: 2 }),
+    .prefault({}),
   breaker: z
     .strictObject({ failures: z.number().int().min(1).default(3), restSeconds: z.number().min(1).default(30) })
-    .default({ failures: 3, restSeconds: 30 })
+    .prefault({})
     .describe('a peer that fails this many times in a row rests, then must pass a known-answer probe'),
   probeSeconds: z.number().min(1).max(86_400).default(60).describe('how often each peer is asked a frame whose answer is known'),
   windowSeconds: z.number().min(1).max(600).default(30).describe("how far a request's time may be from the server's clock"),

@@ -3,17 +3,13 @@ import { jobsSchema, keyringEntrySchema, telemetrySchema } from './fleetSchema.j
 import { uploadSchema } from './uploadSchema.js';
 import { offloadSchema } from './offloadSchema.js';
 import { cameraSourceSchema } from './cameraSchema.js';
+import { LIVE, idSchema as name } from './schemaParts.js';
 import { GOVERNOR_LEVELS, PLACEMENT_NAMES, PRECISIONS, PROVIDERS, RUNGS } from '../vocabulary.js';
-
-/** Marks a setting SIGHUP applies without a restart (it shows as `"live": true` in the JSON Schema too). */
-const LIVE = { live: true } as const;
 
 /**
  * The one source of truth for every option and its default. `outpost schema` writes the JSON Schema
  * generated from it to config/outpost.schema.json so editors can complete the YAML.
  */
-
-const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'use letters, digits, "-" and "_" (at most 64, starting with a letter or digit)');
 
 const motionSchema = z.strictObject({
   enabled: z.boolean().default(false),
@@ -33,11 +29,9 @@ const cameraSchema = z.strictObject({
   pipeline: name.default('text').describe('name of the entry under pipelines: that reads this camera'),
   maxFps: z.number().positive().max(120).optional().describe('cap on frames/s sent to the models').meta(LIVE),
   weight: z.number().positive().max(100).default(1).describe('share of the inference engine when cameras compete'),
-  motion: motionSchema.default({ enabled: false, threshold: 25, minArea: 0.005, width: 96, masks: [], maxSkipSeconds: 60 }),
+  motion: motionSchema.prefault({}),
   stallSeconds: z.number().positive().max(3600).default(10).describe('restart a source that delivers nothing for this long'),
-  reconnect: z
-    .strictObject({ initialMs: z.number().int().min(10).default(500), maxMs: z.number().int().min(10).default(30_000) })
-    .default({ initialMs: 500, maxMs: 30_000 }),
+  reconnect: z.strictObject({ initialMs: z.number().int().min(10).default(500), maxMs: z.number().int().min(10).default(30_000) }).prefault({}),
   enabled: z.boolean().default(true),
 });
 
@@ -160,16 +154,7 @@ const modelOptimizeSchema = z.strictObject({
 
 const modelSchema = z.strictObject({
   file: z.string().min(1).describe('an .onnx file, a folder written by `outpost optimize` (manifest.json), or builtin:ppocrv4-det / builtin:ppocrv4-rec'),
-  optimize: modelOptimizeSchema.default({
-    enabled: false,
-    precisions: ['fp32', 'int8-dynamic', 'int8-static'],
-    calibrationFrames: 32,
-    heldOut: 24,
-    normalise: 'imagenet',
-    size: '640x480',
-    minCosine: 0.99,
-    minTask: 0.95,
-  }),
+  optimize: modelOptimizeSchema.prefault({}),
 });
 
 const runtimeSchema = z.strictObject({
@@ -262,12 +247,12 @@ const powerSchema = z.strictObject({
   hysteresis: z.number().min(0).max(30).default(5).describe('°C below a threshold before stepping back down').meta(LIVE),
   dwellSeconds: z
     .strictObject({ up: z.number().min(0).default(10), down: z.number().min(0).default(60) })
-    .default({ up: 10, down: 60 })
+    .prefault({})
     .describe('how long a new level must hold before it is taken (critical is taken at once)')
     .meta(LIVE),
   trend: z
     .strictObject({ enabled: z.boolean().default(true), lookaheadSeconds: z.number().min(1).default(60), minRisePerMinute: z.number().min(0).default(2) })
-    .default({ enabled: true, lookaheadSeconds: 60, minRisePerMinute: 2 })
+    .prefault({})
     .describe('step up early when the temperature, rising this fast, would cross the next threshold within the lookahead')
     .meta(LIVE),
   lowBatteryPercent: z.number().min(0).max(100).default(20).describe('a discharging battery below this is battery-low').meta(LIVE),
@@ -277,7 +262,7 @@ const powerSchema = z.strictObject({
       'battery-low': z.enum(GOVERNOR_LEVELS).default('hot'),
       undervoltage: z.enum(GOVERNOR_LEVELS).default('hot'),
     })
-    .default({ battery: 'warm', 'battery-low': 'hot', undervoltage: 'hot' })
+    .prefault({})
     .describe('the least level each power state imposes')
     .meta(LIVE),
   policy: z
@@ -287,7 +272,7 @@ const powerSchema = z.strictObject({
       hot: levelPolicy.default(DEFAULT_POLICY.hot),
       critical: levelPolicy.default(DEFAULT_POLICY.critical),
     })
-    .default(DEFAULT_POLICY)
+    .prefault({})
     .meta(LIVE),
 });
 
@@ -298,37 +283,19 @@ export const configSchema = z.strictObject({
       stateDir: z.string().min(1).default('/var/lib/outpost'),
       keysDir: z.string().min(1).optional().describe("this node's key pair (outpost keys generate); default <stateDir>/keys"),
     })
-    .default({ name: 'outpost', stateDir: '/var/lib/outpost' }),
+    .prefault({}),
   keyring: z.array(keyringEntrySchema).default([]).describe('the one list of keys this node trusts, each with its roles'),
-  telemetry: telemetrySchema.default({}),
+  telemetry: telemetrySchema.prefault({}),
   upload: uploadSchema.optional().describe('absent: nothing leaves the board'),
   offload: offloadSchema.optional().describe('absent: every frame runs here and no peer is served'),
-  jobs: jobsSchema.default({ rebenchmark: { enabled: true, schedule: '0 3 * * 0' }, stateCleanup: { enabled: true, schedule: '30 4 * * *' } }),
+  jobs: jobsSchema.prefault({}),
   cameras: z.array(cameraSchema).max(32).default([]),
   models: z.record(name, modelSchema).default({}),
   pipelines: z.record(name, pipelineSchema).default({}),
-  runtime: runtimeSchema.default({
-    providers: 'auto',
-    providerOptions: {},
-    threads: 0,
-    cacheOptimizedGraphs: true,
-    cpuMemArena: false,
-    deviceId: 0,
-    inflightFrames: 2,
-  }),
-  status: statusSchema.default({ enabled: true, host: '127.0.0.1', port: 8787, allowedHosts: [], staleAfterSeconds: 10, liveStreamBytes: 1 << 20 }),
-  logging: loggingSchema.default({ level: 'info', format: 'auto', results: true }),
-  power: powerSchema.default({
-    enabled: true,
-    sysfsRoot: '/',
-    intervalSeconds: 5,
-    hysteresis: 5,
-    dwellSeconds: { up: 10, down: 60 },
-    trend: { enabled: true, lookaheadSeconds: 60, minRisePerMinute: 2 },
-    lowBatteryPercent: 20,
-    powerStates: { battery: 'warm', 'battery-low': 'hot', undervoltage: 'hot' },
-    policy: DEFAULT_POLICY,
-  }),
+  runtime: runtimeSchema.prefault({}),
+  status: statusSchema.prefault({}),
+  logging: loggingSchema.prefault({}),
+  power: powerSchema.prefault({}),
 });
 
 export type OutpostConfig = z.infer<typeof configSchema>;

@@ -1,14 +1,7 @@
 import { z } from 'zod';
+import { LIVE, fraction, idSchema as id, selectionRules } from './schemaParts.js';
 
 /** Config `upload:`: what leaves the board, sealed, through a crash-safe outbox, to whom, and how fast. */
-
-const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'use letters, digits, "-" and "_" (at most 64, starting with a letter or digit)');
-const fraction = z.number().min(0).max(1);
-
-const selection = z.strictObject({
-  mode: z.enum(['all', 'change', 'threshold']).describe('all: every result; change: when the text or labels change; threshold: a score at or above minScore'),
-  minScore: fraction.default(0.5),
-});
 
 export const uploadSchema = z.strictObject({
   collector: z.strictObject({
@@ -23,17 +16,14 @@ export const uploadSchema = z.strictObject({
     .enum(['http', 'mqtt'])
     .default('http')
     .describe("mqtt: publish to <base>/<device>/upload on telemetry.mqtt's broker, for sites where only the broker is reachable"),
-  select: z
-    .record(z.union([id, z.literal('*')]), selection)
-    .default({ '*': { mode: 'all', minScore: 0.5 } })
-    .describe('per camera name (or "*" for the rest): which results become items'),
+  select: selectionRules('all').describe('per camera name (or "*" for the rest): which results become items').meta(LIVE),
   frames: z
     .strictObject({
       include: z.boolean().default(false),
       maxWidth: z.number().int().min(32).max(8192).default(640),
       quality: z.number().int().min(10).max(100).default(80),
     })
-    .default({ include: false, maxWidth: 640, quality: 80 })
+    .prefault({})
     .describe('upload the frame as a JPEG beside the result (anonymised first)'),
   anonymise: z
     .strictObject({
@@ -51,7 +41,7 @@ export const uploadSchema = z.strictObject({
         .describe('[x0, y0, x1, y1] fractions of the frame, always hidden'),
       method: z.enum(['blur', 'pixelate', 'fill']).default('fill').describe('how the fixed regions are hidden'),
     })
-    .default({ regions: [], method: 'fill' }),
+    .prefault({}),
   outbox: z
     .strictObject({
       maxBytes: z
@@ -62,7 +52,7 @@ export const uploadSchema = z.strictObject({
       maxAgeHours: z.number().positive().default(72).describe('items older than this are dropped (counted), delivered or not'),
       whenFull: z.enum(['drop-oldest', 'refuse-new']).default('drop-oldest'),
     })
-    .default({ maxBytes: 256 << 20, maxAgeHours: 72, whenFull: 'drop-oldest' }),
+    .prefault({}),
   delivery: z
     .strictObject({
       bandwidthKBps: z.number().min(0).default(0).describe('average upload cap in KB/s (0: none)'),
@@ -73,16 +63,13 @@ export const uploadSchema = z.strictObject({
         .min(1024)
         .max(16 << 20)
         .default(1 << 20),
-      retry: z
-        .strictObject({ initialMs: z.number().int().min(10).default(1000), maxMs: z.number().int().min(10).default(300_000) })
-        .default({ initialMs: 1000, maxMs: 300_000 }),
+      retry: z.strictObject({ initialMs: z.number().int().min(10).default(1000), maxMs: z.number().int().min(10).default(300_000) }).prefault({}),
       timeoutSeconds: z.number().positive().default(30),
     })
-    .default({ bandwidthKBps: 0, batchItems: 50, batchBytes: 1 << 20, retry: { initialMs: 1000, maxMs: 300_000 }, timeoutSeconds: 30 }),
+    .prefault({}),
 });
 
 export type UploadConfig = z.infer<typeof uploadSchema>;
-export type ResultSelectionConfig = z.infer<typeof selection>;
 
 const key32 = z
   .string()

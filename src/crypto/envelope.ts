@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import nacl from 'tweetnacl';
 import { toB64 } from './encoding.js';
+import type { Refusal } from '../refusals.js';
 
 /**
  * A sealed envelope, version 1 (snapshots, offload frames: live exchanges; upload items are version 2, sealedItem.ts): tweetnacl `box` from the sender's X25519 key to the
@@ -22,7 +23,7 @@ export const MAGIC = Buffer.from('OPSE', 'latin1');
 export const VERSION = 1;
 const HEAD = 4 + 1 + 32 + 24;
 
-export type EnvelopeFailure = 'garbage' | 'truncated' | 'version' | 'cannot-open' | 'bad-header' | 'bad-signature';
+export type EnvelopeFailure = Extract<Refusal, 'garbage' | 'truncated' | 'version' | 'cannot-open' | 'bad-header' | 'bad-signature'>;
 
 export class EnvelopeError extends Error {
   constructor(

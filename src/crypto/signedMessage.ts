@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type nacl from 'tweetnacl';
 import type { KeyRole } from '../vocabulary.js';
+import type { Refusal } from '../refusals.js';
 import { signDetached, verifyDetached } from './ed25519.js';
 import { canonicalJson, fromB64, toB64 } from './encoding.js';
 import type { Keyring, TrustedKey } from './keyring.js';
@@ -26,7 +27,17 @@ export interface SignedMessage extends SignedFields {
   sig: string;
 }
 
-export const REFUSAL_REASONS = ['malformed', 'unknown-key', 'wrong-role', 'wrong-target', 'expired', 'bad-signature', 'replayed', 'out-of-order'] as const;
+/** Why a signed message was refused: names from the one table (refusals.ts). */
+export const REFUSAL_REASONS = [
+  'malformed',
+  'unknown-key',
+  'wrong-role',
+  'wrong-target',
+  'expired',
+  'bad-signature',
+  'replayed',
+  'out-of-order',
+] as const satisfies readonly Refusal[];
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 /**

@@ -1,7 +1,7 @@
 import { createTask, type ScheduledTask } from 'node-cron';
 import { Counter } from 'prom-client';
 import type { Component, ComponentContext } from '../core/index.js';
-import type { JobsConfig, OutpostConfig } from '../config/index.js';
+import type { JobsConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
 import { logRejection } from '../lastResort.js';
 
@@ -48,11 +48,6 @@ export class JobScheduler implements Component {
     this.unschedule();
     this.abort.abort();
     await Promise.allSettled(this.running.values());
-  }
-
-  reload(config: Readonly<OutpostConfig>): void {
-    this.unschedule();
-    this.schedule(config.jobs);
   }
 
   status(): Record<string, unknown> {

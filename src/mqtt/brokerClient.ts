@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { Backoff } from '../backoff.js';
 import mqtt, { type MqttClient } from 'mqtt';
 import { OutpostError, errorMessage } from '../errors.js';
 import { brokerConnectError } from './brokerErrors.js';
@@ -70,19 +71,19 @@ export async function openBroker(url: string, opts: BrokerOptions = {}): Promise
 
 /** Retries a lost connection until the client is ended: the delay doubles up to maxMs, each drawn in [½, 1] of it. */
 function keepConnected(client: MqttClient, r: NonNullable<BrokerOptions['reconnect']>): void {
-  let backoff = r.initialMs;
+  const backoff = new Backoff(r, r.random);
   let attempts = 0;
   let lastError: string | null = null;
   let timer: NodeJS.Timeout | null = null;
   client.on('error', (err) => (lastError = errorMessage(err)));
   client.on('connect', () => {
     if (attempts > 0) r.onEvent({ kind: 'back', attempts });
-    [backoff, attempts, lastError] = [r.initialMs, 0, null];
+    backoff.reset();
+    [attempts, lastError] = [0, null];
   });
   client.on('close', () => {
     if (client.disconnecting || timer) return; // ended by us, or a retry is already due
-    const delay = Math.round(backoff * (0.5 + (r.random ?? Math.random)() * 0.5));
-    backoff = Math.min(r.maxMs, backoff * 2);
+    const delay = backoff.next();
     attempts++;
     r.onEvent({ kind: 'lost', error: lastError, retryInMs: delay, attempt: attempts });
     timer = setTimeout(() => {

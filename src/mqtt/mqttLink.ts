@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { Backoff } from '../backoff.js';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { Counter, Gauge } from 'prom-client';
@@ -51,7 +52,7 @@ export class MqttLink implements Component {
   private connected = false;
   private stopping = false;
   private bdSeq = 0;
-  private backoffMs: number;
+  private readonly backoff: Backoff;
   private retry: NodeJS.Timeout | null = null;
   private readonly queue: Queued[] = [];
   private readonly retained = new Map<string, Queued>();
@@ -69,7 +70,7 @@ export class MqttLink implements Component {
     private readonly opts: MqttLinkOptions,
   ) {
     this.statusTopic = this.topic('status');
-    this.backoffMs = opts.mqtt.reconnect.initialMs;
+    this.backoff = new Backoff(opts.mqtt.reconnect, opts.random);
   }
 
   /** `<base>/<device>/<levels…>`, each level checked: no wildcard can reach a topic this node publishes to. */
@@ -297,7 +298,7 @@ export class MqttLink implements Component {
     if (client !== this.client) return;
     this.connected = true;
     this.counts.connects++;
-    this.backoffMs = this.opts.mqtt.reconnect.initialMs;
+    this.backoff.reset();
     this.ctx.log.info({ url: this.redactedUrl(), bdSeq: this.bdSeq }, 'connected to the MQTT broker');
     if (this.takeovers.connected()) this.sessionTakenOver('the broker ended our connection and took the next one at once');
     this.publishBirth();
@@ -331,9 +332,7 @@ export class MqttLink implements Component {
     client.end(true);
     this.client = null;
     if (this.stopping) return;
-    const delay = this.backoffMs * (0.5 + (this.opts.random ?? Math.random)() * 0.5);
-    this.backoffMs = Math.min(this.opts.mqtt.reconnect.maxMs, this.backoffMs * 2);
-    this.retry = setTimeout(() => this.reconnect(), delay);
+    this.retry = setTimeout(() => this.reconnect(), this.backoff.next());
     this.retry.unref();
   }
 
@@ -341,7 +340,7 @@ export class MqttLink implements Component {
   private sessionTakenOver(how: string): void {
     this.counts.takeovers++;
     this.counts.lastError = 'session taken over by another client with the same id';
-    this.backoffMs = this.opts.mqtt.reconnect.maxMs; // two clients taking turns: slow the flapping down
+    this.backoff.slowest(); // two clients taking turns: slow the flapping down
     const about = { url: this.redactedUrl(), clientId: this.clientId, how, takeovers: this.counts.takeovers, hint: TAKEOVER_HINT };
     this.ctx.log.warn(about, 'the MQTT session was taken over by another client with the same id');
   }

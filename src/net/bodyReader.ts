@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { REFUSAL_STATUS, type Refusal } from '../refusals.js';
 
-/** Why a body was not read to the end, with the HTTP status that says so. */
-export const BODY_REFUSALS = { 'too-large': 413, busy: 503, 'too-many': 429, refused: 403, aborted: 400 } as const;
-export type BodyRefusalReason = keyof typeof BODY_REFUSALS;
+/** Why a body was not read to the end (its HTTP status in refusals.ts). */
+export type BodyRefusalReason = Extract<Refusal, 'too-large' | 'busy' | 'too-many' | 'aborted'>;
 
 export interface BodyRefusal {
   reason: BodyRefusalReason | string;
@@ -22,7 +22,7 @@ export interface BodyRoute {
 
 export type BodyResult = { ok: true; body: Buffer } | ({ ok: false } & BodyRefusal);
 
-const refusal = (reason: BodyRefusalReason, message: string): { ok: false } & BodyRefusal => ({ ok: false, reason, status: BODY_REFUSALS[reason], message });
+const refusal = (reason: BodyRefusalReason, message: string): { ok: false } & BodyRefusal => ({ ok: false, reason, status: REFUSAL_STATUS[reason], message });
 
 /**
  * Bodies being read at once, in all and per remote address: a request past either bound is refused before its

@@ -85,6 +85,13 @@ export function createBoundedServer(handler: (req: IncomingMessage, res: ServerR
   return server;
 }
 
+/** Stops a server now: open connections (keep-alive, a slow body) are cut, then it stops listening. */
+export async function closeServer(server: Server | null): Promise<void> {
+  if (!server) return;
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
 /** `fn` at most once per `everyMs` (the calls in between are dropped; the caller counts them). */
 function rateLimited(fn: (err: Error) => void, everyMs: number): (err: Error) => void {
   let last = -Infinity;

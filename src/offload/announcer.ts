@@ -5,6 +5,7 @@ import { Keyring, MessageVerifier, signMessage, toB64, type NodeKeys } from '../
 import type { MqttLink } from '../mqtt/index.js';
 import type { OffloadConfig } from '../config/index.js';
 import { RefusalBudget } from '../refusalBudget.js';
+import type { Refusal } from '../refusals.js';
 import type { PeerTable } from './peerTable.js';
 import { errorMessage } from '../errors.js';
 import { guarded } from '../guarded.js';
@@ -111,6 +112,11 @@ export class Announcer implements Component {
     this.link.publish(this.link.topic('offload'), JSON.stringify(signed), { retain: true, qos: 1 });
   }
 
+  /** Counted under the shared refusal names (refusals.ts). */
+  private ignore(reason: Refusal): void {
+    this.ignored?.inc({ reason });
+  }
+
   private take(topic: string, payload: Buffer): void {
     const device = topic.split('/').at(-2)!;
     if (device === this.link.deviceId) return;
@@ -119,18 +125,18 @@ export class Announcer implements Component {
     try {
       message = JSON.parse(payload.toString('utf8'));
     } catch {
-      return void this.ignored?.inc({ reason: 'malformed' });
+      return this.ignore('malformed');
     }
     const v = this.verifier.verify(message);
     if (!v.ok) {
-      if (v.reason !== 'replayed') this.ignored?.inc({ reason: v.reason }); // a retained copy seen again is no attack
+      if (v.reason !== 'replayed') this.ignore(v.reason); // a retained copy seen again is no attack
       if (v.reason !== 'replayed' && this.logBudget.take(v.reason))
         this.ctx.log.warn({ device, reason: v.reason, detail: v.detail }, 'peer announcement ignored');
       return;
     }
-    if (v.signer.name !== device) return void this.ignored?.inc({ reason: 'wrong-device' });
+    if (v.signer.name !== device) return this.ignore('wrong-sender');
     const a = v.message.args as unknown as Announcement;
-    if (!v.signer.box || a.box !== toB64(v.signer.box)) return void this.ignored?.inc({ reason: 'wrong-box' });
+    if (!v.signer.box || a.box !== toB64(v.signer.box)) return this.ignore('wrong-box');
     const known = this.peers.get(device);
     const news = !known || !known.online || known.url !== a.url;
     if (

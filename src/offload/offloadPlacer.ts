@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
+import { movingAverage } from '../movingAverage.js';
 import { Counter, Gauge } from 'prom-client';
 import type { Component, ComponentContext } from '../core/index.js';
-import type { OffloadConfig, OutpostConfig } from '../config/index.js';
+import type { OffloadConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
 import { logRejection } from '../lastResort.js';
 import { PeerRefused, type OffloadClient } from './client.js';
@@ -33,7 +34,7 @@ const FRAMES_KEPT = 8;
  */
 export class OffloadPlacer implements FramePlacer, Component {
   readonly name = 'offload';
-  private cfg: OffloadConfig;
+  private readonly cfg: OffloadConfig;
   private bias = 0;
   private readonly localMs = new Map<string, number>();
   private readonly recent = new Map<string, Frame[]>();
@@ -67,7 +68,7 @@ export class OffloadPlacer implements FramePlacer, Component {
       const pipeline = this.ctx.config.cameras.find((c) => c.name === r.camera)?.pipeline;
       if (!pipeline || r.placement !== 'local') return;
       const ms = r.timings.totalMs - r.timings.queueMs;
-      this.localMs.set(pipeline, (this.localMs.get(pipeline) ?? ms) * 0.8 + ms * 0.2);
+      this.localMs.set(pipeline, movingAverage(this.localMs.get(pipeline), ms));
       const frame = this.recent.get(pipeline)?.find((f) => f.id === r.frameId);
       if (frame && summariseOutput(r.output).length > 0) this.probeFrame.set(pipeline, frame); // a frame with something in it
     });
@@ -83,11 +84,6 @@ export class OffloadPlacer implements FramePlacer, Component {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.client.close();
-  }
-
-  reload(config: Readonly<OutpostConfig>): void {
-    this.ranges.clear();
-    if (config.offload) this.peers.configure((this.cfg = config.offload));
   }
 
   status(): Record<string, unknown> {

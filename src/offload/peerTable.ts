@@ -1,4 +1,5 @@
 import type { OffloadConfig } from '../config/index.js';
+import { movingAverage } from '../movingAverage.js';
 import type { Keyring } from '../crypto/index.js';
 import type { Logger } from '../log.js';
 
@@ -35,8 +36,6 @@ export interface Peer {
 
 const RATE_WINDOW_MS = 10_000;
 
-const ewma = (old: number | null, v: number) => (old === null ? v : old * 0.8 + v * 0.2);
-
 /**
  * Every peer this node may send frames to: static ones from the config and announced ones from the broker,
  * each only with keys from the keyring (role peer). Tracks round trip, failures and a circuit breaker per peer:
@@ -48,15 +47,11 @@ export class PeerTable {
 
   constructor(
     private readonly keyring: Keyring,
-    private cfg: OffloadConfig,
+    private readonly cfg: OffloadConfig,
     /** breaker open (warn) and closed again (info) */
     private readonly log?: Logger,
   ) {
     for (const p of cfg.peers) this.upsert(p.name, { url: p.url, source: 'static' });
-  }
-
-  configure(cfg: OffloadConfig): void {
-    this.cfg = cfg;
   }
 
   all(): Peer[] {
@@ -159,8 +154,8 @@ export class PeerTable {
 
   /** A probe's round trip: timing only (a probe is not a frame in flight). */
   measured(p: Peer, totalMs: number, remoteMs: number): void {
-    p.rttMs = ewma(p.rttMs, Math.max(0, totalMs - remoteMs));
-    p.msPerFrame = ewma(p.msPerFrame, remoteMs);
+    p.rttMs = movingAverage(p.rttMs, Math.max(0, totalMs - remoteMs));
+    p.msPerFrame = movingAverage(p.msPerFrame, remoteMs);
   }
 
   failed(p: Peer, err: string, now: number): void {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { stageSchema, type StageConfig } from '../config/index.js';
+import { decoderFiles, stageSchema, type StageConfig } from '../config/index.js';
 import type { PipelineOutput } from '../types.js';
+import { refusalsOf } from '../refusals.js';
 
 /**
  * The offload protocol: one HTTP request per frame, POST /v1/run, its body a sealed envelope (crypto/envelope)
@@ -17,12 +18,7 @@ export type StageSpec = Omit<StageConfig, 'model'> & { model: string };
 const SHA256 = /^[0-9a-f]{64}$/;
 const stageSpecSchema = stageSchema
   .extend({ model: z.string().regex(SHA256, 'a model is named by the sha256 of its file') })
-  .refine(
-    (s) =>
-      (s.decoder.type !== 'ctc' || SHA256.test(s.decoder.dictionary)) &&
-      (!('labels' in s.decoder) || typeof s.decoder.labels !== 'string' || SHA256.test(s.decoder.labels)),
-    'a dictionary or labels file is named by the sha256 of its file',
-  );
+  .refine((s) => decoderFiles(s.decoder).every(({ file }) => SHA256.test(file)), 'a dictionary or labels file is named by the sha256 of its file');
 const stageSpecsSchema = z.array(stageSpecSchema).min(1).max(4);
 
 const box = z.tuple([z.number(), z.number(), z.number(), z.number()]);
@@ -76,8 +72,7 @@ export function parseStageSpecs(stages: unknown): StageSpec[] {
 
 /** The sha256 of every file a stage needs. */
 export function filesOf(stage: StageSpec): string[] {
-  const d = stage.decoder;
-  return [stage.model, ...(d.type === 'ctc' ? [d.dictionary] : []), ...('labels' in d && typeof d.labels === 'string' ? [d.labels] : [])];
+  return [stage.model, ...decoderFiles(stage.decoder).map((f) => f.file)];
 }
 
 /** Sealed inside a request, with the frame's JPEG as payload. */
@@ -123,25 +118,22 @@ export interface Refusal {
   send?: boolean;
 }
 
-/** Why the server refused a request, and the HTTP status that says so. */
-export const OFFLOAD_REFUSALS = {
-  garbage: 400,
-  'cannot-open': 422,
-  'unknown-key': 403,
-  'wrong-sender': 403,
-  stale: 408,
-  replayed: 409,
-  'too-large': 413,
-  'unknown-model': 404, // or a dictionary or labels file it does not have
-  busy: 503,
-  'rate-limited': 429, // past offload.serve.maxRequestsPerSecond for this peer
-  'timed-out': 504, // past offload.serve.runTimeoutMs
-  /** more bodies from this address are being read than it may send at once */
-  'too-many': 429,
-  /** POST /v1/files to a node without `serve.acceptModels` (refused before a byte of the body is read) */
-  'not-accepted': 403,
-  /** the requester went away before its body ended */
-  aborted: 400,
-  failed: 500,
-} as const;
+/** Why the server refused a request, and the HTTP status that says so (from the one table, refusals.ts). */
+export const OFFLOAD_REFUSALS = refusalsOf([
+  'garbage',
+  'cannot-open',
+  'unknown-key',
+  'wrong-sender',
+  'expired',
+  'replayed',
+  'too-large',
+  'unknown-model',
+  'busy',
+  'rate-limited',
+  'timed-out',
+  'too-many',
+  'not-accepted',
+  'aborted',
+  'failed',
+]);
 export type OffloadRefusal = keyof typeof OFFLOAD_REFUSALS;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ComponentContext } from '../core/index.js';
-import type { StageConfig } from '../config/index.js';
+import { decoderFiles, mapDecoderFiles, type StageConfig } from '../config/index.js';
 import type { PeerFileCache } from './fileCache.js';
 import type { StageSpec } from './protocol.js';
 import type { InferenceEngine } from '../runtime/index.js';
@@ -15,18 +15,12 @@ export const sha256File = (file: string) => createHash('sha256').update(readFile
 
 /** A stage as a peer receives it: its model, dictionary and labels file named by sha256. */
 export function stageSpec(stage: StageConfig, modelSha: string, fileSha: (file: string) => string): StageSpec {
-  const d = stage.decoder;
-  const decoder =
-    d.type === 'ctc' ? { ...d, dictionary: fileSha(d.dictionary) } : 'labels' in d && typeof d.labels === 'string' ? { ...d, labels: fileSha(d.labels) } : d;
-  return { ...stage, model: modelSha, decoder };
+  return { ...stage, model: modelSha, decoder: mapDecoderFiles(stage.decoder, fileSha) };
 }
 
 /** The inverse, on the peer: each sha256 back to this node's file. */
 function stageConfig(spec: StageSpec, file: (sha: string) => string): StageConfig {
-  const d = spec.decoder;
-  const decoder =
-    d.type === 'ctc' ? { ...d, dictionary: file(d.dictionary) } : 'labels' in d && typeof d.labels === 'string' ? { ...d, labels: file(d.labels) } : d;
-  return { ...spec, decoder };
+  return { ...spec, decoder: mapDecoderFiles(spec.decoder, file) };
 }
 
 /**
@@ -77,11 +71,8 @@ export class RemotePipelines {
   private otherFiles(): Map<string, string> {
     if (this.filesBySha) return this.filesBySha;
     this.filesBySha = new Map();
-    for (const stage of Object.values(this.ctx.config.pipelines).flatMap((p) => p.stages)) {
-      const d = stage.decoder;
-      const file = d.type === 'ctc' ? d.dictionary : 'labels' in d && typeof d.labels === 'string' ? d.labels : null;
-      if (file) this.filesBySha.set(sha256File(file), file);
-    }
+    for (const stage of Object.values(this.ctx.config.pipelines).flatMap((p) => p.stages))
+      for (const { file } of decoderFiles(stage.decoder)) this.filesBySha.set(sha256File(file), file);
     return this.filesBySha;
   }
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { movingAverage } from '../movingAverage.js';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge } from 'prom-client';
 import type { Component, ComponentContext } from '../core/index.js';
@@ -16,7 +17,8 @@ import {
   type TrustedKey,
 } from '../crypto/index.js';
 import { OutpostError, errorMessage, isSystemError } from '../errors.js';
-import { BodyLimiter, createBoundedServer, rateLimitedLog, readBody, refuse, type BodyRoute } from '../net/index.js';
+import { BodyLimiter, closeServer, createBoundedServer, readBody, refuse, type BodyRoute } from '../net/index.js';
+import { RefusalBudget } from '../refusalBudget.js';
 import type { Frame, PipelineOutput } from '../types.js';
 import type { PeerFileCache } from './fileCache.js';
 import {
@@ -82,8 +84,12 @@ export class OffloadServer implements Component {
   /** bodies read at once: frames (`maxBodyBytes` each), and files (up to the cache's size) one at a time */
   private readonly frameBodies = new BodyLimiter(16, 4);
   private readonly fileBodies = new BodyLimiter(1, 1);
-  private readonly logRefusal = rateLimitedLog((reason: string, detail: string, suppressed: number) =>
-    this.ctx.log.warn({ reason, detail, ...(suppressed ? { suppressed } : {}) }, 'offload request refused'),
+  /** every refusal is counted (/metrics); a flood of them writes a bounded number of lines */
+  private readonly logBudget = new RefusalBudget(
+    (suppressed, byReason, seconds) =>
+      this.ctx.log.warn({ suppressed, byReason }, `suppressed ${suppressed} offload refusals in ${seconds} s (all counted in metrics)`),
+    () => this.ctx.clock.now(),
+    10,
   );
   private served: Counter | null = null;
   private abandoned: Counter | null = null;
@@ -139,10 +145,7 @@ export class OffloadServer implements Component {
   async stop(): Promise<void> {
     const s = this.server;
     this.server = null;
-    if (s) {
-      s.closeAllConnections();
-      await new Promise<void>((r) => s.close(() => r()));
-    }
+    await closeServer(s);
     await this.deps.close?.();
   }
 
@@ -186,8 +189,12 @@ export class OffloadServer implements Component {
   /** Refused before the body was read (or the rest of it): counted, logged at a bounded rate, the connection closed. */
   private refuse(res: ServerResponse, reason: OffloadRefusal, message: string): void {
     this.refused?.inc({ reason });
-    this.logRefusal(reason, message);
-    refuse(res, OFFLOAD_REFUSALS[reason] ?? 400, JSON.stringify({ reason } satisfies Refusal));
+    this.logRefused(reason, message);
+    refuse(res, OFFLOAD_REFUSALS[reason], JSON.stringify({ reason } satisfies Refusal));
+  }
+
+  private logRefused(reason: OffloadRefusal, detail: string): void {
+    if (this.logBudget.take(reason)) this.ctx.log.warn({ reason, detail }, 'offload request refused');
   }
 
   private async answer(body: Buffer, route: (b: Buffer) => Promise<Answer>): Promise<Answer> {
@@ -198,7 +205,7 @@ export class OffloadServer implements Component {
     } catch (err) {
       const r = err instanceof Refused ? err : new Refused('failed', errorMessage(err));
       this.refused?.inc({ reason: r.reason });
-      this.logRefusal(r.reason, r.message);
+      this.logRefused(r.reason, r.message);
       const refusal: Refusal = known
         ? { reason: r.reason, detail: r.message, ...(r.missing ? { missing: r.missing, send: this.deps.cache !== null } : {}) }
         : { reason: r.reason };
@@ -300,7 +307,8 @@ export class OffloadServer implements Component {
     if (h.messageId.length > MAX_MESSAGE_ID) throw new Refused('garbage', `a message id of ${h.messageId.length} characters (at most ${MAX_MESSAGE_ID})`);
     if (h.sender !== key.name) throw new Refused('wrong-sender', `sealed with ${key.name}'s key but says ${h.sender}`);
     const now = this.ctx.clock.now();
-    if (Math.abs(now - h.sentAt) > this.cfg.windowSeconds * 1000) throw new Refused('stale', `sent ${Math.round((now - h.sentAt) / 1000)} s from now`);
+    if (Math.abs(now - h.sentAt) > this.cfg.windowSeconds * 1000)
+      throw new Refused('expired', `sent ${Math.round((now - h.sentAt) / 1000)} s from now`);
     if (!this.nonces.admit(`${key.name}/${h.messageId}`, now)) throw new Refused('replayed', `message ${h.messageId} was already seen`);
     return { ...opened, from: fromB64(opened.sender)!, key };
   }
@@ -315,7 +323,7 @@ export class OffloadServer implements Component {
 
   private learn(model: string, ms: number): void {
     const old = this.msPerFrame.get(model);
-    this.msPerFrame.set(model, Math.round((old === undefined ? ms : old * 0.8 + ms * 0.2) * 10) / 10);
+    this.msPerFrame.set(model, Math.round(movingAverage(old, ms) * 10) / 10);
   }
 
   private registerMetrics(): void {

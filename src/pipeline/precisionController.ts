@@ -22,7 +22,7 @@ export type PrecisionChoice = { ok: true; runs: Record<string, string>; fp32Mode
  */
 export class PrecisionController implements Component {
   readonly name = 'precision';
-  private config: Readonly<OutpostConfig>;
+  private readonly config: Readonly<OutpostConfig>;
   private governed: { rung: Rung; threads?: number } = { rung: 'fp32' };
   private fixed: Rung | null = null;
   private swaps: Promise<void> = Promise.resolve();
@@ -66,10 +66,6 @@ export class PrecisionController implements Component {
     this.running = false;
     this.builds.abort();
     await this.swaps;
-  }
-
-  reload(config: Readonly<OutpostConfig>): void {
-    this.config = config;
   }
 
   /**

@@ -10,6 +10,15 @@ export interface PowerRail {
 
 const round = (v: number) => Math.round(v * 1000) / 1000;
 
+/** A rail from the INA3221's readings in mV, mA and mW (null: not readable). */
+const rail = (name: string, dir: string, mv: number | null, ma: number | null, mw: number | null): PowerRail => ({
+  name,
+  source: `/${dir}`,
+  volts: mv === null ? null : mv / 1000,
+  amps: ma === null ? null : ma / 1000,
+  watts: mw === null ? null : round(mw / 1000),
+});
+
 /** JetPack 5/6: INA3221 under hwmon, in{N}_label / in{N}_input (mV) / curr{N}_input (mA). */
 async function railsHwmon(fs: SysfsTree): Promise<PowerRail[]> {
   const rails: PowerRail[] = [];
@@ -23,13 +32,7 @@ async function railsHwmon(fs: SysfsTree): Promise<PowerRail[]> {
         if (!name || name === 'NC') continue;
         const mv = await fs.int(`${dir}/in${n}_input`);
         const ma = await fs.int(`${dir}/curr${n}_input`);
-        rails.push({
-          name,
-          source: `/${dir}`,
-          volts: mv === null ? null : mv / 1000,
-          amps: ma === null ? null : ma / 1000,
-          watts: mv !== null && ma !== null ? round((mv * ma) / 1e6) : null,
-        });
+        rails.push(rail(name, dir, mv, ma, mv !== null && ma !== null ? (mv * ma) / 1000 : null));
       }
     }
   }
@@ -50,13 +53,7 @@ async function railsIio(fs: SysfsTree): Promise<PowerRail[]> {
         const mv = await fs.int(`${dir}/in_voltage${n}_input`);
         const ma = await fs.int(`${dir}/in_current${n}_input`);
         const mw = await fs.int(`${dir}/in_power${n}_input`);
-        rails.push({
-          name,
-          source: `/${dir}`,
-          volts: mv === null ? null : mv / 1000,
-          amps: ma === null ? null : ma / 1000,
-          watts: mw === null ? null : mw / 1000,
-        });
+        rails.push(rail(name, dir, mv, ma, mw));
       }
     }
   }

@@ -19,6 +19,7 @@ import { errorMessage } from '../errors.js';
 import { isSafeTopic, type MqttLink } from '../mqtt/index.js';
 import { RUNGS, type Rung } from '../vocabulary.js';
 import { RefusalBudget } from '../refusalBudget.js';
+import type { Refusal } from '../refusals.js';
 
 /** What commands act on; the composition root hands these in, so this module imports none of those parts. */
 export interface CommandTargets {
@@ -41,8 +42,7 @@ export interface CommandTargets {
 }
 
 /** A refusal: one of the verifier's, or one the dispatcher adds. */
-export const COMMAND_REFUSALS = [...REFUSAL_REASONS, 'too-large', 'unknown-action', 'bad-arguments', 'invalid-config'] as const;
-type Refusal = (typeof COMMAND_REFUSALS)[number];
+export const COMMAND_REFUSALS = [...REFUSAL_REASONS, 'too-large', 'unknown-action', 'bad-arguments', 'invalid-config'] as const satisfies readonly Refusal[];
 
 export const MAX_COMMAND_BYTES = 64 * 1024;
 

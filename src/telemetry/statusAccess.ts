@@ -1,12 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
+import type { Refusal } from '../refusals.js';
 
 const COOKIE = 'outpost_status';
 
-/** Why the status server turned a request away, with its status code. */
-export const ACCESS_REFUSALS = { 'bad-url': 400, 'no-host': 400, 'wrong-host': 421, 'no-token': 401 } as const;
-export type AccessRefusal = keyof typeof ACCESS_REFUSALS;
+/** Why the status server turned a request away (its status code in refusals.ts). */
+export type AccessRefusal = Extract<Refusal, 'bad-url' | 'no-host' | 'wrong-host' | 'no-token'>;
 
 /** What a request may see: refused (why), or let in, with a cookie to set when it came with `?token=`. */
 export type Access = { refused: AccessRefusal } | { path: string; setCookie?: string };

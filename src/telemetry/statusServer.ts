@@ -5,9 +5,10 @@ import { Counter, type Registry } from 'prom-client';
 import type { Component, Health } from '../core/index.js';
 import { OutpostError, errorMessage, isSystemError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { createBoundedServer } from '../net/index.js';
+import { closeServer, createBoundedServer } from '../net/index.js';
 import type { LiveFeed } from './liveFeed.js';
-import { ACCESS_REFUSALS, StatusAccess, type AccessRefusal } from './statusAccess.js';
+import { StatusAccess, type AccessRefusal } from './statusAccess.js';
+import { REFUSAL_STATUS } from '../refusals.js';
 
 export interface StatusServerOptions {
   host: string;
@@ -92,9 +93,7 @@ export class StatusServer implements Component {
   async stop(): Promise<void> {
     const server = this.server;
     this.server = null;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeServer(server);
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -135,7 +134,7 @@ export class StatusServer implements Component {
       'wrong-host': 'this server does not serve that host name; add it to status.allowedHosts',
       'no-token': 'a token is needed: Authorization: Bearer TOKEN, or ?token=TOKEN on the page',
     }[reason];
-    json(res, ACCESS_REFUSALS[reason], { error: why }, reason === 'no-token' ? { 'www-authenticate': 'Bearer' } : {});
+    json(res, REFUSAL_STATUS[reason], { error: why }, reason === 'no-token' ? { 'www-authenticate': 'Bearer' } : {});
   }
 }
 

@@ -5,11 +5,13 @@ import { EnvelopeError, ITEM_VERSION, ItemOpener, sealedBy, type NodeKeys } from
 import { OutpostError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isSafeTopic, type MqttClient } from '../mqtt/index.js';
-import { BodyLimiter, createBoundedServer, rateLimitedLog, readBody, refuse, type BodyRefusal } from '../net/index.js';
+import { BodyLimiter, closeServer, createBoundedServer, readBody, refuse, type BodyRefusal } from '../net/index.js';
+import { RefusalBudget } from '../refusalBudget.js';
 import { signAnswer, type SignedAnswer } from './acks.js';
 import { BATCH_SENDER_BYTES, BatchError, batchSender, decodeBatch, type BatchAnswer, type ItemHeader } from './batch.js';
 import { ItemStore, StoreRefusal, type StoreLimits } from './itemStore.js';
 import { logRejection } from '../lastResort.js';
+import { refusalsOf } from '../refusals.js';
 
 export interface TrustedDevice {
   /** the device id its items carry */
@@ -18,35 +20,27 @@ export interface TrustedDevice {
   sign: string;
 }
 
-/** Why an item (or a whole request) was refused, and the HTTP status a request refused for that reason gets. */
-export const REFUSALS = {
-  garbage: 415,
-  truncated: 400,
-  version: 400,
-  'bad-header': 400,
-  'cannot-open': 422,
-  'unknown-sender': 403,
-  /** opened, but the device's signature inside does not hold */
-  'bad-signature': 403,
-  'wrong-device': 409,
-  'too-large': 413,
-  /** more bodies are being read than the collector takes at once, in all or from this address */
-  busy: 503,
-  'too-many': 429,
-  /** the device went away before its batch ended */
-  aborted: 400,
-  'bad-payload': 422,
-  /** the store's refusals: a seq outside 1..highest+window, a drop notice that does not hold up, the device's quota */
-  'bad-seq': 422,
-  'bad-drop-range': 422,
-  /** the device keeps the item and tries again later */
-  quota: 507,
-  /** our disk, not the item: the device keeps it and tries again */
-  'store-failed': 503,
-} as const;
-export type CollectorRefusal = keyof typeof REFUSALS;
-
-const REFUSAL_LOG_MS = 10_000;
+/** Why an item (or a whole request) was refused, and the HTTP status a request refused for it gets (refusals.ts). */
+export const COLLECTOR_REFUSALS = refusalsOf([
+  'garbage',
+  'truncated',
+  'version',
+  'bad-header',
+  'cannot-open',
+  'unknown-key',
+  'bad-signature',
+  'wrong-sender',
+  'too-large',
+  'busy',
+  'too-many',
+  'aborted',
+  'bad-payload',
+  'bad-seq',
+  'bad-drop-range',
+  'quota',
+  'store-failed',
+]);
+export type CollectorRefusal = keyof typeof COLLECTOR_REFUSALS;
 
 /**
  * `outpost collect`: opens sealed items (envelope version 2) from trusted devices and stores each once, as
@@ -69,12 +63,13 @@ export class Collector {
   private readonly connectionsRefused: Counter<'reason'>;
   /** batches read at once, in all and per device address: each may be `maxBodyBytes` */
   private readonly bodies = new BodyLimiter(8, 2);
-  private readonly logRefusal = rateLimitedLog((reason: string, message: string, suppressed: number) =>
-    this.log.warn({ reason, message, ...(suppressed ? { suppressed } : {}) }, 'request refused'),
+  /** every refusal is counted (/metrics); a flood of them writes a bounded number of lines */
+  private readonly logBudget = new RefusalBudget(
+    (suppressed, byReason, seconds) => this.log.warn({ suppressed, byReason }, `suppressed ${suppressed} refusals in ${seconds} s (all counted in metrics)`),
+    Date.now,
+    10,
   );
   private server: Server | null = null;
-  private lastWarnAt = 0;
-  private unlogged = 0;
 
   constructor(
     keys: NodeKeys,
@@ -106,7 +101,7 @@ export class Collector {
       labelNames: ['reason'],
       registers: [this.registry],
     });
-    for (const r of Object.keys(REFUSALS)) this.refused.inc({ reason: r }, 0);
+    for (const r of Object.keys(COLLECTOR_REFUSALS)) this.refused.inc({ reason: r }, 0);
   }
 
   /**
@@ -131,9 +126,10 @@ export class Collector {
         answer.refused.push({ index, ...r });
       }
     });
-    if (answer.refused.length > 0) this.warn({ refused: answer.refused.slice(0, 3), acked: answer.acked.length }, 'items refused');
+    if (answer.refused.length > 0 && this.logBudget.take(answer.refused[0].reason))
+      this.log.warn({ refused: answer.refused.slice(0, 3), acked: answer.acked.length }, 'items refused');
     const reasons = new Set(answer.refused.map((r) => r.reason));
-    const status = answer.acked.length === 0 && reasons.size === 1 ? REFUSALS[answer.refused[0].reason as CollectorRefusal] : 200;
+    const status = answer.acked.length === 0 && reasons.size === 1 ? COLLECTOR_REFUSALS[answer.refused[0].reason as CollectorRefusal] : 200;
     // only a batch from a trusted sender is worth a signature
     if (!whose.device || batch === null) return { status, answer };
     return { status, answer: signAnswer({ device: whose.device, epoch: whose.epoch ?? '', batch, ...answer }, this.signKey) };
@@ -146,9 +142,9 @@ export class Collector {
     if (sender === null) return refuse('garbage', 'not a sealed envelope (no OPSE magic)');
     if (e[4] !== ITEM_VERSION) return refuse('version', `envelope version ${e[4]}; upload items are version ${ITEM_VERSION}: upgrade the device`);
     const device = this.trusted.get(sender);
-    if (!device) return refuse('unknown-sender', `sender key ${sender.slice(0, 12)}… is not in the trust list`);
+    if (!device) return refuse('unknown-key', `sender key ${sender.slice(0, 12)}… is not in the trust list`);
     if ((whose.device ??= device) !== device || (expectDevice && expectDevice !== device))
-      return refuse('wrong-device', `an item of ${device} in a batch of ${expectDevice ?? whose.device}`);
+      return refuse('wrong-sender', `an item of ${device} in a batch of ${expectDevice ?? whose.device}`);
     let opened;
     try {
       opened = this.opener.open<ItemHeader>(e);
@@ -159,7 +155,7 @@ export class Collector {
     if (typeof h.contentType !== 'string' || typeof h.epoch !== 'string' || !/^[0-9a-f]{32}$/.test(h.epoch))
       return refuse('bad-header', 'the sealed header has no epoch or content type');
     const seq = Number.isSafeInteger(h.seq) ? h.seq : undefined; // an absurd seq is refused by the store, not echoed
-    if (h.device !== device) return refuse('wrong-device', `signed by ${device}'s key but says it is ${String(h.device).slice(0, 70)}`, seq);
+    if (h.device !== device) return refuse('wrong-sender', `signed by ${device}'s key but says it is ${String(h.device).slice(0, 70)}`, seq);
     if ((whose.epoch ??= h.epoch) !== h.epoch) return refuse('bad-header', `epoch ${h.epoch} in a batch of epoch ${whose.epoch}`, seq);
     try {
       this.stored.inc({ outcome: this.store.put(device, h, opened.payload) });
@@ -171,19 +167,10 @@ export class Collector {
     return { seq: h.seq };
   }
 
-  /** Refusals are counted in full (/metrics) but logged at most once per REFUSAL_LOG_MS: a flood writes no flood of lines. */
-  private warn(fields: Record<string, unknown>, msg: string): void {
-    const now = Date.now();
-    if (now - this.lastWarnAt < REFUSAL_LOG_MS) return void this.unlogged++;
-    this.log.warn({ ...fields, ...(this.unlogged > 0 ? { notLoggedSinceLast: this.unlogged } : {}) }, msg);
-    this.lastWarnAt = now;
-    this.unlogged = 0;
-  }
-
   private refuseAll(reason: CollectorRefusal, message: string) {
     this.refused.inc({ reason });
-    this.logRefusal(reason, message);
-    return { status: REFUSALS[reason], answer: { acked: [], refused: [{ index: -1, reason, message }] } };
+    if (this.logBudget.take(reason)) this.log.warn({ reason, message }, 'request refused');
+    return { status: COLLECTOR_REFUSALS[reason], answer: { acked: [], refused: [{ index: -1, reason, message }] } };
   }
 
   async listen(host: string, port: number): Promise<number> {
@@ -226,16 +213,16 @@ export class Collector {
     // a body shorter than the prefix is all here already: take() says what is wrong with it, item by item
     if (prefix.length < BATCH_SENDER_BYTES) return null;
     const first = batchSender(prefix);
-    if (first === 'garbage') return { reason: 'garbage', status: REFUSALS.garbage, message: 'not an Outpost batch of sealed envelopes' };
+    if (first === 'garbage') return { reason: 'garbage', status: COLLECTOR_REFUSALS.garbage, message: 'not an Outpost batch of sealed envelopes' };
     if (first === null) return null;
     if (prefix[12 + 4] !== ITEM_VERSION)
       return {
         reason: 'version',
-        status: REFUSALS.version,
+        status: COLLECTOR_REFUSALS.version,
         message: `envelope version ${prefix[16]}; upload items are version ${ITEM_VERSION}: upgrade the device`,
       };
     if (this.trusted.has(first)) return null;
-    return { reason: 'unknown-sender', status: REFUSALS['unknown-sender'], message: `sender key ${first.slice(0, 12)}… is not in the trust list` };
+    return { reason: 'unknown-key', status: COLLECTOR_REFUSALS['unknown-key'], message: `sender key ${first.slice(0, 12)}… is not in the trust list` };
   }
 
   /** Takes batches published to `<base>/<device>/upload` and answers each on `<base>/<device>/upload/ack`. */
@@ -254,9 +241,7 @@ export class Collector {
   async close(): Promise<void> {
     const server = this.server;
     this.server = null;
-    if (!server) return;
-    server.closeAllConnections();
-    await new Promise<void>((r) => server.close(() => r()));
+    await closeServer(server);
   }
 }
 

@@ -3,7 +3,7 @@ export { uploadComponents, uploadPipelines, grownBox, FACE_PIPELINE, type FrameP
 export { Outbox, DROP_REASONS, type DropReason, type OutboxItem, type OutboxLimits, type DroppedRange } from './outbox.js';
 export { HttpTransport, MqttTransport, type Transport } from './transports.js';
 export { encodeBatch, decodeBatch, BatchError, RESULT_TYPE, DROPPED_TYPE, type BatchAnswer, type ItemHeader } from './batch.js';
-export { Collector, REFUSALS, type TrustedDevice, type CollectorRefusal } from './collector.js';
+export { Collector, COLLECTOR_REFUSALS, type TrustedDevice, type CollectorRefusal } from './collector.js';
 export { ItemStore, StoreRefusal, DEFAULT_STORE_LIMITS, type StoreLimits, type PutOutcome } from './itemStore.js';
 export { verifyItems, type DeviceReport, type EpochReport } from './storeVerify.js';
 export { signAnswer, checkAnswer, ACK_REFUSALS, type SignedAnswer, type SentBatch, type AckRefusal, type AckVerdict } from './acks.js';

@@ -1,7 +1,9 @@
 import { DROPPED_TYPE, type ItemHeader } from './batch.js';
+import type { Refusal } from '../refusals.js';
+import { DEVICE_ID } from '../vocabulary.js';
 
 /** Why the store refuses an item the device sealed correctly: the collector answers it as refused with this reason. */
-export type StoreRefusalReason = 'bad-seq' | 'bad-drop-range' | 'quota' | 'bad-header';
+export type StoreRefusalReason = Extract<Refusal, 'bad-seq' | 'bad-drop-range' | 'quota' | 'bad-header'>;
 
 export class StoreRefusal extends Error {
   constructor(
@@ -30,7 +32,6 @@ export const DEFAULT_STORE_LIMITS: StoreLimits = { seqWindow: 1_000_000, quotaBy
 /** Ranges a drop notice may carry: the outbox reports at most 1,000 at a time. */
 export const MAX_DROP_RANGES = 10_000;
 
-const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 const EPOCH = /^[0-9a-f]{32}$/;
 const REASON = /^[a-z][a-z0-9-]{0,31}$/;
 

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { Backoff } from '../backoff.js';
+import { RefusalBudget } from '../refusalBudget.js';
 import { join } from 'node:path';
 import { Counter, Gauge } from 'prom-client';
 import type { Component, ComponentContext } from '../core/index.js';
@@ -34,8 +36,6 @@ const SWEEP_MS = 60_000;
 const MAX_PREPARING = 64;
 /** Detect-and-hide rounds per frame before giving up on it. */
 const FACE_PASSES = 3;
-/** Refused answers are all counted, but logged at most once in this long. */
-const REFUSAL_LOG_MS = 10_000;
 
 /**
  * Turns selected results (and, if asked, their frames, anonymised before anything touches the disk) into sealed
@@ -69,10 +69,15 @@ export class Uploader implements Component {
     busyDropped: 0,
     /** answers that did not check out (forged, for another batch, device or epoch), and acked seqs not in the batch */
     acksRefused: Object.fromEntries(ACK_REFUSALS.map((r) => [r, 0])) as Record<AckRefusal, number>,
-    lastRefusalLogAt: 0,
     lastError: null as string | null,
     lastDeliveryAt: null as number | null,
   };
+  /** refused answers are all counted (status, metrics); one is logged per 10 s, the rest in a summary */
+  private readonly refusalLog = new RefusalBudget(
+    (suppressed, byReason, seconds) => this.ctx.log.warn({ suppressed, byReason }, `suppressed ${suppressed} refused upload answers in ${seconds} s`),
+    () => this.ctx.clock.now(),
+    1,
+  );
   private metrics: { delivered: Counter; failures: Counter; anonymise: Counter; acksRefused: Counter<'reason'> } | null = null;
 
   constructor(
@@ -237,7 +242,7 @@ export class Uploader implements Component {
 
   private async deliverForever(): Promise<void> {
     const d = () => this.cfg.delivery;
-    let backoff = d().retry.initialMs;
+    const backoff = new Backoff(d().retry, this.deps.random);
     while (!this.abort.signal.aborted) {
       const ob = this.outbox!;
       if (ob.unreported().length > 0)
@@ -263,16 +268,16 @@ export class Uploader implements Component {
         if (answer.refused.length > 0)
           throw new Error(`the collector refused ${answer.refused.length} items: ${answer.refused[0].reason} (${answer.refused[0].message})`);
         this.delivered();
-        backoff = d().retry.initialMs;
+        backoff.reset();
         await this.pace(body.length, performance.now() - started);
       } catch (err) {
         if (this.abort.signal.aborted) break;
         this.counts.failures++;
         this.metrics?.failures.inc();
         this.counts.lastError = errorMessage(err);
-        this.ctx.log.warn({ err: this.counts.lastError, pending: ob.pending, retryInMs: Math.round(backoff) }, 'upload failed; retrying');
-        await this.idle(backoff * (0.5 + (this.deps.random ?? Math.random)() * 0.5), false);
-        backoff = Math.min(d().retry.maxMs, backoff * 2);
+        const retryInMs = backoff.next();
+        this.ctx.log.warn({ err: this.counts.lastError, pending: ob.pending, retryInMs }, 'upload failed; retrying');
+        await this.idle(retryInMs, false);
       }
     }
   }
@@ -284,11 +289,8 @@ export class Uploader implements Component {
     const [reason, n, detail] = v.ok ? (['not-in-batch', v.strays, 'acked seqs that were not in the batch'] as const) : [v.reason, 1, v.detail];
     this.counts.acksRefused[reason] += n;
     this.metrics?.acksRefused.inc({ reason }, n);
-    const now = this.ctx.clock.now();
-    if (now - this.counts.lastRefusalLogAt >= REFUSAL_LOG_MS) {
-      this.counts.lastRefusalLogAt = now;
+    if (this.refusalLog.take(reason))
       this.ctx.log.warn({ reason, detail, batch: sent.id, refused: { ...this.counts.acksRefused } }, 'an upload answer was refused; nothing removed for it');
-    }
     return v.ok ? v.answer : null;
   }
 

@@ -4,7 +4,7 @@ import { OutpostError, errorMessage } from '../../errors.js';
 import { logRejection } from '../../lastResort.js';
 import { createLogger } from '../../log.js';
 import { openBroker, redactUrl } from '../../mqtt/index.js';
-import { createBoundedServer, rateLimitedLog } from '../../net/index.js';
+import { createBoundedServer } from '../../net/index.js';
 import { brokerTarget, describeBrokerEvent, reconnecting, type BrokerFlags } from '../brokerFlags.js';
 import { MAX_MESSAGE_BYTES, readMessage, topicOf } from './fleetMessages.js';
 import { checkNodeLabels, FleetMetrics } from './fleetMetrics.js';
@@ -76,7 +76,8 @@ export async function exporterCommand(opts: ExporterOptions): Promise<void> {
 }
 
 function metricsServer(metrics: FleetMetrics, log: ReturnType<typeof createLogger>) {
-  const warn = rateLimitedLog((err: Error, suppressed: number) => log.warn({ err: err.message, ...(suppressed ? { suppressed } : {}) }, 'scrape server error'));
+  // the bounded server already holds these to a few lines per interval
+  const warn = (err: Error) => log.warn({ err: err.message }, 'scrape server error');
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' || path !== '/metrics') {
