@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { benchCommand } from './cli/benchCommand.js';
+import { benchCommand } from './cli/bench/pipeline.js';
 import { checkConfigCommand } from './cli/checkConfigCommand.js';
 import { exitOnError } from './cli/common.js';
 import { seconds, withBrokerFlags } from './cli/brokerFlags.js';

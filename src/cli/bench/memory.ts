@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { renderDemoFrames } from '../camera/index.js';
-import type { ComponentContext } from '../component.js';
-import { OutpostError } from '../errors.js';
-import { PipelineSet } from '../pipeline/index.js';
-import { InferenceEngine, type TensorMap } from '../runtime/index.js';
-import { runComponents } from './common.js';
+import { renderDemoFrames } from '../../camera/index.js';
+import type { ComponentContext } from '../../component.js';
+import { OutpostError } from '../../errors.js';
+import { PipelineSet } from '../../pipeline/index.js';
+import { InferenceEngine, type TensorMap } from '../../runtime/index.js';
+import { runComponents } from '../common.js';
 import { encodeFeeds } from './memoryFeeds.js';
 import type { ProbeRequest } from './memoryProbe.js';
 
@@ -30,7 +30,7 @@ function marksUpTo(duration: number): number[] {
  * never shrink.
  */
 export function unitMallocEnv(): Record<string, string> {
-  const units = [fileURLToPath(new URL('../../systemd/outpost.service', import.meta.url)), '/etc/systemd/system/outpost.service'];
+  const units = [fileURLToPath(new URL('../../../systemd/outpost.service', import.meta.url)), '/etc/systemd/system/outpost.service'];
   const unit = units.find((f) => existsSync(f));
   if (!unit) return {}; // no unit to read: glibc's defaults
   const text = readFileSync(unit, 'utf8');

@@ -1,14 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { configSchema } from '../config/index.js';
-import { readModelFile } from '../onnx/index.js';
-import { AUTOTUNE, imageInput, MANIFEST, NORMALISATIONS, readManifest } from '../optimize/index.js';
-import { RUNG_PRECISIONS, type Precision, type ProviderName } from '../vocabulary.js';
-import { LocalSession, nodePlacement, ORT_VERSION, probeQuietly, type NodePlacement } from '../runtime/index.js';
-import type { TensorMap } from '../types.js';
-import { median, rounded } from '../benchMath.js';
-import { Progress } from './progress.js';
+import { configSchema } from '../../config/index.js';
+import { readModelFile } from '../../onnx/index.js';
+import { AUTOTUNE, imageInput, MANIFEST, NORMALISATIONS, readManifest } from '../../optimize/index.js';
+import { RUNG_PRECISIONS, type Precision, type ProviderName } from '../../vocabulary.js';
+import { LocalSession, nodePlacement, ORT_VERSION, probeQuietly, type NodePlacement } from '../../runtime/index.js';
+import type { TensorMap } from '../../types.js';
+import { median, rounded } from '../../benchMath.js';
+import { Progress } from '../progress.js';
 
 export interface ModelBenchOptions {
   modelDir: string;

@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { median, rounded } from '../benchMath.js';
-import { OutpostError } from '../errors.js';
-import { openBroker, type MqttClient } from '../mqtt/index.js';
-import { freePort } from './common.js';
-import { Progress } from './progress.js';
-import { childEnv } from '../childEnv.js';
+import { median, rounded } from '../../benchMath.js';
+import { OutpostError } from '../../errors.js';
+import { openBroker, type MqttClient } from '../../mqtt/index.js';
+import { freePort } from '../common.js';
+import { Progress } from '../progress.js';
+import { childEnv } from '../../childEnv.js';
 
 export interface FleetBenchOptions {
   /** device counts to measure, one run each */
@@ -19,7 +19,7 @@ export interface FleetBenchOptions {
   durationSeconds: number;
 }
 
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
 
 /** A telemetry payload the size and shape of a real node's (one camera, the /status figures). */
 function telemetry(device: string, interval: number, seq: number): string {

@@ -5,13 +5,13 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import nacl from 'tweetnacl';
-import { median, rounded } from '../benchMath.js';
-import { systemClock } from '../component.js';
-import { configSchema } from '../config/index.js';
-import { ItemSealer, SealedEnvelope } from '../crypto/index.js';
-import { EventBus } from '../eventBus.js';
-import { Collector, HttpTransport, Outbox, RESULT_TYPE, Uploader } from '../upload/index.js';
-import { Progress } from './progress.js';
+import { median, rounded } from '../../benchMath.js';
+import { systemClock } from '../../component.js';
+import { configSchema } from '../../config/index.js';
+import { ItemSealer, SealedEnvelope } from '../../crypto/index.js';
+import { EventBus } from '../../eventBus.js';
+import { Collector, HttpTransport, Outbox, RESULT_TYPE, Uploader } from '../../upload/index.js';
+import { Progress } from '../progress.js';
 
 export interface UploadBenchOptions {
   repeats: number;

@@ -2,16 +2,16 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createSource, MotionGate } from '../camera/index.js';
-import { configSchema, type OutpostConfig } from '../config/index.js';
-import { OutpostError } from '../errors.js';
-import { EventBus } from '../eventBus.js';
-import type { Logger } from '../log.js';
-import { FrameScheduler, type StagedPipeline } from '../pipeline/index.js';
-import { LatencyWindow } from '../telemetry/index.js';
-import { rounded } from '../benchMath.js';
-import { Progress } from './progress.js';
-import { childEnv } from '../childEnv.js';
+import { createSource, MotionGate } from '../../camera/index.js';
+import { configSchema, type OutpostConfig } from '../../config/index.js';
+import { OutpostError } from '../../errors.js';
+import { EventBus } from '../../eventBus.js';
+import type { Logger } from '../../log.js';
+import { FrameScheduler, type StagedPipeline } from '../../pipeline/index.js';
+import { LatencyWindow } from '../../telemetry/index.js';
+import { rounded } from '../../benchMath.js';
+import { Progress } from '../progress.js';
+import { childEnv } from '../../childEnv.js';
 
 export interface CameraBenchOptions {
   cameras: number;

@@ -1,11 +1,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateKeys, type PublicKeys } from '../../crypto/index.js';
-import { freePort } from '../common.js';
+import { generateKeys, type PublicKeys } from '../../../crypto/index.js';
+import { freePort } from '../../common.js';
 import { ManagedProcess } from './managedProcess.js';
 
-const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../../cli.js', import.meta.url));
 
 interface Agent {
   name: string;

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { LocalSession } from '../runtime/index.js';
+import { LocalSession } from '../../runtime/index.js';
 import { decodeFeeds } from './memoryFeeds.js';
 
 /**

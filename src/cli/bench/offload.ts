@@ -4,25 +4,25 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { median, rounded } from '../benchMath.js';
-import { renderDemoFrames } from '../camera/index.js';
-import { configSchema, resolveBuiltin } from '../config/index.js';
+import { median, rounded } from '../../benchMath.js';
+import { renderDemoFrames } from '../../camera/index.js';
+import { configSchema, resolveBuiltin } from '../../config/index.js';
 import nacl from 'tweetnacl';
-import { generateKeys, Keyring, readKeys, SealedEnvelope, type PublicKeys } from '../crypto/index.js';
-import { OutpostError } from '../errors.js';
-import { OffloadClient, PeerTable } from '../offload/index.js';
-import { sha256File, stageSpec } from '../pipeline/index.js';
-import type { Frame } from '../types.js';
-import { freePort } from './common.js';
-import { Progress } from './progress.js';
-import { childEnv } from '../childEnv.js';
+import { generateKeys, Keyring, readKeys, SealedEnvelope, type PublicKeys } from '../../crypto/index.js';
+import { OutpostError } from '../../errors.js';
+import { OffloadClient, PeerTable } from '../../offload/index.js';
+import { sha256File, stageSpec } from '../../pipeline/index.js';
+import type { Frame } from '../../types.js';
+import { freePort } from '../common.js';
+import { Progress } from '../progress.js';
+import { childEnv } from '../../childEnv.js';
 
 export interface OffloadBenchOptions {
   repeats: number;
   durationSeconds: number;
 }
 
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
 const WARM_MS = 4000;
 const LATENCY_FRAMES = 40;
 

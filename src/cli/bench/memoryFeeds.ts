@@ -1,4 +1,4 @@
-import type { TensorMap, TensorValues } from '../runtime/index.js';
+import type { TensorMap, TensorValues } from '../../runtime/index.js';
 
 type StoredTensor = { type: string; dims: number[]; data: string };
 

@@ -3,12 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OutpostError } from '../errors.js';
+import { OutpostError } from '../../errors.js';
 import { ChaosRun, type ChaosOptions } from './chaos/chaosRun.js';
 import { ChaosTopology } from './chaos/chaosTopology.js';
-import { Progress } from './progress.js';
+import { Progress } from '../progress.js';
 
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface ChaosReport {

@@ -2,25 +2,25 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { imageFrame, listImages, renderDemoFrames } from '../camera/index.js';
-import { loadConfig, type OutpostConfig } from '../config/index.js';
-import { OutpostError } from '../errors.js';
-import { benchCameras } from './benchCameras.js';
-import { benchModels } from './benchModels.js';
-import { benchFleet } from './benchFleet.js';
-import { benchUpload } from './benchUpload.js';
-import { benchOffload } from './benchOffload.js';
-import { benchChaos } from './benchChaos.js';
-import { benchLevels } from './benchLevels.js';
-import { benchMemory } from './benchMemory.js';
+import { imageFrame, listImages, renderDemoFrames } from '../../camera/index.js';
+import { loadConfig, type OutpostConfig } from '../../config/index.js';
+import { OutpostError } from '../../errors.js';
+import { benchCameras } from './cameras.js';
+import { benchModels } from './models.js';
+import { benchFleet } from './fleet.js';
+import { benchUpload } from './upload.js';
+import { benchOffload } from './offload.js';
+import { benchChaos } from './chaos.js';
+import { benchLevels } from './levels.js';
+import { benchMemory } from './memory.js';
 import { fileURLToPath } from 'node:url';
-import { PipelineSet, runPipelined, type StagedPipeline } from '../pipeline/index.js';
-import { InferenceEngine, LocalSession, ORT_VERSION, type SessionSpec, type TensorMap } from '../runtime/index.js';
-import type { Frame } from '../types.js';
-import type { ComponentContext } from '../component.js';
-import { cliContext, configPath, runComponents } from './common.js';
-import { median, rounded } from '../benchMath.js';
-import { Progress } from './progress.js';
+import { PipelineSet, runPipelined, type StagedPipeline } from '../../pipeline/index.js';
+import { InferenceEngine, LocalSession, ORT_VERSION, type SessionSpec, type TensorMap } from '../../runtime/index.js';
+import type { Frame } from '../../types.js';
+import type { ComponentContext } from '../../component.js';
+import { cliContext, configPath, runComponents } from '../common.js';
+import { median, rounded } from '../../benchMath.js';
+import { Progress } from '../progress.js';
 
 export interface BenchOptions {
   config?: string;
@@ -279,6 +279,6 @@ async function cameraMode(ctx: ComponentContext, name: string, opts: BenchOption
 }
 
 async function levelsMode(ctx: ComponentContext, name: string, opts: BenchOptions): Promise<void> {
-  const report = await benchLevels(ctx, name, await loadFrames(opts), opts.repeats, fileURLToPath(new URL('../cli.js', import.meta.url)));
+  const report = await benchLevels(ctx, name, await loadFrames(opts), opts.repeats, fileURLToPath(new URL('../../cli.js', import.meta.url)));
   writeReport(opts, report.provider, report);
 }

@@ -1,14 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ComponentContext } from '../component.js';
-import type { OutpostConfig } from '../config/index.js';
-import { PipelineSet, runPipelined, type StagedPipeline } from '../pipeline/index.js';
-import { buildInBackground, InferenceEngine, variantsDir } from '../runtime/index.js';
-import type { Rung } from '../vocabulary.js';
-import type { Frame } from '../types.js';
-import { median, rounded } from '../benchMath.js';
-import { Progress } from './progress.js';
+import type { ComponentContext } from '../../component.js';
+import type { OutpostConfig } from '../../config/index.js';
+import { PipelineSet, runPipelined, type StagedPipeline } from '../../pipeline/index.js';
+import { buildInBackground, InferenceEngine, variantsDir } from '../../runtime/index.js';
+import type { Rung } from '../../vocabulary.js';
+import type { Frame } from '../../types.js';
+import { median, rounded } from '../../benchMath.js';
+import { Progress } from '../progress.js';
 
 const r3 = (v: number) => rounded(v, 3);
 
