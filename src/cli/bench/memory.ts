@@ -1,17 +1,15 @@
 import { execFile, spawn } from 'node:child_process';
+import type { Command } from 'commander';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { renderDemoFrames } from '../../camera/index.js';
 import type { ComponentContext } from '../../component.js';
 import { OutpostError } from '../../errors.js';
-import { PipelineSet } from '../../pipeline/index.js';
-import { InferenceEngine, type TensorMap } from '../../runtime/index.js';
-import { runComponents } from '../common.js';
-import { encodeFeeds } from './memoryFeeds.js';
+import { exitOnError, freePort, runComponents } from '../common.js';
+import { encodeFeeds, FeedRecorder } from './recordedFeeds.js';
+import { benchTarget, configOption, durationOption, emitReport, enginePipeline, sleep, statusOf, withReportFlags, type ReportFlags } from './shared.js';
 import type { ProbeRequest } from './memoryProbe.js';
 
 /** Seconds after start at which the daemon's RSS is read: start-up is over by the first, steady by the last. */
@@ -50,16 +48,6 @@ type Status = { provider?: string; memory?: Record<string, number | null>; image
 
 const script = (name: string) => fileURLToPath(new URL(name, import.meta.url));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
-
 function rssOf(pid: number): number | null {
   try {
     const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
@@ -69,26 +57,12 @@ function rssOf(pid: number): number | null {
   }
 }
 
-async function statusOf(port: number): Promise<Status | null> {
-  try {
-    const r = await fetch(`http://127.0.0.1:${port}/status`, { signal: AbortSignal.timeout(3000) });
-    return r.ok ? ((await r.json()) as Status) : null;
-  } catch {
-    return null;
-  }
-}
-
 /** The feeds each stage's session got for a few demo frames, for the reference processes to replay. */
 async function recordFeeds(ctx: ComponentContext, name: string, file: string): Promise<void> {
-  const engine = new InferenceEngine({ ...ctx.config.runtime, stateDir: ctx.stateDir, cacheOptimizedGraphs: false }, ctx.log);
-  const runs: [string, TensorMap][] = [];
-  const tap = (key: string, feeds: TensorMap) =>
-    runs.push([key, Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { ...t, data: t.data.slice() }]))]);
-  const set = new PipelineSet(ctx, engine, { names: [name], tap });
-  await runComponents(ctx, [engine, set], async () => {
-    for (const f of await renderDemoFrames(3, 5)) await set.get(name).process(f);
-  });
-  writeFileSync(file, encodeFeeds(runs));
+  const recorder = new FeedRecorder();
+  const { engine, set } = enginePipeline(ctx, name, { tap: recorder.tap });
+  const runs = await runComponents(ctx, [engine, set], async () => recorder.record(set.get(name), await renderDemoFrames(3, 5)));
+  writeFileSync(file, encodeFeeds(runs.flat()));
 }
 
 type ProbeMemory = { rssBytes: number; heapBytes: number; externalBytes: number };
@@ -110,15 +84,8 @@ function probe(request: ProbeRequest, env: Record<string, string>): Promise<Prob
   });
 }
 
-/** Runs the daemon on the config (its own state folder and status port) and reads its memory at each mark. */
-async function watchDaemon(
-  configFile: string,
-  marksS: number[],
-  malloc: Record<string, string>,
-  log: (line: string) => void,
-): Promise<{ marks: Mark[]; status: Status | null; exitCode: number | null }> {
-  const stateDir = mkdtempSync(join(tmpdir(), 'outpost-bench-memory-'));
-  const port = await freePort();
+/** The daemon on the config in a child process, with its own state folder and status port. */
+function startDaemon(configFile: string, stateDir: string, port: number, malloc: Record<string, string>) {
   const env = {
     ...process.env,
     ...malloc,
@@ -127,65 +94,85 @@ async function watchDaemon(
     OUTPOST_STATUS_HOST: '127.0.0.1',
     OUTPOST_LOGGING_LEVEL: 'warn',
   };
-  const child = spawn(process.execPath, [script('../cli.js'), 'run', '--config', configFile], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const child = spawn(process.execPath, [script('../../cli.js'), 'run', '--config', configFile], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const daemon = { child, stderr: '', exited: new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code))) };
+  child.stderr.on('data', (d: Buffer) => (daemon.stderr = (daemon.stderr + d.toString()).slice(-4000)));
+  return daemon;
+}
+
+/** Runs the daemon on the config and reads its memory at each mark. */
+async function watchDaemon(
+  configFile: string,
+  marksS: number[],
+  malloc: Record<string, string>,
+  log: (line: string) => void,
+): Promise<{ marks: Mark[]; status: Status | null; exitCode: number | null }> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'outpost-bench-memory-'));
+  const port = await freePort();
+  const daemon = startDaemon(configFile, stateDir, port, malloc);
   const started = performance.now();
   const marks: Mark[] = [];
   let status: Status | null = null;
   try {
     for (const at of marksS) {
-      await Promise.race([sleep(Math.max(0, at * 1000 - (performance.now() - started))), exited]);
-      if (child.exitCode !== null)
+      await Promise.race([sleep(Math.max(0, at * 1000 - (performance.now() - started))), daemon.exited]);
+      if (daemon.child.exitCode !== null)
         throw new OutpostError(
           'OUTPOST_E_INTERNAL',
-          `the daemon exited (code ${child.exitCode}) after ${Math.round((performance.now() - started) / 1000)} s: ${stderr.trim()}`,
+          `the daemon exited (code ${daemon.child.exitCode}) after ${Math.round((performance.now() - started) / 1000)} s: ${daemon.stderr.trim()}`,
         );
-      status = await statusOf(port);
+      status = await statusOf<Status>(port, 3000);
       const fps = Object.values(status?.cameras ?? {}).reduce((a, c) => a + (c.fps ?? 0), 0);
-      marks.push({ atSeconds: at, rssMiB: mib(rssOf(child.pid!)), fps: status ? Math.round(fps * 100) / 100 : null });
+      marks.push({ atSeconds: at, rssMiB: mib(rssOf(daemon.child.pid!)), fps: status ? Math.round(fps * 100) / 100 : null });
       log(`  ${at} s: RSS ${marks.at(-1)!.rssMiB} MiB, ${marks.at(-1)!.fps} frames/s`);
     }
   } finally {
-    child.kill('SIGTERM');
-    await exited;
+    daemon.child.kill('SIGTERM');
+    await daemon.exited;
     rmSync(stateDir, { recursive: true, force: true });
   }
-  return { marks, status, exitCode: child.exitCode };
+  return { marks, status, exitCode: daemon.child.exitCode };
+}
+
+export interface MemoryBenchOptions extends ReportFlags {
+  config?: string;
+  duration: number;
+}
+
+/** `outpost bench memory`: the config's daemon in a child process, its steady RSS and where it goes. */
+export function memoryMode(bench: Command): Command {
+  const cmd = bench
+    .command('memory')
+    .description(
+      "the config's daemon in a child process: RSS at 10, 30 and 60 s, V8 heaps (main, inference worker), ORT sessions with and without the CPU arena, libvips' cache, the native rest",
+    )
+    .addOption(configOption())
+    .addOption(durationOption(60, 'RSS is read at 10, 30 and 60 s up to this (a shorter run reads once, at its end)'));
+  return withReportFlags(cmd).action((o: MemoryBenchOptions) => benchMemory(o).catch(exitOnError));
+}
+
+async function benchMemory(o: MemoryBenchOptions): Promise<void> {
+  const { ctx, file, pipeline } = benchTarget(o.config);
+  const log = (line: string) => void process.stderr.write(`${line}\n`);
+  const report = await measureMemory(ctx, file, pipeline, o.duration, log);
+  emitReport(o, { ...report, createdAt: new Date().toISOString() });
 }
 
 /**
- * `outpost bench --memory`: the config's daemon in a child process, its RSS at 10, 30 and 60 s, and where it
- * goes: the V8 heaps of the main and inference threads, what the ORT sessions take (a plain Node process
- * replaying the same feeds, with and without ORT's CPU arena), libvips' cache, and the native rest. The daemon
- * runs with the unit's allocator settings, then with glibc's defaults for comparison.
+ * The config's daemon in a child process, its RSS at 10, 30 and 60 s, and where it goes: the V8 heaps of the
+ * main and inference threads, what the ORT sessions take (a plain Node process replaying the same feeds, with
+ * and without ORT's CPU arena), libvips' cache, and the native rest. The daemon runs with the unit's allocator
+ * settings, then with glibc's defaults for comparison.
  */
-export async function benchMemory(ctx: ComponentContext, configFile: string, name: string, durationS: number, log: (line: string) => void) {
+async function measureMemory(ctx: ComponentContext, configFile: string, name: string, durationS: number, log: (line: string) => void) {
   const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-memory-'));
   const malloc = unitMallocEnv();
-  const marks = marksUpTo(durationS);
   try {
-    const feedsFile = join(dir, 'feeds.json');
-    log('recording the pipeline feeds of 3 demo frames');
-    await recordFeeds(ctx, name, feedsFile);
-    const models = Object.fromEntries(ctx.config.pipelines[name].stages.map((s) => [s.name, ctx.config.models[s.model].file]));
-    const threads = ctx.config.runtime.threads;
-    log('reference processes: Node with the ORT library, Node with the sessions (CPU arena on, off)');
-    const bare = await probe({ models: {}, cpuArena: false, threads }, malloc);
-    const arenaOn = await probe({ models, feedsFile, cpuArena: true, threads }, malloc);
-    const arenaOff = await probe({ models, feedsFile, cpuArena: false, threads }, malloc);
+    const probes = await referenceProbes(ctx, name, join(dir, 'feeds.json'), malloc, log);
     log(`the daemon on ${configFile} with the unit's allocator settings (${JSON.stringify(malloc)})`);
-    const daemon = await watchDaemon(configFile, marks, malloc, log);
+    const daemon = await watchDaemon(configFile, marksUpTo(durationS), malloc, log);
     log("the daemon with glibc's default allocator settings");
-    const defaults = await watchDaemon(configFile, marks, {}, log);
-    const m = daemon.status?.memory ?? {};
-    const rss = m.rssBytes ?? 0;
-    // each part once: the probes' own heaps and buffers are left out of what Node and the sessions take
-    const base = native(bare);
-    const sessions = native(arenaOff) - base;
-    const heaps = (m.mainHeapBytes ?? 0) + (m.workerHeapBytes ?? 0);
-    const imageCache = daemon.status?.imageCacheBytes ?? 0;
+    const defaults = await watchDaemon(configFile, marksUpTo(durationS), {}, log);
     return {
       kind: 'outpost-bench-memory',
       pipeline: name,
@@ -193,19 +180,56 @@ export async function benchMemory(ctx: ComponentContext, configFile: string, nam
       allocator: malloc,
       daemon: { marks: daemon.marks, steadyRssMiB: daemon.marks.at(-1)?.rssMiB ?? null },
       daemonWithGlibcDefaults: { marks: defaults.marks, steadyRssMiB: defaults.marks.at(-1)?.rssMiB ?? null },
-      breakdownMiB: {
-        rss: mib(rss),
-        nodeAndOrtLibrary: mib(base),
-        mainV8Heap: mib(m.mainHeapBytes),
-        workerV8Heap: mib(m.workerHeapBytes),
-        buffersOutsideHeaps: mib(m.externalBytes),
-        ortSessions: mib(sessions),
-        imageCache: mib(imageCache),
-        nativeRest: mib(rss - base - heaps - (m.externalBytes ?? 0) - sessions - imageCache),
+      breakdownMiB: breakdown(daemon.status, probes),
+      referenceMiB: {
+        nodeAndOrtLibrary: mib(probes.bare.rssBytes),
+        nodeWithSessionsArenaOn: mib(probes.arenaOn.rssBytes),
+        nodeWithSessionsArenaOff: mib(probes.arenaOff.rssBytes),
       },
-      referenceMiB: { nodeAndOrtLibrary: mib(bare.rssBytes), nodeWithSessionsArenaOn: mib(arenaOn.rssBytes), nodeWithSessionsArenaOff: mib(arenaOff.rssBytes) },
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+type Probes = Record<'bare' | 'arenaOn' | 'arenaOff', ProbeMemory>;
+
+/** Plain Node with the ORT library, and Node with the pipeline's sessions replaying its feeds (CPU arena on, off). */
+async function referenceProbes(
+  ctx: ComponentContext,
+  name: string,
+  feedsFile: string,
+  malloc: Record<string, string>,
+  log: (line: string) => void,
+): Promise<Probes> {
+  log('recording the pipeline feeds of 3 demo frames');
+  await recordFeeds(ctx, name, feedsFile);
+  const models = Object.fromEntries(ctx.config.pipelines[name].stages.map((s) => [s.name, ctx.config.models[s.model].file]));
+  const threads = ctx.config.runtime.threads;
+  log('reference processes: Node with the ORT library, Node with the sessions (CPU arena on, off)');
+  return {
+    bare: await probe({ models: {}, cpuArena: false, threads }, malloc),
+    arenaOn: await probe({ models, feedsFile, cpuArena: true, threads }, malloc),
+    arenaOff: await probe({ models, feedsFile, cpuArena: false, threads }, malloc),
+  };
+}
+
+/** The daemon's RSS in parts, each once: the probes' own heaps and buffers are left out of what Node and the sessions take. */
+function breakdown(status: Status | null, probes: Probes) {
+  const m = status?.memory ?? {};
+  const rss = m.rssBytes ?? 0;
+  const base = native(probes.bare);
+  const sessions = native(probes.arenaOff) - base;
+  const heaps = (m.mainHeapBytes ?? 0) + (m.workerHeapBytes ?? 0);
+  const imageCache = status?.imageCacheBytes ?? 0;
+  return {
+    rss: mib(rss),
+    nodeAndOrtLibrary: mib(base),
+    mainV8Heap: mib(m.mainHeapBytes),
+    workerV8Heap: mib(m.workerHeapBytes),
+    buffersOutsideHeaps: mib(m.externalBytes),
+    ortSessions: mib(sessions),
+    imageCache: mib(imageCache),
+    nativeRest: mib(rss - base - heaps - (m.externalBytes ?? 0) - sessions - imageCache),
+  };
 }

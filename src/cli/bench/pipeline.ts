@@ -1,71 +1,87 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { imageFrame, listImages, renderDemoFrames } from '../../camera/index.js';
-import { loadConfig, type OutpostConfig } from '../../config/index.js';
-import { OutpostError } from '../../errors.js';
-import { benchCameras } from './cameras.js';
-import { benchModels } from './models.js';
-import { benchFleet } from './fleet.js';
-import { benchUpload } from './upload.js';
-import { benchOffload } from './offload.js';
-import { benchChaos } from './chaos.js';
-import { benchLevels } from './levels.js';
-import { benchMemory } from './memory.js';
-import { fileURLToPath } from 'node:url';
-import { PipelineSet, runPipelined, type StagedPipeline } from '../../pipeline/index.js';
-import { InferenceEngine, LocalSession, ORT_VERSION, type SessionSpec, type TensorMap } from '../../runtime/index.js';
-import type { Frame } from '../../types.js';
-import type { ComponentContext } from '../../component.js';
-import { cliContext, configPath, runComponents } from '../common.js';
+import type { Command } from 'commander';
 import { median, rounded } from '../../benchMath.js';
+import type { OutpostConfig } from '../../config/index.js';
+import { runPipelined, type StagedPipeline } from '../../pipeline/index.js';
+import { LocalSession, ORT_VERSION, type SessionSpec } from '../../runtime/index.js';
+import type { Frame } from '../../types.js';
+import { exitOnError, runComponents } from '../common.js';
 import { Progress } from '../progress.js';
+import { FeedRecorder, type RecordedRuns } from './recordedFeeds.js';
+import {
+  benchTarget,
+  configOption,
+  emitReport,
+  enginePipeline,
+  framesOptions,
+  interleaved,
+  loadFrames,
+  repeatsOption,
+  withReportFlags,
+  type ReportFlags,
+} from './shared.js';
 
-export interface BenchOptions {
+export interface PipelineBenchOptions extends ReportFlags {
   config?: string;
   frames?: string;
   count: number;
   repeats: number;
-  json?: boolean;
-  out?: string;
-  /** Multi-camera mode: this many ffmpeg file cameras at 30 fps. */
-  cameras?: number;
-  /** Seconds measured: 30 by default, 60 in memory mode. */
-  duration?: number;
-  /** Model mode: time the variants in this optimize output folder and write autotune.json. */
-  modelDir?: string;
-  size: string;
-  /** Governor mode: force each level's rung on the same frames. */
-  levels?: boolean;
-  /** Upload mode: sealing, the outbox and draining a backlog. */
-  upload?: boolean;
-  backlog: number;
-  /** Fleet mode: simulated device counts (real MQTT connections) watched by outpost monitor. */
-  fleet?: number[];
-  broker?: string;
-  interval: number;
-  /** Offload mode: two agents, one core each, with the helper as peer against without. */
-  offload?: boolean;
-  /** Chaos mode: a broker, two collectors and three agents with faults injected for `duration` seconds. */
-  chaos?: boolean;
-  /** Memory mode: the config's daemon in a child process, its steady RSS and where it goes. */
-  memory?: boolean;
 }
 
-const r2 = (v: number) => rounded(v);
+/** `outpost bench pipeline`, also what `outpost bench` runs without a mode. */
+export function pipelineMode(bench: Command): Command {
+  const cmd = bench
+    .command('pipeline', { isDefault: true })
+    .description(
+      'raw session.run vs the whole pipeline on the same frames, event-loop delay, session start-up with and without the graph cache (the default mode)',
+    )
+    .addOption(configOption());
+  return withReportFlags(framesOptions(cmd).addOption(repeatsOption(5))).action((o: PipelineBenchOptions) => benchPipeline(o).catch(exitOnError));
+}
 
-async function loadFrames(opts: BenchOptions): Promise<Frame[]> {
-  if (opts.frames) {
-    const files = (await listImages(opts.frames)).slice(0, opts.count);
-    if (files.length === 0) throw new OutpostError('OUTPOST_E_INPUT', `--frames ${opts.frames} holds no images`);
-    return Promise.all(files.map((f, i) => imageFrame(f, 'bench', i)));
+type PipelineRun = Awaited<ReturnType<typeof timePipeline>>;
+
+async function benchPipeline(o: PipelineBenchOptions): Promise<void> {
+  const { ctx, pipeline: name } = benchTarget(o.config);
+  const frames = await loadFrames(o.frames, o.count);
+  const recorder = new FeedRecorder();
+  const { engine, set } = enginePipeline(ctx, name, { tap: recorder.tap });
+  const raw = new Map<string, LocalSession>();
+  try {
+    await runComponents(ctx, [engine, set], async () => {
+      const pipeline = set.get(name);
+      const recorded = await recorder.record(pipeline, frames); // also the warm-up of the worker's sessions
+      for (const s of ctx.config.pipelines[name].stages) raw.set(s.name, await LocalSession.create(ctx.config.models[s.model].file, engine.spec));
+      await timeRaw(raw, recorded.slice(0, 2)); // warm-up
+      const progress = new Progress('bench');
+      const runs = await interleaved(
+        o.repeats,
+        { 'raw session.run': () => timeRaw(raw, recorded), 'whole pipeline': () => timePipeline(pipeline, frames, ctx.config.runtime.inflightFrames) },
+        progress,
+      );
+      progress.update(1, 1, 'session start-up');
+      const startup = await timeStartup(ctx.config, { ...engine.spec }, Math.min(3, o.repeats));
+      progress.done();
+      const report = pipelineReport({
+        name,
+        provider: engine.provider,
+        frames,
+        source: o.frames,
+        rawFps: runs['raw session.run'],
+        pipeRuns: runs['whole pipeline'],
+      });
+      emitReport(o, { ...report, startup }, summary);
+    });
+  } finally {
+    await Promise.all([...raw.values()].map((s) => s.release()));
   }
-  return renderDemoFrames(opts.count, 7);
 }
 
 /** (a) raw session.run of every stage on feeds recorded beforehand, in this thread. */
-async function timeRaw(sessions: Map<string, LocalSession>, recorded: [string, TensorMap][][]): Promise<number> {
+async function timeRaw(sessions: Map<string, LocalSession>, recorded: RecordedRuns[]): Promise<number> {
   const started = performance.now();
   for (const frame of recorded) for (const [key, feeds] of frame) await sessions.get(key)!.run(feeds);
   return (recorded.length * 1000) / (performance.now() - started);
@@ -105,180 +121,41 @@ async function timeStartup(config: OutpostConfig, spec: SessionSpec, repeats: nu
       }
       rmSync(dir, { recursive: true, force: true });
     }
-    out[name] = { coldMs: r2(median(cold)), cachedMs: r2(median(cached)) };
+    out[name] = { coldMs: rounded(median(cold)), cachedMs: rounded(median(cached)) };
   }
   return out;
 }
 
-export async function benchCommand(opts: BenchOptions): Promise<void> {
-  if (opts.upload) {
-    const { config } = loadConfig(configPath(opts.config));
-    const ctx = cliContext(config, 'bench');
-    const inferMs = await medianInferMs(ctx, config.cameras[0]?.pipeline ?? Object.keys(config.pipelines)[0]);
-    const report = await benchUpload({ repeats: opts.repeats, backlog: opts.backlog }, inferMs);
-    const text = JSON.stringify(report, null, 2) + '\n';
-    if (opts.out) writeFileSync(opts.out, text);
-    process.stdout.write(text);
-    return;
-  }
-  if (opts.offload) {
-    const report = await benchOffload({ repeats: opts.repeats, durationSeconds: opts.duration ?? 30 });
-    const text = JSON.stringify(report, null, 2) + '\n';
-    if (opts.out) writeFileSync(opts.out, text);
-    process.stdout.write(text);
-    return;
-  }
-  if (opts.chaos) {
-    const report = await benchChaos({ durationSeconds: opts.duration ?? 30 });
-    const text = JSON.stringify(report, null, 2) + '\n';
-    if (opts.out) writeFileSync(opts.out, text);
-    process.stdout.write(text);
-    if (!report.passed) process.exitCode = 1;
-    return;
-  }
-  if (opts.fleet) {
-    const report = await benchFleet({ devices: opts.fleet, broker: opts.broker, intervalSeconds: opts.interval, durationSeconds: opts.duration ?? 30 });
-    const text = JSON.stringify(report, null, 2) + '\n';
-    if (opts.out) writeFileSync(opts.out, text);
-    process.stdout.write(text);
-    return;
-  }
-  if (opts.modelDir) {
-    const report = await benchModels({ modelDir: opts.modelDir, repeats: opts.repeats, runs: 15, size: opts.size });
-    const text = JSON.stringify(report, null, 2) + '\n';
-    if (opts.out) writeFileSync(opts.out, text);
-    if (opts.json) process.stdout.write(text);
-    else
-      for (const v of report.variants)
-        process.stdout.write(
-          `${v.provider.padEnd(6)} ${v.precision.padEnd(13)} ${String(v.threads).padStart(2)} threads ${String(v.msMedian).padStart(8)} ms  ×${v.speedupVsFp32 ?? '?'} vs the best fp32  size ×${v.bytesVsFp32}\n`,
-        );
-    return;
-  }
-  const { config } = loadConfig(configPath(opts.config));
-  const ctx = cliContext(config, 'bench');
-  const name = config.cameras[0]?.pipeline ?? Object.keys(config.pipelines)[0];
-  if (opts.cameras) return cameraMode(ctx, name, opts);
-  if (opts.levels) return levelsMode(ctx, name, opts);
-  if (opts.memory) {
-    const log = (line: string) => void process.stderr.write(`${line}\n`);
-    const report = await benchMemory(ctx, configPath(opts.config), name, opts.duration ?? 60, log);
-    return writeReport(opts, report.provider, report);
-  }
-  const frames = await loadFrames(opts);
-  const engine = new InferenceEngine({ ...config.runtime, stateDir: config.node.stateDir, cacheOptimizedGraphs: false }, ctx.log);
-  let recording: [string, TensorMap][] = [];
-  const tap = (key: string, feeds: TensorMap) =>
-    recording.push([key, Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { ...t, data: t.data.slice() }]))]);
-  const set = new PipelineSet(ctx, engine, { names: [name], tap });
-  const raw = new Map<string, LocalSession>();
-  try {
-    await runComponents(ctx, [engine, set], async () => {
-      const pipeline = set.get(name);
-      const recorded: [string, TensorMap][][] = [];
-      for (const f of frames) {
-        recording = [];
-        await pipeline.process(f); // also the warm-up of the worker's sessions
-        recorded.push(recording);
-      }
-      recording = [];
-      for (const s of config.pipelines[name].stages) raw.set(s.name, await LocalSession.create(config.models[s.model].file, engine.spec));
-      await timeRaw(raw, recorded.slice(0, 2)); // warm-up
-      const rawFps: number[] = [];
-      const pipeRuns: Awaited<ReturnType<typeof timePipeline>>[] = [];
-      const progress = new Progress('bench');
-      for (let r = 0; r < opts.repeats; r++) {
-        progress.update(r * 2, opts.repeats * 2, 'raw session.run');
-        rawFps.push(await timeRaw(raw, recorded));
-        progress.update(r * 2 + 1, opts.repeats * 2, 'whole pipeline');
-        pipeRuns.push(await timePipeline(pipeline, frames, config.runtime.inflightFrames));
-      }
-      progress.update(opts.repeats * 2, opts.repeats * 2, 'session start-up');
-      const startup = await timeStartup(config, { ...engine.spec }, Math.min(3, opts.repeats));
-      progress.done();
-      report(opts, pipelineReport(name, engine.provider, frames, opts, rawFps, pipeRuns, startup));
-    });
-  } finally {
-    await Promise.all([...raw.values()].map((s) => s.release()));
-  }
-}
-
-function pipelineReport(
-  name: string,
-  provider: string,
-  frames: Frame[],
-  opts: BenchOptions,
-  rawFps: number[],
-  pipeRuns: Awaited<ReturnType<typeof timePipeline>>[],
-  startup: Awaited<ReturnType<typeof timeStartup>>,
-) {
-  const rawMedian = median(rawFps);
-  const pipeMedian = median(pipeRuns.map((p) => p.fps));
-  const loopP95 = median(pipeRuns.map((p) => p.loopP95Ms));
+function pipelineReport(m: { name: string; provider: string; frames: Frame[]; source?: string; rawFps: number[]; pipeRuns: PipelineRun[] }) {
+  const rawMedian = median(m.rawFps);
+  const pipeMedian = median(m.pipeRuns.map((p) => p.fps));
+  const loopP95 = median(m.pipeRuns.map((p) => p.loopP95Ms));
   return {
     kind: 'outpost-bench-pipeline',
     createdAt: new Date().toISOString(),
     machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), arch: process.arch, node: process.version, ort: ORT_VERSION },
-    provider,
-    pipeline: name,
-    frames: { count: frames.length, source: opts.frames ?? 'demo camera (640x480)' },
-    repeats: opts.repeats,
-    raw: { fpsMedian: r2(rawMedian), fps: rawFps.map(r2) },
+    provider: m.provider,
+    pipeline: m.name,
+    frames: { count: m.frames.length, source: m.source ?? 'demo camera (640x480)' },
+    repeats: m.rawFps.length,
+    raw: { fpsMedian: rounded(rawMedian), fps: m.rawFps.map((v) => rounded(v)) },
     wholePipeline: {
-      fpsMedian: r2(pipeMedian),
-      fps: pipeRuns.map((p) => r2(p.fps)),
-      eventLoopP95MsMedian: r2(loopP95),
-      eventLoopMaxMs: pipeRuns.map((p) => r2(p.loopMaxMs)),
+      fpsMedian: rounded(pipeMedian),
+      fps: m.pipeRuns.map((p) => rounded(p.fps)),
+      eventLoopP95MsMedian: rounded(loopP95),
+      eventLoopMaxMs: m.pipeRuns.map((p) => rounded(p.loopMaxMs)),
     },
-    ratio: r2(pipeMedian / rawMedian),
+    ratio: rounded(pipeMedian / rawMedian),
     goals: { ratioAtLeast0_90: pipeMedian / rawMedian >= 0.9, eventLoopP95Under50ms: loopP95 < 50 },
-    startup,
   };
 }
 
-function report(opts: BenchOptions, r: ReturnType<typeof pipelineReport>): void {
-  const text = JSON.stringify(r, null, 2) + '\n';
-  if (opts.out) writeFileSync(opts.out, text);
-  if (opts.json) return void process.stdout.write(text);
-  process.stdout.write(`pipeline "${r.pipeline}" on ${r.provider}, ${r.frames.count} frames x ${r.repeats} runs (medians)\n`);
-  process.stdout.write(`  raw session.run     ${r.raw.fpsMedian} frames/s\n  whole pipeline      ${r.wholePipeline.fpsMedian} frames/s  (ratio ${r.ratio})\n`);
-  process.stdout.write(`  event loop p95      ${r.wholePipeline.eventLoopP95MsMedian} ms while the pipeline ran\n`);
-  for (const [m, st] of Object.entries(r.startup))
-    process.stdout.write(`  start-up ${m.padEnd(10)} ${st.coldMs} ms cold, ${st.cachedMs} ms from the optimized-graph cache\n`);
-}
-
-/** Inference time of one frame through the config's pipeline (median of 8 demo frames): what sealing is compared with. */
-async function medianInferMs(ctx: ComponentContext, name: string): Promise<number> {
-  const engine = new InferenceEngine({ ...ctx.config.runtime, stateDir: ctx.stateDir, cacheOptimizedGraphs: false }, ctx.log);
-  const set = new PipelineSet(ctx, engine, { names: [name] });
-  return runComponents(ctx, [engine, set], async () => {
-    const times: number[] = [];
-    for (const f of await renderDemoFrames(8, 3)) times.push((await set.get(name).process(f)).timings.inferMs);
-    return r2(median(times));
-  });
-}
-
-/** A bench mode's JSON report, printed (and saved with --out). */
-function writeReport(opts: BenchOptions, provider: string, report: object): void {
-  const text = JSON.stringify({ ...report, createdAt: new Date().toISOString(), provider }, null, 2) + '\n';
-  if (opts.out) writeFileSync(opts.out, text);
-  process.stdout.write(text);
-}
-
-async function cameraMode(ctx: ComponentContext, name: string, opts: BenchOptions): Promise<void> {
-  const engine = new InferenceEngine({ ...ctx.config.runtime, stateDir: ctx.stateDir, cacheOptimizedGraphs: false }, ctx.log);
-  const set = new PipelineSet(ctx, engine, { names: [name] });
-  await runComponents(ctx, [engine, set], async () => {
-    const report = await benchCameras(ctx.config, set.get(name), engine.provider, {
-      cameras: opts.cameras!,
-      durationSeconds: opts.duration ?? 30,
-      log: ctx.log,
-    });
-    writeReport(opts, engine.provider, { ...report, pipeline: name });
-  });
-}
-
-async function levelsMode(ctx: ComponentContext, name: string, opts: BenchOptions): Promise<void> {
-  const report = await benchLevels(ctx, name, await loadFrames(opts), opts.repeats, fileURLToPath(new URL('../../cli.js', import.meta.url)));
-  writeReport(opts, report.provider, report);
+function summary(r: ReturnType<typeof pipelineReport> & { startup: Awaited<ReturnType<typeof timeStartup>> }): string[] {
+  return [
+    `pipeline "${r.pipeline}" on ${r.provider}, ${r.frames.count} frames x ${r.repeats} runs (medians)`,
+    `  raw session.run     ${r.raw.fpsMedian} frames/s`,
+    `  whole pipeline      ${r.wholePipeline.fpsMedian} frames/s  (ratio ${r.ratio})`,
+    `  event loop p95      ${r.wholePipeline.eventLoopP95MsMedian} ms while the pipeline ran`,
+    ...Object.entries(r.startup).map(([m, st]) => `  start-up ${m.padEnd(10)} ${st.coldMs} ms cold, ${st.cachedMs} ms from the optimized-graph cache`),
+  ];
 }

@@ -1,19 +1,12 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateKeys, type PublicKeys } from '../../../crypto/index.js';
+import { generateKeys } from '../../../crypto/index.js';
 import { freePort } from '../../common.js';
+import { agentConfig, keyringEntry, makeAgent, type AgentShape, type BenchAgent } from '../benchAgent.js';
 import { ManagedProcess } from './managedProcess.js';
 
 const CLI = fileURLToPath(new URL('../../../cli.js', import.meta.url));
-
-interface Agent {
-  name: string;
-  dir: string;
-  keys: PublicKeys;
-  statusPort: number;
-  offloadPort: number;
-}
 
 /**
  * The chaos run's fleet on loopback: a Mosquitto, an HTTP and an MQTT collector sharing one store, and three
@@ -49,51 +42,31 @@ export class ChaosTopology {
 
   private async build(fps: number): Promise<void> {
     const brokerPort = await freePort();
-    const collectorPort = await freePort();
     this.brokerUrl = `mqtt://127.0.0.1:${brokerPort}`;
     const operator = generateKeys(this.operatorKeys);
     const collectorDir = join(this.dir, 'collector');
     const collector = generateKeys(collectorDir);
-    const agents: Agent[] = [];
-    for (const name of ['cam-a', 'cam-b', 'helper']) {
-      const adir = join(this.dir, name);
-      agents.push({ name, dir: adir, keys: generateKeys(join(adir, 'state', 'keys')), statusPort: await freePort(), offloadPort: await freePort() });
-    }
-    const trust = this.trust;
-    writeFileSync(trust, agents.map((a) => `- { name: ${a.name}, sign: ${a.keys.sign}, box: ${a.keys.box} }`).join('\n') + '\n');
+    const agents: BenchAgent[] = [];
+    for (const name of ['cam-a', 'cam-b', 'helper']) agents.push(await makeAgent(this.dir, name));
+    writeFileSync(this.trust, agents.map((a) => `- { name: ${a.name}, sign: ${a.keys.sign}, box: ${a.keys.box} }`).join('\n') + '\n');
     const conf = join(this.dir, 'mosquitto.conf');
     writeFileSync(conf, `listener ${brokerPort} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n`);
-
     this.processes.push(new ManagedProcess('broker', 'mosquitto', ['-c', conf]));
-    const collect = ['--keys', collectorDir, '--trust', trust, '--out', this.out];
-    this.processes.push(new ManagedProcess('collector-http', process.execPath, [CLI, 'collect', '--listen', `127.0.0.1:${collectorPort}`, ...collect]));
-    const mqttCollectorPort = await freePort();
-    this.processes.push(
-      new ManagedProcess('collector-mqtt', process.execPath, [
-        CLI,
-        'collect',
-        '--listen',
-        `127.0.0.1:${mqttCollectorPort}`,
-        '--mqtt',
-        this.brokerUrl,
-        ...collect,
-      ]),
-    );
-    const [a, b, helper] = agents;
+    const collectorPort = await this.startCollectors(collectorDir);
     const keyring = [
-      `  - { name: ops, sign: ${operator.sign}, box: ${operator.box}, roles: [operator] }`,
-      `  - { name: hq, sign: ${collector.sign}, box: ${collector.box}, roles: [collector] }`,
-      ...agents.map((x) => `  - { name: ${x.name}, sign: ${x.keys.sign}, box: ${x.keys.box}, roles: [peer] }`),
-    ].join('\n');
-    const http = `transport: http, collector: { url: "http://127.0.0.1:${collectorPort}", key: hq }`;
-    const mqtt = `transport: mqtt, collector: { key: hq }`;
+      keyringEntry('ops', operator, 'operator'),
+      keyringEntry('hq', collector, 'collector'),
+      ...agents.map((x) => keyringEntry(x.name, x.keys, 'peer')),
+    ];
+    const [a, b, helper] = agents;
+    const http = { transport: 'http', collector: { url: `http://127.0.0.1:${collectorPort}`, key: 'hq' } };
+    const mqtt = { transport: 'mqtt', collector: { key: 'hq' } };
     for (const [agent, upload] of [
       [a, http],
       [b, mqtt],
       [helper, null],
     ] as const) {
       const file = join(agent.dir, 'outpost.yaml');
-      mkdirSync(agent.dir, { recursive: true });
       writeFileSync(file, this.agentConfig(agent, keyring, upload, agent === helper ? null : helper, fps));
       const p = new ManagedProcess(agent.name, process.execPath, [CLI, 'run', '--config', file]);
       this.processes.push(p);
@@ -101,26 +74,33 @@ export class ChaosTopology {
     }
   }
 
-  private agentConfig(a: Agent, keyring: string, upload: string | null, peer: Agent | null, fps: number): string {
-    return `node: { name: ${a.name}, stateDir: ${join(a.dir, 'state')} }
-keyring:
-${keyring}
-${peer ? `cameras:\n  - { name: door, source: { type: demo, width: 320, height: 240, fps: ${fps} } }` : ''}
-models:
-  det: { file: builtin:ppocrv4-det }
-pipelines:
-  text: { stages: [{ name: detect, model: det, decoder: { type: db, maxSide: 320 } }] }
-runtime: { providers: [cpu], threads: 1, inflightFrames: 1 }
-status: { port: ${a.statusPort} }
-power: { enabled: false }
-offload:
-  serve: { enabled: ${peer === null}, host: 127.0.0.1, port: ${a.offloadPort}, advertise: "http://127.0.0.1:${a.offloadPort}" }
-  peers: [${peer ? `{ name: ${peer.name}, url: "http://127.0.0.1:${peer.offloadPort}" }` : ''}]
-  stages: { text: [detect] }
-  placement: { timeoutMs: 3000 }
-telemetry: { mqtt: { url: "${this.brokerUrl}", reconnect: { initialMs: 200, maxMs: 2000 } } }
-${upload ? `upload: { ${upload}, frames: { include: false }, delivery: { retry: { initialMs: 200, maxMs: 2000 }, batchItems: 16, timeoutSeconds: 5 } }` : ''}
-logging: { format: json, results: false }
-`;
+  /** An HTTP collector and an MQTT one sharing the store; the HTTP one's port. */
+  private async startCollectors(keysDir: string): Promise<number> {
+    const collect = ['--keys', keysDir, '--trust', this.trust, '--out', this.out];
+    const httpPort = await freePort();
+    const mqttPort = await freePort();
+    this.processes.push(new ManagedProcess('collector-http', process.execPath, [CLI, 'collect', '--listen', `127.0.0.1:${httpPort}`, ...collect]));
+    this.processes.push(
+      new ManagedProcess('collector-mqtt', process.execPath, [CLI, 'collect', '--listen', `127.0.0.1:${mqttPort}`, '--mqtt', this.brokerUrl, ...collect]),
+    );
+    return httpPort;
+  }
+
+  /** A camera agent offloads to the helper and uploads; the helper only serves. All are on the broker. */
+  private agentConfig(a: BenchAgent, keyring: AgentShape['keyring'], upload: Record<string, unknown> | null, peer: BenchAgent | null, fps: number): string {
+    const retry = { initialMs: 200, maxMs: 2000 };
+    return agentConfig(a, {
+      keyring,
+      camera: peer ? { type: 'demo', width: 320, height: 240, fps } : undefined,
+      maxSide: 320,
+      inflightFrames: 1,
+      serve: peer === null,
+      peers: peer ? [peer] : [],
+      placement: { timeoutMs: 3000 },
+      sections: {
+        telemetry: { mqtt: { url: this.brokerUrl, reconnect: retry } },
+        ...(upload ? { upload: { ...upload, frames: { include: false }, delivery: { retry, batchItems: 16, timeoutSeconds: 5 } } } : {}),
+      },
+    });
   }
 }
