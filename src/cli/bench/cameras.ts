@@ -14,7 +14,7 @@ import { rounded } from '../../benchMath.js';
 import { Progress } from '../progress.js';
 import { childEnv } from '../../childEnv.js';
 import { exitOnError, positiveInt, runComponents } from '../common.js';
-import { benchTarget, configOption, durationOption, emitReport, enginePipeline, withReportFlags, type ReportFlags } from './shared.js';
+import { benchTarget, configOption, durationOption, emitReport, enginePipeline, sleep, withReportFlags, type ReportFlags } from './shared.js';
 
 export interface CamerasBenchOptions extends ReportFlags {
   config?: string;
@@ -22,7 +22,8 @@ export interface CamerasBenchOptions extends ReportFlags {
   duration: number;
 }
 
-interface CameraBenchOptions {
+/** What one camera run is given. */
+interface CameraRun {
   cameras: number;
   durationSeconds: number;
   log: Logger;
@@ -64,7 +65,7 @@ function testVideo(dir: string, kind: 'moving' | 'still'): string {
   return file;
 }
 
-type RunOptions = CameraBenchOptions & { gate: boolean; label: string };
+type RunOptions = CameraRun & { gate: boolean; label: string };
 
 /** What the bus says of the frames: results (with their capture-to-result latency), drops and gate skips. */
 function countResults(bus: EventBus) {
@@ -118,7 +119,7 @@ async function sampleRss(seconds: number, tick: (elapsed: number) => void): Prom
   const rss: number[] = [];
   const t0 = performance.now();
   while (performance.now() - t0 < seconds * 1000) {
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     rss.push(process.memoryUsage.rss());
     tick(Math.round((performance.now() - t0) / 1000));
   }
@@ -144,7 +145,7 @@ function rssDrift(rss: number[]) {
 }
 
 /** `outpost bench cameras`: the moving pattern with the gate off, then a still scene with the gate off and on. */
-async function measureCameras(config: OutpostConfig, pipeline: StagedPipeline, provider: string, opts: CameraBenchOptions) {
+async function measureCameras(config: OutpostConfig, pipeline: StagedPipeline, provider: string, opts: CameraRun) {
   const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-cams-'));
   try {
     const moving = await runCameras(pipeline, provider, testVideo(dir, 'moving'), { ...opts, gate: false, label: 'cameras (moving)' });

@@ -9,7 +9,10 @@ import { offloadMode } from './offload.js';
 import { pipelineMode } from './pipeline.js';
 import { uploadMode } from './upload.js';
 
-/** The modes of `outpost bench`, one subcommand each with its own options, in the order `--help` lists them. */
+/**
+ * The modes of `outpost bench`, one subcommand each with its own options, in the order `--help` lists them. A
+ * new mode is a file here exporting `xMode(bench)` (it calls `bench.command('x')` and returns it) and one entry.
+ */
 const MODES: ((bench: Command) => Command)[] = [pipelineMode, camerasMode, levelsMode, modelsMode, uploadMode, offloadMode, fleetMode, chaosMode, memoryMode];
 
 /** `outpost bench <mode>`: a subcommand per mode; `outpost bench` alone is the pipeline mode. */

@@ -17,7 +17,7 @@ import type { Frame } from '../../types.js';
 import { exitOnError } from '../common.js';
 import { Progress } from '../progress.js';
 import { agentConfig, keyringEntry, makeAgent, type BenchAgent } from './benchAgent.js';
-import { durationOption, emitReport, percentile, repeatsOption, withReportFlags, type ReportFlags } from './shared.js';
+import { durationOption, emitReport, percentile, repeatsOption, sleep, withReportFlags, type ReportFlags } from './shared.js';
 import { childEnv } from '../../childEnv.js';
 
 const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
@@ -83,12 +83,12 @@ async function measureFps(statusPort: number, seconds: number, progress: Progres
     };
     return { processed: s.cameras.door?.processed ?? 0, onPeer: Object.values(s.offload?.peers ?? {}).reduce((n, p) => n + p.ok, 0) };
   };
-  await new Promise((r) => setTimeout(r, WARM_MS));
+  await sleep(WARM_MS);
   const a = await read();
   const t0 = performance.now();
   for (let s = 0; s < seconds; s++) {
     progress.update(s, seconds, label);
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
   }
   const b = await read();
   const wall = (performance.now() - t0) / 1000;
