@@ -54,7 +54,7 @@ async function benchChaos(o: ChaosBenchOptions): Promise<void> {
  * every agent alive, no error escaped in any log, `collect --verify` with no gap and no conflict, RSS and fds of
  * each process's last life within 10 % after warm-up.
  */
-export async function runChaos(opts: Partial<ChaosOptions> & { durationSeconds: number; keep?: boolean }): Promise<ChaosReport> {
+async function runChaos(opts: Partial<ChaosOptions> & { durationSeconds: number; keep?: boolean }): Promise<ChaosReport> {
   for (const tool of ['mosquitto']) {
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
       throw new OutpostError('OUTPOST_E_USAGE', `bench chaos needs ${tool} (apt-get install ${tool})`);
