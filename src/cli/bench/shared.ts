@@ -24,8 +24,8 @@ export function withReportFlags(cmd: Command): Command {
 }
 
 export const configOption = () => new Option('-c, --config <file>', 'config file (default: $OUTPOST_CONFIG, ./config/outpost.yaml, or the embedded demo)');
-export const repeatsOption = (fallback: number) =>
-  new Option('-r, --repeats <n>', 'interleaved repeats (medians are reported)').argParser(positiveInt).default(fallback);
+export const repeatsOption = (fallback: number, what = 'interleaved repeats (medians are reported)') =>
+  new Option('-r, --repeats <n>', what).argParser(positiveInt).default(fallback);
 export const durationOption = (fallback: number, what = 'seconds measured') =>
   new Option('--duration <seconds>', what).argParser(positiveInt).default(fallback);
 export const framesOptions = (cmd: Command) =>

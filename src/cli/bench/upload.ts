@@ -30,7 +30,7 @@ export function uploadMode(bench: Command): Command {
     .command('upload')
     .description('sealing MB/s against chacha20-poly1305, outbox enqueue+ack items/s, the drain rate after an outage')
     .addOption(configOption())
-    .addOption(repeatsOption(5))
+    .addOption(repeatsOption(5, 'runs of each sealing measurement (medians are reported)'))
     .option('--backlog <n>', 'items queued during the outage', positiveInt, 10_000);
   return withReportFlags(cmd).action((o: UploadBenchOptions) => benchUpload(o).catch(exitOnError));
 }
