@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { benchCommand } from './cli/benchCommand.js';
+import { Command, CommanderError, Option } from 'commander';
+import { legacyBenchArgs, registerBench } from './cli/bench/index.js';
 import { checkConfigCommand } from './cli/checkConfigCommand.js';
-import { exitOnError } from './cli/common.js';
+import { exitOnError, positiveInt } from './cli/common.js';
 import { seconds, withBrokerFlags } from './cli/brokerFlags.js';
 import { doctorConfig } from './cli/doctorConfig.js';
 import { doctorCommand } from './cli/doctorCommand.js';
@@ -23,12 +23,6 @@ import { KEY_ROLES, PRECISIONS, RUNGS } from './vocabulary.js';
 import { PLACEMENTS } from './optimize/index.js';
 import { VERSION } from './daemon.js';
 import { killAllGroups } from './camera/index.js';
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
-  return n;
-}
 
 const program = new Command('outpost')
   .description('On-device edge AI agent: cameras → ONNX on the best execution provider → results')
@@ -70,46 +64,7 @@ program
     await doctorCommand({ json: o.json, root: o.root, ...doctorConfig(o.root, o.config) }).catch(exitOnError);
   });
 
-program
-  .command('bench')
-  .description('raw session.run vs the whole pipeline on the same frames, event-loop delay, start-up with and without the graph cache')
-  .option('-c, --config <file>', 'config file')
-  .option('-f, --frames <dir>', 'folder of frames (default: frames from the demo camera)')
-  .option('-n, --count <n>', 'frames to use', positiveInt, 24)
-  .option('-r, --repeats <n>', 'interleaved repeats (medians are reported)', positiveInt, 5)
-  .option('-o, --out <file>', 'also write the JSON report to this file')
-  .option('--cameras <n>', 'multi-camera mode: N ffmpeg test cameras at 30 fps through the scheduler', positiveInt)
-  .option(
-    '--duration <seconds>',
-    'multi-camera, fleet, offload and chaos modes: seconds measured (default 30); memory mode: RSS read at 10, 30 and 60 s up to it (default 60)',
-    positiveInt,
-  )
-  .option('--levels', "governor mode: build the variants, force each level's rung, report frames/s, CPU per frame and the swap stall")
-  .option('--upload', 'upload mode: sealing MB/s against chacha20-poly1305, outbox enqueue+ack items/s, the drain rate after an outage')
-  .option('--backlog <n>', 'upload mode: items queued during the outage', positiveInt, 10_000)
-  .option(
-    '--offload',
-    'offload mode: two agents on one core each, frames/s with the helper as peer vs without, the latency offloading adds, sealing vs inference',
-  )
-  .option(
-    '--fleet <n,...>',
-    'fleet mode: N simulated devices on MQTT watched by outpost monitor: its CPU per 1,000 messages and the publish-to-display lag',
-    (v) => v.split(',').map((x) => positiveInt(x.trim())),
-  )
-  .option(
-    '--chaos',
-    'chaos mode: a broker, an HTTP and an MQTT collector and three agents on loopback with a fault every 5-20 s for --duration, then drain and verify (exit 1 on a loss, a crash or growth)',
-  )
-  .option(
-    '--memory',
-    "memory mode: the config's daemon in a child process, RSS at 10, 30 and 60 s, V8 heaps (main, inference worker), ORT sessions with and without the CPU arena, libvips' cache, the native rest",
-  )
-  .option('--broker <url>', 'fleet mode: the broker (default: a mosquitto started for the run)')
-  .option('--interval <seconds>', "fleet mode: each device's telemetry interval", positiveInt, 10)
-  .option('--model-dir <dir>', 'model mode: time every accepted variant of an optimize folder, write autotune.json there')
-  .option('--size <WxH>', 'model mode: input size for models with free dimensions', '640x480')
-  .option('--json', 'JSON on stdout')
-  .action((o) => benchCommand(o).catch(exitOnError));
+registerBench(program);
 
 program
   .command('optimize')
@@ -254,11 +209,23 @@ withBrokerFlags(
     .option('--json', 'with --verify: JSON'),
 ).action((o) => collectCommand(o).catch(exitOnError));
 
+/** `outpost bench fleet`: the command that `args` name, as far as they name one. */
+function commandNamed(args: readonly string[]): string {
+  const names = ['outpost'];
+  let cmd: Command = program;
+  for (const arg of args) {
+    const sub = cmd.commands.find((c) => c.name() === arg);
+    if (!sub) break;
+    names.push(arg);
+    cmd = sub;
+  }
+  return names.join(' ');
+}
+
 /** A commander error as the catalogue says it: one line, exit 64 (help and --version end with 0). */
-function usageError(err: CommanderError): never {
+function usageError(err: CommanderError, args: readonly string[]): never {
   if (err.exitCode === 0) process.exit(0);
-  const known = program.commands.find((c) => c.name() === process.argv[2]);
-  const help = known ? `outpost ${known.name()} --help` : 'outpost --help';
+  const help = `${commandNamed(args)} --help`;
   const message = err.message
     .replace(/^error: /, '')
     .replace('is invalid. ', 'is invalid: ')
@@ -272,4 +239,5 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => (err.code === 'EPIPE'
 // whichever way a command ends (a clean stop, a stop that took too long, a crash), no camera process outlives it
 process.on('exit', killAllGroups);
 
-program.parseAsync().catch((err: unknown) => (err instanceof CommanderError ? usageError(err) : exitOnError(err)));
+const argv = legacyBenchArgs(process.argv);
+program.parseAsync(argv).catch((err: unknown) => (err instanceof CommanderError ? usageError(err, argv.slice(2)) : exitOnError(err)));

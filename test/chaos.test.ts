@@ -4,14 +4,14 @@ import { missingTool } from './helpers/optional.js';
 import { CLI } from './helpers/paths.js';
 
 /**
- * Issue 19's proof, short: `outpost bench --chaos` for 90 s (the 10-minute run is a benchmark; its figures are in
+ * Issue 19's proof, short: `outpost bench chaos` for 90 s (the 10-minute run is a benchmark; its figures are in
  * the notes). A real Mosquitto, an HTTP and an MQTT collector and three agents on loopback, with SIGKILL,
  * SIGSTOP+CONT and restarts injected, then a drain: every agent alive, no process that exited by itself, no error
  * that escaped in any log, and `collect --verify` with no gap and no conflict.
  */
 describe.skipIf(missingTool('mosquitto', 'mosquitto'))('a fleet under chaos (90 s)', () => {
   it('loses nothing and crashes nowhere', { timeout: 900_000 }, () => {
-    const r = spawnSync(process.execPath, [CLI, 'bench', '--chaos', '--duration', '90', '--json'], { encoding: 'utf8', timeout: 880_000, maxBuffer: 64 << 20 });
+    const r = spawnSync(process.execPath, [CLI, 'bench', 'chaos', '--duration', '90', '--json'], { encoding: 'utf8', timeout: 880_000, maxBuffer: 64 << 20 });
     const report = JSON.parse(r.stdout) as {
       faults: { total: number };
       problems: string[];

@@ -2,6 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { InvalidArgumentError } from 'commander';
 import { Registry } from 'prom-client';
 import { ComponentList, EventBus, systemClock, type Component, type ComponentContext } from '../core/index.js';
 import { ConfigError, type ResolvedConfig } from '../config/index.js';
@@ -66,4 +67,11 @@ export async function freePort(): Promise<number> {
   const port = (srv.address() as { port: number }).port;
   await new Promise<void>((r) => srv.close(() => r()));
   return port;
+}
+
+/** A commander parser for counts: a whole number of at least 1, else a usage error naming the value. */
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  return n;
 }

@@ -68,5 +68,5 @@ export function readManifest(dir: string): Manifest {
 }
 
 export function readAutotune(dir: string): Autotune {
-  return readChecked(join(dir, AUTOTUNE), autotuneSchema, `delete it or run outpost bench --model-dir ${dir} again`);
+  return readChecked(join(dir, AUTOTUNE), autotuneSchema, `delete it or run outpost bench models ${dir} again`);
 }

@@ -27,7 +27,7 @@ export interface SessionSpec {
   /**
    * ORT's CPU arena: faster runs (no malloc per intermediate tensor), but it grows in powers of two to the peak
    * of every shape a session ran and never gives it back. Off by default (runtime.cpuMemArena), measured by
-   * `outpost bench --memory`.
+   * `outpost bench memory`.
    */
   cpuArena?: boolean;
   /** Profile the session's runs to `<prefix>_<date>.json` (node placement: which provider ran each node). */

@@ -18,7 +18,7 @@ export function variantFolders(config: Readonly<OutpostConfig>): Record<string, 
 }
 
 /**
- * Re-times every configured model's variants on this board (`outpost bench --model-dir`, niced, one model at a
+ * Re-times every configured model's variants on this board (`outpost bench models`, niced, one model at a
  * time) and rewrites their autotune.json; `onRetuned` picks the new table up. What a governor level runs can
  * change after a driver update, a new ORT, or a board that runs warmer than it did.
  */
@@ -33,7 +33,7 @@ export async function rebenchmarkModels(
   const failed: Record<string, string[]> = {};
   for (const [model, dir] of Object.entries(variantFolders(config))) {
     if (signal.aborted) break;
-    const { code, stderr } = await runNiced([cli, 'bench', '--model-dir', dir, '--repeats', '3', '--json'], signal);
+    const { code, stderr } = await runNiced([cli, 'bench', 'models', dir, '--repeats', '3', '--json'], signal);
     if (code === 0 && existsSync(join(dir, AUTOTUNE))) {
       retuned.push(model);
       onRetuned(model, dir);

@@ -1,7 +1,7 @@
 import sharp, { type Sharp } from 'sharp';
 
 // libvips keeps up to 100 recent operations (50 MB) for re-use, but every camera frame is new: the cache only
-// held memory (measured by `outpost bench --memory`). Process-wide, as libvips' cache is.
+// held memory (measured by `outpost bench memory`). Process-wide, as libvips' cache is.
 sharp.cache(false);
 
 /** What libvips' operation cache holds now, in bytes (0 while it is off). */

@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { median } from '../../benchMath.js';
-import type { Progress } from '../progress.js';
+import { median } from '../../../benchMath.js';
+import type { Progress } from '../../progress.js';
 import type { ChaosTopology } from './chaosTopology.js';
 import type { ManagedProcess } from './managedProcess.js';
 
-const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../../cli.js', import.meta.url));
 export const FAULT_KINDS = ['sigkill', 'sigstop', 'restart'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 

@@ -1,22 +1,53 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
+import type { Command } from 'commander';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import nacl from 'tweetnacl';
-import { median, rounded } from '../benchMath.js';
-import { EventBus, systemClock } from '../core/index.js';
-import { configSchema, resolveConfig } from '../config/index.js';
-import { ItemSealer, SealedEnvelope, toB64 } from '../crypto/index.js';
-import { Collector, HttpTransport, Outbox, RESULT_TYPE, Uploader } from '../upload/index.js';
-import { OutpostError } from '../errors.js';
-import { Progress } from './progress.js';
+import { median, rounded } from '../../benchMath.js';
+import { EventBus, systemClock, type ComponentContext } from '../../core/index.js';
+import { OutpostError } from '../../errors.js';
+import { renderDemoFrames } from '../../camera/index.js';
+import { configSchema, resolveConfig } from '../../config/index.js';
+import { ItemSealer, SealedEnvelope, toB64 } from '../../crypto/index.js';
+import { Collector, HttpTransport, Outbox, RESULT_TYPE, Uploader } from '../../upload/index.js';
+import { exitOnError, positiveInt, runComponents } from '../common.js';
+import { Progress } from '../progress.js';
+import { benchTarget, configOption, emitReport, enginePipeline, repeatsOption, withReportFlags, type ReportFlags } from './shared.js';
 
-export interface UploadBenchOptions {
+export interface UploadBenchOptions extends ReportFlags {
+  config?: string;
   repeats: number;
   /** items queued during the simulated outage */
   backlog: number;
+}
+
+/** `outpost bench upload`: what sealing and the outbox cost. */
+export function uploadMode(bench: Command): Command {
+  const cmd = bench
+    .command('upload')
+    .description('sealing MB/s against chacha20-poly1305, outbox enqueue+ack items/s, the drain rate after an outage')
+    .addOption(configOption())
+    .addOption(repeatsOption(5, 'runs of each sealing measurement (medians are reported)'))
+    .option('--backlog <n>', 'items queued during the outage', positiveInt, 10_000);
+  return withReportFlags(cmd).action((o: UploadBenchOptions) => benchUpload(o).catch(exitOnError));
+}
+
+async function benchUpload(o: UploadBenchOptions): Promise<void> {
+  const { ctx, pipeline } = benchTarget(o.config);
+  emitReport(o, await measureUpload(o, await medianInferMs(ctx, pipeline)));
+}
+
+/** Inference time of one frame through the config's pipeline (median of 8 demo frames): what sealing is compared with. */
+async function medianInferMs(ctx: ComponentContext, name: string): Promise<number> {
+  const { engine, set } = enginePipeline(ctx, name);
+  return runComponents(ctx, [engine, set], async () => {
+    const times: number[] = [];
+    for (const f of await renderDemoFrames(8, 3)) times.push((await set.get(name).process(f)).timings.inferMs);
+    return rounded(median(times));
+  });
 }
 
 const SIZES = [1024, 100 * 1024];
@@ -81,24 +112,14 @@ async function drain(n: number) {
   const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-drain-'));
   const device = { sign: nacl.sign.keyPair(), box: nacl.box.keyPair() };
   const collectorKeys = { sign: nacl.sign.keyPair(), box: nacl.box.keyPair() };
-  const collector = new Collector(
-    collectorKeys,
-    [{ name: 'bench', sign: Buffer.from(device.sign.publicKey).toString('base64') }],
-    join(dir, 'out'),
-    pino({ level: 'silent' }),
-  );
+  const log = pino({ level: 'silent' });
+  const collector = new Collector(collectorKeys, [{ name: 'bench', sign: Buffer.from(device.sign.publicKey).toString('base64') }], join(dir, 'out'), log);
   const port = await collector.listen('127.0.0.1', 0);
+  await fillBacklog(join(dir, 'outbox'), new ItemSealer(device.sign, collectorKeys.box.publicKey), n);
   const hq = { name: 'hq', box: toB64(collectorKeys.box.publicKey), sign: toB64(collectorKeys.sign.publicKey), roles: ['collector'] };
   const config = resolveConfig(
     configSchema.parse({ node: { stateDir: dir }, keyring: [hq], upload: { collector: { url: `http://127.0.0.1:${port}`, key: 'hq' } } }),
   );
-  const seal = new ItemSealer(device.sign, collectorKeys.box.publicKey);
-  const payload = Buffer.from(JSON.stringify({ output: { lines: [{ text: 'x'.repeat(980) }] } }));
-  const ob = Outbox.open(join(dir, 'outbox'), { maxBytes: 1 << 30, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' });
-  for (let i = 0; i < n; i++)
-    await ob.enqueue((seq) => seal.seal({ device: 'bench', epoch: ob.epoch, seq, contentType: RESULT_TYPE, capturedAt: Date.now() }, payload), Date.now());
-  await ob.close();
-  const log = pino({ level: 'silent' });
   const ctx = { config, bus: new EventBus(log), log, clock: systemClock, stateDir: dir, registry: new Registry() };
   if (!config.upload) throw new OutpostError('OUTPOST_E_INTERNAL', 'the drain bench config lost its upload section');
   const up = new Uploader(ctx, config.upload, {
@@ -117,13 +138,22 @@ async function drain(n: number) {
   return { items: n, seconds: rounded(seconds, 2), itemsPerSecond: rounded(n / seconds, 0) };
 }
 
+/** `n` sealed 1 KB results queued in the outbox at `dir`, as an outage leaves them. */
+async function fillBacklog(dir: string, seal: ItemSealer, n: number): Promise<void> {
+  const payload = Buffer.from(JSON.stringify({ output: { lines: [{ text: 'x'.repeat(980) }] } }));
+  const ob = Outbox.open(dir, { maxBytes: 1 << 30, maxAgeMs: 3_600_000, whenFull: 'drop-oldest' });
+  for (let i = 0; i < n; i++)
+    await ob.enqueue((seq) => seal.seal({ device: 'bench', epoch: ob.epoch, seq, contentType: RESULT_TYPE, capturedAt: Date.now() }, payload), Date.now());
+  await ob.close();
+}
+
 /**
- * `outpost bench --upload`: what sealing and the outbox cost. Sealing MB/s and items/s against Node's
+ * `outpost bench upload`: what sealing and the outbox cost. Sealing MB/s and items/s against Node's
  * chacha20-poly1305 (the machine's limit); outbox enqueue+ack items/s with every item flushed to disk; the drain
  * rate of a 10,000-item backlog to a collector on loopback; and whether a 15 fps camera with 100 KB snapshots
  * fits (enqueue and drain rates above 15 items/s, sealing a small share of a frame's inference).
  */
-export async function benchUpload(opts: UploadBenchOptions, inferMsPerFrame: number | null) {
+async function measureUpload(opts: UploadBenchOptions, inferMsPerFrame: number | null) {
   const progress = new Progress('bench upload');
   progress.update(0, 4, 'sealing');
   const seal = sealing(opts.repeats);

@@ -1,25 +1,43 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Option, type Command } from 'commander';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { median, rounded } from '../benchMath.js';
-import { OutpostError } from '../errors.js';
-import { openBroker, type MqttClient } from '../mqtt/index.js';
-import { freePort } from './common.js';
-import { Progress } from './progress.js';
-import { childEnv } from '../childEnv.js';
+import { median, rounded } from '../../benchMath.js';
+import { OutpostError } from '../../errors.js';
+import { openBroker, type MqttClient } from '../../mqtt/index.js';
+import { exitOnError, freePort, positiveInt } from '../common.js';
+import { Progress } from '../progress.js';
+import { durationOption, emitReport, percentile, sleep, withReportFlags, type ReportFlags } from './shared.js';
+import { childEnv } from '../../childEnv.js';
 
-export interface FleetBenchOptions {
+export interface FleetBenchOptions extends ReportFlags {
   /** device counts to measure, one run each */
   devices: number[];
   broker?: string;
-  intervalSeconds: number;
-  durationSeconds: number;
+  interval: number;
+  duration: number;
 }
 
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+/** `outpost bench fleet`: simulated devices on MQTT watched by a real `outpost monitor`. */
+export function fleetMode(bench: Command): Command {
+  const cmd = bench
+    .command('fleet')
+    .description('N simulated devices on MQTT watched by outpost monitor: its CPU per 1,000 messages and the publish-to-display lag')
+    .addOption(
+      new Option('--devices <n,...>', 'device counts, one run each, such as 100,1000')
+        .argParser((v) => v.split(',').map((x) => positiveInt(x.trim())))
+        .default([100], '100'),
+    )
+    .option('--broker <url>', 'the broker (default: a mosquitto started for the run)')
+    .option('--interval <seconds>', "each device's telemetry interval", positiveInt, 10)
+    .addOption(durationOption(30, 'seconds measured per run, after one interval of warm-up'));
+  return withReportFlags(cmd).action((o: FleetBenchOptions) => benchFleet(o).catch(exitOnError));
+}
+
+const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
 
 /** A telemetry payload the size and shape of a real node's (one camera, the /status figures). */
 function telemetry(device: string, interval: number, seq: number): string {
@@ -70,12 +88,12 @@ function cpuSeconds(pid: number): number {
 }
 
 /**
- * `outpost bench --fleet N[,N…]`: N simulated devices, each a real MQTT connection with a retained status and
+ * `outpost bench fleet --devices N[,N…]`: N simulated devices, each a real MQTT connection with a retained status and
  * telemetry at the interval (starts spread over one interval), watched by a real `outpost monitor --json`
  * process. Measures that process's CPU per 1,000 messages and as % of one core, and the lag from a device's
  * publish to the monitor's output line (p50/p95/p99), after one interval of warm-up.
  */
-export async function benchFleet(opts: FleetBenchOptions) {
+async function benchFleet(opts: FleetBenchOptions): Promise<void> {
   const own = opts.broker ? null : await ownBroker();
   const url = opts.broker ?? own!.url;
   const runs = [];
@@ -84,18 +102,43 @@ export async function benchFleet(opts: FleetBenchOptions) {
   } finally {
     own?.child.kill();
   }
-  return {
+  emitReport(opts, {
     kind: 'outpost-bench-fleet',
     createdAt: new Date().toISOString(),
     broker: opts.broker ?? 'mosquitto started for the run',
-    intervalSeconds: opts.intervalSeconds,
+    intervalSeconds: opts.interval,
     runs,
-  };
+  });
 }
 
+/** One run: `n` devices publishing, the monitor watching, its CPU and lag measured after a warm-up. */
 async function fleetRun(url: string, n: number, opts: FleetBenchOptions) {
   const progress = new Progress(`fleet ${n}`);
   const base = `outpost-bench-${process.pid}-${n}`;
+  const devices = await connectDevices(url, base, n, progress);
+  const monitor = watch(url, base);
+  await sleep(1000); // the monitor connects and subscribes
+  const timers = publishTelemetry(devices, base, opts.interval);
+  await sleep(opts.interval * 1000); // warm-up: every device has published once
+  monitor.measuring = true;
+  const cpu0 = cpuSeconds(monitor.child.pid!);
+  const t0 = performance.now();
+  for (let s = 0; s < opts.duration; s++) {
+    progress.update(s, opts.duration, `${monitor.lags.length} messages`);
+    await sleep(1000);
+  }
+  const cpu = cpuSeconds(monitor.child.pid!) - cpu0;
+  const wall = (performance.now() - t0) / 1000;
+  monitor.measuring = false;
+  progress.done();
+  timers.forEach((t) => clearInterval(t));
+  monitor.child.kill('SIGTERM');
+  await disconnect(devices, base);
+  return runReport(n, monitor.lags, cpu, wall, opts.interval);
+}
+
+/** `n` devices, each a real MQTT connection with its retained online status. */
+async function connectDevices(url: string, base: string, n: number, progress: Progress): Promise<MqttClient[]> {
   const devices: MqttClient[] = [];
   for (let i = 0; i < n; i++) {
     const c = await openBroker(url, { clientId: `${base}-${i}` });
@@ -103,48 +146,44 @@ async function fleetRun(url: string, n: number, opts: FleetBenchOptions) {
     devices.push(c);
     if (i % 50 === 0) progress.update(i, n, 'connecting devices');
   }
-  const monitor = spawn(process.execPath, [CLI, 'monitor', '--broker', url, '--base', base, '--json'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: childEnv(),
-  });
-  const lags: number[] = [];
-  let messages = 0;
-  let measuring = false;
-  createInterface({ input: monitor.stdout! }).on('line', (line) => {
+  return devices;
+}
+
+/** A real `outpost monitor --json`; while `measuring`, the lag of each line from its device's publish. */
+function watch(url: string, base: string) {
+  const child = spawn(process.execPath, [CLI, 'monitor', '--broker', url, '--base', base, '--json'], { stdio: ['ignore', 'pipe', 'inherit'], env: childEnv() });
+  const watched = { child, lags: [] as number[], measuring: false };
+  createInterface({ input: child.stdout! }).on('line', (line) => {
     const at = (JSON.parse(line) as { at?: string | null }).at;
-    if (!measuring || !at) return;
-    messages++;
-    lags.push(Date.now() - Date.parse(at));
+    if (watched.measuring && at) watched.lags.push(Date.now() - Date.parse(at));
   });
-  await new Promise((r) => setTimeout(r, 1000)); // the monitor connects and subscribes
+  return watched;
+}
+
+/** Telemetry from every device at the interval, their starts spread over one interval. */
+function publishTelemetry(devices: MqttClient[], base: string, interval: number): NodeJS.Timeout[] {
   const timers: NodeJS.Timeout[] = [];
   let seq = 0;
   devices.forEach((c, i) => {
     const tick = () => {
       // a simulated device's lost publish is what the bench measures (lag), not an error
-      c.publishAsync(`${base}/dev-${i}/telemetry`, telemetry(`dev-${i}`, opts.intervalSeconds, seq++)).catch(() => undefined);
+      c.publishAsync(`${base}/dev-${i}/telemetry`, telemetry(`dev-${i}`, interval, seq++)).catch(() => undefined);
     };
-    timers.push(setTimeout(() => (tick(), timers.push(setInterval(tick, opts.intervalSeconds * 1000))), (i / n) * opts.intervalSeconds * 1000));
+    timers.push(setTimeout(() => (tick(), timers.push(setInterval(tick, interval * 1000))), (i / devices.length) * interval * 1000));
   });
-  await new Promise((r) => setTimeout(r, opts.intervalSeconds * 1000)); // warm-up: every device has published once
-  measuring = true;
-  const cpu0 = cpuSeconds(monitor.pid!);
-  const t0 = performance.now();
-  for (let s = 0; s < opts.durationSeconds; s++) {
-    progress.update(s, opts.durationSeconds, `${messages} messages`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  const cpu = cpuSeconds(monitor.pid!) - cpu0;
-  const wall = (performance.now() - t0) / 1000;
-  measuring = false;
-  progress.done();
-  timers.forEach((t) => clearInterval(t));
-  monitor.kill('SIGTERM');
-  // clear the retained statuses: a broker that is kept must not show a thousand ghost devices
+  return timers;
+}
+
+/** Clears the retained statuses (a broker that is kept must not show a thousand ghost devices) and disconnects. */
+async function disconnect(devices: MqttClient[], base: string): Promise<void> {
   await Promise.all(devices.map((c, i) => c.publishAsync(`${base}/dev-${i}/status`, '', { retain: true }).catch(() => undefined)));
   await Promise.all(devices.map((c) => c.endAsync(true)));
+}
+
+function runReport(n: number, lags: number[], cpu: number, wall: number, interval: number) {
   const sorted = [...lags].sort((a, b) => a - b);
-  const pct = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] : null);
+  const messages = lags.length;
+  const p99 = percentile(sorted, 99);
   return {
     devices: n,
     durationSeconds: rounded(wall, 1),
@@ -153,7 +192,7 @@ async function fleetRun(url: string, n: number, opts: FleetBenchOptions) {
     monitorCpuSeconds: rounded(cpu, 3),
     monitorCpuPercentOfCore: rounded((cpu / wall) * 100, 2),
     monitorCpuMsPer1000Messages: messages ? rounded((cpu * 1000 * 1000) / messages, 1) : null,
-    lagMs: { p50: median(lags), p95: pct(95), p99: pct(99), max: sorted.at(-1) ?? null },
-    goals: n >= 1000 && opts.intervalSeconds >= 10 ? { cpuUnder5Percent: (cpu / wall) * 100 < 5, lagP99Under1s: (pct(99) ?? Infinity) < 1000 } : undefined,
+    lagMs: { p50: median(lags), p95: percentile(sorted, 95), p99, max: sorted.at(-1) ?? null },
+    goals: n >= 1000 && interval >= 10 ? { cpuUnder5Percent: (cpu / wall) * 100 < 5, lagP99Under1s: (p99 ?? Infinity) < 1000 } : undefined,
   };
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { LocalSession } from '../runtime/index.js';
-import { decodeFeeds } from './memoryFeeds.js';
+import { LocalSession } from '../../runtime/index.js';
+import { decodeFeeds } from './recordedFeeds.js';
 
 /**
  * A reference process for `outpost bench --memory`: plain Node, or Node with the pipeline's ORT sessions run on
