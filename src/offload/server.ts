@@ -307,8 +307,7 @@ export class OffloadServer implements Component {
     if (h.messageId.length > MAX_MESSAGE_ID) throw new Refused('garbage', `a message id of ${h.messageId.length} characters (at most ${MAX_MESSAGE_ID})`);
     if (h.sender !== key.name) throw new Refused('wrong-sender', `sealed with ${key.name}'s key but says ${h.sender}`);
     const now = this.ctx.clock.now();
-    if (Math.abs(now - h.sentAt) > this.cfg.windowSeconds * 1000)
-      throw new Refused('expired', `sent ${Math.round((now - h.sentAt) / 1000)} s from now`);
+    if (Math.abs(now - h.sentAt) > this.cfg.windowSeconds * 1000) throw new Refused('expired', `sent ${Math.round((now - h.sentAt) / 1000)} s from now`);
     if (!this.nonces.admit(`${key.name}/${h.messageId}`, now)) throw new Refused('replayed', `message ${h.messageId} was already seen`);
     return { ...opened, from: fromB64(opened.sender)!, key };
   }
