@@ -40,7 +40,7 @@ async function runCameras(pipeline: StagedPipeline, provider: string, video: str
   let processed = 0;
   let dropped = 0;
   let skipped = 0;
-  bus.on('result', 'bench', (r) => {
+  bus.on('result', 'bench', ({ result: r }) => {
     processed++;
     latency.add(r.finishedAt - r.capturedAt);
   });
