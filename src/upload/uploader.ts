@@ -66,7 +66,7 @@ export class Uploader implements Component {
     /** results selected and not yet in the outbox (anonymising, sealing) */
     preparing: 0,
     /** the bytes of the frames those results hold */
-    frameBytes: 0,
+    heldFrameBytes: 0,
     busyDropped: 0,
     /** answers that did not check out (forged, for another batch, device or epoch), and acked seqs not in the batch */
     acksRefused: Object.fromEntries(ACK_REFUSALS.map((r) => [r, 0])) as Record<AckRefusal, number>,
@@ -108,7 +108,7 @@ export class Uploader implements Component {
         .catch((err) => this.ctx.log.error({ err: errorMessage(err) }, 'could not put a result in the outbox'))
         .finally(() => {
           this.counts.preparing--;
-          this.counts.frameBytes -= held?.data.length ?? 0;
+          this.counts.heldFrameBytes -= held?.data.length ?? 0;
         });
     });
     this.sweeper = setInterval(
@@ -150,6 +150,7 @@ export class Uploader implements Component {
         epoch: ob?.epoch ?? null,
         pending: ob?.pending ?? 0,
         preparing,
+        heldFrameBytes: this.counts.heldFrameBytes,
         bytes: ob?.bytes ?? 0,
         dropped: { ...(ob?.dropped() ?? {}), busy: busyDropped },
         delivered,
@@ -166,11 +167,11 @@ export class Uploader implements Component {
 
   /** A selected result's frame, held until its item is written; null (counted) when the frames already held fill their bound. */
   private hold(frame: Frame): Frame | null {
-    if (this.counts.frameBytes + frame.data.length > MAX_PREPARING_FRAME_BYTES) {
+    if (this.counts.heldFrameBytes + frame.data.length > MAX_PREPARING_FRAME_BYTES) {
       this.counts.frameMissing++;
       return null;
     }
-    this.counts.frameBytes += frame.data.length;
+    this.counts.heldFrameBytes += frame.data.length;
     return frame;
   }
 
