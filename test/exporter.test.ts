@@ -53,7 +53,6 @@ describe.skipIf(noBroker)('outpost exporter: the fleet on /metrics', () => {
   let agents: DaemonProcess[];
   let exporter: DaemonProcess;
   let port: number;
-  const dir = tempDir();
   const metrics = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
 
   beforeAll(async () => {

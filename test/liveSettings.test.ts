@@ -13,7 +13,7 @@ import { CameraSet } from '../src/pipeline/index.js';
 import { PowerMonitor } from '../src/power/index.js';
 import { MqttLink } from '../src/mqtt/index.js';
 import { FleetTelemetry, ResultLog, StatsCollector, type CommandTargets } from '../src/telemetry/index.js';
-import type { Result } from '../src/types.js';
+import type { Frame, Result } from '../src/types.js';
 import { boards, fakeTools } from './helpers/boards.js';
 import { DaemonProcess, freePort } from './helpers/daemonProcess.js';
 import { startPipelineSet, testContext } from './helpers/context.js';
@@ -67,17 +67,21 @@ function fleetOffline(config: OutpostConfig, events?: Record<string, { mode: 'al
   return { ctx, fleet, cfg, queued: () => (link.status().mqtt as { queued: number }).queued };
 }
 
-const fakeResult = (camera: string, finishedAt: number): Result => ({
-  frameId: `${camera}-1`,
-  camera,
-  capturedAt: finishedAt - 10,
-  finishedAt,
-  model: 'm',
-  variant: 'fp32',
-  provider: 'cpu',
-  placement: 'local',
-  timings: { queueMs: 0, decodeMs: 1, preprocessMs: 1, inferMs: 5, postMs: 1, totalMs: 8 },
-  output: { text: 'HELLO' },
+/** A result event: a result and its (empty) frame. */
+const fakeResult = (camera: string, finishedAt: number): { result: Result; frame: Frame } => ({
+  result: {
+    frameId: `${camera}-1`,
+    camera,
+    capturedAt: finishedAt - 10,
+    finishedAt,
+    model: 'm',
+    variant: 'fp32',
+    provider: 'cpu',
+    placement: 'local',
+    timings: { queueMs: 0, decodeMs: 1, preprocessMs: 1, inferMs: 5, postMs: 1, totalMs: 8 },
+    output: { text: 'HELLO' },
+  },
+  frame: { id: `${camera}-1`, camera, seq: 1, capturedAt: finishedAt - 10, data: Buffer.alloc(0), encoding: 'jpeg', width: 0, height: 0 },
 });
 
 /**

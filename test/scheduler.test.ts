@@ -41,7 +41,7 @@ describe('scheduling several cameras on one engine', () => {
     let done!: () => void;
     const finished = new Promise<void>((r) => (done = r));
     let total = 0;
-    bus.on('result', 't', (r) => {
+    bus.on('result', 't', ({ result: r }) => {
       counts[idx(r.camera)].processed++;
       if (++total === totalResults) done();
     });

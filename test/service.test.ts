@@ -312,7 +312,7 @@ describe('the service watchdog’s rules', () => {
     const withheld = w.dog.withheld;
     expect(withheld).toBeGreaterThan(0);
     const before = w.pings();
-    w.ctx.bus.emit('result', { ...result, timings });
+    w.ctx.bus.emit('result', { result: { ...result, timings }, frame });
     await w.ticks(2);
     expect(w.pings()).toBeGreaterThan(before);
     expect(w.notifier.sent.find((f) => 'READY' in f)).toEqual({ READY: 1, STATUS: 'running (first result)' });

@@ -12,7 +12,6 @@ import { missingTool } from './helpers/optional.js';
 import { CLI, tempDir } from './helpers/paths.js';
 
 const silent = pino({ level: 'silent' });
-const EPOCH = '0123456789abcdef0123456789abcdef';
 const item = (seq: number, size = 100) => Buffer.alloc(size, seq % 251);
 
 describe('the outbox (LMDB)', () => {

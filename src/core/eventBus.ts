@@ -5,7 +5,12 @@ import type { GovernorLevel } from '../vocabulary.js';
 
 /** Event name → payload. */
 export interface OutpostEvents {
-  result: Result;
+  /**
+   * A result and the frame it was computed on: nobody looks a frame up again by id. The frame beside the result
+   * (not in it) so that whoever keeps or serialises a result does not keep its frame: hold `frame` only as long as
+   * you need it.
+   */
+  result: { result: Result; frame: Frame };
   'frame.dropped': { camera: string; reason: 'superseded' | 'fps-cap' | 'error' };
   'frame.failed': { camera: string; frameId: string; error: string };
   'frame.skipped': { camera: string; reason: 'no-motion' };

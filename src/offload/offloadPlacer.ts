@@ -23,7 +23,6 @@ interface OffloadRange {
   to: number;
   specs: StageSpec[];
 }
-const FRAMES_KEPT = 8;
 
 /**
  * Per frame, here or on a peer: a pipeline's offloadable stages (`offload.stages`: the detector on the frame, the
@@ -37,7 +36,6 @@ export class OffloadPlacer implements FramePlacer, Component {
   private readonly cfg: OffloadConfig;
   private bias = 0;
   private readonly localMs = new Map<string, number>();
-  private readonly recent = new Map<string, Frame[]>();
   private readonly probeFrame = new Map<string, Frame>();
   private timer: NodeJS.Timeout | null = null;
   private probing = false;
@@ -64,13 +62,12 @@ export class OffloadPlacer implements FramePlacer, Component {
     this.registerMetrics();
     this.bias = this.ctx.config.power.policy.nominal.offloadBias; // the governor's level says otherwise once it runs
     this.ctx.bus.on('governor.policy', this.name, ({ policy }) => (this.bias = policy.offloadBias));
-    this.ctx.bus.on('result', this.name, (r) => {
+    this.ctx.bus.on('result', this.name, ({ result: r, frame }) => {
       const pipeline = this.ctx.config.cameras.find((c) => c.name === r.camera)?.pipeline;
       if (!pipeline || r.placement !== 'local') return;
       const ms = r.timings.totalMs - r.timings.queueMs;
       this.localMs.set(pipeline, movingAverage(this.localMs.get(pipeline), ms));
-      const frame = this.recent.get(pipeline)?.find((f) => f.id === r.frameId);
-      if (frame && summariseOutput(r.output).length > 0) this.probeFrame.set(pipeline, frame); // a frame with something in it
+      if (summariseOutput(r.output).length > 0) this.probeFrame.set(pipeline, frame); // a frame with something in it
     });
     if (Object.keys(this.cfg.stages).length === 0 && (this.cfg.peers.length > 0 || this.ctx.config.telemetry.mqtt))
       this.ctx.log.info('offload.stages is not set: every stage of every pipeline may run on a peer');
@@ -94,10 +91,9 @@ export class OffloadPlacer implements FramePlacer, Component {
     return this.peers.all().filter((p) => p.verified).length * this.cfg.placement.maxInflightPerPeer;
   }
 
-  place(_camera: string, pipeline: string, frame: Frame, localBusy = 0): RemoteRange | null {
+  place(_camera: string, pipeline: string, _frame: Frame, localBusy = 0): RemoteRange | null {
     const range = this.range(pipeline);
     if (!range) return null;
-    this.recent.set(pipeline, [...(this.recent.get(pipeline) ?? []), frame].slice(-FRAMES_KEPT));
     const models = range.specs.map((s) => s.model);
     const best = this.peers
       .candidates(models)

@@ -16,8 +16,6 @@ export class CameraSet implements Component {
   private scheduler: FrameScheduler | null = null;
   private config: Readonly<OutpostConfig>;
   private policy: LevelPolicy | null = null;
-  /** The newest frame of each camera (one each: bounded), for snapshots and the live page. */
-  private readonly latest = new Map<string, Frame>();
 
   constructor(
     private readonly ctx: ComponentContext,
@@ -40,7 +38,6 @@ export class CameraSet implements Component {
       })),
       { bus: this.ctx.bus, log: this.ctx.log, provider: this.provider(), inflight: this.config.runtime.inflightFrames, placer: this.placer },
     );
-    this.ctx.bus.on('frame.received', this.name, (f) => this.latest.set(f.camera, f));
     this.ctx.bus.on('governor.policy', this.name, ({ policy }) => {
       this.policy = policy;
       this.applyCaps();
@@ -64,8 +61,9 @@ export class CameraSet implements Component {
     return this.config.cameras.filter((c) => c.enabled).map((c) => c.name);
   }
 
+  /** The newest frame of a camera (snapshots); null before its first, or for a camera that is not running. */
   latestFrame(camera: string): Frame | null {
-    return this.latest.get(camera) ?? null;
+    return this.scheduler?.newest(camera) ?? null;
   }
 
   async pause(camera: string): Promise<void> {

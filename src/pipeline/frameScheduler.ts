@@ -22,6 +22,8 @@ export interface ScheduledCamera {
 
 interface CameraState extends ScheduledCamera {
   slot: LatestFrameSlot;
+  /** the newest frame the camera delivered, gated or not (snapshots): one per camera */
+  newest: Frame | null;
   pump: Promise<void> | null;
   /** Stops this camera alone (pause) or with the others (stop). */
   abort: AbortController;
@@ -80,6 +82,7 @@ export class FrameScheduler {
     this.cameras = cameras.map((c) => ({
       ...c,
       slot: new LatestFrameSlot(c.maxFps),
+      newest: null,
       pump: null,
       weight: c.weight ?? 1,
       current: 0,
@@ -132,6 +135,11 @@ export class FrameScheduler {
     cam.pump = this.pump(cam);
   }
 
+  /** The newest frame a camera delivered; null before its first (or for no such camera). */
+  newest(camera: string): Frame | null {
+    return this.cameras.find((c) => c.source.name === camera)?.newest ?? null;
+  }
+
   dead(): string[] {
     return this.cameras.filter((c) => c.dead && !c.paused).map((c) => c.source.name);
   }
@@ -154,6 +162,7 @@ export class FrameScheduler {
     const log = this.deps.log.child({ camera: cam.source.name });
     try {
       for await (const frame of cam.source.frames(cam.abort.signal)) {
+        cam.newest = frame;
         this.deps.bus.emit('frame.received', frame);
         if (cam.gate && !(await cam.gate.check(frame.data).catch(() => ({ pass: true }))).pass) {
           this.deps.bus.emit('frame.skipped', { camera: frame.camera, reason: 'no-motion' });
@@ -239,7 +248,7 @@ export class FrameScheduler {
       output: outcome.output,
       ...(frame.truth ? { truth: frame.truth } : {}),
     };
-    this.deps.bus.emit('result', result);
+    this.deps.bus.emit('result', { result, frame });
   }
 
   private failed(frame: Frame, err: unknown): void {

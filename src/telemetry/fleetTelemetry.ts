@@ -45,7 +45,7 @@ export class FleetTelemetry implements Component {
     this.link.setBirth(() => this.birth());
     this.commands.start(this.name);
     const eventsTopic = this.link.topic('events');
-    this.ctx.bus.on('result', this.name, (r) => {
+    this.ctx.bus.on('result', this.name, ({ result: r }) => {
       if (!this.events.select(r)) return;
       const event = {
         type: 'result',

@@ -12,7 +12,6 @@ const HISTORY_MS = 10 * 60_000;
 const SAMPLE_MS = 5_000;
 const PUSH_MS = 1_000;
 const EVENTS_KEPT = 20;
-const FRAMES_KEPT_PER_CAMERA = 4;
 const MAX_CLIENTS = 32;
 /** a page that has not read this much of what was sent to it (beyond the kernel's buffer) is cut */
 const MAX_UNREAD_BYTES = 64 << 10;
@@ -42,7 +41,7 @@ function overlay(r: Result): DrawnBox[] {
  * The live status page's data: pushed to every open page once a second over server-sent events (GET /events),
  * with the temperature and level of the last ten minutes, the last 20 events, and per camera its newest frame
  * with the boxes and text of its result drawn (GET /cameras/NAME/latest.jpg). Everything is bounded: samples,
- * events, frames kept per camera, and open pages (refused past 32, counted).
+ * events, one frame per camera (the newest result's, which came with it), and open pages (refused past 32, counted).
  */
 export class LiveFeed implements Component {
   readonly name = 'live';
@@ -51,7 +50,6 @@ export class LiveFeed implements Component {
   private cut: Counter<'reason'> | null = null;
   private readonly history: PageLive['history'] = [];
   private readonly events: LiveEvent[] = [];
-  private readonly frames = new Map<string, Frame[]>();
   private readonly shown = new Map<string, { frame: Frame; result: Result; jpeg?: Promise<Buffer> }>();
   private timers: NodeJS.Timeout[] = [];
   refused = 0;
@@ -63,10 +61,8 @@ export class LiveFeed implements Component {
 
   async start(): Promise<void> {
     const bus = this.ctx.bus;
-    bus.on('frame.received', this.name, (f) => this.frames.set(f.camera, [...(this.frames.get(f.camera) ?? []), f].slice(-FRAMES_KEPT_PER_CAMERA)));
-    bus.on('result', this.name, (r) => {
-      const frame = this.frames.get(r.camera)?.find((f) => f.id === r.frameId);
-      if (frame) this.shown.set(r.camera, { frame, result: r });
+    bus.on('result', this.name, ({ result: r, frame }) => {
+      this.shown.set(r.camera, { frame, result: r });
       this.event({ at: r.finishedAt, kind: 'result', camera: r.camera, text: summariseOutput(r.output).join(' | ') || '(nothing found)' });
     });
     bus.on('governor.transition', this.name, (t) => this.event({ at: this.ctx.clock.now(), kind: 'governor', text: `${t.from} → ${t.to}: ${t.reason}` }));

@@ -50,7 +50,7 @@ export class FrameMetrics implements Component {
       },
     });
     const bus = this.ctx.bus;
-    bus.on('result', this.name, (r) => {
+    bus.on('result', this.name, ({ result: r }) => {
       frames.inc({ camera: r.camera });
       for (const s of STAGES) stageSeconds.observe({ stage: s }, r.timings[`${s}Ms`] / 1000);
     });

@@ -12,7 +12,7 @@ export class ResultLog implements Component {
   }
 
   async start(): Promise<void> {
-    this.ctx.bus.on('result', this.name, (r) => {
+    this.ctx.bus.on('result', this.name, ({ result: r }) => {
       if (!this.enabled) return;
       this.ctx.log.info(
         { camera: r.camera, frame: r.frameId, text: summariseOutput(r.output), truth: r.truth, ms: Math.round(r.timings.totalMs), placement: r.placement },

@@ -49,7 +49,7 @@ export class RunningStats {
     bus.on('frame.dropped', 'stats', (d) => this.camera(d.camera).dropped++);
     bus.on('frame.failed', 'stats', (f) => this.camera(f.camera).failed++);
     bus.on('frame.skipped', 'stats', (f) => this.camera(f.camera).skipped++);
-    bus.on('result', 'stats', (r) => this.record(r));
+    bus.on('result', 'stats', ({ result }) => this.record(result));
   }
 
   private camera(name: string): CameraStats {

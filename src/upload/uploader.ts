@@ -29,11 +29,11 @@ export interface UploaderDeps {
   random?: () => number;
 }
 
-/** Frames kept per camera until their result comes (a slow pipeline finishes a frame many frames later). */
-const FRAMES_KEPT_PER_CAMERA = 32;
 const SWEEP_MS = 60_000;
 /** Results waiting for their frame to be anonymised and sealed; past this, new ones are dropped (counted). */
 const MAX_PREPARING = 64;
+/** Bytes of frames held for those results (boards have 512 MB); past this, a new result goes without its frame (counted). */
+const MAX_PREPARING_FRAME_BYTES = 16 << 20;
 /** Detect-and-hide rounds per frame before giving up on it. */
 const FACE_PASSES = 3;
 
@@ -51,7 +51,6 @@ export class Uploader implements Component {
   private outbox: Outbox | null = null;
   private sealer: ItemSealer | null = null;
   private readonly select: ResultSelector;
-  private readonly frames = new Map<string, Frame[]>();
   private readonly abort = new AbortController();
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
@@ -62,10 +61,12 @@ export class Uploader implements Component {
     failures: 0,
     refusedByCollector: 0,
     anonymiseFailed: 0,
-    /** results whose frame had already left the buffer: they went without it */
+    /** results that went without their frame: the frames held for the results before them filled MAX_PREPARING_FRAME_BYTES */
     frameMissing: 0,
     /** results selected and not yet in the outbox (anonymising, sealing) */
     preparing: 0,
+    /** the bytes of the frames those results hold */
+    heldFrameBytes: 0,
     busyDropped: 0,
     /** answers that did not check out (forged, for another batch, device or epoch), and acked seqs not in the batch */
     acksRefused: Object.fromEntries(ACK_REFUSALS.map((r) => [r, 0])) as Record<AckRefusal, number>,
@@ -102,18 +103,19 @@ export class Uploader implements Component {
       );
     }
     this.registerMetrics();
-    this.ctx.bus.on('frame.received', this.name, (f) => {
-      if (this.cfg.frames.include) this.frames.set(f.camera, [...(this.frames.get(f.camera) ?? []), f].slice(-FRAMES_KEPT_PER_CAMERA));
-    });
-    this.ctx.bus.on('result', this.name, (r) => {
+    this.ctx.bus.on('result', this.name, ({ result: r, frame }) => {
       if (!this.select.select(r)) return;
       if (this.counts.preparing >= MAX_PREPARING) return void this.counts.busyDropped++; // before a seq is spent: no gap
+      const held = this.cfg.frames.include ? this.hold(frame) : null;
       this.counts.preparing++;
-      // one after another: seqs follow the order results came in
+      // one after another: seqs follow the order results came in; the frame is let go once its item is written
       this.enqueueing = this.enqueueing
-        .then(() => this.enqueue(r))
+        .then(() => this.enqueue(r, held))
         .catch((err) => this.ctx.log.error({ err: errorMessage(err) }, 'could not put a result in the outbox'))
-        .finally(() => this.counts.preparing--);
+        .finally(() => {
+          this.counts.preparing--;
+          this.counts.heldFrameBytes -= held?.data.length ?? 0;
+        });
     });
     this.sweeper = setInterval(
       guarded(
@@ -154,6 +156,7 @@ export class Uploader implements Component {
         epoch: ob?.epoch ?? null,
         pending: ob?.pending ?? 0,
         preparing,
+        heldFrameBytes: this.counts.heldFrameBytes,
         bytes: ob?.bytes ?? 0,
         dropped: { ...(ob?.dropped() ?? {}), busy: busyDropped },
         delivered,
@@ -168,8 +171,18 @@ export class Uploader implements Component {
     };
   }
 
+  /** A selected result's frame, held until its item is written; null (counted) when the frames already held fill their bound. */
+  private hold(frame: Frame): Frame | null {
+    if (this.counts.heldFrameBytes + frame.data.length > MAX_PREPARING_FRAME_BYTES) {
+      this.counts.frameMissing++;
+      return null;
+    }
+    this.counts.heldFrameBytes += frame.data.length;
+    return frame;
+  }
+
   /** The result (JSON) and, when frames are included, its frame anonymised: one sealed item. */
-  private async enqueue(r: Result): Promise<void> {
+  private async enqueue(r: Result, frame: Frame | null): Promise<void> {
     const json = Buffer.from(
       JSON.stringify({
         frameId: r.frameId,
@@ -182,7 +195,7 @@ export class Uploader implements Component {
         output: r.output,
       }),
     );
-    const jpeg = this.cfg.frames.include ? await this.frameFor(r) : null;
+    const jpeg = frame ? await this.anonymised(r, frame) : null;
     const parts = [{ type: 'application/json', bytes: json.length }, ...(jpeg ? [{ type: 'image/jpeg', bytes: jpeg.length }] : [])];
     const header: Omit<ItemHeader, 'seq' | 'epoch'> = {
       device: this.deps.deviceId,
@@ -203,12 +216,7 @@ export class Uploader implements Component {
   }
 
   /** The frame a result came from, with faces and fixed regions hidden; null when that fails (counted). */
-  private async frameFor(r: Result): Promise<Buffer | null> {
-    const frame = this.frames.get(r.camera)?.find((f) => f.id === r.frameId);
-    if (!frame) {
-      this.counts.frameMissing++;
-      return null;
-    }
+  private async anonymised(r: Result, frame: Frame): Promise<Buffer | null> {
     try {
       const a = this.cfg.anonymise;
       const withFaces = a.faces && this.deps.faces ? await this.hideFaces(frame, a.faces.method) : frame.data;

@@ -70,7 +70,7 @@ type RunOptions = CameraRun & { gate: boolean; label: string };
 /** What the bus says of the frames: results (with their capture-to-result latency), drops and gate skips. */
 function countResults(bus: EventBus) {
   const counts = { processed: 0, dropped: 0, skipped: 0, latency: new LatencyWindow(100_000) };
-  bus.on('result', 'bench', (r) => {
+  bus.on('result', 'bench', ({ result: r }) => {
     counts.processed++;
     counts.latency.add(r.finishedAt - r.capturedAt);
   });
