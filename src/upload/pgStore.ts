@@ -1,0 +1,260 @@
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import { StoreBusy, type CollectorStore, type ItemOutcome, type OpenedItem } from './collectorStore.js';
+import { SCHEMA_VERSION, schemaVersion } from './pgSchema.js';
+import { checkNames, checkSeq, DEFAULT_STORE_LIMITS, itemContent, PayloadError, StoreRefusal, type StoreLimits } from './storeRules.js';
+
+/** How long a batch may wait for a connection, and a statement for the database, before the collector answers busy. */
+const CONNECT_TIMEOUT_MS = 3_000;
+const STATEMENT_TIMEOUT_MS = 10_000;
+/** Connections per collector: batches beyond this wait (bounded by the collector's body limiter). */
+const POOL_SIZE = 4;
+
+/** One item checked and ready for its row. */
+interface Row {
+  index: number;
+  seq: number;
+  capturedAt: number | null;
+  camera: string | null;
+  contentType: string;
+  result: string;
+  frame: Buffer | null;
+  envelope: Buffer;
+  content: Buffer;
+  ranges: [number, number, string][] | null;
+  bytes: number;
+}
+
+/**
+ * The collector's store in PostgreSQL (docs/collector-postgres.md): one row per (device, epoch, seq), each
+ * batch in one transaction, so an item is acked only once it is committed. The same seq with the same content
+ * is a duplicate (acked, not stored again); with other content a conflict, kept in outpost_conflicts. The device's
+ * row is locked for the batch: its quota counts hold with any number of collectors on one database.
+ */
+export class PgItemStore implements CollectorStore {
+  readonly kind = 'postgres';
+  private readonly pool: pg.Pool;
+  private readonly limits: StoreLimits;
+  /** highest seq stored per device and epoch (the base of the seq window), looked up again before a refusal */
+  private readonly highest = new Map<string, number>();
+
+  constructor(
+    url: string,
+    private readonly log: Logger,
+    limits: Partial<StoreLimits> = {},
+  ) {
+    this.limits = { ...DEFAULT_STORE_LIMITS, ...limits };
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: POOL_SIZE,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      statement_timeout: STATEMENT_TIMEOUT_MS,
+      query_timeout: STATEMENT_TIMEOUT_MS + 2_000,
+      idleTimeoutMillis: 30_000,
+    });
+    // an idle connection the server closed (a restart): the next batch connects again
+    this.pool.on('error', (err) => this.log.warn({ err: errorMessage(err) }, 'a database connection was lost'));
+  }
+
+  get database(): pg.Pool {
+    return this.pool;
+  }
+
+  /** Null when the schema is the one this collector writes; else what to do. */
+  async schemaProblem(): Promise<string | null> {
+    const v = await schemaVersion(this.pool);
+    if (v === SCHEMA_VERSION) return null;
+    return v < SCHEMA_VERSION
+      ? `the database holds schema version ${v}; this collector writes ${SCHEMA_VERSION}: run outpost collect --migrate --store URL`
+      : `the database holds schema version ${v}, newer than this collector's ${SCHEMA_VERSION}: upgrade the collector`;
+  }
+
+  async putAll(device: string, items: readonly OpenedItem[]): Promise<ItemOutcome[]> {
+    const outcomes: ItemOutcome[] = [];
+    const rows: Row[] = [];
+    items.forEach((item, index) => {
+      try {
+        rows.push(toRow(device, item, index));
+      } catch (err) {
+        outcomes[index] = err instanceof Error ? err : new Error(String(err));
+      }
+    });
+    if (rows.length > 0) await this.transaction(device, items[0].header.epoch, rows, outcomes);
+    return outcomes;
+  }
+
+  /** The rows in one transaction; anything the database says short of COMMIT is "busy" (nothing acked). */
+  private async transaction(device: string, epoch: string, rows: Row[], outcomes: ItemOutcome[]): Promise<void> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw new StoreBusy(`the database cannot be reached (${errorMessage(err)})`);
+    }
+    const decided: ItemOutcome[] = [];
+    let top = 0;
+    try {
+      await client.query('BEGIN');
+      const usage = await client.query<{ items: string; bytes: string }>(
+        `INSERT INTO outpost_devices (device, current_epoch) VALUES ($1, $2)
+         ON CONFLICT (device) DO UPDATE SET last_seen = now(), current_epoch = EXCLUDED.current_epoch RETURNING items, bytes`,
+        [device, epoch],
+      );
+      const admitted = await this.admit(client, device, epoch, rows, Number(usage.rows[0].items), Number(usage.rows[0].bytes), decided);
+      const stored = await insertItems(client, device, epoch, admitted);
+      await resolveTaken(client, device, epoch, admitted, stored, decided);
+      const fresh = admitted.filter((r) => stored.has(r.seq));
+      await insertRanges(client, device, epoch, fresh);
+      const added = fresh.reduce((n, r) => n + r.bytes, 0);
+      top = Math.max(0, ...fresh.map((r) => r.seq));
+      await client.query('UPDATE outpost_devices SET items = items + $2, bytes = bytes + $3 WHERE device = $1', [device, fresh.length, added]);
+      await client.query('COMMIT');
+      client.release();
+    } catch (err) {
+      client.release(true); // a connection in an unknown state is not reused
+      throw new StoreBusy(`the database did not commit the batch (${errorMessage(err)})`);
+    }
+    for (const [i, o] of decided.entries()) if (o !== undefined) outcomes[i] = o;
+    this.highest.set(`${device}/${epoch}`, Math.max(this.highest.get(`${device}/${epoch}`) ?? 0, top));
+  }
+
+  /** The rows inside the seq window and the device's quota; the others get their refusal in `decided`. */
+  private async admit(client: pg.PoolClient, device: string, epoch: string, rows: Row[], items: number, bytes: number, decided: ItemOutcome[]) {
+    const top = Math.max(...rows.map((r) => r.seq));
+    const highest = await this.highestOf(client, device, epoch, top);
+    const admitted: Row[] = [];
+    for (const r of rows) {
+      try {
+        checkSeq(device, r.seq, highest, this.limits.seqWindow);
+        if (items + 1 > this.limits.quotaItems || bytes + r.bytes > this.limits.quotaBytes)
+          throw new StoreRefusal(
+            'quota',
+            `${device} holds ${items} items, ${bytes} bytes; the quota is ${this.limits.quotaItems} items, ${this.limits.quotaBytes} bytes (collect --quota-items/--quota-bytes)`,
+          );
+        items += 1;
+        bytes += r.bytes;
+        admitted.push(r);
+      } catch (err) {
+        decided[r.index] = err as Error;
+      }
+    }
+    return admitted;
+  }
+
+  /** The epoch's highest stored seq: from memory, or the database when unknown or the batch goes past the window. */
+  private async highestOf(client: pg.PoolClient, device: string, epoch: string, top: number): Promise<number> {
+    const known = this.highest.get(`${device}/${epoch}`);
+    if (known !== undefined && top <= known + this.limits.seqWindow) return known;
+    const r = await client.query<{ h: string | null }>('SELECT max(seq) AS h FROM outpost_items WHERE device = $1 AND epoch = $2', [device, epoch]);
+    const h = Number(r.rows[0].h ?? 0);
+    this.highest.set(`${device}/${epoch}`, h);
+    return h;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+/** Checks an item before the transaction: names, content (parts, JSON, drop ranges), and what it is made of. */
+function toRow(device: string, item: OpenedItem, index: number): Row {
+  const h = item.header;
+  checkNames(device, h.epoch);
+  checkSeq(device, h.seq, 0, Number.MAX_SAFE_INTEGER); // an integer ≥ 1; the window is checked in the transaction
+  const c = itemContent(device, h, item.payload);
+  const result = JSON.stringify(c.result);
+  // PostgreSQL's jsonb cannot hold U+0000: such an item would fail its whole batch again and again
+  if (result.includes('\\u0000')) throw new PayloadError('the result holds a U+0000 character, which PostgreSQL cannot store');
+  const hash = createHash('sha256').update(JSON.stringify({ header: h, result: c.result }));
+  if (c.jpeg) hash.update(c.jpeg);
+  return {
+    index,
+    seq: h.seq,
+    capturedAt: Number.isFinite(h.capturedAt) ? h.capturedAt : null,
+    camera: typeof h.camera === 'string' ? h.camera : null,
+    contentType: h.contentType,
+    result,
+    frame: c.jpeg,
+    envelope: item.envelopeSha256,
+    content: hash.digest(),
+    ranges: c.ranges,
+    bytes: item.payload.length,
+  };
+}
+
+/** Inserts the rows whose (device, epoch, seq) is free; returns the seqs it inserted. */
+async function insertItems(client: pg.PoolClient, device: string, epoch: string, rows: Row[]): Promise<Set<number>> {
+  if (rows.length === 0) return new Set();
+  const r = await client.query<{ seq: string }>(
+    `INSERT INTO outpost_items (device, epoch, seq, captured_at, camera, content_type, result, frame, envelope_sha256, content_sha256)
+     SELECT $1, $2, u.seq, to_timestamp(u.at / 1000.0), u.camera, u.ct, u.result::jsonb, u.frame, u.env, u.sha
+     FROM unnest($3::bigint[], $4::float8[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::bytea[], $10::bytea[])
+       AS u(seq, at, camera, ct, result, frame, env, sha)
+     ON CONFLICT DO NOTHING RETURNING seq`,
+    [
+      device,
+      epoch,
+      rows.map((x) => x.seq),
+      rows.map((x) => x.capturedAt),
+      rows.map((x) => x.camera),
+      rows.map((x) => x.contentType),
+      rows.map((x) => x.result),
+      rows.map((x) => x.frame),
+      rows.map((x) => x.envelope),
+      rows.map((x) => x.content),
+    ],
+  );
+  return new Set(r.rows.map((x) => Number(x.seq)));
+}
+
+/** Each admitted row: stored, the same content already there (duplicate), or other content (a conflict, kept aside). */
+async function resolveTaken(client: pg.PoolClient, device: string, epoch: string, rows: Row[], stored: Set<number>, decided: ItemOutcome[]) {
+  const first = new Set<number>(); // a seq twice in one batch: only its first row was inserted
+  const taken = rows.filter((r) => {
+    const ours = stored.has(r.seq) && !first.has(r.seq);
+    if (ours) first.add(r.seq);
+    decided[r.index] = 'stored';
+    return !ours;
+  });
+  if (taken.length === 0) return;
+  const there = await client.query<{ seq: string; content_sha256: Buffer }>(
+    'SELECT seq, content_sha256 FROM outpost_items WHERE device = $1 AND epoch = $2 AND seq = ANY($3::bigint[])',
+    [device, epoch, taken.map((r) => r.seq)],
+  );
+  const shaOf = new Map(there.rows.map((x) => [Number(x.seq), x.content_sha256]));
+  const conflicts = taken.filter((r) => {
+    const same = shaOf.get(r.seq)?.equals(r.content) ?? false;
+    decided[r.index] = same ? 'duplicate' : 'conflict';
+    return !same;
+  });
+  if (conflicts.length === 0) return;
+  await client.query(
+    `INSERT INTO outpost_conflicts (device, epoch, seq, content_sha256, envelope_sha256, content_type, result, frame)
+     SELECT $1, $2, u.seq, u.sha, u.env, u.ct, u.result::jsonb, u.frame
+     FROM unnest($3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::text[], $8::bytea[]) AS u(seq, sha, env, ct, result, frame)
+     ON CONFLICT DO NOTHING`,
+    [
+      device,
+      epoch,
+      conflicts.map((r) => r.seq),
+      conflicts.map((r) => r.content),
+      conflicts.map((r) => r.envelope),
+      conflicts.map((r) => r.contentType),
+      conflicts.map((r) => r.result),
+      conflicts.map((r) => r.frame),
+    ],
+  );
+}
+
+/** The ranges of the drop notices just stored, one row each (verify reads them in SQL). */
+async function insertRanges(client: pg.PoolClient, device: string, epoch: string, rows: Row[]): Promise<void> {
+  const ranges = rows.flatMap((r) => (r.ranges ?? []).map(([from, to, reason], idx) => ({ seq: r.seq, idx, from, to, reason })));
+  if (ranges.length === 0) return;
+  await client.query(
+    `INSERT INTO outpost_drop_ranges (device, epoch, seq, idx, from_seq, to_seq, reason)
+     SELECT $1, $2, u.seq, u.idx, u.f, u.t, u.reason FROM unnest($3::bigint[], $4::int[], $5::bigint[], $6::bigint[], $7::text[]) AS u(seq, idx, f, t, reason)`,
+    [device, epoch, ranges.map((x) => x.seq), ranges.map((x) => x.idx), ranges.map((x) => x.from), ranges.map((x) => x.to), ranges.map((x) => x.reason)],
+  );
+}
