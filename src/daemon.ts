@@ -4,7 +4,7 @@ import type { Component, ComponentContext } from './component.js';
 import { fromB64, keysAtFirstStart, readKeys } from './crypto/index.js';
 import { faceDetectorPipeline } from './config/index.js';
 import type { Frame } from './types.js';
-import { HttpTransport, MqttTransport, Uploader } from './upload/index.js';
+import { collectorUrls, HttpTransport, MqttTransport, Uploader } from './upload/index.js';
 import { JobScheduler } from './jobs/index.js';
 import { logRejection } from './lastResort.js';
 import { MqttLink } from './mqtt/index.js';
@@ -111,7 +111,7 @@ function uploader(ctx: ComponentContext, pipelines: PipelineSet, mqtt: MqttLink 
   const entry = ctx.config.keyring.find((k) => k.name === up.collector.key)!;
   const collector = { box: fromB64(entry.box!)!, sign: fromB64(entry.sign!)! };
   const timeout = up.delivery.timeoutSeconds * 1000;
-  const transport = up.transport === 'mqtt' ? new MqttTransport(mqtt!, timeout) : new HttpTransport(up.collector.url!, timeout);
+  const transport = up.transport === 'mqtt' ? new MqttTransport(mqtt!, timeout) : new HttpTransport(collectorUrls(up.collector), timeout);
   const grow = up.anonymise.faces?.grow ?? 0;
   const faces = async (frame: Frame) =>
     ((await pipelines.get(FACES).process(frame)).output.detections ?? []).map(({ box: [x0, y0, x1, y1] }) => {

@@ -4,6 +4,7 @@ import { z } from 'zod';
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'use letters, digits, "-" and "_" (at most 64, starting with a letter or digit)');
 const fraction = z.number().min(0).max(1);
+const collectorUrl = z.string().regex(/^https?:\/\//, 'http:// or https:// URL of outpost collect');
 
 const selection = z.strictObject({
   mode: z.enum(['all', 'change', 'threshold']).describe('all: every result; change: when the text or labels change; threshold: a score at or above minScore'),
@@ -12,11 +13,13 @@ const selection = z.strictObject({
 
 export const uploadSchema = z.strictObject({
   collector: z.strictObject({
-    url: z
-      .string()
-      .regex(/^https?:\/\//, 'http:// or https:// URL of outpost collect')
+    url: collectorUrl.optional().describe('for transport http'),
+    urls: z
+      .array(collectorUrl)
+      .min(1)
+      .max(16)
       .optional()
-      .describe('for transport http'),
+      .describe('for transport http: several collectors (after url, if both are given); a batch goes to the next when one cannot be reached'),
     key: id.describe('name of the keyring entry (role collector): items are sealed to its box key, its answers checked with its sign key'),
   }),
   transport: z
