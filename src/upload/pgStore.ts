@@ -54,8 +54,10 @@ export class PgItemStore implements CollectorStore {
       query_timeout: STATEMENT_TIMEOUT_MS + 2_000,
       idleTimeoutMillis: 30_000,
     });
-    // an idle connection the server closed (a restart): the next batch connects again
-    this.pool.on('error', (err) => this.log.warn({ err: errorMessage(err) }, 'a database connection was lost'));
+    // a connection the server closed (a restart), idle or in use: logged; its batch answers busy, the next connects again
+    const lost = (err: Error) => this.log.warn({ err: errorMessage(err) }, 'a database connection was lost');
+    this.pool.on('error', lost);
+    this.pool.on('connect', (client) => client.on('error', lost));
   }
 
   get database(): pg.Pool {

@@ -1,0 +1,138 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SimDevice } from '../src/cli/simDevice.js';
+import { fromB64, generateKeys, readKeys } from '../src/crypto/index.js';
+import { Mosquitto } from './helpers/broker.js';
+import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
+import { missingTool } from './helpers/optional.js';
+import { tempDir } from './helpers/paths.js';
+import { missingPostgres, Postgres } from './helpers/postgres.js';
+import { waitUntil } from './helpers/wait.js';
+
+/** Issue 22 with real parts: PostgreSQL, Mosquitto 2 (shared subscriptions), two `outpost collect` processes, six devices. */
+const skip = missingPostgres() || missingTool('mosquitto', 'mosquitto');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface VerifyJson {
+  devices: { device: string; epochs: { items: number; missing: [number, number][]; conflicts: number; dropped: Record<string, number> }[] }[];
+}
+
+describe.skipIf(skip)('collectors on PostgreSQL', () => {
+  let db: Postgres;
+  let broker: Mosquitto;
+  let sql: pg.Pool;
+  const dir = tempDir('outpost-collect-pg-');
+  const collectors: DaemonProcess[] = [];
+  const devices: SimDevice[] = [];
+
+  beforeAll(async () => {
+    [db, broker] = await Promise.all([Postgres.start(), Mosquitto.start()]);
+    sql = new pg.Pool({ connectionString: db.url, max: 1 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.all(devices.map((d) => d.stop()));
+    collectors.forEach((c) => c.kill('SIGKILL'));
+    await sql?.end();
+    await broker?.down();
+    db?.down();
+  });
+
+  it('migrates idempotently and says which version it holds', () => {
+    const first = runCli(['collect', '--migrate', '--store', db.url]);
+    expect(first.stdout).toContain('schema migrated from version 0 to 1');
+    const again = runCli(['collect', '--migrate', '--store', db.url]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('schema version 1: up to date');
+  });
+
+  it('two collectors, devices over HTTP (two URLs) and MQTT ($share): one collector SIGKILLed, the database stopped 20 s; nothing lost', async () => {
+    const collectorKeys = generateKeys(join(dir, 'collector'));
+    const collector = { box: fromB64(collectorKeys.box)!, sign: fromB64(collectorKeys.sign)! };
+    const ports = [await freePort(), await freePort()];
+    const urls = ports.map((p) => `http://127.0.0.1:${p}`);
+    for (let i = 0; i < 6; i++) {
+      generateKeys(join(dir, `dev-${i}`, 'keys'));
+      const via = i < 3 ? { urls } : { broker: broker.url, base: 'outpost' };
+      const retry = { initialMs: 200, maxMs: 1500 };
+      devices.push(
+        new SimDevice({
+          name: `dev-${i}`,
+          dir: join(dir, `dev-${i}`),
+          keys: readKeys(join(dir, `dev-${i}`, 'keys')),
+          collector,
+          via,
+          batchItems: 20,
+          timeoutSeconds: 3,
+          retry,
+        }),
+      );
+    }
+    writeFileSync(join(dir, 'trust.yaml'), devices.map((d) => d.trustLine).join('\n') + '\n');
+    const args = (port: number) => [
+      'collect',
+      ...['--listen', `127.0.0.1:${port}`, '--keys', join(dir, 'collector'), '--trust', join(dir, 'trust.yaml')],
+      ...['--store', db.url, '--mqtt', broker.url, '--base', 'outpost', '--share', 'collectors'],
+    ];
+    for (const port of ports) collectors.push(new DaemonProcess(args(port)));
+    await Promise.all(collectors.map((c) => c.waitForLog('collector listening', 30)));
+    await Promise.all(devices.map((d) => d.start()));
+
+    let producing = true;
+    const producer = (async () => {
+      while (producing) {
+        devices.forEach((d) => d.produce());
+        await sleep(50);
+      }
+    })();
+    try {
+      await waitUntil(() => devices.every((d) => d.upload.delivered > 0), 'every device delivering', 300, 50);
+      const first = await (await fetch(`${urls[0]}/metrics`)).text();
+      expect(first).toMatch(/outpost_collector_items_total\{outcome="stored"\} [1-9]/);
+      collectors[0].kill('SIGKILL'); // mid-run: HTTP devices fail over to the second URL, the broker moves the share
+      await sleep(3000);
+      const before = devices.map((d) => d.upload.delivered);
+      await waitUntil(() => devices.every((d, i) => d.upload.delivered > before[i]), 'deliveries through the second collector', 300, 50);
+
+      db.down();
+      const failures = devices.map((d) => d.upload.failures);
+      await sleep(20_000);
+      // the collector answered busy: every device backed off and kept what it made meanwhile
+      for (const [i, d] of devices.entries()) {
+        expect(d.upload.failures, d.opts.name).toBeGreaterThan(failures[i]);
+        expect(d.upload.pending, d.opts.name).toBeGreaterThan(0);
+      }
+      db.up();
+      await sleep(2000);
+    } finally {
+      producing = false;
+      await producer;
+    }
+    await waitUntil(() => devices.every((d) => d.drained), 'every outbox drained', 600, 100).catch((err: Error) => {
+      throw new Error(
+        `${err.message}: ${JSON.stringify(devices.map((d) => ({ sent: d.sent, ...d.upload })))}\n${collectors[1].logs
+          .slice(-5)
+          .map((l) => JSON.stringify(l))
+          .join('\n')}`,
+      );
+    });
+
+    const sent = devices.reduce((n, d) => n + d.sent, 0);
+    for (const d of devices)
+      expect(
+        Object.values(d.upload.dropped).filter((n) => n > 0),
+        d.opts.name,
+      ).toEqual([]);
+    const rows = await sql.query<{ n: string }>("SELECT count(*) AS n FROM outpost_items WHERE content_type LIKE '%result%'");
+    expect(Number(rows.rows[0].n)).toBe(sent);
+    const verify = runCli(['collect', '--verify', '--json', '--store', db.url]);
+    expect(verify.code, verify.stderr).toBe(0);
+    const report = JSON.parse(verify.stdout) as VerifyJson;
+    expect(report.devices.map((d) => d.device)).toEqual(devices.map((d) => d.opts.name));
+    const epochs = report.devices.flatMap((d) => d.epochs);
+    expect(epochs.map((e) => [e.missing, e.conflicts])).toEqual(devices.map(() => [[], 0]));
+    expect(epochs.reduce((n, e) => n + e.items, 0)).toBe(sent);
+  }, 100_000);
+});
