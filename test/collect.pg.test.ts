@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimDevice } from '../src/cli/simDevice.js';
+import { DROPPED_TYPE, FolderStore, migratePg, PgItemStore, RESULT_TYPE, verifyItems, verifyPg, type OpenedItem } from '../src/upload/index.js';
+import { pino } from 'pino';
 import { fromB64, generateKeys, readKeys } from '../src/crypto/index.js';
 import { Mosquitto } from './helpers/broker.js';
 import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
@@ -135,4 +137,58 @@ describe.skipIf(skip)('collectors on PostgreSQL', () => {
     expect(epochs.map((e) => [e.missing, e.conflicts])).toEqual(devices.map(() => [[], 0]));
     expect(epochs.reduce((n, e) => n + e.items, 0)).toBe(sent);
   }, 100_000);
+
+  it('agrees with the folder store: duplicates acked once, a differing one a conflict, told drops and gaps from SQL', async () => {
+    await sql.query('CREATE DATABASE agree');
+    const store = new PgItemStore(db.url.replace(/\/postgres$/, '/agree'), pino({ level: 'silent' }));
+    const folder = new FolderStore(join(dir, 'agree-out'));
+    try {
+      await migratePg(store.database);
+      const epoch = 'a'.repeat(32);
+      const item = (seq: number, text: string): OpenedItem => ({
+        header: { device: 'cam-9', epoch, seq, contentType: RESULT_TYPE, capturedAt: 1_700_000_000_000 + seq, camera: 'door' },
+        payload: Buffer.from(JSON.stringify({ output: { lines: [{ text }] } })),
+        envelopeSha256: Buffer.alloc(32, seq),
+      });
+      const notice = (seq: number, ranges: [number, number, string][]): OpenedItem => ({
+        header: { device: 'cam-9', epoch, seq, contentType: DROPPED_TYPE, capturedAt: 0 },
+        payload: Buffer.from(JSON.stringify({ ranges })),
+        envelopeSha256: Buffer.alloc(32, 0),
+      });
+      const batches = [
+        [item(1, 'A'), item(2, 'B'), item(5, 'E')],
+        [
+          item(2, 'B'),
+          item(5, 'other'),
+          notice(8, [
+            [3, 3, 'full'],
+            [6, 6, 'expired'],
+          ]),
+        ],
+        [item(10, 'J'), item(10, 'J')],
+      ];
+      const outcomes = [];
+      for (const b of batches) outcomes.push(await store.putAll('cam-9', b), await folder.putAll('cam-9', b));
+      expect(outcomes.map(String)).toEqual(['stored,stored,stored', 'duplicate,conflict,stored', 'stored,duplicate'].flatMap((o) => [o, o]));
+      const fromSql = await verifyPg(store.database);
+      const fromFiles = verifyItems(join(dir, 'agree-out'))!;
+      const withoutTimes = (r: typeof fromSql) => r.map((d) => ({ ...d, epochs: d.epochs.map((e) => ({ ...e, startedAt: null })) }));
+      expect(withoutTimes(fromSql)).toEqual(withoutTimes(fromFiles));
+      expect(fromSql[0].epochs[0]).toMatchObject({
+        items: 5,
+        highest: 10,
+        dropped: { full: 1, expired: 1 },
+        missing: [
+          [4, 4],
+          [7, 7],
+          [9, 9],
+        ],
+        conflicts: 1,
+      });
+      const hits = await store.database.query('SELECT seq FROM outpost_items WHERE result @> \'{"output": {"lines": [{"text": "E"}]}}\'');
+      expect(hits.rows).toEqual([{ seq: '5' }]);
+    } finally {
+      await store.close();
+    }
+  });
 });
