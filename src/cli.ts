@@ -104,7 +104,12 @@ program
     '--memory',
     "memory mode: the config's daemon in a child process, RSS at 10, 30 and 60 s, V8 heaps (main, inference worker), ORT sessions with and without the CPU arena, libvips' cache, the native rest",
   )
-  .option('--broker <url>', 'fleet mode: the broker (default: a mosquitto started for the run)')
+  .option(
+    '--collect <postgres-url>',
+    'collect mode: simulated devices drain --backlog items into 1 and 2 collectors on this PostgreSQL (one SIGKILLed in a third run): items/s, ack p50/p99, rows vs sent, CPU per 1,000 items',
+  )
+  .option('--collect-devices <n>', 'collect mode: simulated devices', positiveInt, 6)
+  .option('--broker <url>', 'fleet mode: the broker (default: a mosquitto started for the run); collect mode: devices publish there ($share)')
   .option('--interval <seconds>', "fleet mode: each device's telemetry interval", positiveInt, 10)
   .option('--model-dir <dir>', 'model mode: time every accepted variant of an optimize folder, write autotune.json there')
   .option('--size <WxH>', 'model mode: input size for models with free dimensions', '640x480')

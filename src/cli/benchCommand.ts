@@ -13,6 +13,7 @@ import { benchOffload } from './benchOffload.js';
 import { benchChaos } from './benchChaos.js';
 import { benchLevels } from './benchLevels.js';
 import { benchMemory } from './benchMemory.js';
+import { benchCollect } from './benchCollect.js';
 import { fileURLToPath } from 'node:url';
 import { PipelineSet, runPipelined, type StagedPipeline } from '../pipeline/index.js';
 import { InferenceEngine, LocalSession, ORT_VERSION, type SessionSpec, type TensorMap } from '../runtime/index.js';
@@ -51,6 +52,9 @@ export interface BenchOptions {
   chaos?: boolean;
   /** Memory mode: the config's daemon in a child process, its steady RSS and where it goes. */
   memory?: boolean;
+  /** Collect mode: simulated devices into 1 and 2 collectors on this PostgreSQL (--backlog items in all, --broker for MQTT). */
+  collect?: string;
+  collectDevices: number;
 }
 
 const r2 = (v: number) => rounded(v);
@@ -111,6 +115,16 @@ async function timeStartup(config: OutpostConfig, spec: SessionSpec, repeats: nu
 }
 
 export async function benchCommand(opts: BenchOptions): Promise<void> {
+  if (opts.collect)
+    return printReport(
+      opts,
+      await benchCollect({
+        store: opts.collect,
+        devices: opts.collectDevices,
+        itemsPerDevice: Math.ceil(opts.backlog / opts.collectDevices),
+        broker: opts.broker,
+      }),
+    );
   if (opts.upload) {
     const { config } = loadConfig(configPath(opts.config));
     const ctx = cliContext(config, 'bench');
@@ -281,4 +295,10 @@ async function cameraMode(ctx: ComponentContext, name: string, opts: BenchOption
 async function levelsMode(ctx: ComponentContext, name: string, opts: BenchOptions): Promise<void> {
   const report = await benchLevels(ctx, name, await loadFrames(opts), opts.repeats, fileURLToPath(new URL('../cli.js', import.meta.url)));
   writeReport(opts, report.provider, report);
+}
+
+function printReport(opts: BenchOptions, r: unknown): void {
+  const text = JSON.stringify(r, null, 2) + '\n';
+  if (opts.out) writeFileSync(opts.out, text);
+  process.stdout.write(text);
 }

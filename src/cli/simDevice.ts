@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { systemClock, type ComponentContext } from '../component.js';
@@ -6,7 +7,8 @@ import { toB64, type NodeKeys } from '../crypto/index.js';
 import { EventBus } from '../eventBus.js';
 import { MqttLink } from '../mqtt/index.js';
 import type { Result } from '../types.js';
-import { HttpTransport, MqttTransport, Uploader, type AcceptAnswer, type Transport } from '../upload/index.js';
+import { ItemSealer } from '../crypto/index.js';
+import { HttpTransport, MqttTransport, Outbox, RESULT_TYPE, Uploader, type AcceptAnswer, type Transport } from '../upload/index.js';
 
 export interface SimDeviceOptions {
   name: string;
@@ -60,6 +62,27 @@ export class SimDevice {
     return `- { name: ${this.opts.name}, sign: ${toB64(this.opts.keys.sign.publicKey)} }`;
   }
 
+  /** Before start: `n` sealed results put straight into its outbox (a backlog, as after an outage). */
+  async prefill(n: number): Promise<void> {
+    const ob = Outbox.open(join(this.opts.dir, 'outbox'), { maxBytes: 1 << 30, maxAgeMs: 86_400_000, whenFull: 'drop-oldest' });
+    const sealer = new ItemSealer(this.opts.keys.sign, this.opts.collector.box);
+    try {
+      for (let i = 0; i < n; i++) {
+        const payload = Buffer.from(JSON.stringify(this.result(++this.produced)));
+        const header = {
+          device: this.opts.name,
+          contentType: RESULT_TYPE,
+          capturedAt: Date.now(),
+          camera: 'door',
+          parts: [{ type: 'application/json', bytes: payload.length }],
+        };
+        await ob.enqueue((seq) => sealer.seal({ ...header, epoch: ob.epoch, seq }, payload), Date.now());
+      }
+    } finally {
+      await ob.close();
+    }
+  }
+
   async start(): Promise<void> {
     await this.link?.start();
     await this.uploader.start();
@@ -68,8 +91,12 @@ export class SimDevice {
   /** One result, as a pipeline would emit it; false (nothing emitted) while the uploader is still sealing many. */
   produce(): boolean {
     if (this.upload.preparing >= PREPARING_MAX) return false;
-    const n = ++this.produced;
-    const result: Result = {
+    this.bus.emit('result', this.result(++this.produced));
+    return true;
+  }
+
+  private result(n: number): Result {
+    return {
       frameId: `f${n}`,
       camera: n % 2 ? 'door' : 'yard',
       capturedAt: Date.now(),
@@ -81,8 +108,6 @@ export class SimDevice {
       timings: { totalMs: 0 } as Result['timings'],
       output: { lines: [{ text: `PLATE ${n}`, score: 0.9, box: [0, 0, 10, 10] }] },
     };
-    this.bus.emit('result', result);
-    return true;
   }
 
   get sent(): number {
