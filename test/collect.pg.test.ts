@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimDevice } from '../src/cli/simDevice.js';
-import { DROPPED_TYPE, FolderStore, migratePg, PgItemStore, RESULT_TYPE, verifyItems, verifyPg, type OpenedItem } from '../src/upload/index.js';
+import { createServer, type Server } from 'node:http';
+import { DROPPED_TYPE, FolderStore, HttpTransport, migratePg, PgItemStore, RESULT_TYPE, verifyItems, verifyPg, type OpenedItem } from '../src/upload/index.js';
 import { pino } from 'pino';
 import { fromB64, generateKeys, readKeys } from '../src/crypto/index.js';
 import { Mosquitto } from './helpers/broker.js';
@@ -190,5 +191,38 @@ describe.skipIf(skip)('collectors on PostgreSQL', () => {
     } finally {
       await store.close();
     }
+  });
+});
+
+describe('a device given several collector URLs', () => {
+  it('moves to the next when one cannot be reached, stays there, and goes back to the first 5 minutes later', async () => {
+    const [a, b] = [await freePort(), await freePort()];
+    const hits: string[] = [];
+    const serve = (name: string, port: number) =>
+      new Promise<Server>((resolve) => {
+        const server = createServer((req, res) => {
+          hits.push(name);
+          req.resume().on('end', () => res.end(JSON.stringify({ acked: [1], refused: [] })));
+        });
+        server.listen(port, '127.0.0.1', () => resolve(server));
+      });
+    let now = 0;
+    const transport = new HttpTransport([`http://127.0.0.1:${a}`, `http://127.0.0.1:${b}`], 2000, () => now);
+    const accept = (raw: unknown) => raw as { acked: number[]; refused: [] }; // what the collector's key would check
+    const send = () => transport.send(Buffer.from('batch'), 'ab', accept, new AbortController().signal);
+    const second = await serve('b', b);
+    try {
+      await send(); // a is down: b takes it
+      const first = await serve('a', a);
+      await send(); // a is back, but the device stays with b
+      now += 5 * 60_000;
+      await send(); // later it goes back to its first collector
+      expect(hits).toEqual(['b', 'b', 'a']);
+      await new Promise((r) => first.close(r));
+    } finally {
+      transport.close();
+      await new Promise((r) => second.close(r));
+    }
+    await expect(send()).rejects.toThrow(/no collector took the batch/);
   });
 });

@@ -1,4 +1,4 @@
-import { OutpostError } from '../errors.js';
+import { OutpostError, errorMessage } from '../errors.js';
 import { redactUrl } from '../mqtt/index.js';
 import { PgItemStore, verifyItems, verifyPg, type DeviceReport, type EpochReport } from '../upload/index.js';
 import { createLogger } from '../log.js';
@@ -38,7 +38,9 @@ function describe(e: EpochReport): string {
 async function verifyStore(url: string): Promise<DeviceReport[]> {
   const store = new PgItemStore(url, createLogger({ level: 'warn', format: 'auto' }));
   try {
-    const problem = await store.schemaProblem();
+    const problem = await store.schemaProblem().catch((err: unknown) => {
+      throw new OutpostError('OUTPOST_E_UNREACHABLE', `cannot read ${redactUrl(url)} (${errorMessage(err)}); is PostgreSQL running there?`);
+    });
     if (problem) throw new OutpostError('OUTPOST_E_NOINPUT', `${redactUrl(url)}: ${problem}`);
     return await verifyPg(store.database);
   } finally {

@@ -15,6 +15,9 @@ export interface Transport {
   close(): void;
 }
 
+/** After failing over, a device goes back to its first collector this long after it left it (the list is its preference). */
+const BACK_TO_FIRST_MS = 5 * 60_000;
+
 /** An answer is a small JSON document: more than this is not read. */
 const MAX_ANSWER_BYTES = 1 << 20;
 
@@ -39,18 +42,21 @@ export function collectorUrls(c: { url?: string; urls?: readonly string[] }): st
 
 /**
  * HTTP POST to `outpost collect` on a keep-alive connection; the batch id goes in `x-outpost-batch`. Given several
- * collectors, it stays with the one that answered last; a batch that one cannot take (unreachable, no signed
- * answer) goes to the next, and only when none answers does the send fail (the uploader backs off). A signed
+ * collectors, it stays with the one that answered last (going back to the first one BACK_TO_FIRST_MS after it left
+ * it); a batch that one cannot take (unreachable, no signed answer) goes to the next, and only when none answers
+ * does the send fail (the uploader backs off). A signed
  * answer, "busy" included, is an answer: the collectors share one store, so the device backs off instead.
  */
 export class HttpTransport implements Transport {
   readonly name = 'http';
   private readonly targets: { url: URL; agent: Agent }[];
   private current = 0;
+  private leftFirstAt = 0;
 
   constructor(
     bases: string | readonly string[],
     private readonly timeoutMs: number,
+    private readonly now: () => number = Date.now,
   ) {
     this.targets = (typeof bases === 'string' ? [bases] : bases).map((base) => {
       const url = new URL('/v1/items', base);
@@ -62,6 +68,7 @@ export class HttpTransport implements Transport {
 
   async send(batch: Buffer, id: string, accept: AcceptAnswer, signal: AbortSignal): Promise<BatchAnswer> {
     const failures: string[] = [];
+    if (this.current !== 0 && this.now() - this.leftFirstAt >= BACK_TO_FIRST_MS) this.current = 0; // a restarted first collector gets its devices back
     for (let tried = 0; tried < this.targets.length; tried++) {
       const target = this.targets[this.current];
       try {
@@ -69,6 +76,7 @@ export class HttpTransport implements Transport {
       } catch (err) {
         if (signal.aborted || this.targets.length === 1) throw err;
         failures.push(errorMessage(err));
+        if (this.current === 0) this.leftFirstAt = this.now();
         this.current = (this.current + 1) % this.targets.length;
       }
     }
