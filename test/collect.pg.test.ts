@@ -188,6 +188,18 @@ describe.skipIf(skip)('collectors on PostgreSQL', () => {
       });
       const hits = await store.database.query('SELECT seq FROM outpost_items WHERE result @> \'{"output": {"lines": [{"text": "E"}]}}\'');
       expect(hits.rows).toEqual([{ seq: '5' }]);
+      // what the database refuses in one item (a time past its range) costs that item, not its batch; U+0000 is refused before
+      const late = item(12, 'L');
+      late.header.capturedAt = 1e300;
+      const deep = { ...item(15, ''), payload: Buffer.from('['.repeat(20_000) + ']'.repeat(20_000)) };
+      const poisoned = await store.putAll('cam-9', [item(11, 'K'), late, item(13, 'nul \u0000'), item(14, 'N'), deep]);
+      expect(poisoned.map((o) => (o instanceof Error ? o.message.replace(/[:(].*/s, '') : o))).toEqual([
+        'stored',
+        'the database refused the item',
+        'the result holds a U+0000 character, which PostgreSQL cannot store',
+        'stored',
+        'Maximum call stack size exceeded',
+      ]);
     } finally {
       await store.close();
     }

@@ -14,8 +14,8 @@ export type ItemOutcome = PutOutcome | Error;
 
 /** The store is slow or away (a database restarting): nothing of the batch was kept; the device tries again later. */
 export class StoreBusy extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
     this.name = 'StoreBusy';
   }
 }

@@ -83,8 +83,24 @@ export class PgItemStore implements CollectorStore {
         outcomes[index] = err instanceof Error ? err : new Error(String(err));
       }
     });
-    if (rows.length > 0) await this.transaction(device, items[0].header.epoch, rows, outcomes);
+    if (rows.length > 0) await this.storeRows(device, items[0].header.epoch, rows, outcomes);
     return outcomes;
+  }
+
+  /**
+   * The batch in one transaction. When the database refuses what an item holds (a result nested past its stack
+   * depth, say), the batch would fail on every retry: its items go one by one instead, and the one refused alone
+   * is answered bad-payload, so one poisoned item never holds up the rest.
+   */
+  private async storeRows(device: string, epoch: string, rows: Row[], outcomes: ItemOutcome[]): Promise<void> {
+    try {
+      await this.transaction(device, epoch, rows, outcomes);
+    } catch (err) {
+      const refused = err instanceof StoreBusy && isContentRefusal(err.cause);
+      if (!refused) throw err;
+      if (rows.length === 1) return void (outcomes[rows[0].index] = new PayloadError(`the database refused the item: ${errorMessage(err.cause)}`));
+      for (const row of rows) await this.storeRows(device, epoch, [row], outcomes);
+    }
   }
 
   /** The rows in one transaction; anything the database says short of COMMIT is "busy" (nothing acked). */
@@ -116,7 +132,7 @@ export class PgItemStore implements CollectorStore {
       client.release();
     } catch (err) {
       client.release(true); // a connection in an unknown state is not reused
-      throw new StoreBusy(`the database did not commit the batch (${errorMessage(err)})`);
+      throw new StoreBusy(`the database did not commit the batch (${errorMessage(err)})`, err);
     }
     for (const [i, o] of decided.entries()) if (o !== undefined) outcomes[i] = o;
     this.highest.set(`${device}/${epoch}`, Math.max(this.highest.get(`${device}/${epoch}`) ?? 0, top));
@@ -259,4 +275,10 @@ async function insertRanges(client: pg.PoolClient, device: string, epoch: string
      SELECT $1, $2, u.seq, u.idx, u.f, u.t, u.reason FROM unnest($3::bigint[], $4::int[], $5::bigint[], $6::bigint[], $7::text[]) AS u(seq, idx, f, t, reason)`,
     [device, epoch, ranges.map((x) => x.seq), ranges.map((x) => x.idx), ranges.map((x) => x.from), ranges.map((x) => x.to), ranges.map((x) => x.reason)],
   );
+}
+
+/** SQLSTATE classes that say the data was refused, not the database away: 22 data exception, 54 program limit exceeded. */
+function isContentRefusal(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(22|54)/.test(code);
 }
