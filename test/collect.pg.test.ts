@@ -200,6 +200,9 @@ describe.skipIf(skip)('collectors on PostgreSQL', () => {
         'stored',
         'Maximum call stack size exceeded',
       ]);
+      // the quota's counts: every row once, a duplicate or a refused item not at all
+      const held = await store.database.query('SELECT d.items, (SELECT count(*) FROM outpost_items) AS rows FROM outpost_devices d');
+      expect(held.rows).toEqual([{ items: '7', rows: '7' }]);
     } finally {
       await store.close();
     }

@@ -125,9 +125,7 @@ export class PgItemStore implements CollectorStore {
       await resolveTaken(client, device, epoch, admitted, stored, decided);
       const fresh = admitted.filter((r) => stored.has(r.seq));
       await insertRanges(client, device, epoch, fresh);
-      const added = fresh.reduce((n, r) => n + r.bytes, 0);
       top = Math.max(0, ...fresh.map((r) => r.seq));
-      await client.query('UPDATE outpost_devices SET items = items + $2, bytes = bytes + $3 WHERE device = $1', [device, fresh.length, added]);
       await client.query('COMMIT');
       client.release();
     } catch (err) {
@@ -202,15 +200,24 @@ function toRow(device: string, item: OpenedItem, index: number): Row {
   };
 }
 
-/** Inserts the rows whose (device, epoch, seq) is free; returns the seqs it inserted. */
+/** Inserts the rows whose (device, epoch, seq) is free and adds them to the device's counts (one round trip); returns the seqs inserted. */
 async function insertItems(client: pg.PoolClient, device: string, epoch: string, rows: Row[]): Promise<Set<number>> {
   if (rows.length === 0) return new Set();
   const r = await client.query<{ seq: string }>(
-    `INSERT INTO outpost_items (device, epoch, seq, captured_at, camera, content_type, result, frame, envelope_sha256, content_sha256)
-     SELECT $1, $2, u.seq, to_timestamp(u.at / 1000.0), u.camera, u.ct, u.result::jsonb, u.frame, u.env, u.sha
-     FROM unnest($3::bigint[], $4::float8[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::bytea[], $10::bytea[])
-       AS u(seq, at, camera, ct, result, frame, env, sha)
-     ON CONFLICT DO NOTHING RETURNING seq`,
+    `WITH ins AS (
+       INSERT INTO outpost_items (device, epoch, seq, captured_at, camera, content_type, result, frame, envelope_sha256, content_sha256)
+       SELECT $1, $2, u.seq, to_timestamp(u.at / 1000.0), u.camera, u.ct, u.result::jsonb, u.frame, u.env, u.sha
+       FROM unnest($3::bigint[], $4::float8[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::bytea[], $10::bytea[])
+         AS u(seq, at, camera, ct, result, frame, env, sha)
+       ON CONFLICT DO NOTHING RETURNING seq
+     ), firsts AS (
+       SELECT DISTINCT ON (s) s, n FROM unnest($3::bigint[], $11::bigint[]) WITH ORDINALITY AS x(s, n, o) ORDER BY s, o
+     ), counted AS (
+       UPDATE outpost_devices SET items = items + (SELECT count(*) FROM ins),
+         bytes = bytes + (SELECT coalesce(sum(n), 0) FROM firsts WHERE s IN (SELECT seq FROM ins))
+       WHERE device = $1
+     )
+     SELECT seq FROM ins`,
     [
       device,
       epoch,
@@ -222,6 +229,7 @@ async function insertItems(client: pg.PoolClient, device: string, epoch: string,
       rows.map((x) => x.frame),
       rows.map((x) => x.envelope),
       rows.map((x) => x.content),
+      rows.map((x) => x.bytes),
     ],
   );
   return new Set(r.rows.map((x) => Number(x.seq)));
