@@ -200,11 +200,33 @@ describe.skipIf(skip)('collectors on PostgreSQL', () => {
         'stored',
         'Maximum call stack size exceeded',
       ]);
-      // the quota's counts: every row once, a duplicate or a refused item not at all
-      const held = await store.database.query('SELECT d.items, (SELECT count(*) FROM outpost_items) AS rows FROM outpost_devices d');
-      expect(held.rows).toEqual([{ items: '7', rows: '7' }]);
+      // the quota's counts: every row and conflict once, a duplicate or a refused item not at all
+      const held = await store.database.query(
+        'SELECT d.items, (SELECT count(*) FROM outpost_items) AS rows, (SELECT count(*) FROM outpost_conflicts) AS conflicts FROM outpost_devices d',
+      );
+      expect(held.rows).toEqual([{ items: '8', rows: '7', conflicts: '1' }]);
     } finally {
       await store.close();
+    }
+  });
+
+  it('holds the quota and the seq window across two stores on one database (the device keeps what is refused)', async () => {
+    await sql.query('CREATE DATABASE quota');
+    const url = db.url.replace(/\/postgres$/, '/quota');
+    const [one, two] = [0, 1].map(() => new PgItemStore(url, pino({ level: 'silent' }), { quotaItems: 3, seqWindow: 10 }));
+    try {
+      await migratePg(one.database);
+      const item = (seq: number): OpenedItem => ({
+        header: { device: 'cam-q', epoch: 'b'.repeat(32), seq, contentType: RESULT_TYPE, capturedAt: 0 },
+        payload: Buffer.from('{}'),
+        envelopeSha256: Buffer.alloc(32),
+      });
+      const said = (o: unknown[]) => o.map((x) => (x instanceof Error ? (x as Error & { reason?: string }).reason : x));
+      expect(said(await one.putAll('cam-q', [item(1), item(2)]))).toEqual(['stored', 'stored']);
+      expect(said(await two.putAll('cam-q', [item(2), item(3), item(4), item(20)]))).toEqual(['duplicate', 'stored', 'quota', 'bad-seq']);
+      expect(said(await one.putAll('cam-q', [item(4)]))).toEqual(['quota']);
+    } finally {
+      await Promise.all([one.close(), two.close()]);
     }
   });
 });

@@ -120,10 +120,12 @@ export class PgItemStore implements CollectorStore {
          ON CONFLICT (device) DO UPDATE SET last_seen = now(), current_epoch = EXCLUDED.current_epoch RETURNING items, bytes`,
         [device, epoch],
       );
-      const admitted = await this.admit(client, device, epoch, rows, Number(usage.rows[0].items), Number(usage.rows[0].bytes), decided);
-      const stored = await insertItems(client, device, epoch, admitted);
-      await resolveTaken(client, device, epoch, admitted, stored, decided);
-      const fresh = admitted.filter((r) => stored.has(r.seq));
+      const there = await storedShas(client, device, epoch, rows);
+      const { fresh, conflicts } = await this.sort(client, device, epoch, rows, there, usage.rows[0], decided);
+      const inserted = await insertItems(client, device, epoch, fresh);
+      // the device's row lock keeps other collectors out of its seqs: a row not inserted means the check above is wrong
+      if (fresh.some((r) => !inserted.has(r.seq))) throw new Error(`a seq of ${device} was stored by someone else during the batch`);
+      await insertConflicts(client, device, epoch, conflicts);
       await insertRanges(client, device, epoch, fresh);
       top = Math.max(0, ...fresh.map((r) => r.seq));
       await client.query('COMMIT');
@@ -136,14 +138,32 @@ export class PgItemStore implements CollectorStore {
     this.highest.set(`${device}/${epoch}`, Math.max(this.highest.get(`${device}/${epoch}`) ?? 0, top));
   }
 
-  /** The rows inside the seq window and the device's quota; the others get their refusal in `decided`. */
-  private async admit(client: pg.PoolClient, device: string, epoch: string, rows: Row[], items: number, bytes: number, decided: ItemOutcome[]) {
-    const top = Math.max(...rows.map((r) => r.seq));
-    const highest = await this.highestOf(client, device, epoch, top);
-    const admitted: Row[] = [];
+  /**
+   * Each row: refused (outside the seq window, over the quota), a duplicate (the same content is stored), a
+   * conflict (other content is), or new. `there` holds the contents stored under the batch's seqs; the quota
+   * counts what will be written (new rows and conflicts), never a duplicate.
+   */
+  private async sort(
+    client: pg.PoolClient,
+    device: string,
+    epoch: string,
+    rows: Row[],
+    there: Map<number, Buffer>,
+    usage: { items: string; bytes: string },
+    decided: ItemOutcome[],
+  ): Promise<{ fresh: Row[]; conflicts: Row[] }> {
+    const highest = await this.highestOf(client, device, epoch, Math.max(...rows.map((r) => r.seq)));
+    let [items, bytes] = [Number(usage.items), Number(usage.bytes)];
+    const fresh: Row[] = [];
+    const conflicts: Row[] = [];
     for (const r of rows) {
       try {
         checkSeq(device, r.seq, highest, this.limits.seqWindow);
+        const stored = there.get(r.seq);
+        if (stored?.equals(r.content)) {
+          decided[r.index] = 'duplicate';
+          continue;
+        }
         if (items + 1 > this.limits.quotaItems || bytes + r.bytes > this.limits.quotaBytes)
           throw new StoreRefusal(
             'quota',
@@ -151,12 +171,15 @@ export class PgItemStore implements CollectorStore {
           );
         items += 1;
         bytes += r.bytes;
-        admitted.push(r);
+        decided[r.index] = stored ? 'conflict' : 'stored';
+        if (stored) conflicts.push(r);
+        else fresh.push(r);
+        there.set(r.seq, stored ?? r.content); // a seq twice in this batch is judged against the first
       } catch (err) {
         decided[r.index] = err as Error;
       }
     }
-    return admitted;
+    return { fresh, conflicts };
   }
 
   /** The epoch's highest stored seq: from memory, or the database when unknown or the batch goes past the window. */
@@ -235,41 +258,35 @@ async function insertItems(client: pg.PoolClient, device: string, epoch: string,
   return new Set(r.rows.map((x) => Number(x.seq)));
 }
 
-/** Each admitted row: stored, the same content already there (duplicate), or other content (a conflict, kept aside). */
-async function resolveTaken(client: pg.PoolClient, device: string, epoch: string, rows: Row[], stored: Set<number>, decided: ItemOutcome[]) {
-  const first = new Set<number>(); // a seq twice in one batch: only its first row was inserted
-  const taken = rows.filter((r) => {
-    const ours = stored.has(r.seq) && !first.has(r.seq);
-    if (ours) first.add(r.seq);
-    decided[r.index] = 'stored';
-    return !ours;
-  });
-  if (taken.length === 0) return;
-  const there = await client.query<{ seq: string; content_sha256: Buffer }>(
+/** What is stored under the batch's seqs: seq → content sha256. */
+async function storedShas(client: pg.PoolClient, device: string, epoch: string, rows: Row[]): Promise<Map<number, Buffer>> {
+  const r = await client.query<{ seq: string; content_sha256: Buffer }>(
     'SELECT seq, content_sha256 FROM outpost_items WHERE device = $1 AND epoch = $2 AND seq = ANY($3::bigint[])',
-    [device, epoch, taken.map((r) => r.seq)],
+    [device, epoch, rows.map((x) => x.seq)],
   );
-  const shaOf = new Map(there.rows.map((x) => [Number(x.seq), x.content_sha256]));
-  const conflicts = taken.filter((r) => {
-    const same = shaOf.get(r.seq)?.equals(r.content) ?? false;
-    decided[r.index] = same ? 'duplicate' : 'conflict';
-    return !same;
-  });
-  if (conflicts.length === 0) return;
+  return new Map(r.rows.map((x) => [Number(x.seq), x.content_sha256]));
+}
+
+/** Other content under stored seqs, kept aside (the same conflict delivered again is kept once) and counted in the device's quota. */
+async function insertConflicts(client: pg.PoolClient, device: string, epoch: string, rows: Row[]): Promise<void> {
+  if (rows.length === 0) return;
   await client.query(
-    `INSERT INTO outpost_conflicts (device, epoch, seq, content_sha256, envelope_sha256, content_type, result, frame)
-     SELECT $1, $2, u.seq, u.sha, u.env, u.ct, u.result::jsonb, u.frame
-     FROM unnest($3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::text[], $8::bytea[]) AS u(seq, sha, env, ct, result, frame)
-     ON CONFLICT DO NOTHING`,
+    `WITH ins AS (
+       INSERT INTO outpost_conflicts (device, epoch, seq, content_sha256, envelope_sha256, content_type, result, frame)
+       SELECT $1, $2, u.seq, u.sha, u.env, u.ct, u.result::jsonb, u.frame
+       FROM unnest($3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::text[], $8::bytea[]) AS u(seq, sha, env, ct, result, frame)
+       ON CONFLICT DO NOTHING RETURNING octet_length(result::text) + coalesce(octet_length(frame), 0) AS n
+     )
+     UPDATE outpost_devices SET items = items + (SELECT count(*) FROM ins), bytes = bytes + (SELECT coalesce(sum(n), 0) FROM ins) WHERE device = $1`,
     [
       device,
       epoch,
-      conflicts.map((r) => r.seq),
-      conflicts.map((r) => r.content),
-      conflicts.map((r) => r.envelope),
-      conflicts.map((r) => r.contentType),
-      conflicts.map((r) => r.result),
-      conflicts.map((r) => r.frame),
+      rows.map((r) => r.seq),
+      rows.map((r) => r.content),
+      rows.map((r) => r.envelope),
+      rows.map((r) => r.contentType),
+      rows.map((r) => r.result),
+      rows.map((r) => r.frame),
     ],
   );
 }
