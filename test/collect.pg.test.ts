@@ -4,9 +4,21 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimDevice } from '../src/cli/simDevice.js';
 import { createServer, type Server } from 'node:http';
-import { DROPPED_TYPE, FolderStore, HttpTransport, migratePg, PgItemStore, RESULT_TYPE, verifyItems, verifyPg, type OpenedItem } from '../src/upload/index.js';
+import {
+  checkAnswer,
+  DROPPED_TYPE,
+  encodeBatch,
+  FolderStore,
+  HttpTransport,
+  migratePg,
+  PgItemStore,
+  RESULT_TYPE,
+  verifyItems,
+  verifyPg,
+  type OpenedItem,
+} from '../src/upload/index.js';
 import { pino } from 'pino';
-import { fromB64, generateKeys, readKeys } from '../src/crypto/index.js';
+import { fromB64, generateKeys, ItemSealer, readKeys } from '../src/crypto/index.js';
 import { Mosquitto } from './helpers/broker.js';
 import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';
@@ -101,7 +113,19 @@ describe.skipIf(skip)('collectors on PostgreSQL', () => {
 
       db.down();
       const failures = devices.map((d) => d.upload.failures);
-      await sleep(20_000);
+      await sleep(2000);
+      // what a device hears: 503, Retry-After, and an answer signed by the collector refusing the item as store-busy
+      const sealer = new ItemSealer(readKeys(join(dir, 'dev-0', 'keys')).sign, collector.box);
+      const header = { device: 'dev-0', epoch: 'c'.repeat(32), seq: 1, contentType: RESULT_TYPE, capturedAt: Date.now() };
+      const busy = await fetch(`${urls[1]}/v1/items`, {
+        method: 'POST',
+        headers: { 'x-outpost-batch': 'abcd' },
+        body: encodeBatch([sealer.seal(header, Buffer.from('{}'))]),
+      });
+      expect([busy.status, busy.headers.get('retry-after')]).toEqual([503, '5']);
+      const sent = { id: 'abcd', device: 'dev-0', epoch: header.epoch, seqs: new Set([1]) };
+      expect(checkAnswer(await busy.json(), sent, collector.sign)).toMatchObject({ ok: true, answer: { acked: [], refused: [{ reason: 'store-busy' }] } });
+      await sleep(18_000);
       // the collector answered busy: every device backed off and kept what it made meanwhile
       for (const [i, d] of devices.entries()) {
         expect(d.upload.failures, d.opts.name).toBeGreaterThan(failures[i]);
