@@ -76,20 +76,23 @@ export class PgItemStore implements CollectorStore {
   async putAll(device: string, items: readonly OpenedItem[]): Promise<ItemOutcome[]> {
     const outcomes: ItemOutcome[] = [];
     const rows: Row[] = [];
+    const epoch = items[0]?.header.epoch;
     items.forEach((item, index) => {
       try {
+        // a batch is of one epoch (the collector refuses others): its rows share the device's lock and seq window
+        if (item.header.epoch !== epoch) throw new StoreRefusal('bad-header', `epoch ${String(item.header.epoch).slice(0, 40)} in a batch of epoch ${epoch}`);
         rows.push(toRow(device, item, index));
       } catch (err) {
         outcomes[index] = err instanceof Error ? err : new Error(String(err));
       }
     });
-    if (rows.length > 0) await this.storeRows(device, items[0].header.epoch, rows, outcomes);
+    if (rows.length > 0) await this.storeRows(device, epoch, rows, outcomes);
     return outcomes;
   }
 
   /**
-   * The batch in one transaction. When the database refuses what an item holds (a result nested past its stack
-   * depth, say), the batch would fail on every retry: its items go one by one instead, and the one refused alone
+   * The batch in one transaction. When the database refuses what an item holds (a capture time past its range,
+   * say), the batch would fail on every retry: its items go one by one instead, and the one refused alone
    * is answered bad-payload, so one poisoned item never holds up the rest.
    */
   private async storeRows(device: string, epoch: string, rows: Row[], outcomes: ItemOutcome[]): Promise<void> {
