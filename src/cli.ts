@@ -187,12 +187,17 @@ withBrokerFlags(
 withBrokerFlags(
   program
     .command('collect')
-    .description('receive sealed items from trusted devices and store each once in OUT/<device>/<epoch>/<seq>.json (+ .jpg); or --verify OUT')
+    .description(
+      'receive sealed items from trusted devices and store each once in OUT/<device>/<epoch>/<seq>.json (+ .jpg) or in PostgreSQL (--store); or --verify',
+    )
     .option('-l, --listen <host:port>', 'where to listen for POST /v1/items', '0.0.0.0:8789')
     .option('-k, --keys <dir>', "the collector's key folder (outpost keys generate --dir DIR)")
     .option('-t, --trust <file>', 'YAML list of trusted devices: [{ name: DEVICE_ID, sign: BASE64 }] (their Ed25519 keys)')
-    .requiredOption('-o, --out <dir>', 'folder of the stored items (several collectors may share it)')
+    .option('-o, --out <dir>', 'folder of the stored items (several collectors may share it)')
+    .option('--store <url>', 'postgres://user@host/db: store the items in PostgreSQL instead of --out (several collectors may share it)')
+    .option('--migrate', 'with --store: create or migrate the schema, then exit (collect does it on start too)')
     .option('--mqtt [url]', 'also take items published to <base>/<device>/upload on this broker (no url: that of --config)')
+    .option('--share <group>', 'with --mqtt: a shared subscription ($share/GROUP/...): the collectors of a group split the batches')
     .option('--base <topic>', 'base topic for --mqtt (default: that of --config, else outpost)')
     .option('--seq-window <n>', 'refuse a seq more than this past the highest stored for its device and epoch', positiveInt, DEFAULT_STORE_LIMITS.seqWindow)
     .option(
@@ -204,7 +209,7 @@ withBrokerFlags(
     .option('--quota-items <n>', 'items each device may hold in OUT', positiveInt, DEFAULT_STORE_LIMITS.quotaItems)
     .option(
       '--verify',
-      'check OUT instead: per device and epoch what is stored, dropped, missing, in conflict (exit 1 on a gap or conflict, 66 when OUT does not exist)',
+      'check OUT (or --store) instead: per device and epoch what is stored, dropped, missing, in conflict (exit 1 on a gap or conflict, 66 when OUT does not exist)',
     )
     .option('--json', 'with --verify: JSON'),
 ).action((o) => collectCommand(o).catch(exitOnError));

@@ -57,6 +57,8 @@ export const REFUSAL_STATUS = {
   quota: 507,
   /** our disk, not the item: the device keeps it and tries again */
   'store-failed': 503,
+  /** the database is slow or away: nothing of the batch was kept; the device backs off and tries again */
+  'store-busy': 503,
 
   // offload
   /** a model, dictionary or labels file this peer does not have */

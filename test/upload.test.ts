@@ -276,9 +276,9 @@ describe('outpost collect (a real process, items posted with curl)', () => {
     expect(r.stdout).toContain(`cam-9/${EPOCH}: 5 items, seq 1..9, 2 dropped (full), MISSING 3-4`);
   });
 
-  it('refuses a body over its limit with 413', () => {
+  it('refuses a body over its limit with 413', async () => {
     const c = new Collector(readKeys(join(dir, 'collector')), [], tempDir(), silent, 1024);
-    expect(c.take(Buffer.alloc(2048), null).status).toBe(413);
+    expect((await c.take(Buffer.alloc(2048), null)).status).toBe(413);
     expect(statSync(join(dir, 'out')).isDirectory()).toBe(true);
   });
 });

@@ -1,12 +1,15 @@
-import { OutpostError } from '../errors.js';
-import { verifyItems, type EpochReport } from '../upload/index.js';
+import { OutpostError, errorMessage } from '../errors.js';
+import { redactUrl } from '../mqtt/index.js';
+import { PgItemStore, verifyItems, verifyPg, type DeviceReport, type EpochReport } from '../upload/index.js';
+import { createLogger } from '../log.js';
 
 /** Missing runs printed per epoch; the JSON has them all. */
 const SHOWN_RUNS = 20;
 
 /** `outpost collect --verify`: per device and epoch what is stored, told dropped, missing, in conflict; exit 1 on a gap or conflict. */
-export function verifyCommand(out: string, json: boolean | undefined): void {
-  const devices = verifyItems(out);
+export async function verifyCommand(where: { out: string } | { url: string }, json: boolean | undefined): Promise<void> {
+  const out = 'out' in where ? where.out : redactUrl(where.url);
+  const devices = 'out' in where ? verifyItems(where.out) : await verifyStore(where.url);
   if (!devices) throw new OutpostError('OUTPOST_E_NOINPUT', `--out ${out} does not exist; name the folder outpost collect stores into`);
   if (json) process.stdout.write(JSON.stringify({ out, devices }, null, 2) + '\n');
   else {
@@ -29,4 +32,18 @@ function describe(e: EpochReport): string {
     ...(e.conflicts ? [`${e.conflicts} CONFLICTING (other content under a stored seq, kept in conflicts/)`] : []),
     ...(e.unreadableNotices ? [`${e.unreadableNotices} unreadable drop notices`] : []),
   ].join(', ');
+}
+
+/** The report computed in SQL by the database of --store. */
+async function verifyStore(url: string): Promise<DeviceReport[]> {
+  const store = new PgItemStore(url, createLogger({ level: 'warn', format: 'auto' }));
+  try {
+    const problem = await store.schemaProblem().catch((err: unknown) => {
+      throw new OutpostError('OUTPOST_E_UNREACHABLE', `cannot read ${redactUrl(url)} (${errorMessage(err)}); is PostgreSQL running there?`);
+    });
+    if (problem) throw new OutpostError('OUTPOST_E_NOINPUT', `${redactUrl(url)}: ${problem}`);
+    return await verifyPg(store.database);
+  } finally {
+    await store.close();
+  }
 }

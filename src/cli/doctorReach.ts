@@ -4,6 +4,7 @@ import type { OutpostConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
 import { openBroker, redactUrl } from '../mqtt/index.js';
 import type { Finding } from './doctorInstall.js';
+import { collectorUrls } from '../upload/index.js';
 
 const TIMEOUT_MS = 3000;
 
@@ -51,7 +52,7 @@ async function collectorFinding(url: string): Promise<Finding> {
     check: 'collector',
     ok: why === null,
     detail: why === null ? `${u.origin}: reachable` : `${u.origin}: ${why}`,
-    fix: why === null ? undefined : 'start outpost collect there, or fix upload.collector.url (uploads wait in the outbox meanwhile)',
+    fix: why === null ? undefined : 'start outpost collect there, or fix upload.collector.url / urls (uploads wait in the outbox meanwhile)',
   };
 }
 
@@ -59,7 +60,7 @@ async function collectorFinding(url: string): Promise<Finding> {
 export async function reachFindings(config: OutpostConfig | null): Promise<Finding[]> {
   const out: Promise<Finding>[] = [];
   if (config?.telemetry.mqtt) out.push(brokerFinding(config.telemetry.mqtt));
-  if (config?.upload?.transport === 'http' && config.upload.collector.url) out.push(collectorFinding(config.upload.collector.url));
+  if (config?.upload?.transport === 'http') for (const url of collectorUrls(config.upload.collector)) out.push(collectorFinding(url));
   return Promise.all(out);
 }
 

@@ -88,7 +88,8 @@ function uploadProblems(cfg: OutpostConfig): Problem[] {
     });
   else if (!key.roles.includes('collector') || !key.box || !key.sign)
     out.push({ path: ['upload', 'collector', 'key'], message: `keyring entry ${key.name} needs role collector, a box key and a sign key` });
-  if (up.transport === 'http' && !up.collector.url) out.push({ path: ['upload', 'collector', 'url'], message: "transport http needs the collector's url" });
+  if (up.transport === 'http' && !up.collector.url && !up.collector.urls)
+    out.push({ path: ['upload', 'collector', 'url'], message: "transport http needs the collector's url (or urls)" });
   if (up.transport === 'mqtt' && !cfg.telemetry.mqtt)
     out.push({ path: ['upload', 'transport'], message: 'transport mqtt needs telemetry.mqtt (the broker to publish to)' });
   const faces = up.anonymise.faces;

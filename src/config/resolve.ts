@@ -11,9 +11,9 @@ export interface CollectorKeys {
 
 type Collector = UploadConfig['collector'] & { keys: CollectorKeys };
 
-/** `upload:` once checked: the collector's keys found, and the url there when the transport is http. */
+/** `upload:` once checked: the collector's keys found, and its urls (`url` first, then `urls`) when the transport is http. */
 export type ResolvedUploadConfig = Omit<UploadConfig, 'transport' | 'collector'> &
-  ({ transport: 'http'; collector: Collector & { url: string } } | { transport: 'mqtt'; collector: Collector });
+  ({ transport: 'http'; collector: Collector & { urls: [string, ...string[]] } } | { transport: 'mqtt'; collector: Collector });
 
 /**
  * The configuration as the loader returns it: what its checks guaranteed is required here (the keys folder, the
@@ -44,9 +44,9 @@ function resolveUpload(up: UploadConfig, keyring: OutpostConfig['keyring']): Res
   if (!entry?.box || !entry.sign) throw unresolved('upload.collector.key', `keyring entry ${up.collector.key} with a box and a sign key`);
   const collector = { ...up.collector, keys: { box: entry.box, sign: entry.sign } };
   if (up.transport === 'mqtt') return { ...up, transport: 'mqtt', collector };
-  const url = up.collector.url;
-  if (!url) throw unresolved('upload.collector.url', "the collector's url (transport http)");
-  return { ...up, transport: 'http', collector: { ...collector, url } };
+  const [first, ...rest] = [...new Set([...(up.collector.url ? [up.collector.url] : []), ...(up.collector.urls ?? [])])];
+  if (!first) throw unresolved('upload.collector.url', "the collector's url or urls (transport http)");
+  return { ...up, transport: 'http', collector: { ...collector, urls: [first, ...rest] } };
 }
 
 const unresolved = (path: string, what: string) => new OutpostError('OUTPOST_E_CONFIG', `${path}: needs ${what}`);

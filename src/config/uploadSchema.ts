@@ -3,13 +3,17 @@ import { LIVE, fraction, idSchema as id, selectionRules } from './schemaParts.js
 
 /** Config `upload:`: what leaves the board, sealed, through a crash-safe outbox, to whom, and how fast. */
 
+const collectorUrl = z.string().regex(/^https?:\/\//, 'http:// or https:// URL of outpost collect');
+
 export const uploadSchema = z.strictObject({
   collector: z.strictObject({
-    url: z
-      .string()
-      .regex(/^https?:\/\//, 'http:// or https:// URL of outpost collect')
+    url: collectorUrl.optional().describe('for transport http'),
+    urls: z
+      .array(collectorUrl)
+      .min(1)
+      .max(16)
       .optional()
-      .describe('for transport http'),
+      .describe('for transport http: several collectors (after url, if both are given); a batch goes to the next when one cannot be reached'),
     key: id.describe('name of the keyring entry (role collector): items are sealed to its box key, its answers checked with its sign key'),
   }),
   transport: z

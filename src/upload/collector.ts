@@ -7,9 +7,11 @@ import type { Logger } from '../log.js';
 import { isSafeTopic, type MqttClient } from '../mqtt/index.js';
 import { BodyLimiter, closeServer, createBoundedServer, readBody, refuse, type BodyRefusal } from '../net/index.js';
 import { RefusalBudget } from '../refusalBudget.js';
+import { createHash } from 'node:crypto';
 import { signAnswer, type SignedAnswer } from './acks.js';
 import { BATCH_SENDER_BYTES, BatchError, batchSender, decodeBatch, type BatchAnswer, type ItemHeader } from './batch.js';
-import { ItemStore, StoreRefusal, type StoreLimits } from './itemStore.js';
+import { StoreRefusal, type StoreLimits } from './itemStore.js';
+import { FolderStore, StoreBusy, type CollectorStore, type ItemOutcome, type OpenedItem } from './collectorStore.js';
 import { logRejection } from '../lastResort.js';
 import { refusalsOf } from '../refusals.js';
 
@@ -39,8 +41,12 @@ export const COLLECTOR_REFUSALS = refusalsOf([
   'bad-drop-range',
   'quota',
   'store-failed',
+  'store-busy',
 ]);
 export type CollectorRefusal = keyof typeof COLLECTOR_REFUSALS;
+
+/** Seconds a device is asked to wait (HTTP Retry-After) when the store is busy. */
+const RETRY_AFTER_S = 5;
 
 /**
  * `outpost collect`: opens sealed items (envelope version 2) from trusted devices and stores each once, as
@@ -57,7 +63,7 @@ export class Collector {
   private readonly trusted = new Map<string, string>(); // Ed25519 key → device name
   private readonly opener: ItemOpener;
   private readonly signKey: Uint8Array;
-  private readonly store: ItemStore;
+  private readonly store: CollectorStore;
   private readonly refused: Counter<'reason'>;
   private readonly stored: Counter<'outcome'>;
   private readonly connectionsRefused: Counter<'reason'>;
@@ -74,7 +80,8 @@ export class Collector {
   constructor(
     keys: NodeKeys,
     trust: readonly TrustedDevice[],
-    out: string,
+    /** the folder OUT of the folder store, or another store (PostgreSQL) */
+    store: string | CollectorStore,
     private readonly log: Logger,
     private readonly maxBodyBytes = 32 << 20,
     storeLimits: Partial<StoreLimits> = {},
@@ -82,7 +89,7 @@ export class Collector {
     for (const t of trust) this.trusted.set(t.sign, t.name);
     this.opener = new ItemOpener(keys.box);
     this.signKey = keys.sign.secretKey;
-    this.store = new ItemStore(out, storeLimits);
+    this.store = typeof store === 'string' ? new FolderStore(store, storeLimits) : store;
     this.refused = new Counter({
       name: 'outpost_collector_refused_total',
       help: 'Items or requests refused, by reason',
@@ -108,7 +115,7 @@ export class Collector {
    * One batch: each envelope checked, opened and stored on its own; the answer lists what was acked and refused.
    * `batch` is the id the device gave it (echoed in the signed answer); `expectDevice` the device a topic names.
    */
-  take(body: Buffer, batch: string | null, expectDevice?: string): { status: number; answer: SignedAnswer | BatchAnswer } {
+  async take(body: Buffer, batch: string | null, expectDevice?: string): Promise<{ status: number; answer: SignedAnswer | BatchAnswer }> {
     if (body.length > this.maxBodyBytes) return this.refuseAll('too-large', `${body.length} bytes; at most ${this.maxBodyBytes}`);
     let envelopes: Buffer[];
     try {
@@ -116,15 +123,16 @@ export class Collector {
     } catch (err) {
       return this.refuseAll(err instanceof BatchError && /cut short/.test(err.message) ? 'truncated' : 'garbage', errorMessage(err));
     }
-    const answer: BatchAnswer = { acked: [], refused: [] };
     const whose: { device?: string; epoch?: string } = {};
-    envelopes.forEach((e, index) => {
-      const r = this.takeOne(e, whose, expectDevice);
-      if ('seq' in r && !('reason' in r)) answer.acked.push(r.seq);
-      else {
+    const checked = envelopes.map((e) => this.takeOne(e, whose, expectDevice));
+    // no trusted sender: every item is refused already
+    const outcomes = whose.device ? await this.storeAll(whose.device, checked) : (checked as Refused[]);
+    const answer: BatchAnswer = { acked: [], refused: [] };
+    outcomes.forEach((r, index) => {
+      if ('reason' in r) {
         this.refused.inc({ reason: r.reason });
         answer.refused.push({ index, ...r });
-      }
+      } else answer.acked.push(r.seq);
     });
     if (answer.refused.length > 0 && this.logBudget.take(answer.refused[0].reason))
       this.log.warn({ refused: answer.refused.slice(0, 3), acked: answer.acked.length }, 'items refused');
@@ -135,36 +143,58 @@ export class Collector {
     return { status, answer: signAnswer({ device: whose.device, epoch: whose.epoch ?? '', batch, ...answer }, this.signKey) };
   }
 
+  /** The opened items of a batch into the store at once (one transaction in PostgreSQL); each answered once it is durable. */
+  private async storeAll(device: string, checked: Checked[]): Promise<(Refused | Taken)[]> {
+    const opened = checked.filter((c): c is Opened => 'item' in c);
+    if (opened.length === 0) return checked;
+    let outcomes: ItemOutcome[];
+    try {
+      outcomes = await this.store.putAll(
+        device,
+        opened.map((o) => o.item),
+      );
+    } catch (err) {
+      const reason = err instanceof StoreBusy ? 'store-busy' : 'store-failed';
+      if (this.logBudget.take(reason)) this.log.warn({ err: errorMessage(err) }, 'the store took nothing of a batch; answered busy');
+      return checked.map((c) => ('item' in c ? refusal(reason, errorMessage(err), c.seq) : c));
+    }
+    const byItem = new Map(opened.map((o, i) => [o, outcomes[i]]));
+    return checked.map((c) => {
+      if (!('item' in c)) return c;
+      const outcome = byItem.get(c)!;
+      if (!(outcome instanceof Error)) {
+        this.stored.inc({ outcome });
+        return { seq: c.seq };
+      }
+      if (outcome instanceof StoreRefusal) return refusal(outcome.reason, outcome.message, c.seq);
+      const ours = (outcome as NodeJS.ErrnoException).code !== undefined;
+      return refusal(ours ? 'store-failed' : 'bad-payload', errorMessage(outcome), c.seq);
+    });
+  }
+
   /** `whose`: the device and epoch of the batch, set by its first trusted item; the others must match. */
-  private takeOne(e: Buffer, whose: { device?: string; epoch?: string }, expectDevice?: string) {
-    const refuse = (reason: CollectorRefusal, message: string, seq?: number) => ({ ...(seq === undefined ? {} : { seq }), reason, message });
+  private takeOne(e: Buffer, whose: { device?: string; epoch?: string }, expectDevice?: string): Checked {
     const sender = sealedBy(e);
-    if (sender === null) return refuse('garbage', 'not a sealed envelope (no OPSE magic)');
-    if (e[4] !== ITEM_VERSION) return refuse('version', `envelope version ${e[4]}; upload items are version ${ITEM_VERSION}: upgrade the device`);
+    if (sender === null) return refusal('garbage', 'not a sealed envelope (no OPSE magic)');
+    if (e[4] !== ITEM_VERSION) return refusal('version', `envelope version ${e[4]}; upload items are version ${ITEM_VERSION}: upgrade the device`);
     const device = this.trusted.get(sender);
-    if (!device) return refuse('unknown-key', `sender key ${sender.slice(0, 12)}… is not in the trust list`);
+    if (!device) return refusal('unknown-key', `sender key ${sender.slice(0, 12)}… is not in the trust list`);
     if ((whose.device ??= device) !== device || (expectDevice && expectDevice !== device))
-      return refuse('wrong-sender', `an item of ${device} in a batch of ${expectDevice ?? whose.device}`);
+      return refusal('wrong-sender', `an item of ${device} in a batch of ${expectDevice ?? whose.device}`);
     let opened;
     try {
       opened = this.opener.open<ItemHeader>(e);
     } catch (err) {
-      return refuse(err instanceof EnvelopeError ? err.reason : 'garbage', errorMessage(err));
+      return refusal(err instanceof EnvelopeError ? err.reason : 'garbage', errorMessage(err));
     }
     const h = opened.header;
     if (typeof h.contentType !== 'string' || typeof h.epoch !== 'string' || !/^[0-9a-f]{32}$/.test(h.epoch))
-      return refuse('bad-header', 'the sealed header has no epoch or content type');
+      return refusal('bad-header', 'the sealed header has no epoch or content type');
     const seq = Number.isSafeInteger(h.seq) ? h.seq : undefined; // an absurd seq is refused by the store, not echoed
-    if (h.device !== device) return refuse('wrong-sender', `signed by ${device}'s key but says it is ${String(h.device).slice(0, 70)}`, seq);
-    if ((whose.epoch ??= h.epoch) !== h.epoch) return refuse('bad-header', `epoch ${h.epoch} in a batch of epoch ${whose.epoch}`, seq);
-    try {
-      this.stored.inc({ outcome: this.store.put(device, h, opened.payload) });
-    } catch (err) {
-      if (err instanceof StoreRefusal) return refuse(err.reason, err.message, seq);
-      const ours = (err as NodeJS.ErrnoException).code !== undefined;
-      return refuse(ours ? 'store-failed' : 'bad-payload', errorMessage(err), seq);
-    }
-    return { seq: h.seq };
+    if (h.device !== device) return refusal('wrong-sender', `signed by ${device}'s key but says it is ${String(h.device).slice(0, 70)}`, seq);
+    if ((whose.epoch ??= h.epoch) !== h.epoch) return refusal('bad-header', `epoch ${h.epoch} in a batch of epoch ${whose.epoch}`, seq);
+    if (seq === undefined) return refusal('bad-seq', `${device}: seq ${String(h.seq).slice(0, 30)} is not an integer`);
+    return { seq, item: { header: h, payload: opened.payload, envelopeSha256: createHash('sha256').update(e).digest() } };
   }
 
   private refuseAll(reason: CollectorRefusal, message: string) {
@@ -193,13 +223,14 @@ export class Collector {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method === 'POST' && path === '/v1/items') {
       const route = { maxBytes: this.maxBodyBytes, prefixBytes: BATCH_SENDER_BYTES, gate: (prefix: Buffer) => this.gate(prefix) };
-      const answered = readBody(req, route, this.bodies).then((read) => {
+      const answered = readBody(req, route, this.bodies).then(async (read) => {
         if (!read.ok) {
           const { answer } = this.refuseAll(read.reason as CollectorRefusal, read.message);
           return refuse(res, read.status, JSON.stringify(answer));
         }
-        const { status, answer } = this.take(read.body, batchId(req.headers['x-outpost-batch']));
-        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+        const { status, answer } = await this.take(read.body, batchId(req.headers['x-outpost-batch']));
+        const busy = status === COLLECTOR_REFUSALS['store-busy'] ? { 'retry-after': String(RETRY_AFTER_S) } : {};
+        res.writeHead(status, { 'content-type': 'application/json', ...busy }).end(JSON.stringify(answer));
       });
       answered.catch(logRejection(this.log, 'answering a batch'));
     } else if (req.method === 'GET' && path === '/metrics') {
@@ -226,24 +257,35 @@ export class Collector {
   }
 
   /** Takes batches published to `<base>/<device>/upload` and answers each on `<base>/<device>/upload/ack`. */
-  async fromBroker(client: MqttClient, base: string): Promise<void> {
+  async fromBroker(client: MqttClient, base: string, share?: string): Promise<void> {
     client.on('message', (topic, payload, packet) => {
       const m = topic.startsWith(`${base}/`) ? topic.slice(base.length + 1).split('/') : [];
       if (m.length !== 2 || m[1] !== 'upload' || !isSafeTopic(`${base}/${m[0]}/upload/ack`)) return;
       const batch = batchId(packet.properties?.correlationData ? Buffer.from(packet.properties.correlationData).toString('utf8') : undefined);
-      const { answer } = this.take(payload, batch, m[0]);
-      // anyone on the broker can publish here: a batch with no trusted sender gets no answer (HTTP gets a status)
-      if ('sig' in answer) client.publish(`${base}/${m[0]}/upload/ack`, JSON.stringify(answer), { qos: 1 });
+      const answered = this.take(payload, batch, m[0]).then(({ answer }) => {
+        // anyone on the broker can publish here: a batch with no trusted sender gets no answer (HTTP gets a status)
+        if ('sig' in answer) client.publish(`${base}/${m[0]}/upload/ack`, JSON.stringify(answer), { qos: 1 });
+      });
+      answered.catch(logRejection(this.log, 'answering a batch from the broker'));
     });
-    await client.subscribeAsync(`${base}/+/upload`, { qos: 1 });
+    // with a share group, the broker hands each batch to one collector of the group; a dead one's share moves to the rest
+    await client.subscribeAsync(share ? `$share/${share}/${base}/+/upload` : `${base}/+/upload`, { qos: 1 });
   }
 
   async close(): Promise<void> {
     const server = this.server;
     this.server = null;
     await closeServer(server);
+    await this.store.close();
   }
 }
+
+type Refused = { seq?: number; reason: CollectorRefusal | string; message: string };
+type Taken = { seq: number };
+type Opened = { seq: number; item: OpenedItem };
+type Checked = Refused | Opened;
+
+const refusal = (reason: CollectorRefusal | string, message: string, seq?: number): Refused => ({ ...(seq === undefined ? {} : { seq }), reason, message });
 
 /** The id a device gave its batch: hex, at most 64 digits (anything else gets no signed answer). */
 function batchId(v: unknown): string | null {

@@ -1,7 +1,7 @@
 export { Uploader, type UploaderDeps } from './uploader.js';
 export { uploadComponents, uploadPipelines, grownBox, FACE_PIPELINE, type FramePipelines } from './uploadFeature.js';
 export { Outbox, DROP_REASONS, type DropReason, type OutboxItem, type OutboxLimits, type DroppedRange } from './outbox.js';
-export { HttpTransport, MqttTransport, type Transport } from './transports.js';
+export { HttpTransport, MqttTransport, collectorUrls, type Transport } from './transports.js';
 export { encodeBatch, decodeBatch, BatchError, RESULT_TYPE, DROPPED_TYPE, type BatchAnswer, type ItemHeader } from './batch.js';
 export { Collector, COLLECTOR_REFUSALS, type TrustedDevice, type CollectorRefusal } from './collector.js';
 export { ItemStore, StoreRefusal, DEFAULT_STORE_LIMITS, type StoreLimits, type PutOutcome } from './itemStore.js';
@@ -9,3 +9,7 @@ export { verifyItems, type DeviceReport, type EpochReport } from './storeVerify.
 export { signAnswer, checkAnswer, ACK_REFUSALS, type SignedAnswer, type SentBatch, type AckRefusal, type AckVerdict } from './acks.js';
 export type { AcceptAnswer } from './transports.js';
 export { resealLegacy } from './legacyItems.js';
+export { FolderStore, StoreBusy, type CollectorStore, type OpenedItem, type ItemOutcome } from './collectorStore.js';
+export { PgItemStore } from './pgStore.js';
+export { migrate as migratePg, SCHEMA_VERSION } from './pgSchema.js';
+export { verifyPg } from './pgVerify.js';

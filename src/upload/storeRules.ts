@@ -88,12 +88,22 @@ export interface ItemFiles {
 }
 
 export function itemFiles(device: string, h: ItemHeader, payload: Buffer): ItemFiles {
+  const c = itemContent(device, h, payload);
+  if (c.ranges) return { jpeg: null, marker: { name: `${h.seq}.dropped.json`, bytes: json({ ranges: c.ranges, header: h }) } };
+  return { jpeg: c.jpeg, marker: { name: `${h.seq}.json`, bytes: json({ header: h, result: c.result }) } };
+}
+
+/** What an item holds, checked: a drop notice's ranges, or a result (parsed JSON) and its JPEG. */
+export function itemContent(
+  device: string,
+  h: ItemHeader,
+  payload: Buffer,
+): { result: unknown; jpeg: Buffer | null; ranges: [number, number, string][] | null } {
   if (h.contentType === DROPPED_TYPE) {
-    const notice = parseDropNotice(device, h.seq, payload);
-    return { jpeg: null, marker: { name: `${h.seq}.dropped.json`, bytes: json({ ...notice, header: h }) } };
+    const { ranges } = parseDropNotice(device, h.seq, payload);
+    return { result: { ranges }, jpeg: null, ranges };
   }
-  const { result, jpeg } = splitParts(h, payload);
-  return { jpeg, marker: { name: `${h.seq}.json`, bytes: json({ header: h, result }) } };
+  return { ...splitParts(h, payload), ranges: null };
 }
 
 const json = (v: unknown) => Buffer.from(JSON.stringify(v, null, 2));

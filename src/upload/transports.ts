@@ -15,6 +15,9 @@ export interface Transport {
   close(): void;
 }
 
+/** After failing over, a device goes back to its first collector this long after it left it (the list is its preference). */
+const BACK_TO_FIRST_MS = 5 * 60_000;
+
 /** An answer is a small JSON document: more than this is not read. */
 const MAX_ANSWER_BYTES = 1 << 20;
 
@@ -32,29 +35,63 @@ function claimed(raw: unknown): string {
   return typeof r === 'string' ? `, says ${r.slice(0, 40)}` : '';
 }
 
-/** HTTP POST to `outpost collect` on a keep-alive connection; the batch id goes in `x-outpost-batch`. */
+/** The collectors a device posts to: `url` first, then `urls`, each once. */
+export function collectorUrls(c: { url?: string; urls?: readonly string[] }): string[] {
+  return [...new Set([...(c.url ? [c.url] : []), ...(c.urls ?? [])])];
+}
+
+/**
+ * HTTP POST to `outpost collect` on a keep-alive connection; the batch id goes in `x-outpost-batch`. Given several
+ * collectors, it stays with the one that answered last (going back to the first one BACK_TO_FIRST_MS after it left
+ * it); a batch that one cannot take (unreachable, no signed answer) goes to the next, and only when none answers
+ * does the send fail (the uploader backs off). A signed
+ * answer, "busy" included, is an answer: the collectors share one store, so the device backs off instead.
+ */
 export class HttpTransport implements Transport {
   readonly name = 'http';
-  private readonly agent: Agent;
-  private readonly url: URL;
+  private readonly targets: { url: URL; agent: Agent }[];
+  private current = 0;
+  private leftFirstAt = 0;
 
   constructor(
-    base: string,
+    bases: string | readonly string[],
     private readonly timeoutMs: number,
+    private readonly now: () => number = Date.now,
   ) {
-    this.url = new URL('/v1/items', base);
-    this.agent = this.url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets: 1 }) : new Agent({ keepAlive: true, maxSockets: 1 });
+    this.targets = (typeof bases === 'string' ? [bases] : bases).map((base) => {
+      const url = new URL('/v1/items', base);
+      const agent = url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets: 1 }) : new Agent({ keepAlive: true, maxSockets: 1 });
+      return { url, agent };
+    });
+    if (this.targets.length === 0) throw new OutpostError('OUTPOST_E_CONFIG', 'no collector url: set upload.collector.url or urls');
   }
 
-  send(batch: Buffer, id: string, accept: AcceptAnswer, signal: AbortSignal): Promise<BatchAnswer> {
-    const request = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const unreachable = (why: string) => new OutpostError('OUTPOST_E_UNREACHABLE', `the collector at ${this.url.origin} ${why}`);
+  async send(batch: Buffer, id: string, accept: AcceptAnswer, signal: AbortSignal): Promise<BatchAnswer> {
+    const failures: string[] = [];
+    if (this.current !== 0 && this.now() - this.leftFirstAt >= BACK_TO_FIRST_MS) this.current = 0; // a restarted first collector gets its devices back
+    for (let tried = 0; tried < this.targets.length; tried++) {
+      const target = this.targets[this.current];
+      try {
+        return await this.post(target, batch, id, accept, signal);
+      } catch (err) {
+        if (signal.aborted || this.targets.length === 1) throw err;
+        failures.push(errorMessage(err));
+        if (this.current === 0) this.leftFirstAt = this.now();
+        this.current = (this.current + 1) % this.targets.length;
+      }
+    }
+    throw new OutpostError('OUTPOST_E_UNREACHABLE', `no collector took the batch: ${failures.join('; ')}`);
+  }
+
+  private post(target: { url: URL; agent: Agent }, batch: Buffer, id: string, accept: AcceptAnswer, signal: AbortSignal): Promise<BatchAnswer> {
+    const request = target.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const unreachable = (why: string) => new OutpostError('OUTPOST_E_UNREACHABLE', `the collector at ${target.url.origin} ${why}`);
     return new Promise((resolve, reject) => {
       const req = request(
-        this.url,
+        target.url,
         {
           method: 'POST',
-          agent: this.agent,
+          agent: target.agent,
           signal,
           timeout: this.timeoutMs,
           headers: { 'content-type': 'application/vnd.outpost.batch', 'content-length': batch.length, 'x-outpost-batch': id },
@@ -82,7 +119,7 @@ export class HttpTransport implements Transport {
   }
 
   close(): void {
-    this.agent.destroy();
+    for (const t of this.targets) t.agent.destroy();
   }
 }
 

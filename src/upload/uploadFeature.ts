@@ -53,7 +53,7 @@ export function uploadComponents(ctx: ContextFor, deps: { pipelines: FramePipeli
 
 function transport(up: ResolvedUploadConfig, link: MqttLink | null): Transport {
   const timeoutMs = up.delivery.timeoutSeconds * 1000;
-  if (up.transport === 'http') return new HttpTransport(up.collector.url, timeoutMs);
+  if (up.transport === 'http') return new HttpTransport(up.collector.urls, timeoutMs);
   if (!link) throw new OutpostError('OUTPOST_E_CONFIG', 'upload.transport: mqtt needs telemetry.mqtt (the broker to publish to)');
   return new MqttTransport(link, timeoutMs);
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { camerasMode } from './cameras.js';
 import { chaosMode } from './chaos.js';
+import { collectMode } from './collect.js';
 import { fleetMode } from './fleet.js';
 import { levelsMode } from './levels.js';
 import { memoryMode } from './memory.js';
@@ -13,7 +14,18 @@ import { uploadMode } from './upload.js';
  * The modes of `outpost bench`, one subcommand each with its own options, in the order `--help` lists them. A
  * new mode is a file here exporting `xMode(bench)` (it calls `bench.command('x')` and returns it) and one entry.
  */
-const MODES: ((bench: Command) => Command)[] = [pipelineMode, camerasMode, levelsMode, modelsMode, uploadMode, offloadMode, fleetMode, chaosMode, memoryMode];
+const MODES: ((bench: Command) => Command)[] = [
+  pipelineMode,
+  camerasMode,
+  levelsMode,
+  modelsMode,
+  uploadMode,
+  offloadMode,
+  fleetMode,
+  chaosMode,
+  memoryMode,
+  collectMode,
+];
 
 /** `outpost bench <mode>`: a subcommand per mode; `outpost bench` alone is the pipeline mode. */
 export function registerBench(program: Command): void {
@@ -36,6 +48,7 @@ const LEGACY_MODE_FLAGS: Record<string, { mode: string; valueFlag?: string }> = 
   '--fleet': { mode: 'fleet', valueFlag: '--devices' },
   '--chaos': { mode: 'chaos' },
   '--memory': { mode: 'memory' },
+  '--collect': { mode: 'collect', valueFlag: '' },
 };
 
 /** `outpost bench --fleet 100 --interval 5` as `outpost bench fleet --devices 100 --interval 5`, said once on stderr. */
