@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Supervisor, type Component, type ComponentContext, type ContextFor } from './core/index.js';
 import { keysAtFirstStart, readKeys } from './crypto/index.js';
-import { uploadComponents, uploadPipelines } from './upload/index.js';
+import { uploadFeature } from './upload/index.js';
 import { JobScheduler } from './jobs/index.js';
 import { logRejection } from './lastResort.js';
 import { CameraSet, PipelineSet, PrecisionController } from './pipeline/index.js';
@@ -23,7 +23,8 @@ const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
 function components(ctx: ContextFor, daemon: Daemon): Component[] {
   const c = ctx('daemon').config;
   const engine = new InferenceEngine({ ...c.runtime, stateDir: c.node.stateDir }, ctx('runtime').log);
-  const pipelines = new PipelineSet(ctx('pipelines'), engine, { extra: uploadPipelines(c.upload) });
+  const upload = uploadFeature(ctx);
+  const pipelines = new PipelineSet(ctx('pipelines'), engine, { extra: upload.pipelines });
   const provider = () => engine.provider;
   const precision = new PrecisionController(ctx('precision'), pipelines, provider);
   const fleet = fleetFeature(ctx);
@@ -65,7 +66,7 @@ function components(ctx: ContextFor, daemon: Daemon): Component[] {
     jobs,
     ...fleet.components(targets, { version: VERSION, startedAt: daemon.startedAt }),
     ...offload.discovery,
-    ...uploadComponents(ctx, { pipelines, link: fleet.link }),
+    ...upload.components({ pipelines, link: fleet.link }),
     ...serviceComponents(ctx, () => ({ cameras: cameras.names().length, dead: cameras.deadCameras() })),
   ];
 }

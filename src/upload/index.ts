@@ -1,5 +1,5 @@
 export { Uploader, type UploaderDeps } from './uploader.js';
-export { uploadComponents, uploadPipelines, grownBox, FACE_PIPELINE, type FramePipelines } from './uploadFeature.js';
+export { uploadFeature, grownBox, FACE_PIPELINE, type FramePipelines, type UploadParts } from './uploadFeature.js';
 export { Outbox, DROP_REASONS, type DropReason, type OutboxItem, type OutboxLimits, type DroppedRange } from './outbox.js';
 export { HttpTransport, MqttTransport, collectorUrls, type Transport } from './transports.js';
 export { encodeBatch, decodeBatch, BatchError, RESULT_TYPE, DROPPED_TYPE, type BatchAnswer, type ItemHeader } from './batch.js';

@@ -1,5 +1,5 @@
 import type { Component, ContextFor } from '../core/index.js';
-import { faceDetectorPipeline, type PipelineConfig, type ResolvedConfig, type ResolvedUploadConfig } from '../config/index.js';
+import { faceDetectorPipeline, type PipelineConfig, type ResolvedUploadConfig } from '../config/index.js';
 import { publicKeyBytes, readKeys } from '../crypto/index.js';
 import { OutpostError } from '../errors.js';
 import type { MqttLink } from '../mqtt/index.js';
@@ -10,12 +10,6 @@ import { Uploader } from './uploader.js';
 
 /** The pipeline anonymising runs: the face detector `upload.anonymise.faces` names, under a name no config can use. */
 export const FACE_PIPELINE = '__faces';
-
-/** Pipelines the upload feature runs beside the configured ones (none unless faces are anonymised). */
-export function uploadPipelines(up: ResolvedConfig['upload']): Record<string, PipelineConfig> {
-  const faces = up?.anonymise.faces;
-  return faces ? { [FACE_PIPELINE]: faceDetectorPipeline(faces.model, faces.minScore) } : {};
-}
 
 /** What the upload feature asks of the pipelines: the face pipeline, run on a frame. */
 export interface FramePipelines {
@@ -28,27 +22,42 @@ export function grownBox([x0, y0, x1, y1]: Box, grow: number): PixelBox {
   return [x0 - gx, y0 - gy, x1 + gx, y1 + gy];
 }
 
+/** The upload feature: pipelines it runs beside the configured ones, and, in their place in the list, its components. */
+export interface UploadParts {
+  /** the face detector when faces are anonymised (none otherwise) */
+  pipelines: Record<string, PipelineConfig>;
+  components(deps: { pipelines: FramePipelines; link: MqttLink | null }): Component[];
+}
+
 /**
  * Sealed uploads, when `upload:` is configured: the uploader, sealing to the collector's keys, over HTTP or the
  * fleet's MQTT link, hiding the faces the detector finds.
  */
-export function uploadComponents(ctx: ContextFor, deps: { pipelines: FramePipelines; link: MqttLink | null }): Component[] {
+export function uploadFeature(ctx: ContextFor): UploadParts {
   const c = ctx('upload').config;
   const up = c.upload;
-  if (!up) return [];
+  if (!up) return { pipelines: {}, components: () => [] };
   const faces = up.anonymise.faces;
-  const findFaces = async (frame: Frame) =>
-    ((await deps.pipelines.get(FACE_PIPELINE).process(frame)).output.detections ?? []).map((d) => grownBox(d.box, faces?.grow ?? 0));
+  return {
+    pipelines: faces ? { [FACE_PIPELINE]: faceDetectorPipeline(faces.model, faces.minScore) } : {},
+    components: (deps) => [uploader(ctx, up, deps)],
+  };
+}
+
+function uploader(ctx: ContextFor, up: ResolvedUploadConfig, deps: { pipelines: FramePipelines; link: MqttLink | null }): Uploader {
+  const { node } = ctx('upload').config;
+  const faces = up.anonymise.faces;
+  const findFaces =
+    faces &&
+    (async (frame: Frame) => ((await deps.pipelines.get(FACE_PIPELINE).process(frame)).output.detections ?? []).map((d) => grownBox(d.box, faces.grow)));
   const { box, sign } = up.collector.keys;
-  return [
-    new Uploader(ctx('upload'), up, {
-      deviceId: c.node.deviceId,
-      keys: () => readKeys(c.node.keysDir),
-      collector: { box: publicKeyBytes(box), sign: publicKeyBytes(sign) },
-      transport: transport(up, deps.link),
-      faces: faces ? findFaces : undefined,
-    }),
-  ];
+  return new Uploader(ctx('upload'), up, {
+    deviceId: node.deviceId,
+    keys: () => readKeys(node.keysDir),
+    collector: { box: publicKeyBytes(box), sign: publicKeyBytes(sign) },
+    transport: transport(up, deps.link),
+    faces: findFaces,
+  });
 }
 
 function transport(up: ResolvedUploadConfig, link: MqttLink | null): Transport {
