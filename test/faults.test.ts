@@ -10,7 +10,7 @@ import { Daemon } from '../src/daemon.js';
 import { cudaInstallCommand } from '../src/cli/doctorCommand.js';
 import { ERROR_CATALOGUE } from '../src/errors.js';
 import type { Frame } from '../src/types.js';
-import { configYaml, node, ocr } from './helpers/config.js';
+import { camera, configYaml, node, ocr } from './helpers/config.js';
 import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
 import { jpegFrame } from './helpers/jpegs.js';
 import { testVideo } from './helpers/video.js';
@@ -82,7 +82,10 @@ describe('start-up failures exit non-zero with the catalogued code and a clear l
     writeFileSync(join(dir, 'truncated.onnx'), readFileSync(DET).subarray(0, 100_000));
     writeFileSync(join(dir, 'a.jpg'), await jpegFrame(1, 320, 240));
     for (const bad of ['garbage.onnx', 'truncated.onnx']) {
-      writeFileSync(join(dir, 'outpost.yaml'), configYaml(node('faults', join(dir, 'state')), ocr(), { models: { det: { file: join(dir, bad) } } }));
+      writeFileSync(
+        join(dir, 'outpost.yaml'),
+        configYaml(node('faults', join(dir, 'state')), camera('demo', { type: 'demo', fps: 2 }), ocr(), { models: { det: { file: join(dir, bad) } } }),
+      );
       for (const args of [['run'], ['infer', '--input', join(dir, 'a.jpg')]]) {
         const r = runCli([...args, '--config', join(dir, 'outpost.yaml')], { OUTPOST_STATUS_PORT: '0' });
         expect(r.code, r.stderr).toBe(exit('OUTPOST_E_MODEL'));
