@@ -1,6 +1,6 @@
 /**
  * Data that crosses module boundaries (camera → pipeline → telemetry). Types only: every module may
- * import this file, and it imports only the vocabulary leaf, so the dependency arrows of DESIGN.md stay one-way.
+ * import this file, and it imports only the vocabulary leaf, so the dependency arrows of docs/ARCHITECTURE.md stay one-way.
  */
 
 import type { StageName } from './vocabulary.js';

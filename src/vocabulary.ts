@@ -6,7 +6,7 @@
 /**
  * ONNX Runtime's execution providers, accelerators before `cpu`: the order `auto` prefers them in when nothing
  * was measured. npm's onnxruntime-node has cpu and webgpu (and cuda/tensorrt with their libraries); the rest
- * need a custom build (README "Accelerators"). Which serves a model is then measured (`outpost bench --model-dir`).
+ * need a custom build (docs/accelerators.md). Which serves a model is then measured (`outpost bench models DIR`).
  */
 export const PROVIDERS = [
   'tensorrt',

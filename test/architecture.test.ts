@@ -4,34 +4,34 @@ import { describe, expect, it } from 'vitest';
 import { ROOT } from './helpers/paths.js';
 
 /**
- * The house rules of ../shared/docs/DESIGN.md, checked on the import statements of src/: each module imports
- * only what its row allows (its "depends on" column, what those depend on, and config, whose types every
- * module reads), leaf files import only leaf files, nothing imports daemon.ts or cli/, there are no cycles,
- * and outside a module only its index.ts is imported.
+ * The house rules of docs/ARCHITECTURE.md, checked on the import statements of src/: each module imports
+ * only what its row of the doc's module table allows (its "depends on" column, what those depend on, and
+ * config, whose types every module reads), leaf files (the doc's second table) import only leaf files, nothing
+ * imports daemon.ts or cli/, there are no cycles, and outside a module only its index.ts is imported. The doc
+ * and the code must agree both ways: every folder and leaf file has a row, and every listed dependency is used.
  */
-const DEPENDS_ON: Record<string, string[]> = {
-  config: [],
-  // the bottom layer: the component contract, the list that runs components, the supervisor and the event bus
-  core: [],
-  camera: ['config'],
-  vision: [],
-  onnx: [],
-  optimize: ['onnx', 'vision'],
-  runtime: ['optimize', 'core'],
-  pipeline: ['camera', 'vision', 'runtime'],
-  crypto: [],
-  // bounded HTTP servers and body reading, shared by every server the node runs
-  net: [],
-  mqtt: ['config', 'core'],
-  // offload implements the pipeline's placement seam (FramePlacer) and runs peers' stage ranges on it
-  offload: ['crypto', 'mqtt', 'net', 'pipeline'],
-  upload: ['crypto', 'vision', 'mqtt', 'net'],
-  power: ['config', 'core'],
-  // the live page draws each camera's boxes with vision's drawing (DESIGN.md lists drawing under vision)
-  telemetry: ['crypto', 'mqtt', 'vision', 'net'],
-  jobs: ['core'],
-  service: ['core'],
-};
+const DOC = readFileSync(join(ROOT, 'docs', 'ARCHITECTURE.md'), 'utf8');
+
+/** The body rows of the first Markdown table under `## heading`, as cells. */
+function tableRows(heading: string): string[][] {
+  const section = DOC.split(/^## /m).find((s) => s.startsWith(`${heading}\n`));
+  if (!section) throw new Error(`docs/ARCHITECTURE.md has no "## ${heading}" section`);
+  const rows = section.split('\n').filter((l) => l.startsWith('|'));
+  return rows.slice(2).map((l) =>
+    l
+      .slice(1, -1)
+      .split(' | ')
+      .map((c) => c.trim()),
+  );
+}
+
+const backticked = (cell: string) => [...cell.matchAll(/`([^`]+)`/g)].map((m) => m[1]);
+
+/** module → the modules its row says it depends on (`camera/` → `camera`). */
+const DEPENDS_ON: Record<string, string[]> = Object.fromEntries(
+  tableRows('Modules').map(([module, deps]) => [backticked(module)[0].replace(/\/$/, ''), deps === '—' ? [] : backticked(deps)]),
+);
+const LEAF_FILES = tableRows('Leaf files').map(([file]) => backticked(file)[0]);
 
 const SRC = join(ROOT, 'src');
 const isLeafFile = (m: string) => m.endsWith('.ts') && m !== 'daemon.ts' && m !== 'cli.ts';
@@ -60,10 +60,18 @@ function allowed(module: string): Set<string> {
 
 const edges = files(SRC).flatMap((file) => imports(file).map((i) => ({ file, from: moduleOf(file), to: moduleOf(i.target), target: i.target })));
 
-describe('module dependency rules (DESIGN.md)', () => {
-  it('every module folder has a row in the table', () => {
+describe('module dependency rules (docs/ARCHITECTURE.md)', () => {
+  it('has a row for every module folder and every leaf file, and none for what is gone', () => {
     const folders = readdirSync(SRC).filter((n) => statSync(join(SRC, n)).isDirectory() && n !== 'cli' && n !== 'types');
-    expect(folders.filter((f) => !(f in DEPENDS_ON))).toEqual([]);
+    expect(Object.keys(DEPENDS_ON).sort()).toEqual(folders.sort());
+    const leaves = readdirSync(SRC).filter((n) => statSync(join(SRC, n)).isFile() && isLeafFile(n));
+    expect([...LEAF_FILES].sort()).toEqual(leaves.sort());
+  });
+
+  it('lists only dependencies the code has, on modules that exist', () => {
+    const used = new Set(edges.map(({ from, to }) => `${from} → ${to}`));
+    const stale = Object.entries(DEPENDS_ON).flatMap(([m, deps]) => deps.filter((d) => !used.has(`${m} → ${d}`)).map((d) => `${m} → ${d}`));
+    expect(stale).toEqual([]);
   });
 
   it('modules import only down their row, leaf files only leaf files, nobody imports daemon.ts or cli/', () => {

@@ -1,11 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium } from 'playwright-core';
 import sharp from 'sharp';
 import { probeProvider } from '../src/runtime/index.js';
 import { characterAccuracy } from '../src/vision/index.js';
+import { camera, configYaml, detector, merged, node, ocr, type ConfigData } from './helpers/config.js';
 import { DaemonProcess, freePort, optimizeDetector, runCli } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';
 import { boards } from './helpers/boards.js';
@@ -14,21 +15,13 @@ import { ROOT, tempDir } from './helpers/paths.js';
 
 const noPromtool = missingTool('promtool', 'prometheus');
 
-const CONFIG = (port: number, stateDir: string) => `node: { name: e2e, stateDir: ${stateDir} }
-cameras:
-  - name: demo
-    source: { type: demo, fps: 4, seed: 3 }
-models:
-  det: { file: builtin:ppocrv4-det }
-  rec: { file: builtin:ppocrv4-rec }
-pipelines:
-  text:
-    stages:
-      - { name: detect, model: det, decoder: { type: db } }
-      - { name: recognise, model: rec, input: crops, decoder: { type: ctc } }
-status: { port: ${port} }
-logging: { level: info, format: json }
-`;
+const DEMO = { type: 'demo', fps: 4, seed: 3 };
+const CONFIG = (port: number, stateDir: string): ConfigData => merged(node('e2e', stateDir, port), camera('demo', DEMO), ocr(), { logging: { level: 'info' } });
+
+/** The governor on a copy of a board's sysfs, stepping at once. */
+const fastGovernor = (sysfsRoot: string): ConfigData => ({
+  power: { sysfsRoot, intervalSeconds: 0.2, dwellSeconds: { up: 0, down: 0 }, trend: { enabled: false } },
+});
 
 async function get(port: number, path: string): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -45,7 +38,7 @@ describe('the daemon, end to end (real process, demo camera, PP-OCRv4, HTTP)', (
     port = await freePort();
     const dir = tempDir();
     configFile = join(dir, 'outpost.yaml');
-    writeFileSync(configFile, CONFIG(port, join(dir, 'state')));
+    writeFileSync(configFile, configYaml(CONFIG(port, join(dir, 'state'))));
     // Asking for CUDA on a machine without it must log why and carry on with the CPU.
     daemon = new DaemonProcess(['run', '--config', configFile], { OUTPOST_RUNTIME_PROVIDERS: 'cuda' });
     firstHealth = await daemon.waitFor('the daemon to answer /healthz', () => get(port, '/healthz').catch(() => undefined));
@@ -157,8 +150,8 @@ describe('the daemon, end to end (real process, demo camera, PP-OCRv4, HTTP)', (
   });
 
   it('reloads on SIGHUP: applies live settings, names the ones that need a restart', async () => {
-    const text = readFileSync(configFile, 'utf8').replace('level: info', 'level: debug').replace('fps: 4, seed: 3 }', 'fps: 4, seed: 3 }\n    maxFps: 2');
-    writeFileSync(configFile, text + 'runtime: { threads: 1 }\n');
+    const base = CONFIG(port, join(dirname(configFile), 'state'));
+    writeFileSync(configFile, configYaml(base, camera('demo', DEMO, { maxFps: 2 }), { logging: { level: 'debug' }, runtime: { threads: 1 } }));
     daemon.child.kill('SIGHUP');
     const reloaded = await daemon.waitForLog('configuration reloaded');
     expect(reloaded.applied).toEqual(expect.arrayContaining(['logging.level', 'cameras[0].maxFps']));
@@ -167,7 +160,7 @@ describe('the daemon, end to end (real process, demo camera, PP-OCRv4, HTTP)', (
   });
 
   it('keeps running on an invalid reload and names the problem', async () => {
-    writeFileSync(configFile, readFileSync(configFile, 'utf8').replace(`port: ${port}`, 'port: "x"'));
+    writeFileSync(configFile, configYaml(CONFIG(port, join(dirname(configFile), 'state')), { status: { port: 'x' } }));
     daemon.child.kill('SIGHUP');
     const refused = await daemon.waitForLog(/reload refused/);
     expect(String((refused.problems as string[])[0])).toMatch(/outpost\.yaml:\d+:\d+: status\.port: /);
@@ -190,11 +183,11 @@ describe('the motion gate in the daemon (a folder of one still picture)', () => 
     const still = await jpegFrame(3, 640, 480);
     for (let i = 0; i < 3; i++) writeFileSync(join(frames, `${i}.jpg`), still);
     const port = await freePort();
-    const config = CONFIG(port, join(dir, 'state')).replace(
-      '    source: { type: demo, fps: 4, seed: 3 }',
-      `    source: { type: directory, path: ${frames}, fps: 20 }\n    motion: { enabled: true, maxSkipSeconds: 0 }`,
+    const config = merged(
+      CONFIG(port, join(dir, 'state')),
+      camera('demo', { type: 'directory', path: frames, fps: 20 }, { motion: { enabled: true, maxSkipSeconds: 0 } }),
     );
-    const daemon = DaemonProcess.start(dir, config);
+    const daemon = DaemonProcess.start(dir, configYaml(config));
     try {
       const status = await daemon.waitFor('20 skipped frames', async () => {
         const s = await get(port, '/status').then(
@@ -216,8 +209,7 @@ describe('the governor in the daemon (a Raspberry Pi 4 sysfs fixture heating up)
     const dir = tempDir();
     const root = boards.pi4Ok();
     const port = await freePort();
-    const power = `power: { sysfsRoot: ${root}, intervalSeconds: 0.2, dwellSeconds: { up: 0, down: 0 }, trend: { enabled: false } }\n`;
-    const daemon = DaemonProcess.start(dir, CONFIG(port, join(dir, 'state')) + power);
+    const daemon = DaemonProcess.start(dir, configYaml(CONFIG(port, join(dir, 'state')), fastGovernor(root)));
     const temp = join(root, 'sys/class/thermal/thermal_zone0/temp');
     try {
       await daemon.waitForLog('result');
@@ -253,11 +245,7 @@ describe('model variants in the daemon', () => {
     expect(built.code, built.stderr).toBe(0);
     const root = boards.pi4Ok();
     const port = await freePort();
-    const power = `power: { sysfsRoot: ${root}, intervalSeconds: 0.2, dwellSeconds: { up: 0, down: 0 }, trend: { enabled: false } }\n`;
-    const daemon = DaemonProcess.start(
-      dir,
-      CONFIG(port, join(dir, 'state')).replace('det: { file: builtin:ppocrv4-det }', `det: { file: ${variants} }`) + power,
-    );
+    const daemon = DaemonProcess.start(dir, configYaml(CONFIG(port, join(dir, 'state')), { models: { det: { file: variants } } }, fastGovernor(root)));
     const temp = join(root, 'sys/class/thermal/thermal_zone0/temp');
     try {
       await daemon.waitForLog('result');
@@ -282,13 +270,17 @@ describe('model variants in the daemon', () => {
     const port = await freePort();
     const state = join(dir, 'state');
     // the detector alone: a 2-core board then has time left for the niced build beside the serving pipeline
-    const config = CONFIG(port, state)
-      .replace(
-        'det: { file: builtin:ppocrv4-det }',
-        'det: { file: builtin:ppocrv4-det, optimize: { enabled: true, precisions: [fp32, int8-static], calibrationFrames: 4, heldOut: 2, normalise: imagenet-bgr, minCosine: 0.9, placements: [float-stem] } }',
-      )
-      .replace('      - { name: recognise, model: rec, input: crops, decoder: { type: ctc } }\n', '');
-    const daemon = DaemonProcess.start(dir, config);
+    const optimize = {
+      enabled: true,
+      precisions: ['fp32', 'int8-static'],
+      calibrationFrames: 4,
+      heldOut: 2,
+      normalise: 'imagenet-bgr',
+      minCosine: 0.9,
+      placements: ['float-stem'],
+    };
+    const config = merged(CONFIG(port, state), detector(), { models: { rec: undefined, det: { optimize } } });
+    const daemon = DaemonProcess.start(dir, configYaml(config));
     try {
       const recording = await daemon.waitForLog('recording calibration frames from the cameras');
       expect(recording).toMatchObject({ cameras: ['demo'], frames: 6 });

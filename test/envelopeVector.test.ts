@@ -1,9 +1,12 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { describe, expect, it } from 'vitest';
 import { ItemOpener, ItemSealer, SealedEnvelope } from '../src/crypto/index.js';
+import { ROOT } from './helpers/paths.js';
 
 /**
- * The envelopes' test vectors (README, "The envelope"): fixed keys and nonce give these exact bytes, and a reader
+ * The envelopes' test vectors (docs/protocols.md): fixed keys and nonce give these exact bytes, and a reader
  * that knows only the documented layout and NaCl's `box` opens them. A collector in another language checks
  * itself against the same values.
  */
@@ -79,5 +82,12 @@ describe('the sealed envelope, version 2 (upload items)', () => {
     const env = new ItemSealer(device, collector.publicKey).seal(HEADER_V2, Buffer.from(PAYLOAD));
     const deviceBox = nacl.box.keyPair.fromSecretKey(DEVICE_SECRET);
     expect(() => new ItemOpener(deviceBox).open(env)).toThrow(/does not open/);
+  });
+});
+
+describe('docs/protocols.md', () => {
+  it('shows both test vectors as the tests seal them', () => {
+    const doc = readFileSync(join(ROOT, 'docs', 'protocols.md'), 'utf8').replace(/\s+/g, ' ');
+    for (const v of [VECTOR, VECTOR_V2]) expect(doc).toContain(`is ${v.length / 2} bytes starting \`${v.slice(0, 24)}…\` and ending \`…${v.slice(-8)}\``);
   });
 });

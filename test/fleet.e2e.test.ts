@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkAnswer, fromB64, generateKeys, readKeys, SealedEnvelope, signMessage, type NodeKeys, type PublicKeys } from '../src/crypto/index.js';
 import { openBroker, type MqttClient } from '../src/mqtt/index.js';
 import { Mosquitto } from './helpers/broker.js';
+import { camera, configYaml, merged, node, ocr, trusted, type ConfigData } from './helpers/config.js';
 import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';
 import { tempDir } from './helpers/paths.js';
@@ -20,35 +21,21 @@ interface Answer {
   error?: { reason: string; message: string };
 }
 
-const nodeConfig = (o: {
-  name: string;
-  state: string;
-  broker: string;
-  port: number;
-  keyring: string;
-  cameras: boolean;
-}) => `node: { name: ${o.name}, stateDir: ${o.state} }
-keyring:
-${o.keyring}
-${
-  o.cameras
-    ? `cameras:
-  - { name: door, source: { type: demo, fps: 2, seed: 5 } }
-models:
-  det: { file: builtin:ppocrv4-det }
-  rec: { file: builtin:ppocrv4-rec }
-pipelines:
-  text:
-    stages:
-      - { name: detect, model: det, decoder: { type: db } }
-      - { name: recognise, model: rec, input: crops, decoder: { type: ctc } }`
-    : ''
-}
-status: { port: ${o.port} }
-telemetry:
-  mqtt: { url: "${o.broker}", telemetryIntervalSeconds: 1, homeAssistant: true, offlineQueue: 5, reconnect: { initialMs: 200, maxMs: 400 }, events: { "*": { mode: all } } }
-logging: { format: json, results: false }
-`;
+/** A fleet node on `broker`, with the OCR pipeline on a demo camera unless `cameras` is false. */
+const nodeConfig = (o: { name: string; state: string; broker: string; port: number; keyring: ConfigData[]; cameras: boolean }) =>
+  configYaml(node(o.name, o.state, o.port), { keyring: o.keyring }, o.cameras ? merged(camera('door', { type: 'demo', fps: 2, seed: 5 }), ocr()) : {}, {
+    telemetry: {
+      mqtt: {
+        url: o.broker,
+        telemetryIntervalSeconds: 1,
+        homeAssistant: true,
+        offlineQueue: 5,
+        reconnect: { initialMs: 200, maxMs: 400 },
+        events: { '*': { mode: 'all' } },
+      },
+    },
+    logging: { results: false },
+  });
 
 describe.skipIf(noBroker)('a fleet node on a real Mosquitto', () => {
   let broker: Mosquitto;
@@ -71,11 +58,8 @@ describe.skipIf(noBroker)('a fleet node on a real Mosquitto', () => {
     device = generateKeys(join(dir, 'state', 'keys'));
     writeFileSync(trust, `- { name: cam-01, sign: ${device.sign}, box: ${device.box} }\n`);
     [alice, bob, mallory] = ['alice', 'bob', 'mallory'].map((n) => readKeys(join(dir, n)));
-    const pub = (k: NodeKeys) => Buffer.from(k.sign.publicKey).toString('base64');
-    const keyring = [
-      `  - { name: alice, sign: ${pub(alice)}, box: ${Buffer.from(alice.box.publicKey).toString('base64')}, roles: [operator] }`,
-      `  - { name: bob, sign: ${pub(bob)}, box: ${Buffer.from(bob.box.publicKey).toString('base64')}, roles: [peer] }`,
-    ].join('\n');
+    const pub = (k: NodeKeys) => ({ sign: Buffer.from(k.sign.publicKey).toString('base64'), box: Buffer.from(k.box.publicKey).toString('base64') });
+    const keyring = [trusted('alice', pub(alice), 'operator'), trusted('bob', pub(bob), 'peer')];
     port = await freePort();
     daemon = DaemonProcess.start(dir, nodeConfig({ name: 'cam-01', state: join(dir, 'state'), broker: broker.url, port, keyring, cameras: true }));
     await daemon.waitForLog('connected to the MQTT broker');
@@ -291,10 +275,7 @@ describe.skipIf(noBroker)('a fleet node on a real Mosquitto', () => {
     const d2 = join(dir, 'second');
     const node = DaemonProcess.start(
       tempDir(),
-      nodeConfig({ name: 'cam-02', state: d2, broker: broker.url, port: await freePort(), keyring: '  []', cameras: false }).replace(
-        'keyring:\n  []',
-        'keyring: []',
-      ),
+      nodeConfig({ name: 'cam-02', state: d2, broker: broker.url, port: await freePort(), keyring: [], cameras: false }),
     );
     await node.waitForLog('connected to the MQTT broker');
     expect(JSON.parse(broker.sub('outpost/cam-02/status', 1, 1)[0].payload).state).toBe('online');

@@ -9,6 +9,7 @@ import { generateKeys, Keyring, readKeys, signMessage, type NodeKeys } from '../
 import { openBroker, type MqttClient } from '../src/mqtt/index.js';
 import { PeerTable } from '../src/offload/index.js';
 import { Mosquitto } from './helpers/broker.js';
+import { camera, configYaml, merged, node, ocr, trusted, type ConfigData } from './helpers/config.js';
 import { DaemonProcess, freePort } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';
 import { tempDir } from './helpers/paths.js';
@@ -23,30 +24,15 @@ interface Answer {
   error?: { reason: string; message: string; problems?: string[] };
 }
 
-const cameraNode = (o: { state: string; broker: string; port: number; keyring: string }) => `node: { name: cam-01, stateDir: ${o.state} }
-keyring:
-${o.keyring}
-cameras:
-  - { name: door, source: { type: demo, fps: 2, seed: 5 } }
-models:
-  det: { file: builtin:ppocrv4-det }
-  rec: { file: builtin:ppocrv4-rec }
-pipelines:
-  text:
-    stages:
-      - { name: detect, model: det, decoder: { type: db } }
-      - { name: recognise, model: rec, input: crops, decoder: { type: ctc } }
-status: { port: ${o.port} }
-telemetry:
-  mqtt: { url: "${o.broker}", telemetryIntervalSeconds: 1, reconnect: { initialMs: 200, maxMs: 400 } }
-logging: { format: json, results: false }
-`;
+/** The camera node: the OCR pipeline on a demo camera, on `broker`. */
+const cameraNode = (o: { state: string; broker: string; port: number; keyring: ConfigData[] }): ConfigData =>
+  merged(node('cam-01', o.state, o.port), { keyring: o.keyring }, camera('door', { type: 'demo', fps: 2, seed: 5 }), ocr(), {
+    telemetry: { mqtt: { url: o.broker, telemetryIntervalSeconds: 1, reconnect: { initialMs: 200, maxMs: 400 } } },
+    logging: { results: false },
+  });
 
 /** An offload helper's shape: no camera, no broker. */
-const helperNode = (o: { state: string; port: number }) => `node: { name: helper, stateDir: ${o.state} }
-status: { port: ${o.port} }
-logging: { format: json, results: false }
-`;
+const helperNode = (o: { state: string; port: number }) => configYaml(node('helper', o.state, o.port), { logging: { results: false } });
 
 const errorLines = (d: DaemonProcess) => d.logs.filter((l) => Number(l.level) >= 50);
 
@@ -58,16 +44,16 @@ describe.skipIf(noBroker)('a node left alone (real Mosquitto, real daemons)', ()
   let alice: NodeKeys;
   const dir = tempDir();
   const configFile = join(dir, 'outpost.yaml');
-  let goodConfig: string;
+  let goodConfig: ConfigData;
 
   beforeAll(async () => {
     broker = await Mosquitto.start();
     generateKeys(join(dir, 'alice'));
     alice = readKeys(join(dir, 'alice'));
-    const keyring = `  - { name: alice, sign: ${Buffer.from(alice.sign.publicKey).toString('base64')}, roles: [operator] }`;
+    const keyring = [trusted('alice', { sign: Buffer.from(alice.sign.publicKey).toString('base64') }, 'operator')];
     port = await freePort();
     goodConfig = cameraNode({ state: join(dir, 'state'), broker: broker.url, port, keyring });
-    daemon = DaemonProcess.start(dir, goodConfig);
+    daemon = DaemonProcess.start(dir, configYaml(goodConfig));
     await daemon.waitForLog('connected to the MQTT broker');
     await daemon.waitForLog('ready');
     client = await openBroker(broker.url);
@@ -120,7 +106,7 @@ describe.skipIf(noBroker)('a node left alone (real Mosquitto, real daemons)', ()
   });
 
   it('refuses restart and reload-config while the config file is broken, naming line:col, and keeps running', async () => {
-    writeFileSync(configFile, goodConfig.replace('fps: 2', 'fps: "two"'));
+    writeFileSync(configFile, configYaml(goodConfig, camera('door', { type: 'demo', fps: 'two', seed: 5 })));
     for (const action of ['restart', 'reload-config']) {
       const a = await ask(action);
       expect(a, action).toMatchObject({ status: 'refused', error: { reason: 'invalid-config' } });
@@ -130,11 +116,11 @@ describe.skipIf(noBroker)('a node left alone (real Mosquitto, real daemons)', ()
     expect(daemon.child.exitCode).toBeNull();
     expect(daemon.logs.some((l) => l.msg === 'restarting every component on the configuration file as it is now')).toBe(false);
     expect(await healthz()).toBe(200);
-    writeFileSync(configFile, goodConfig);
+    writeFileSync(configFile, configYaml(goodConfig));
   });
 
   it('lets one daemon run on a state folder: a second exits 75 naming the first one PID', async () => {
-    const second = DaemonProcess.start(tempDir(), goodConfig.replace(`port: ${port}`, `port: ${await freePort()}`));
+    const second = DaemonProcess.start(tempDir(), configYaml(goodConfig, { status: { port: await freePort() } }));
     try {
       const failed = await second.waitForLog('start-up failed');
       expect(String(failed.err)).toContain(`PID ${daemon.child.pid}`);

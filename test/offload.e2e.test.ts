@@ -7,6 +7,7 @@ import { configSchema } from '../src/config/index.js';
 import { generateKeys, readKeys, SealedEnvelope, signMessage, type NodeKeys, type PublicKeys } from '../src/crypto/index.js';
 import { sha256File } from '../src/offload/index.js';
 import { Mosquitto } from './helpers/broker.js';
+import { camera, configYaml, detector, folder, node as nodeSection, ocr, trusted } from './helpers/config.js';
 import { DaemonProcess, freePort } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';
 import { ROOT, tempDir } from './helpers/paths.js';
@@ -30,7 +31,7 @@ async function node(name: string, root: string): Promise<Node> {
   return { name, dir, keys: generateKeys(join(dir, 'state', 'keys')), statusPort: await freePort(), offloadPort: await freePort() };
 }
 
-const trust = (peers: Node[]) => peers.map((p) => `  - { name: ${p.name}, sign: ${p.keys.sign}, box: ${p.keys.box}, roles: [peer] }`).join('\n');
+const trust = (peers: Node[]) => peers.map((p) => trusted(p.name, p.keys, 'peer'));
 
 /** A node's config: serving (no camera), or asking (a folder camera, the detector offloadable). */
 function config(
@@ -48,26 +49,37 @@ function config(
   },
 ): string {
   const models = o.readsOnPeer
-    ? 'models:\n  det: { file: builtin:ppocrv4-det }\n  rec: { file: builtin:ppocrv4-rec }\npipelines:\n  text: { stages: [{ name: detect, model: det, decoder: { type: db } }, { name: read, model: rec, input: crops, decoder: { type: ctc } }] }'
+    ? ocr('read')
     : o.lacksDetector
-      ? 'models:\n  rec: { file: builtin:ppocrv4-rec }\npipelines:\n  read: { stages: [{ name: read, model: rec, decoder: { type: ctc } }] }'
-      : 'models:\n  det: { file: builtin:ppocrv4-det }\npipelines:\n  text: { stages: [{ name: detect, model: det, decoder: { type: db } }] }';
-  return `node: { name: ${n.name}, stateDir: ${join(n.dir, 'state')} }
-keyring:
-${trust(o.trusts) || '  []'}
-${o.frames ? `cameras:\n  - { name: door, source: { type: directory, path: ${o.frames}, fps: ${o.fps ?? 8}, loop: false } }` : ''}
-${models}
-status: { port: ${n.statusPort} }
-power: { enabled: false${o.bias !== undefined ? `, policy: { nominal: { precision: fp32, offloadBias: ${o.bias}, pauseOptionalJobs: false } }` : ''} }
-offload:
-  serve: { enabled: ${o.serve ?? false}, host: 127.0.0.1, port: ${n.offloadPort}, advertise: "http://127.0.0.1:${n.offloadPort}", announceSeconds: 2, acceptModels: ${o.lacksDetector ?? false} }
-  peers: [${(o.peers ?? []).map((p) => `{ name: ${p.name}, url: "http://127.0.0.1:${p.offloadPort}" }`).join(', ')}]
-  stages: ${o.lacksDetector ? '{}' : o.readsOnPeer ? '{ text: [read] }' : '{ text: [detect] }'}
-  placement: { timeoutMs: 3000 }
-  probeSeconds: 600
-${o.mqtt ? `telemetry: { mqtt: { url: "${o.mqtt}", reconnect: { initialMs: 200, maxMs: 400 } } }` : ''}
-logging: { format: json, results: true }
-`.replace('keyring:\n  []', 'keyring: []');
+      ? { models: { rec: { file: 'builtin:ppocrv4-rec' } }, pipelines: { read: { stages: [{ name: 'read', model: 'rec', decoder: { type: 'ctc' } }] } } }
+      : detector();
+  const nominal = { precision: 'fp32', offloadBias: o.bias, pauseOptionalJobs: false };
+  const serve = {
+    enabled: o.serve ?? false,
+    host: '127.0.0.1',
+    port: n.offloadPort,
+    advertise: `http://127.0.0.1:${n.offloadPort}`,
+    announceSeconds: 2,
+    acceptModels: o.lacksDetector ?? false,
+  };
+  return configYaml(
+    nodeSection(n.name, join(n.dir, 'state'), n.statusPort),
+    { keyring: trust(o.trusts) },
+    o.frames ? camera('door', folder(o.frames, o.fps ?? 8)) : {},
+    models,
+    { power: o.bias === undefined ? { enabled: false } : { enabled: false, policy: { nominal } } },
+    {
+      offload: {
+        serve,
+        peers: (o.peers ?? []).map((p) => ({ name: p.name, url: `http://127.0.0.1:${p.offloadPort}` })),
+        stages: o.lacksDetector ? {} : o.readsOnPeer ? { text: ['read'] } : { text: ['detect'] },
+        placement: { timeoutMs: 3000 },
+        probeSeconds: 600,
+      },
+    },
+    o.mqtt ? { telemetry: { mqtt: { url: o.mqtt, reconnect: { initialMs: 200, maxMs: 400 } } } } : {},
+    { logging: { results: true } },
+  );
 }
 
 const status = async (port: number) => (await fetch(`http://127.0.0.1:${port}/status`)).json();

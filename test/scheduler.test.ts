@@ -12,19 +12,29 @@ import { ROOT, tempDir } from './helpers/paths.js';
 
 const log = pino({ level: 'silent' });
 
-/** Cameras (folders of real demo frames, read at 60 fps) offering more than the real PP-OCR pipeline takes. */
+/**
+ * Cameras (folders of real demo frames) offering more than the real PP-OCR pipeline takes: at 60 fps, or faster
+ * where the engine is (a fast accelerator), so that the engine, not the cameras, is what the cameras share.
+ */
 describe('scheduling several cameras on one engine', () => {
   let engine: InferenceEngine;
   let pipeline: StagedPipeline;
   let stopAll: () => Promise<void>;
+  let cameraFps = 60;
   const frames = tempDir();
 
   beforeAll(async () => {
     // small frames: the scheduling is what is under test, and it needs many results
-    (await renderDemoFrames(4, 5, 320, 240)).forEach((f, n) => writeFileSync(join(frames, `${n}.jpg`), f.data));
+    const demo = await renderDemoFrames(4, 5, 320, 240);
+    demo.forEach((f, n) => writeFileSync(join(frames, `${n}.jpg`), f.data));
     const { config } = loadConfig(`${ROOT}/config/outpost.yaml`, {});
     const started = await startPipelineSet(config, ['text'], log);
     [engine, pipeline, stopAll] = [started.engine, started.set.get('text'), started.stop];
+    // how fast this engine is, to set the cameras well above it (a setup figure, asserted nowhere)
+    await pipeline.process(demo[0]);
+    const t0 = performance.now();
+    for (const f of demo.slice(1)) await pipeline.process(f);
+    cameraFps = Math.max(60, Math.ceil((8 * 1000 * (demo.length - 1)) / (performance.now() - t0)));
   });
 
   afterAll(async () => {
@@ -46,7 +56,7 @@ describe('scheduling several cameras on one engine', () => {
       if (++total === totalResults) done();
     });
     const scheduler = new FrameScheduler(
-      weights.map((weight, i) => ({ source: new DirectorySource(`cam${i}`, { path: frames, fps: 60, loop: true, watch: false }), pipeline, weight })),
+      weights.map((weight, i) => ({ source: new DirectorySource(`cam${i}`, { path: frames, fps: cameraFps, loop: true, watch: false }), pipeline, weight })),
       { bus, log, provider: engine.provider, inflight: 2 },
     );
     scheduler.start();

@@ -9,6 +9,7 @@ import { configSchema } from '../src/config/index.js';
 import { generateKeys } from '../src/crypto/index.js';
 import { ServiceWatchdog, SystemdNotifier, type CameraLiveness, type NotifyFields } from '../src/service/index.js';
 import { testContext } from './helpers/context.js';
+import { camera, configYaml, detector, folder, merged, node, trusted, type ConfigData } from './helpers/config.js';
 import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
 import { NotifySocket } from './helpers/notifySocket.js';
 import { missingTool } from './helpers/optional.js';
@@ -136,17 +137,15 @@ beforeAll(async () => {
 
 const WATCHDOG = { WATCHDOG_USEC: '1000000' }; // a ping every 0.5 s while frames flow
 
-function config(dir: string, o: { port: number; extra?: string; camera?: boolean } = { port: 0 }): string {
-  return `node: { name: ${dir.split('/').at(-1)}, stateDir: ${join(dir, 'state')} }
-${o.camera === false ? '' : `cameras:\n  - { name: door, source: { type: directory, path: ${frames}, fps: 3, loop: true } }`}
-models:
-  det: { file: builtin:ppocrv4-det }
-pipelines:
-  text: { stages: [{ name: detect, model: det, decoder: { type: db } }] }
-status: { port: ${o.port} }
-power: { enabled: false }
-logging: { format: json, results: true }
-${o.extra ?? ''}`;
+/** A node named after its folder: the detector on a looping folder camera (unless `camera` is false); `more` merged over it. */
+function config(dir: string, o: { port: number; more?: ConfigData; camera?: boolean } = { port: 0 }): string {
+  return configYaml(
+    node(dir.split('/').at(-1)!, join(dir, 'state'), o.port),
+    o.camera === false ? {} : camera('door', folder(frames, 3, true)),
+    detector(),
+    { power: { enabled: false }, logging: { results: true } },
+    o.more ?? {},
+  );
 }
 
 describe('the notify protocol, on a real unix datagram socket', () => {
@@ -164,7 +163,7 @@ describe('the notify protocol, on a real unix datagram socket', () => {
       await sock.waitFor('WATCHDOG', 'pings', 4);
       expect(sock.with('WATCHDOG').at(-1)!.fields.STATUS).toMatch(/^\d+\.\d fps, level nominal$/);
 
-      writeFileSync(join(dir, 'outpost.yaml'), config(dir, { port: 0 }).replace('results: true', 'results: false'));
+      writeFileSync(join(dir, 'outpost.yaml'), config(dir, { port: 0, more: { logging: { results: false } } }));
       d.kill('SIGHUP');
       await sock.waitFor('READY', 'READY after the reload', 2);
       const reloading = sock.with('RELOADING')[0];
@@ -187,21 +186,22 @@ describe('the notify protocol, on a real unix datagram socket', () => {
     const [a, b] = ['node-a', 'node-b'].map((n) => join(root, n));
     const [ka, kb] = [a, b].map((d) => generateKeys(join(d, 'state', 'keys')));
     const bPort = await freePort();
-    const trust = (name: string, k: { sign: string; box: string }) => `keyring: [{ name: ${name}, sign: ${k.sign}, box: ${k.box}, roles: [peer] }]`;
+    const trust = (name: string, k: { sign: string; box: string }) => ({ keyring: [trusted(name, k, 'peer')] });
     const peer = DaemonProcess.start(
       b,
-      config(b, { port: 0, camera: false, extra: `${trust('node-a', ka)}\noffload: { serve: { enabled: true, host: 127.0.0.1, port: ${bPort} } }` }),
+      config(b, { port: 0, camera: false, more: merged(trust('node-a', ka), { offload: { serve: { enabled: true, host: '127.0.0.1', port: bPort } } }) }),
     );
     await peer.waitForLog('serving frames for peers');
-    const offload = `offload: { peers: [{ name: node-b, url: "http://127.0.0.1:${bPort}" }], stages: { text: [detect] }, placement: { timeoutMs: 4000, maxInflightPerPeer: 64 }, breaker: { failures: 100, restSeconds: 60 } }`;
-    const requester = DaemonProcess.start(
-      a,
-      config(a, { port: 0, extra: `${trust('node-b', kb)}\n${offload}` }).replace(
-        'power: { enabled: false }',
-        'power: { enabled: false, policy: { nominal: { precision: fp32, offloadBias: 1, pauseOptionalJobs: false } } }',
-      ),
-      { NOTIFY_SOCKET: sock.path, ...WATCHDOG },
-    );
+    const offload = {
+      offload: {
+        peers: [{ name: 'node-b', url: `http://127.0.0.1:${bPort}` }],
+        stages: { text: ['detect'] },
+        placement: { timeoutMs: 4000, maxInflightPerPeer: 64 },
+        breaker: { failures: 100, restSeconds: 60 },
+      },
+      power: { policy: { nominal: { precision: 'fp32', offloadBias: 1, pauseOptionalJobs: false } } },
+    };
+    const requester = DaemonProcess.start(a, config(a, { port: 0, more: merged(trust('node-b', kb), offload) }), { NOTIFY_SOCKET: sock.path, ...WATCHDOG });
     try {
       await requester.waitForLog('peer passed its known-answer probe');
       await requester.waitFor('frames answered by the peer', () =>
@@ -229,7 +229,11 @@ describe('the notify protocol, on a real unix datagram socket', () => {
   it('exits 78 on a bad config without ever saying READY', async () => {
     const sock = await NotifySocket.bind();
     const dir = tempDir();
-    const d = DaemonProcess.start(dir, config(dir).replace('type: db', 'type: dbx'), { NOTIFY_SOCKET: sock.path, ...WATCHDOG });
+    const d = DaemonProcess.start(
+      dir,
+      config(dir, { port: 0, more: { pipelines: { text: { stages: [{ name: 'detect', model: 'det', decoder: { type: 'dbx' } }] } } } }),
+      { NOTIFY_SOCKET: sock.path, ...WATCHDOG },
+    );
     expect((await d.exited).code).toBe(78);
     await new Promise((r) => setTimeout(r, 300));
     expect(sock.with('READY')).toEqual([]);

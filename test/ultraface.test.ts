@@ -71,7 +71,7 @@ pipelines:
     }
   });
 
-  it.skipIf(!classifier)('crops each detection into a second-stage classifier', () => {
+  it.skipIf(missingShared(!!classifier, '../shared models/bench/mobilenet_v3_small.onnx'))('crops each detection into a second-stage classifier', () => {
     const r = runCli(['infer', '--config', config, '--pipeline', 'faces-then-classify', '--input', join(faces!, '13.jpg'), '--json']);
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout).output;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderDemoFrames } from '../src/camera/index.js';
 import { generateKeys } from '../src/crypto/index.js';
+import { camera, configYaml, detector, folder, node, trusted, type ConfigData } from './helpers/config.js';
 import { DaemonProcess, freePort, runCli } from './helpers/daemonProcess.js';
 import { Mosquitto } from './helpers/broker.js';
 import { missingShared, missingTool } from './helpers/optional.js';
@@ -14,7 +15,8 @@ import { waitUntil } from './helpers/wait.js';
 interface Setup {
   dir: string;
   collectorPort: number;
-  config: (opts: { frames: string; fps: number; extra?: string; models?: string; pipeline?: string; port: number }) => string;
+  /** the agent's config; `more` is merged over it */
+  config: (opts: { frames: string; fps: number; port: number; more?: ConfigData }) => string;
 }
 
 function setup(): Setup {
@@ -26,24 +28,21 @@ function setup(): Setup {
     dir,
     collectorPort: 0,
     config: (o) =>
-      `node: { name: cam-01, stateDir: ${join(dir, 'state')} }
-keyring:
-  - { name: hq, sign: ${collector.sign}, box: ${collector.box}, roles: [collector] }
-cameras:
-  - { name: door, source: { type: directory, path: ${o.frames}, fps: ${o.fps}, loop: false } }
-models:
-${o.models ?? '  det: { file: builtin:ppocrv4-det }'}
-pipelines:
-  text: { stages: [${o.pipeline ?? '{ name: detect, model: det, decoder: { type: db } }'}] }
-cameras_pipeline_placeholder: null
-status: { port: ${o.port} }
-power: { enabled: false }
-upload:
-  collector: { url: "http://127.0.0.1:${setupObj.collectorPort}", key: hq }
-  delivery: { retry: { initialMs: 100, maxMs: 400 }, batchItems: 8, timeoutSeconds: 3 }
-${o.extra ?? ''}
-logging: { format: json, results: false }
-`.replace('cameras_pipeline_placeholder: null\n', ''),
+      configYaml(
+        node('cam-01', join(dir, 'state'), o.port),
+        { keyring: [trusted('hq', collector, 'collector')] },
+        camera('door', folder(o.frames, o.fps)),
+        detector(),
+        {
+          power: { enabled: false },
+          upload: {
+            collector: { url: `http://127.0.0.1:${setupObj.collectorPort}`, key: 'hq' },
+            delivery: { retry: { initialMs: 100, maxMs: 400 }, batchItems: 8, timeoutSeconds: 3 },
+          },
+          logging: { results: false },
+        },
+        o.more ?? {},
+      ),
   };
   return setupObj;
 }
@@ -185,8 +184,8 @@ describe.skipIf(missingTool('mosquitto', 'mosquitto'))('uploads over MQTT, for s
     const s = setup();
     s.collectorPort = await freePort();
     const port = await freePort();
-    const extra = `  transport: mqtt\ntelemetry:\n  mqtt: { url: "${broker.url}", reconnect: { initialMs: 200, maxMs: 400 } }`;
-    const agent = DaemonProcess.start(s.dir, s.config({ frames, fps: 6, port, extra }));
+    const more = { upload: { transport: 'mqtt' }, telemetry: { mqtt: { url: broker.url, reconnect: { initialMs: 200, maxMs: 400 } } } };
+    const agent = DaemonProcess.start(s.dir, s.config({ frames, fps: 6, port, more }));
     let collector: ChildProcess | null = null;
     let processed = 0;
     try {
@@ -220,12 +219,14 @@ describe.skipIf(missingShared(!!ultraface && !!faces, '../shared UltraFace and f
     const s = setup();
     s.collectorPort = await freePort();
     const port = await freePort();
-    const models = `  ultraface: { file: ${ultraface} }`;
-    const pipeline = '{ name: faces, model: ultraface, decoder: { type: ssd, scoreThreshold: 0.5, labels: [background, face] } }';
-    const extra = '  frames: { include: true, maxWidth: 640, quality: 85 }\n  anonymise: { faces: { model: ultraface, minScore: 0.3, method: blur } }';
+    const more = {
+      models: { det: undefined, ultraface: { file: ultraface } },
+      pipelines: { text: { stages: [{ name: 'faces', model: 'ultraface', decoder: { type: 'ssd', scoreThreshold: 0.5, labels: ['background', 'face'] } }] } },
+      upload: { frames: { include: true, maxWidth: 640, quality: 85 }, anonymise: { faces: { model: 'ultraface', minScore: 0.3, method: 'blur' } } },
+    };
     const collector = startCollector(s);
     await collectorUp(s);
-    const agent = DaemonProcess.start(s.dir, s.config({ frames: faces!, fps: 4, port, models, pipeline, extra }));
+    const agent = DaemonProcess.start(s.dir, s.config({ frames: faces!, fps: 4, port, more }));
     const photos = readdirSync(faces!).filter((f) => f.endsWith('.jpg')).length;
     let anonymiseFailed = 0;
     try {
@@ -247,7 +248,11 @@ describe.skipIf(missingShared(!!ultraface && !!faces, '../shared UltraFace and f
     mkdirSync(check);
     writeFileSync(
       join(check, 'outpost.yaml'),
-      `models:\n${models}\npipelines:\n  faces: { stages: [{ name: faces, model: ultraface, decoder: { type: ssd, labels: [background, face] } }] }\nnode: { stateDir: ${join(check, 'state')} }\n`,
+      configYaml({
+        node: { stateDir: join(check, 'state') },
+        models: { ultraface: { file: ultraface } },
+        pipelines: { faces: { stages: [{ name: 'faces', model: 'ultraface', decoder: { type: 'ssd', labels: ['background', 'face'] } }] } },
+      }),
     );
     const found = (input: string) =>
       runCli(['infer', '--config', join(check, 'outpost.yaml'), '--input', input, '--json'])

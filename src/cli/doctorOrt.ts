@@ -33,7 +33,7 @@ export function ortBuildFindings(dir = bindingDir()): Finding[] {
       check: 'onnxruntime core',
       ok: false,
       detail: `${libs.core} is ORT ${core}, the JavaScript package is ${ORT_VERSION}`,
-      fix: 'install the core library and the package from the same ORT build (README "Accelerators")',
+      fix: 'install the core library and the package from the same ORT build (docs/accelerators.md)',
     });
   for (const lib of libs.providers) {
     const version = libraryVersion(join(dir, lib));
@@ -75,7 +75,7 @@ export async function providerFindings(fixFor: (provider: string) => string): Pr
       check: 'other providers',
       ok: false,
       detail: `not in this build: ${absent.join(', ')}`,
-      fix: 'a custom onnxruntime-node build, named by OUTPOST_ONNXRUNTIME (README "Accelerators")',
+      fix: 'a custom onnxruntime-node build, named by OUTPOST_ONNXRUNTIME (docs/accelerators.md)',
       optional: true,
     });
   return out;

@@ -18,7 +18,7 @@ export interface RunnerOptions {
 
 /**
  * How the optimizer runs models (calibration, pre-processing, fidelity). The runtime module provides it; the
- * optimizer itself never imports ONNX Runtime (DESIGN.md: runtime depends on optimize, not the reverse).
+ * optimizer itself never imports ONNX Runtime (docs/ARCHITECTURE.md: runtime depends on optimize, not the reverse).
  */
 export interface ModelRunner {
   open(model: string | Uint8Array, opts?: RunnerOptions): Promise<RunnerSession>;
