@@ -11,6 +11,7 @@ import { runCommand } from './cli/runCommand.js';
 import { schemaCommand } from './cli/schemaCommand.js';
 import { keysGenerate, keysShow } from './cli/keysCommand.js';
 import { commandCommand } from './cli/commandCommand.js';
+import { addDeployCommands } from './cli/deployProgram.js';
 import { monitorCommand } from './cli/monitorCommand.js';
 import { collectCommand } from './cli/collectCommand.js';
 import { DEFAULT_STORE_LIMITS } from './upload/index.js';
@@ -239,6 +240,8 @@ withBrokerFlags(
     )
     .option('--json', 'with --verify: JSON'),
 ).action((o) => collectCommand(o).catch(exitOnError));
+
+addDeployCommands(program);
 
 /** A commander error as the catalogue says it: one line, exit 64 (help and --version end with 0). */
 function usageError(err: CommanderError): never {

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Component, ComponentContext } from './component.js';
 import { fromB64, keysAtFirstStart, readKeys } from './crypto/index.js';
+import { Deployer } from './deploy/index.js';
 import { faceDetectorPipeline } from './config/index.js';
 import type { Frame } from './types.js';
 import { HttpTransport, MqttTransport, Uploader } from './upload/index.js';
@@ -76,7 +77,9 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
     cameras,
     ...(c.power.enabled ? [new PowerMonitor(ctx('power'))] : []),
     jobs,
-    ...(mqtt ? [mqtt, new FleetTelemetry(ctx('fleet'), mqtt, targets, { version: VERSION, startedAt: daemon.startedAt })] : []),
+    ...(mqtt
+      ? [mqtt, new FleetTelemetry(ctx('fleet'), mqtt, targets, { version: VERSION, startedAt: daemon.startedAt }), new Deployer(ctx('deploy'), mqtt, daemon)]
+      : []),
     ...(off?.after ?? []),
     ...(c.upload ? [uploader(ctx('upload'), pipelines, mqtt || null)] : []),
     new ServiceWatchdog(ctx('service'), SystemdNotifier.forProcess(ctx('service').log), () => ({

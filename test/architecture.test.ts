@@ -27,6 +27,8 @@ const DEPENDS_ON: Record<string, string[]> = {
   // the live page draws each camera's boxes with vision's drawing (DESIGN.md lists drawing under vision)
   telemetry: ['crypto', 'mqtt', 'vision', 'net'],
   jobs: [],
+  // signed deployments of config and models: verified like commands, reported over the node's broker link
+  deploy: ['crypto', 'mqtt'],
   service: [],
 };
 

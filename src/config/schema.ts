@@ -297,6 +297,11 @@ export const configSchema = z.strictObject({
       name: name.default('outpost'),
       stateDir: z.string().min(1).default('/var/lib/outpost'),
       keysDir: z.string().min(1).optional().describe("this node's key pair (outpost keys generate); default <stateDir>/keys"),
+      labels: z
+        .record(name, z.string().max(64))
+        .refine((l) => Object.keys(l).length <= 32, 'at most 32 labels')
+        .optional()
+        .describe('labels a deployment selects boards by (`outpost deploy create --to site=north`), such as { site: north, camera: door }'),
     })
     .default({ name: 'outpost', stateDir: '/var/lib/outpost' }),
   keyring: z.array(keyringEntrySchema).default([]).describe('the one list of keys this node trusts, each with its roles'),

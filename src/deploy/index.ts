@@ -1,0 +1,5 @@
+export { Deployer, type DeployHost } from './deployer.js';
+export { recoverDeployment } from './startRecovery.js';
+export { deploymentSchema, parseSelector, targets, MAX_DEPLOYMENT_BYTES, DEPLOYMENT_ID, type Deployment } from './document.js';
+export { DEPLOY_ACTIONS, type DeployAction } from './intake.js';
+export type { ReportBody } from './report.js';
