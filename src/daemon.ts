@@ -77,9 +77,8 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
     cameras,
     ...(c.power.enabled ? [new PowerMonitor(ctx('power'))] : []),
     jobs,
-    ...(mqtt
-      ? [mqtt, new FleetTelemetry(ctx('fleet'), mqtt, targets, { version: VERSION, startedAt: daemon.startedAt }), new Deployer(ctx('deploy'), mqtt, daemon)]
-      : []),
+    ...(mqtt ? [mqtt, new FleetTelemetry(ctx('fleet'), mqtt, targets, { version: VERSION, startedAt: daemon.startedAt })] : []),
+    ...(mqtt ? [new Deployer(ctx('deploy'), mqtt, daemon)] : []),
     ...(off?.after ?? []),
     ...(c.upload ? [uploader(ctx('upload'), pipelines, mqtt || null)] : []),
     new ServiceWatchdog(ctx('service'), SystemdNotifier.forProcess(ctx('service').log), () => ({
@@ -90,7 +89,6 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
 }
 
 const FACES = '__faces';
-
 /** A board's identity is made on the board: keys generated at first start when the node needs them and has none. */
 function identity(ctx: ComponentContext): Component {
   return {

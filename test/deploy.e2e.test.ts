@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { generateKeys, readKeys, signMessage, type NodeKeys } from '../src/crypto/index.js';
 import { openBroker, type MqttClient } from '../src/mqtt/index.js';
 import { Mosquitto } from './helpers/broker.js';
@@ -125,5 +126,100 @@ logging: { format: json, results: false }
         .devices.map((d: { device: string; step: string }) => `${d.device}:${d.step}`)
         .sort(),
     ).toEqual(['cam-01:confirmed', 'cam-02:confirmed', 'cam-03:confirmed']);
+  });
+
+  const signed = (device: string, args: Record<string, unknown>, keys = alice, action = 'create') =>
+    JSON.stringify(signMessage({ purpose: 'deployment', target: device, action, args }, keys.sign));
+  const send = (device: string, payload: string | Buffer, action = 'create') => client.publishAsync(`outpost/${device}/deploy/${action}`, payload, { qos: 1 });
+  const settled = (a: Agent, id: string) =>
+    a.daemon.waitFor(`deployment ${id} to end on ${a.name}`, async () => {
+      const d = (await status(a).catch(() => null))?.deployment as
+        { pending: unknown; last: { id: string; outcome: string; reason?: string } | null } | undefined;
+      return d && d.pending === null && d.last?.id === id ? d.last : undefined;
+    });
+
+  it('(e) forged, replayed, non-operator, path-escaping and oversized deployments are refused, counted, and the node runs on', async () => {
+    const a = current('cam-01');
+    const before = a.config();
+    const doc = (id: string, more: Record<string, unknown> = {}) => ({ id, targets: { devices: ['cam-01'] }, gates: { confirmSeconds: 1 }, ...more });
+    const good = signed('cam-01', doc('noop-1'));
+    await send('cam-01', good);
+    expect(await settled(a, 'noop-1')).toMatchObject({ outcome: 'confirmed' });
+    await send('cam-01', good); // a replay
+    await send('cam-01', signed('cam-01', doc('forged'), mallory)); // a key the node does not know
+    await send('cam-01', signed('cam-01', doc('peer'), bob)); // a key without the operator role
+    const tampered = JSON.parse(signed('cam-01', doc('tampered')));
+    await send('cam-01', JSON.stringify({ ...tampered, args: { ...tampered.args, config: { patch: { logging: { level: 'debug' } } } } }));
+    const file = { name: '../../outpost.yaml', sha256: 'a'.repeat(64), size: 10, url: 'http://127.0.0.1:1/x' };
+    await send('cam-01', signed('cam-01', doc('escape', { files: [file] })));
+    await send('cam-01', Buffer.alloc(200 * 1024, 'x'));
+    await send('cam-01', JSON.stringify({ ...tampered, sig: undefined })); // unsigned
+    for (const reason of ['replayed', 'unknown-key', 'wrong-role', 'bad-signature', 'path-escape', 'too-large', 'malformed'])
+      await waitUntil(async () => (await metric(a, `outpost_deployments_refused_total{reason="${reason}"} 1`)) !== undefined, `a ${reason} refusal`, 100, 100);
+    expect(a.config()).toBe(before);
+    expect((await status(a)).deployment).toMatchObject({ current: { id: 'noop-1' }, pending: null, last: { id: 'noop-1', outcome: 'confirmed' } });
+    expect(a.daemon.child.exitCode).toBeNull();
+  });
+
+  it('(c) a config that points telemetry.mqtt at a wrong port is applied, the board loses the broker, rolls back by itself and comes back', async () => {
+    const a = current('cam-02');
+    const before = a.config();
+    const file = join(dir, 'wrong-port.yaml');
+    writeFileSync(
+      file,
+      `id: wrong-port\nconfig:\n  patch: { telemetry: { mqtt: { url: "mqtt://127.0.0.1:${await freePort()}" } } }\ngates: { unreachableSeconds: 2 }\n`,
+    );
+    const r = await cli(['deploy', 'create', file, '--to', 'cam-02', '--confirm', '60s', ...operator()]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/cam-02: rolled-back \(broker-unreachable\)/);
+    expect(a.config()).toBe(before);
+    const [online] = broker.sub('outpost/cam-02/status', 2, 1);
+    expect(JSON.parse(online.payload).state).toBe('online');
+    expect(await metric(a, 'outpost_rollbacks_total{reason="broker-unreachable"} 1')).toBeDefined();
+    console.log(`broken config (broker unreachable, gate 2 s) → rolled back and reported: ${r.ms} ms after deploy create`);
+  });
+
+  it('(d) SIGKILL at each step, then a start: the board ends on the old config or the new, never a mix', async () => {
+    const base = { name: 'cam-03', dir: join(dir, 'cam-03'), port: current('cam-03').port };
+    await current('cam-03').daemon.stop();
+    const old = current('cam-03').config();
+    const plan: { hold: string; gates: Record<string, unknown>; ends: string }[] = [
+      { hold: 'received', gates: {}, ends: 'failed' },
+      { hold: 'validated', gates: {}, ends: 'failed' },
+      { hold: 'applying', gates: {}, ends: 'rolled-back' },
+      { hold: 'renamed', gates: {}, ends: 'rolled-back' },
+      { hold: 'rolling-back', gates: { confirmSeconds: 1, requireConfirm: true }, ends: 'rolled-back' },
+      { hold: 'confirming', gates: { confirmSeconds: 3 }, ends: 'confirmed' },
+    ];
+    let last = '';
+    let previous: string | null = null;
+    for (const [i, step] of plan.entries()) {
+      const agent = startAgent(base, step.hold === 'confirming' ? {} : { OUTPOST_TEST_DEPLOY_HOLD: step.hold });
+      await agent.daemon.waitForLog('connected to the MQTT broker');
+      if (previous) expect(await settled(agent, previous)).toMatchObject({ outcome: plan[i - 1].ends });
+      if (previous) expect(agent.config(), `after a SIGKILL at ${plan[i - 1].hold}`).toBe(old);
+      const id = `kill-${step.hold}`;
+      const message = signed('cam-03', {
+        id,
+        targets: { devices: ['cam-03'] },
+        config: { patch: { telemetry: { mqtt: { telemetryIntervalSeconds: 3 } } } },
+        gates: step.gates,
+      });
+      last = message;
+      await send('cam-03', message);
+      await agent.daemon.waitForLog(step.hold === 'confirming' ? 'deployment applied; confirm window open' : 'deployment held (OUTPOST_TEST_DEPLOY_HOLD)');
+      agent.daemon.kill('SIGKILL');
+      await agent.daemon.exited;
+      previous = id;
+    }
+    const agent = startAgent(base);
+    await agent.daemon.waitForLog('connected to the MQTT broker');
+    expect(await settled(agent, 'kill-confirming')).toMatchObject({ outcome: 'confirmed' });
+    expect(agent.config()).toMatch(/telemetryIntervalSeconds: 3/);
+    const want = parse(old);
+    want.telemetry.mqtt.telemetryIntervalSeconds = 3;
+    expect(parse(agent.config())).toEqual(want);
+    await send('cam-03', last); // the replay ledger outlives SIGKILL and restarts
+    await waitUntil(async () => (await metric(agent, 'outpost_deployments_refused_total{reason="replayed"} 1')) !== undefined, 'the replay refused', 100, 100);
   });
 });

@@ -13,7 +13,7 @@ export function nextConfigText(current: string, change: ConfigChange): string {
   if ('file' in change) return change.file;
   const doc = parseDocument(current);
   mergePatch(doc, [], change.patch);
-  return doc.toString();
+  return doc.toString({ lineWidth: 0 }); // no folding: flow maps stay on their line
 }
 
 /** RFC 7396 on the YAML document itself, so the operator's comments and layout survive: null deletes, maps merge, anything else replaces. */

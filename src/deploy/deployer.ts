@@ -70,7 +70,7 @@ export class Deployer implements Component {
     const problem = this.intake.load(this.ctx.clock.now());
     if (problem) this.ctx.log.error({ file: 'deploy-replay.json' }, problem);
     this.state.load();
-    this.countFinishedAtStart();
+    this.countFinished();
     const p = this.state.data.pending;
     if (p && p.step !== 'confirming')
       this.finish({ id: p.id, outcome: 'failed', reason: 'interrupted', detail: `stopped during ${p.step}; nothing was applied` });
@@ -163,11 +163,12 @@ export class Deployer implements Component {
     this.reloadOrRestart();
   }
 
+  /** A restart makes a new registry: what ended just before it is counted by the deployer that starts next. */
   private reloadOrRestart(): void {
     const failed = logRejection(this.ctx.log, 'applying a deployment');
     this.host
       .reloadFromFile()
-      .then((r) => (r.needRestart.length > 0 ? this.host.restart() : undefined))
+      .then((r) => (r.needRestart.length > 0 ? this.host.restart() : this.countFinished()))
       .catch(failed);
   }
 
@@ -211,8 +212,7 @@ export class Deployer implements Component {
     this.state.step('rolling-back', { reason });
     await this.hold('rolling-back');
     restoreGoodConfig(this.configFile(), this.state.goodConfig);
-    this.finish({ id, outcome: 'rolled-back', reason, detail });
-    this.reloadOrRestart();
+    this.finish({ id, outcome: 'rolled-back', reason, detail }, true);
   }
 
   private operatorConfirm(id: string): void {
@@ -233,8 +233,7 @@ export class Deployer implements Component {
     this.ctx.log.warn({ id }, 'rolling back the current deployment on request: restoring the config before it');
     restoreGoodConfig(this.configFile(), this.state.goodConfig);
     this.state.save({ ...this.state.data, current: previous, previous: null });
-    this.finish({ id, outcome: 'rolled-back', reason: 'operator', detail: 'asked by the operator after it was confirmed' });
-    this.reloadOrRestart();
+    this.finish({ id, outcome: 'rolled-back', reason: 'operator', detail: 'asked by the operator after it was confirmed' }, true);
   }
 
   private fail(id: string, reason: string, detail: string, problems?: string[]): void {
@@ -242,10 +241,12 @@ export class Deployer implements Component {
     this.finish({ id, outcome: 'failed', reason, detail, problems });
   }
 
-  private finish(f: Omit<Finished, 'at'>): void {
-    this.state.finish(f, this.ctx.clock.now());
-    this.count(f.outcome, f.reason);
+  /** Ends the pending deployment; `thenApply`: counted once the reload or restart that follows is done. */
+  private finish(f: Omit<Finished, 'at'>, thenApply = false): void {
+    this.state.finish({ ...f, uncounted: true }, this.ctx.clock.now());
     this.report();
+    if (!thenApply) return this.countFinished();
+    this.reloadOrRestart();
   }
 
   private count(outcome: Outcome, reason?: string): void {
@@ -253,11 +254,11 @@ export class Deployer implements Component {
     if (outcome === 'rolled-back') this.metrics?.rollbacks.inc({ reason: reason ?? 'interrupted' });
   }
 
-  /** A deployment the start-up recovery ended (it runs before there are metrics or a log): counted and said now. */
-  private countFinishedAtStart(): void {
+  /** The latest deployment's end, counted once (the start-up recovery and a restart leave it to the deployer that starts). */
+  private countFinished(): void {
     const last = this.state.data.last;
     if (!last?.uncounted) return;
-    this.ctx.log.warn({ id: last.id, outcome: last.outcome, reason: last.reason, detail: last.detail }, 'a deployment cut short was ended at start');
+    this.ctx.log.info({ id: last.id, outcome: last.outcome, reason: last.reason, detail: last.detail }, 'deployment ended');
     this.count(last.outcome, last.reason);
     this.state.save({ ...this.state.data, last: { ...last, uncounted: false } });
   }
