@@ -78,7 +78,7 @@ function components(ctx: (name: string) => ComponentContext, daemon: Daemon): Co
     ...(c.power.enabled ? [new PowerMonitor(ctx('power'))] : []),
     jobs,
     ...(mqtt ? [mqtt, new FleetTelemetry(ctx('fleet'), mqtt, targets, { version: VERSION, startedAt: daemon.startedAt })] : []),
-    ...(mqtt ? [new Deployer(ctx('deploy'), mqtt, daemon)] : []),
+    ...(mqtt ? [new Deployer(ctx('deploy'), mqtt, daemon, pipelines)] : []),
     ...(off?.after ?? []),
     ...(c.upload ? [uploader(ctx('upload'), pipelines, mqtt || null)] : []),
     new ServiceWatchdog(ctx('service'), SystemdNotifier.forProcess(ctx('service').log), () => ({

@@ -28,7 +28,7 @@ const DEPENDS_ON: Record<string, string[]> = {
   telemetry: ['crypto', 'mqtt', 'vision', 'net'],
   jobs: [],
   // signed deployments of config and models: verified like commands, reported over the node's broker link
-  deploy: ['crypto', 'mqtt'],
+  deploy: ['crypto', 'mqtt', 'pipeline'],
   service: [],
 };
 

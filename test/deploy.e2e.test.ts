@@ -1,18 +1,38 @@
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { generateKeys, readKeys, signMessage, type NodeKeys } from '../src/crypto/index.js';
 import { openBroker, type MqttClient } from '../src/mqtt/index.js';
+import { DataType, dimsOf, encodeModel, floatValues, makeTensor, readModelFile } from '../src/onnx/index.js';
 import { Mosquitto } from './helpers/broker.js';
 import { DaemonProcess, freePort } from './helpers/daemonProcess.js';
 import { missingTool } from './helpers/optional.js';
-import { CLI, tempDir } from './helpers/paths.js';
+import { CLI, sharedPath, tempDir } from './helpers/paths.js';
 import { waitUntil } from './helpers/wait.js';
 
 /** Issue 21 against a real Mosquitto and real agents: signed, staged deployments, the confirm window, rollback, refusals. */
 const noBroker = missingTool('mosquitto', 'mosquitto') || missingTool('mosquitto_sub', 'mosquitto-clients');
+
+const ultraface = sharedPath('models/ultraface/version-RFB-320.onnx');
+const faces = sharedPath('data/faces');
+
+/** UltraFace with every weight scaled by a random factor in [0.5, 1.5): a detector whose answers differ. */
+function perturbed(file: string): Buffer {
+  const model = readModelFile(file);
+  let seed = 7;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  model.graph!.initializer = model.graph!.initializer!.map((t) => {
+    if (t.data_type !== DataType.FLOAT) return t;
+    const v = floatValues(t).map((x) => x * (0.5 + random()));
+    return makeTensor(t.name!, t.data_type, dimsOf(t), v);
+  });
+  return Buffer.from(encodeModel(model));
+}
 
 const pub = (k: NodeKeys) => Buffer.from(k.sign.publicKey).toString('base64');
 
@@ -45,8 +65,21 @@ describe.skipIf(noBroker)('deployments on a real Mosquitto and real agents', () 
   let mallory: NodeKeys;
   let keyring: string;
 
+  /** cam-01 and cam-02 run UltraFace on the shared face photos (the shadow run's frames); cam-03 has no camera. */
+  const cameras = (name: string) =>
+    ultraface && faces && name !== 'cam-03'
+      ? `cameras:
+  - { name: door, pipeline: faces, source: { type: directory, path: ${faces}, fps: 4 } }
+models:
+  ultraface: { file: ${ultraface} }
+pipelines:
+  faces:
+    stages:
+      - { name: detect, model: ultraface, decoder: { type: ssd, labels: [background, face] } }
+`
+      : '';
   const nodeConfig = (name: string, state: string, port: number, url: string) => `node: { name: ${name}, stateDir: ${state}, labels: { site: north } }
-keyring:
+${cameras(name)}keyring:
 ${keyring}
 status: { port: ${port} }
 power: { enabled: false }
@@ -137,6 +170,47 @@ logging: { format: json, results: false }
         { pending: unknown; last: { id: string; outcome: string; reason?: string } | null } | undefined;
       return d && d.pending === null && d.last?.id === id ? d.last : undefined;
     });
+
+  it.skipIf(!ultraface || !faces)('(b) a detector with perturbed weights fails the shadow run on every board that runs it, and no board swaps', async () => {
+    const bytes = { same: readFileSync(ultraface!), perturbed: perturbed(ultraface!) };
+    const server = createServer((req, res) => res.end(req.url === '/perturbed.onnx' ? bytes.perturbed : bytes.same)).listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const url = (name: string) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/${name}.onnx`;
+    const entry = (name: 'same' | 'perturbed') =>
+      `{ name: ultraface-${name}.onnx, model: ultraface, size: ${bytes[name].length}, sha256: ${createHash('sha256').update(bytes[name]).digest('hex')}, url: "${url(name)}" }`;
+    try {
+      const before = ['cam-01', 'cam-02'].map((n) => current(n).config());
+      writeFileSync(join(dir, 'perturbed.yaml'), `id: ultraface-perturbed\nfiles: [${entry('perturbed')}]\ngates: { shadowFrames: 4 }\n`);
+      const bad = await cli(['deploy', 'create', join(dir, 'perturbed.yaml'), '--to', 'cam-01,cam-02', '--confirm', '2s', ...operator()]);
+      expect(bad.code, bad.stderr).toBe(1);
+      expect(bad.stderr).toMatch(/shadow-failed/);
+      for (const [i, name] of ['cam-01', 'cam-02'].entries()) {
+        const last = await settled(current(name), 'ultraface-perturbed');
+        expect(last, name).toMatchObject({ outcome: 'failed', reason: 'shadow-failed', shadow: [{ pipeline: 'faces', frames: 4 }] });
+        expect((last as unknown as { shadow: { agreement: number }[] }).shadow[0].agreement).toBeLessThan(0.9);
+        expect(current(name).config(), name).toBe(before[i]);
+        expect(current(name).daemon.logs.some((l) => l.msg === 'deployment applied; confirm window open')).toBe(false);
+      }
+      // the control: the same bytes as the serving model agree on every frame, swap live and confirm
+      writeFileSync(join(dir, 'same.yaml'), `id: ultraface-same\nfiles: [${entry('same')}]\ngates: { shadowFrames: 4 }\n`);
+      const good = await cli(['deploy', 'create', join(dir, 'same.yaml'), '--to', 'cam-01', '--confirm', '2s', '--json', ...operator()]);
+      expect(good.code, good.stderr).toBe(0);
+      const [row] = JSON.parse(good.stdout).devices;
+      expect(row).toMatchObject({ device: 'cam-01', step: 'confirmed' });
+      expect(current('cam-01').config()).toContain(join('deploy', 'files', createHash('sha256').update(bytes.same).digest('hex')));
+      const shadow = current('cam-01').daemon.logs.filter((l) => l.msg === 'shadow run') as unknown as {
+        agreement: number;
+        msPerFrame: number;
+        servingMsPerFrame: number;
+      }[];
+      expect(shadow.at(-1)!.agreement).toBe(1);
+      console.log(
+        `shadow run per frame: candidate ${shadow.at(-1)!.msPerFrame.toFixed(1)} ms beside serving ${shadow.at(-1)!.servingMsPerFrame.toFixed(1)} ms (UltraFace 320, CPU)`,
+      );
+    } finally {
+      server.close();
+    }
+  });
 
   it('(e) forged, replayed, non-operator, path-escaping and oversized deployments are refused, counted, and the node runs on', async () => {
     const a = current('cam-01');

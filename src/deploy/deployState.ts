@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Deployment } from './document.js';
 import { writeDurable } from './durableFile.js';
+import type { ShadowFigures } from './shadowRun.js';
 
 /** The steps a deployment goes through on a board, in order; each is written to the state folder before it acts. */
 export const STEPS = ['received', 'fetched', 'validated', 'shadow', 'applying', 'confirming', 'rolling-back'] as const;
@@ -36,6 +37,10 @@ export interface Pending {
   /** process starts while confirming: a board that keeps dying on the new config rolls back */
   boots?: number;
   reason?: string;
+  /** what the shadow run measured */
+  shadow?: ShadowFigures[];
+  /** models already swapped live (going back needs a restart) */
+  swapped?: string[];
 }
 
 export interface Finished {
@@ -44,6 +49,7 @@ export interface Finished {
   reason?: string;
   detail?: string;
   problems?: string[];
+  shadow?: ShadowFigures[];
   at: number;
   /** set by the start-up rollback, for the deployer to count once it has its metrics */
   uncounted?: boolean;

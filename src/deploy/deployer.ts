@@ -1,17 +1,21 @@
-import { readFileSync, renameSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync } from 'node:fs';
 import { Counter } from 'prom-client';
 import type { Component, ComponentContext } from '../component.js';
 import type { NodeKeys } from '../crypto/index.js';
 import { errorMessage } from '../errors.js';
 import { logRejection } from '../lastResort.js';
 import type { MqttLink } from '../mqtt/index.js';
+import type { PipelineSet } from '../pipeline/index.js';
 import { RefusalBudget } from '../refusalBudget.js';
 import { candidatePath, nextConfigText, validateCandidate } from './configChange.js';
 import { ConfirmWatch } from './confirmWatch.js';
 import { DeployState, OUTCOMES, ROLLBACK_REASONS, type Finished, type Outcome, type RollbackReason } from './deployState.js';
 import { targets as targetsBoard, type Deployment } from './document.js';
 import { writeDurable } from './durableFile.js';
+import { FetchRefused } from './fileFetch.js';
 import { DEPLOY_REFUSALS, DeployIntake, type DeployRefusal } from './intake.js';
+import { fetchFiles, modelPatch, shadowModels } from './modelSteps.js';
+import type { ShadowFigures } from './shadowRun.js';
 import { signedReport } from './report.js';
 import { restoreGoodConfig } from './startRecovery.js';
 
@@ -47,6 +51,7 @@ export class Deployer implements Component {
     private readonly ctx: ComponentContext,
     private readonly link: MqttLink,
     private readonly host: DeployHost,
+    private readonly pipelines: PipelineSet | null = null,
   ) {
     this.state = new DeployState(ctx.stateDir);
     this.intake = new DeployIntake(ctx.config, ctx.stateDir, link.deviceId, () => ctx.clock.now());
@@ -126,15 +131,32 @@ export class Deployer implements Component {
     this.state.save({ ...this.state.data, pending: { id: doc.id, step: 'received', doc, operator, at: now } });
     this.progress();
     await this.hold('received');
+    let models: Record<string, string>;
+    try {
+      models = await fetchFiles(doc, this.state.filesDir);
+    } catch (err) {
+      if (!(err instanceof FetchRefused)) throw err;
+      if (err.reason !== 'unreachable') this.metrics?.refused.inc({ reason: err.reason });
+      return this.fail(doc.id, err.reason, err.message);
+    }
     this.state.step('fetched');
     this.progress();
     const file = this.configFile();
-    const text = doc.config ? nextConfigText(readFileSync(file, 'utf8'), doc.config) : readFileSync(file, 'utf8');
+    const base = doc.config ? nextConfigText(readFileSync(file, 'utf8'), doc.config) : readFileSync(file, 'utf8');
+    const text = Object.keys(models).length > 0 ? nextConfigText(base, modelPatch(models)) : base;
     const problems = validateCandidate(file, text, doc.id, this.ctx.config);
     if (problems.length > 0) return this.fail(doc.id, 'invalid-config', 'the new configuration is invalid; nothing was applied', problems);
     this.state.step('validated');
     this.progress();
     await this.hold('validated');
+    if (Object.keys(models).length > 0 && this.pipelines) {
+      this.state.step('shadow');
+      this.progress();
+      const { figures, failure } = await shadowModels(this.ctx, this.pipelines, doc, models);
+      if (failure) return this.fail(doc.id, 'shadow-failed', `${failure}; nothing was swapped`, undefined, figures);
+      this.state.step('shadow', { shadow: figures, swapped: Object.keys(models) });
+      for (const [model, path] of Object.entries(models)) await this.pipelines.replaceModel(model, path);
+    }
     await this.apply(file);
   }
 
@@ -160,15 +182,16 @@ export class Deployer implements Component {
     this.ctx.log.info({ id: p.id, before, confirmSeconds: p.doc.gates.confirmSeconds }, 'deployment applied; confirm window open');
     this.progress();
     this.watchConfirm();
-    this.reloadOrRestart();
+    this.reloadOrRestart(p.swapped); // a model swapped live needs no restart
   }
 
   /** A restart makes a new registry: what ended just before it is counted by the deployer that starts next. */
-  private reloadOrRestart(): void {
+  private reloadOrRestart(swapped: readonly string[] = [], mustRestart = false): void {
     const failed = logRejection(this.ctx.log, 'applying a deployment');
+    const hotSwapped = (path: string) => swapped.some((m) => path === `models.${m}.file` || path === `models.${m}`);
     this.host
       .reloadFromFile()
-      .then((r) => (r.needRestart.length > 0 ? this.host.restart() : this.countFinished()))
+      .then((r) => (mustRestart || r.needRestart.some((p) => !hotSwapped(p)) ? this.host.restart() : this.countFinished()))
       .catch(failed);
   }
 
@@ -236,17 +259,19 @@ export class Deployer implements Component {
     this.finish({ id, outcome: 'rolled-back', reason: 'operator', detail: 'asked by the operator after it was confirmed' }, true);
   }
 
-  private fail(id: string, reason: string, detail: string, problems?: string[]): void {
+  private fail(id: string, reason: string, detail: string, problems?: string[], shadow?: ShadowFigures[]): void {
     this.ctx.log.warn({ id, reason, detail, problems }, 'deployment failed; nothing was applied');
-    this.finish({ id, outcome: 'failed', reason, detail, problems });
+    rmSync(candidatePath(this.configFile()), { force: true });
+    this.finish({ id, outcome: 'failed', reason, detail, problems, shadow });
   }
 
   /** Ends the pending deployment; `thenApply`: counted once the reload or restart that follows is done. */
   private finish(f: Omit<Finished, 'at'>, thenApply = false): void {
+    const swappedLive = (this.state.data.pending?.swapped ?? []).length > 0;
     this.state.finish({ ...f, uncounted: true }, this.ctx.clock.now());
     this.report();
     if (!thenApply) return this.countFinished();
-    this.reloadOrRestart();
+    this.reloadOrRestart([], swappedLive); // a model swapped live goes back only with a restart
   }
 
   private count(outcome: Outcome, reason?: string): void {

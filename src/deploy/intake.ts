@@ -16,6 +16,7 @@ export const DEPLOY_REFUSALS = [
   'not-targeted',
   'busy',
   'unknown-deployment',
+  'sha256-mismatch',
 ] as const;
 export type DeployRefusal = (typeof DEPLOY_REFUSALS)[number];
 

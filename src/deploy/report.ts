@@ -1,5 +1,6 @@
 import { signAnswer, type NodeKeys, type SignedAnswer, type AnswerFields } from '../crypto/index.js';
 import type { DeployStateData } from './deployState.js';
+import type { ShadowFigures } from './shadowRun.js';
 
 /** What a board says of its latest deployment: the step it is at, or how it ended, and why. */
 export interface ReportBody {
@@ -9,6 +10,7 @@ export interface ReportBody {
   reason?: string;
   detail?: string;
   problems?: string[];
+  shadow?: ShadowFigures[];
   at: string;
 }
 
@@ -29,9 +31,15 @@ export function signedReport(d: DeployStateData, device: string, keys: NodeKeys 
 
 function reportBody(d: DeployStateData): ReportBody | null {
   const p = d.pending;
-  if (p) return { id: p.id, step: p.step, result: 'running', at: new Date(p.at).toISOString() };
+  if (p) return { id: p.id, step: p.step, result: 'running', ...(p.shadow ? { shadow: p.shadow } : {}), at: new Date(p.at).toISOString() };
   const l = d.last;
   if (!l) return null;
   const body: ReportBody = { id: l.id, step: l.outcome, result: l.outcome === 'confirmed' ? 'passed' : 'failed', at: new Date(l.at).toISOString() };
-  return { ...body, ...(l.reason ? { reason: l.reason } : {}), ...(l.detail ? { detail: l.detail } : {}), ...(l.problems ? { problems: l.problems } : {}) };
+  return {
+    ...body,
+    ...(l.reason ? { reason: l.reason } : {}),
+    ...(l.detail ? { detail: l.detail } : {}),
+    ...(l.problems ? { problems: l.problems } : {}),
+    ...(l.shadow ? { shadow: l.shadow } : {}),
+  };
 }

@@ -1,0 +1,83 @@
+import type { OutpostConfig } from '../config/index.js';
+import type { EventBus } from '../eventBus.js';
+import { sameAnswer, type PipelineSet } from '../pipeline/index.js';
+import type { Frame, PipelineOutput } from '../types.js';
+
+/** What the shadow run measured: the new model's answers beside the serving one's on the board's own frames. */
+export interface ShadowFigures {
+  pipeline: string;
+  frames: number;
+  /** share of frames whose answers agree (labels and boxes at IoU ≥ 0.5, text within edit distance) */
+  agreement: number;
+  msPerFrame: number;
+  servingMsPerFrame: number;
+  errors: number;
+}
+
+interface Sample {
+  frame: Frame;
+  output: PipelineOutput;
+  ms: number;
+}
+
+/** Frames older than this without their result are let go while collecting (their result was dropped). */
+const MAX_WAITING = 16;
+
+/**
+ * The next `n` real frames of `cameras` with the answers the serving pipeline gave them, taken from the live
+ * bus into a local array for this run only (no standing buffer); null when they do not come within `timeoutMs`.
+ */
+export function collectSamples(bus: EventBus, owner: string, cameras: ReadonlySet<string>, n: number, timeoutMs: number): Promise<Sample[] | null> {
+  const waiting = new Map<string, Frame>();
+  const samples: Sample[] = [];
+  return new Promise((resolve) => {
+    const done = (v: Sample[] | null) => (clearTimeout(timer), bus.off(owner), waiting.clear(), resolve(v));
+    const timer = setTimeout(() => done(null), timeoutMs);
+    bus.on('frame.received', owner, (f) => {
+      if (!cameras.has(f.camera)) return;
+      if (waiting.size >= MAX_WAITING) waiting.delete(waiting.keys().next().value!);
+      waiting.set(f.id, f);
+    });
+    bus.on('result', owner, (r) => {
+      const frame = waiting.get(r.frameId);
+      if (!frame) return;
+      waiting.delete(r.frameId);
+      samples.push({ frame, output: r.output, ms: r.timings.totalMs });
+      if (samples.length >= n) done(samples);
+    });
+  });
+}
+
+/** The candidate pipeline (the new model files in place of the serving ones) on each sample, compared with what served. */
+export async function shadowRun(pipelines: PipelineSet, pipeline: string, files: Readonly<Record<string, string>>, samples: Sample[]): Promise<ShadowFigures> {
+  const candidate = pipelines.candidate(pipeline, files);
+  let [agree, errors, ms] = [0, 0, 0];
+  try {
+    await candidate.start();
+    for (const s of samples) {
+      const t0 = performance.now();
+      try {
+        const out = await candidate.process(s.frame);
+        if (sameAnswer(s.output, out.output)) agree++;
+      } catch {
+        errors++;
+      }
+      ms += performance.now() - t0;
+    }
+  } finally {
+    await candidate.stop();
+  }
+  const n = samples.length;
+  const servingMs = samples.reduce((sum, s) => sum + s.ms, 0) / n;
+  return { pipeline, frames: n, agreement: agree / n, msPerFrame: ms / n, servingMsPerFrame: servingMs, errors };
+}
+
+/** The running pipelines that use any of `models`, and the cameras that feed each. */
+export function pipelinesUsing(config: Readonly<OutpostConfig>, running: readonly string[], models: readonly string[]): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const name of running) {
+    if (!config.pipelines[name]?.stages.some((s) => models.includes(s.model))) continue;
+    out.set(name, new Set(config.cameras.filter((c) => c.enabled && c.pipeline === name).map((c) => c.name)));
+  }
+  return out;
+}
