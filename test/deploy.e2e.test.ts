@@ -69,7 +69,7 @@ describe.skipIf(noBroker)('deployments on a real Mosquitto and real agents', () 
   const cameras = (name: string) =>
     ultraface && faces && name !== 'cam-03'
       ? `cameras:
-  - { name: door, pipeline: faces, source: { type: directory, path: ${faces}, fps: 4 } }
+  - { name: door, pipeline: faces, source: { type: directory, path: ${faces}, fps: 1 } }
 models:
   ultraface: { file: ${ultraface} }
 pipelines:
@@ -180,19 +180,24 @@ logging: { format: json, results: false }
       `{ name: ultraface-${name}.onnx, model: ultraface, size: ${bytes[name].length}, sha256: ${createHash('sha256').update(bytes[name]).digest('hex')}, url: "${url(name)}" }`;
     try {
       const before = ['cam-01', 'cam-02'].map((n) => current(n).config());
-      writeFileSync(join(dir, 'perturbed.yaml'), `id: ultraface-perturbed\nfiles: [${entry('perturbed')}]\ngates: { shadowFrames: 4 }\n`);
+      const logsBefore = ['cam-01', 'cam-02'].map((n) => current(n).daemon.logs.length);
+      writeFileSync(join(dir, 'perturbed.yaml'), `id: ultraface-perturbed\nfiles: [${entry('perturbed')}]\ngates: { shadowFrames: 3 }\n`);
       const bad = await cli(['deploy', 'create', join(dir, 'perturbed.yaml'), '--to', 'cam-01,cam-02', '--confirm', '2s', ...operator()]);
       expect(bad.code, bad.stderr).toBe(1);
       expect(bad.stderr).toMatch(/shadow-failed/);
       for (const [i, name] of ['cam-01', 'cam-02'].entries()) {
         const last = await settled(current(name), 'ultraface-perturbed');
-        expect(last, name).toMatchObject({ outcome: 'failed', reason: 'shadow-failed', shadow: [{ pipeline: 'faces', frames: 4 }] });
+        expect(last, name).toMatchObject({ outcome: 'failed', reason: 'shadow-failed', shadow: [{ pipeline: 'faces', frames: 3 }] });
         expect((last as unknown as { shadow: { agreement: number }[] }).shadow[0].agreement).toBeLessThan(0.9);
         expect(current(name).config(), name).toBe(before[i]);
-        expect(current(name).daemon.logs.some((l) => l.msg === 'deployment applied; confirm window open')).toBe(false);
+        expect(
+          current(name)
+            .daemon.logs.slice(logsBefore[i])
+            .some((l) => l.msg === 'deployment applied; confirm window open'),
+        ).toBe(false);
       }
-      // the control: the same bytes as the serving model agree on every frame, swap live and confirm
-      writeFileSync(join(dir, 'same.yaml'), `id: ultraface-same\nfiles: [${entry('same')}]\ngates: { shadowFrames: 4 }\n`);
+      // the control, its file sent as chunks on the broker: the same bytes as the serving model agree on every frame, swap live and confirm
+      writeFileSync(join(dir, 'same.yaml'), `id: ultraface-same\nfiles: [{ path: ${ultraface}, model: ultraface }]\ngates: { shadowFrames: 3 }\n`);
       const good = await cli(['deploy', 'create', join(dir, 'same.yaml'), '--to', 'cam-01', '--confirm', '2s', '--json', ...operator()]);
       expect(good.code, good.stderr).toBe(0);
       const [row] = JSON.parse(good.stdout).devices;

@@ -1,9 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
+import { InvalidArgumentError } from 'commander';
 import { parse } from 'yaml';
 import { readKeys, signMessage, type NodeKeys } from '../crypto/index.js';
-import { deploymentSchema, parseSelector, targets, type Deployment } from '../deploy/index.js';
+import { CHUNK_BYTES, chunkTopic, deploymentSchema, parseSelector, targets, type Deployment } from '../deploy/index.js';
 import { OutpostError, errorMessage } from '../errors.js';
 import { writeError } from '../log.js';
 import { openBroker, type MqttClient } from '../mqtt/index.js';
@@ -31,25 +32,55 @@ export interface CreateOptions extends DeployOptions {
 /** `10m`, `90s`, `1h`, or plain seconds. */
 export function duration(value: string): number {
   const m = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(value.trim());
-  if (!m || Number(m[1]) <= 0) throw new OutpostError('OUTPOST_E_USAGE', `${value} is not a duration: write 90s, 10m or 1h`);
+  if (!m || Number(m[1]) <= 0) throw new InvalidArgumentError('a duration such as 90s, 10m or 1h');
   return Number(m[1]) * { s: 1, m: 60, h: 3600 }[(m[2] ?? 's') as 's' | 'm' | 'h'];
 }
 
 /** `--canary 34%` (or 34): a share of the targets. */
 export function percent(value: string): number {
   const n = Number(value.replace(/%$/, ''));
-  if (!Number.isFinite(n) || n < 0 || n > 100) throw new OutpostError('OUTPOST_E_USAGE', `--canary ${value}: a share from 0% to 100%`);
+  if (!Number.isFinite(n) || n < 0 || n > 100) throw new InvalidArgumentError('a share from 0% to 100%, such as 34%');
   return n;
 }
 
-/** The operator's deployment file (YAML): `config.file` names a file to send whole; the rest is the document. */
-function readDeploymentFile(file: string, o: CreateOptions): Deployment {
+/** A file the deployment carries on the broker: its bytes, published as retained chunks before the document. */
+interface Upload {
+  sha256: string;
+  bytes: Buffer;
+}
+
+/** `files[].path`: the file read here, pinned by its sha256 and its chunks' (sent over the broker, no URL needed). */
+function localFiles(raw: Record<string, unknown>, base: string): Upload[] {
+  const uploads: Upload[] = [];
+  if (!Array.isArray(raw.files)) return uploads;
+  raw.files = raw.files.map((f: Record<string, unknown>) => {
+    if (typeof f?.path !== 'string') return f;
+    const { path, ...rest } = f;
+    const bytes = readFileSync(resolve(base, path as string));
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const chunks = Array.from({ length: Math.ceil(bytes.length / CHUNK_BYTES) }, (_, i) => sha(bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES)));
+    uploads.push({ sha256: sha(bytes), bytes });
+    return { name: basename(path as string), ...rest, sha256: sha(bytes), size: bytes.length, chunks };
+  });
+  return uploads;
+}
+
+/** Publishes each upload's chunks, retained (a board that comes later still finds them), each acknowledged. */
+async function publishChunks(s: Session, uploads: Upload[]): Promise<void> {
+  for (const u of uploads)
+    for (let i = 0; i * CHUNK_BYTES < u.bytes.length; i++)
+      await s.client.publishAsync(chunkTopic(s.target.base, u.sha256, i), u.bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES), { qos: 1, retain: true });
+}
+
+/** The operator's deployment file (YAML): `config.file` names a file to send whole, `files[].path` one to send over the broker. */
+function readDeploymentFile(file: string, o: CreateOptions): { doc: Deployment; uploads: Upload[] } {
   let raw: Record<string, unknown>;
   try {
     raw = (parse(readFileSync(file, 'utf8')) ?? {}) as Record<string, unknown>;
   } catch (err) {
     throw new OutpostError('OUTPOST_E_CONFIG', `${file}: ${errorMessage(err).split('\n')[0]}`);
   }
+  const uploads = localFiles(raw, dirname(file));
   const config = raw.config as { file?: unknown } | undefined;
   if (typeof config?.file === 'string') raw.config = { file: readFileSync(resolve(dirname(file), config.file), 'utf8') };
   const gates = {
@@ -62,7 +93,7 @@ function readDeploymentFile(file: string, o: CreateOptions): Deployment {
     const i = doc.error.issues[0];
     throw new OutpostError('OUTPOST_E_CONFIG', `${file}: ${i.path.join('.') || '(document)'}: ${i.message}`);
   }
-  return doc.data;
+  return { doc: doc.data, uploads };
 }
 
 interface Session {
@@ -135,9 +166,10 @@ function print(o: DeployOptions, rows: DeviceReport[], waiting: string[] = []): 
  * share goes first, the rest only when every canary confirmed; the first failure stops the rollout (exit 1).
  */
 export async function deployCreate(file: string, o: CreateOptions): Promise<void> {
-  const doc = readDeploymentFile(file, o);
+  const { doc, uploads } = readDeploymentFile(file, o);
   await session(doc.id, o, async (s) => {
     const devices = await resolveTargets(s, doc);
+    await publishChunks(s, uploads);
     const canaries = o.canary ? Math.max(1, Math.round((devices.length * o.canary) / 100)) : devices.length;
     const stages = [devices.slice(0, canaries), devices.slice(canaries)].filter((st) => st.length > 0);
     const limit = (doc.gates.confirmSeconds + o.timeout) * 1000;

@@ -74,7 +74,15 @@ export class Deployer implements Component {
     for (const r of DEPLOY_REFUSALS) this.metrics.refused.inc({ reason: r }, 0);
     const problem = this.intake.load(this.ctx.clock.now());
     if (problem) this.ctx.log.error({ file: 'deploy-replay.json' }, problem);
-    this.state.load();
+    try {
+      this.state.load();
+    } catch (err) {
+      // the board runs on; the last good config (deploy/good.yaml) is left where it is
+      this.ctx.log.error(
+        { dir: this.state.dir, err: errorMessage(err) },
+        'the deployment state is unreadable; starting from none (move state.json away to silence this)',
+      );
+    }
     this.countFinished();
     const p = this.state.data.pending;
     if (p && p.step !== 'confirming')
@@ -133,7 +141,7 @@ export class Deployer implements Component {
     await this.hold('received');
     let models: Record<string, string>;
     try {
-      models = await fetchFiles(doc, this.state.filesDir);
+      models = await fetchFiles(doc, this.state.filesDir, this.link);
     } catch (err) {
       if (!(err instanceof FetchRefused)) throw err;
       if (err.reason !== 'unreachable') this.metrics?.refused.inc({ reason: err.reason });

@@ -8,19 +8,37 @@ export const MAX_CONFIG_BYTES = 64 * 1024;
 /** The largest file (a model) a deployment may fetch. */
 export const MAX_FILE_BYTES = 512 * 1024 ** 2;
 
+/**
+ * Files sent over the broker go as retained chunks of this size on `<base>/files/<sha256>/<index>`: well under
+ * the 256 KiB a node takes in one MQTT message (and Mosquitto's default limits), each chunk pinned by its own sha256.
+ */
+export const CHUNK_BYTES = 128 * 1024;
+
 export const DEPLOYMENT_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 /** A file's name: one plain level (it is stored under the state folder by its sha256; the name is what the config refers to). */
 const FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
-const fileSchema = z.strictObject({
-  name: z.string().regex(FILE_NAME, 'one plain name (letters, digits, ".", "-", "_"); no folders, no ".."'),
-  sha256: z.string().regex(SHA256, '64 lowercase hex digits'),
-  size: z.number().int().min(1).max(MAX_FILE_BYTES),
-  url: z.url({ protocol: /^https?$/ }).max(2048),
-  /** the config's model this file becomes (models.<model>.file); it is shadow-run before it serves */
-  model: z.string().regex(DEVICE_ID).optional(),
-});
+const fileSchema = z
+  .strictObject({
+    name: z.string().regex(FILE_NAME, 'one plain name (letters, digits, ".", "-", "_"); no folders, no ".."'),
+    sha256: z.string().regex(SHA256, '64 lowercase hex digits'),
+    size: z.number().int().min(1).max(MAX_FILE_BYTES),
+    /** where to fetch it; or */
+    url: z
+      .url({ protocol: /^https?$/ })
+      .max(2048)
+      .optional(),
+    /** the sha256 of each CHUNK_BYTES chunk published on the broker by `outpost deploy create` */
+    chunks: z
+      .array(z.string().regex(SHA256))
+      .max(Math.ceil(MAX_FILE_BYTES / CHUNK_BYTES))
+      .optional(),
+    /** the config's model this file becomes (models.<model>.file); it is shadow-run before it serves */
+    model: z.string().regex(DEVICE_ID).optional(),
+  })
+  .refine((f) => (f.url === undefined) !== (f.chunks === undefined), 'give url or chunks (one of them)')
+  .refine((f) => !f.chunks || f.chunks.length === Math.ceil(f.size / CHUNK_BYTES), `chunks: one sha256 per ${CHUNK_BYTES} bytes of size`);
 
 export const gatesSchema = z.strictObject({
   /** how long the board watches itself after applying before the deployment counts as confirmed */

@@ -25,7 +25,7 @@ export async function fetchPinned(f: DeployFile, dir: string): Promise<string> {
   if (existsSync(file)) return file;
   let res: Response;
   try {
-    res = await fetch(f.url, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'error' });
+    res = await fetch(f.url!, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'error' });
   } catch (err) {
     throw new FetchRefused('unreachable', `${f.name}: cannot fetch ${f.url} (${(err as Error).message})`);
   }

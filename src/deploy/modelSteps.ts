@@ -2,16 +2,18 @@ import type { ComponentContext } from '../component.js';
 import type { PipelineSet } from '../pipeline/index.js';
 import type { Deployment } from './document.js';
 import { fetchPinned } from './fileFetch.js';
+import { fetchChunks } from './brokerChunks.js';
+import type { MqttLink } from '../mqtt/index.js';
 import { collectSamples, pipelinesUsing, shadowRun, type ShadowFigures } from './shadowRun.js';
 
 /** How long the shadow run waits for the frames it compares on. */
 const SHADOW_WAIT_MS = 60_000;
 
-/** Step 2: every file fetched and checked; the new model files by model name. */
-export async function fetchFiles(doc: Deployment, dir: string): Promise<Record<string, string>> {
+/** Step 2: every file fetched (its URL, or its chunks on the broker) and checked; the new model files by model name. */
+export async function fetchFiles(doc: Deployment, dir: string, link: MqttLink): Promise<Record<string, string>> {
   const models: Record<string, string> = {};
   for (const f of doc.files) {
-    const path = await fetchPinned(f, dir);
+    const path = f.url ? await fetchPinned(f, dir) : await fetchChunks(link, 'deploy-chunks', f, dir);
     if (f.model) models[f.model] = path;
   }
   return models;

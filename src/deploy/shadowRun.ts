@@ -9,6 +9,7 @@ export interface ShadowFigures {
   frames: number;
   /** share of frames whose answers agree (labels and boxes at IoU ≥ 0.5, text within edit distance) */
   agreement: number;
+  /** median ms per frame of the candidate, and of the serving pipeline on the same frames (its results' totals) */
   msPerFrame: number;
   servingMsPerFrame: number;
   errors: number;
@@ -51,7 +52,8 @@ export function collectSamples(bus: EventBus, owner: string, cameras: ReadonlySe
 /** The candidate pipeline (the new model files in place of the serving ones) on each sample, compared with what served. */
 export async function shadowRun(pipelines: PipelineSet, pipeline: string, files: Readonly<Record<string, string>>, samples: Sample[]): Promise<ShadowFigures> {
   const candidate = pipelines.candidate(pipeline, files);
-  let [agree, errors, ms] = [0, 0, 0];
+  let [agree, errors] = [0, 0];
+  const ms: number[] = [];
   try {
     await candidate.start();
     for (const s of samples) {
@@ -62,15 +64,17 @@ export async function shadowRun(pipelines: PipelineSet, pipeline: string, files:
       } catch {
         errors++;
       }
-      ms += performance.now() - t0;
+      ms.push(performance.now() - t0);
     }
   } finally {
     await candidate.stop();
   }
   const n = samples.length;
-  const servingMs = samples.reduce((sum, s) => sum + s.ms, 0) / n;
-  return { pipeline, frames: n, agreement: agree / n, msPerFrame: ms / n, servingMsPerFrame: servingMs, errors };
+  return { pipeline, frames: n, agreement: agree / n, msPerFrame: median(ms), servingMsPerFrame: median(samples.map((s) => s.ms)), errors };
 }
+
+/** Medians: the candidate's first frame pays for warming its sessions. */
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** The running pipelines that use any of `models`, and the cameras that feed each. */
 export function pipelinesUsing(config: Readonly<OutpostConfig>, running: readonly string[], models: readonly string[]): Map<string, Set<string>> {

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { candidatePath } from './configChange.js';
-import { DeployState, type RollbackReason } from './deployState.js';
+import { DeployState, type Pending, type RollbackReason } from './deployState.js';
 import { writeDurable } from './durableFile.js';
 
 /** Starts on a new config that end before its confirm window does: after this many, it is rolled back at the next start. */
@@ -14,7 +14,12 @@ export const MAX_CONFIRMING_STARTS = 3;
  */
 export function recoverDeployment(configFile: string, stateDir: string, now = Date.now()): boolean {
   const state = new DeployState(stateDir);
-  const p = state.load().pending;
+  let p: Pending | null;
+  try {
+    p = state.load().pending;
+  } catch {
+    return false; // unreadable: the deployer says so once the log is up, and the daemon runs on its file as it is
+  }
   if (!p) return false;
   if (['received', 'fetched', 'validated', 'shadow'].includes(p.step)) {
     if (existsSync(candidatePath(configFile))) unlinkSync(candidatePath(configFile));
