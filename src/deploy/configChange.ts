@@ -4,7 +4,7 @@ import { isMap, parseDocument, type Document } from 'yaml';
 import { ConfigError, formatProblem, loadConfig, type OutpostConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
 import type { Deployment } from './document.js';
-import { writeDurable } from './durableFile.js';
+import { writeDurable } from '../durableFile.js';
 
 export type ConfigChange = NonNullable<Deployment['config']>;
 

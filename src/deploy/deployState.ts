@@ -1,7 +1,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Deployment } from './document.js';
-import { writeDurable } from './durableFile.js';
+import { writeDurable } from '../durableFile.js';
 import type { ShadowFigures } from './shadowRun.js';
 
 /** The steps a deployment goes through on a board, in order; each is written to the state folder before it acts. */

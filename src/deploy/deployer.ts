@@ -11,7 +11,7 @@ import { candidatePath, nextConfigText, validateCandidate } from './configChange
 import { ConfirmWatch } from './confirmWatch.js';
 import { DeployState, OUTCOMES, ROLLBACK_REASONS, type Finished, type Outcome, type RollbackReason } from './deployState.js';
 import { targets as targetsBoard, type Deployment } from './document.js';
-import { writeDurable } from './durableFile.js';
+import { writeDurable } from '../durableFile.js';
 import { FetchRefused } from './fileFetch.js';
 import { DEPLOY_REFUSALS, DeployIntake, type DeployRefusal } from './intake.js';
 import { fetchFiles, modelPatch, shadowModels } from './modelSteps.js';

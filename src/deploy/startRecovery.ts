@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { candidatePath } from './configChange.js';
 import { DeployState, type Pending, type RollbackReason } from './deployState.js';
-import { writeDurable } from './durableFile.js';
+import { writeDurable } from '../durableFile.js';
 
 /** Starts on a new config that end before its confirm window does: after this many, it is rolled back at the next start. */
 export const MAX_CONFIRMING_STARTS = 3;
