@@ -258,6 +258,25 @@ logging: { format: json, results: false }
     console.log(`broken config (broker unreachable, gate 2 s) → rolled back and reported: ${r.ms} ms after deploy create`);
   });
 
+  it('waits for deploy confirm when confirmation is required, and deploy rollback puts the config before it back', async () => {
+    const a = current('cam-02');
+    const before = a.config();
+    writeFileSync(join(dir, 'confirm.yaml'), 'id: needs-confirm\nconfig:\n  patch: { telemetry: { mqtt: { telemetryIntervalSeconds: 3 } } }\n');
+    const create = cli(['deploy', 'create', join(dir, 'confirm.yaml'), '--to', 'cam-02', '--confirm', '60s', '--require-confirm', ...operator()]);
+    await a.daemon.waitFor(
+      'the confirm window',
+      async () => ((await status(a).catch(() => null))?.deployment?.pending as { step?: string } | null)?.step === 'confirming' || undefined,
+    );
+    const confirm = await cli(['deploy', 'confirm', 'needs-confirm', ...operator()]);
+    expect(confirm.code, confirm.stderr).toBe(0);
+    expect((await create).code).toBe(0);
+    expect(a.config()).toMatch(/telemetryIntervalSeconds: 3/);
+    const rollback = await cli(['deploy', 'rollback', 'needs-confirm', '--json', ...operator()]);
+    expect(rollback.code, rollback.stderr).toBe(0);
+    expect(JSON.parse(rollback.stdout).devices[0]).toMatchObject({ device: 'cam-02', step: 'rolled-back', reason: 'operator' });
+    expect(a.config()).toBe(before);
+  });
+
   it('(d) SIGKILL at each step, then a start: the board ends on the old config or the new, never a mix', async () => {
     const base = { name: 'cam-03', dir: join(dir, 'cam-03'), port: current('cam-03').port };
     await current('cam-03').daemon.stop();
