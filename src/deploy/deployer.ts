@@ -137,7 +137,7 @@ export class Deployer implements Component {
   private async run(doc: Deployment, operator: string): Promise<void> {
     const now = this.ctx.clock.now();
     this.state.save({ ...this.state.data, pending: { id: doc.id, step: 'received', doc, operator, at: now } });
-    this.progress();
+    this.report();
     await this.hold('received');
     let models: Record<string, string>;
     try {
@@ -148,18 +148,18 @@ export class Deployer implements Component {
       return this.fail(doc.id, err.reason, err.message);
     }
     this.state.step('fetched');
-    this.progress();
+    this.report();
     const file = this.configFile();
     const base = doc.config ? nextConfigText(readFileSync(file, 'utf8'), doc.config) : readFileSync(file, 'utf8');
     const text = Object.keys(models).length > 0 ? nextConfigText(base, modelPatch(models)) : base;
     const problems = validateCandidate(file, text, doc.id, this.ctx.config);
     if (problems.length > 0) return this.fail(doc.id, 'invalid-config', 'the new configuration is invalid; nothing was applied', problems);
     this.state.step('validated');
-    this.progress();
+    this.report();
     await this.hold('validated');
     if (Object.keys(models).length > 0 && this.pipelines) {
       this.state.step('shadow');
-      this.progress();
+      this.report();
       const { figures, failure } = await shadowModels(this.ctx, this.pipelines, doc, models);
       if (failure) return this.fail(doc.id, 'shadow-failed', `${failure}; nothing was swapped`, undefined, figures);
       this.state.step('shadow', { shadow: figures, swapped: Object.keys(models) });
@@ -188,7 +188,7 @@ export class Deployer implements Component {
     await this.hold('renamed');
     const p = this.state.step('confirming', { deadline: this.ctx.clock.now() + this.state.data.pending!.doc.gates.confirmSeconds * 1000, boots: 0 });
     this.ctx.log.info({ id: p.id, before, confirmSeconds: p.doc.gates.confirmSeconds }, 'deployment applied; confirm window open');
-    this.progress();
+    this.report();
     this.watchConfirm();
     this.reloadOrRestart(p.swapped); // a model swapped live needs no restart
   }
@@ -258,7 +258,8 @@ export class Deployer implements Component {
     const { pending, current, previous } = this.state.data;
     if (pending?.id === id && pending.step === 'confirming') {
       this.endWatch();
-      return void this.rollback(id, 'operator', 'asked by the operator').catch(logRejection(this.ctx.log, `rolling back ${id}`));
+      this.rollback(id, 'operator', 'asked by the operator').catch(logRejection(this.ctx.log, `rolling back ${id}`));
+      return;
     }
     if (pending || current?.id !== id) return this.refuse('unknown-deployment', `${id} is not the current deployment here, or another is under way`);
     this.ctx.log.warn({ id }, 'rolling back the current deployment on request: restoring the config before it');
@@ -270,7 +271,8 @@ export class Deployer implements Component {
   private fail(id: string, reason: string, detail: string, problems?: string[], shadow?: ShadowFigures[]): void {
     this.ctx.log.warn({ id, reason, detail, problems }, 'deployment failed; nothing was applied');
     rmSync(candidatePath(this.configFile()), { force: true });
-    this.finish({ id, outcome: 'failed', reason, detail, problems, shadow });
+    // a model already swapped live (a failure while putting the config in place) goes back with a restart
+    this.finish({ id, outcome: 'failed', reason, detail, problems, shadow }, (this.state.data.pending?.swapped ?? []).length > 0);
   }
 
   /** Ends the pending deployment; `thenApply`: counted once the reload or restart that follows is done. */
@@ -294,10 +296,6 @@ export class Deployer implements Component {
     this.ctx.log.info({ id: last.id, outcome: last.outcome, reason: last.reason, detail: last.detail }, 'deployment ended');
     this.count(last.outcome, last.reason);
     this.state.save({ ...this.state.data, last: { ...last, uncounted: false } });
-  }
-
-  private progress(): void {
-    this.report();
   }
 
   /** The retained report of the latest deployment (queued while the broker is away), and an event. */
