@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { generateKeys, readKeys, signMessage, type NodeKeys } from '../src/crypto/index.js';
+import { ConfirmWatch } from '../src/deploy/confirmWatch.js';
+import { deploymentSchema } from '../src/deploy/index.js';
 import { openBroker, type MqttClient } from '../src/mqtt/index.js';
 import { DataType, dimsOf, encodeModel, floatValues, makeTensor, readModelFile } from '../src/onnx/index.js';
 import { Mosquitto } from './helpers/broker.js';
@@ -319,5 +321,42 @@ logging: { format: json, results: false }
     expect(parse(agent.config())).toEqual(want);
     await send('cam-03', last); // the replay ledger outlives SIGKILL and restarts
     await waitUntil(async () => (await metric(agent, 'outpost_deployments_refused_total{reason="replayed"} 1')) !== undefined, 'the replay refused', 100, 100);
+  });
+});
+
+describe("the confirm window's gates (in process, on the board's own figures)", () => {
+  const pending = (gates: Record<string, unknown>, before = { broker: true, collector: false, results: true }) => ({
+    id: 'd1',
+    step: 'confirming' as const,
+    operator: 'alice',
+    at: 0,
+    deadline: 60_000,
+    before,
+    doc: deploymentSchema.parse({ id: 'd1', targets: { devices: ['cam-01'] }, gates }),
+  });
+  const up = { brokerConnected: () => true, collectorReachable: () => null };
+
+  it('rolls back on results that stop, an error rate or a latency past its gate, a lost broker, a missing confirmation', () => {
+    const silent = new ConfirmWatch(pending({ maxSilenceSeconds: 5 }), up, 0);
+    expect(silent.verdict(4_000, false)).toBeNull();
+    expect(silent.verdict(6_000, false)).toMatchObject({ reason: 'results-stopped' });
+    const failing = new ConfirmWatch(pending({ maxErrorRate: 0.2 }), up, 0);
+    for (let i = 0; i < 7; i++) failing.result(10, 1_000);
+    for (let i = 0; i < 3; i++) failing.failure();
+    expect(failing.verdict(1_000, false)).toMatchObject({ reason: 'error-rate' });
+    const slow = new ConfirmWatch(pending({ maxLatencyMs: 100 }), up, 0);
+    for (let i = 0; i < 5; i++) slow.result(250, 1_000);
+    expect(slow.verdict(1_000, false)).toMatchObject({ reason: 'latency' });
+    let connected = true;
+    const lost = new ConfirmWatch(pending({ unreachableSeconds: 3 }), { ...up, brokerConnected: () => connected }, 0);
+    expect(lost.verdict(1_000, false)).toBeNull();
+    connected = false;
+    expect(lost.verdict(3_500, false)).toBeNull();
+    expect(lost.verdict(4_500, false)).toMatchObject({ reason: 'broker-unreachable' });
+    const never = new ConfirmWatch(pending({ requireConfirm: true }, { broker: false, collector: false, results: false }), up, 0);
+    expect(never.verdict(59_000, false)).toBeNull();
+    expect(never.verdict(61_000, false)).toMatchObject({ reason: 'not-confirmed' });
+    expect(new ConfirmWatch(pending({ requireConfirm: true }), up, 0).verdict(1_000, true)).toBe('confirmed');
+    expect(new ConfirmWatch(pending({}, { broker: false, collector: false, results: false }), up, 0).verdict(61_000, false)).toBe('confirmed');
   });
 });
