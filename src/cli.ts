@@ -11,6 +11,7 @@ import { runCommand } from './cli/runCommand.js';
 import { schemaCommand } from './cli/schemaCommand.js';
 import { keysGenerate, keysShow } from './cli/keysCommand.js';
 import { commandCommand } from './cli/commandCommand.js';
+import { addDeployCommands } from './cli/deployProgram.js';
 import { monitorCommand } from './cli/monitorCommand.js';
 import { EXPORTER_DEFAULTS, exporterCommand } from './cli/exporter/index.js';
 import { collectCommand } from './cli/collectCommand.js';
@@ -213,6 +214,8 @@ withBrokerFlags(
     )
     .option('--json', 'with --verify: JSON'),
 ).action((o) => collectCommand(o).catch(exitOnError));
+
+addDeployCommands(program);
 
 /** `outpost bench fleet`: the command that `args` name, as far as they name one. */
 function commandNamed(args: readonly string[]): string {

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Supervisor, type Component, type ComponentContext, type ContextFor } from './core/index.js';
 import { keysAtFirstStart, readKeys } from './crypto/index.js';
 import { uploadFeature } from './upload/index.js';
+import { deployComponents } from './deploy/index.js';
 import { JobScheduler } from './jobs/index.js';
 import { logRejection } from './lastResort.js';
 import { CameraSet, PipelineSet, PrecisionController } from './pipeline/index.js';
@@ -65,6 +66,7 @@ function components(ctx: ContextFor, daemon: Daemon): Component[] {
     ...powerComponents(ctx),
     jobs,
     ...fleet.components(targets, { version: VERSION, startedAt: daemon.startedAt }),
+    ...deployComponents(ctx, { link: fleet.link, host: daemon, pipelines }),
     ...offload.discovery,
     ...upload.components({ pipelines, link: fleet.link }),
     ...serviceComponents(ctx, () => ({ cameras: cameras.names().length, dead: cameras.deadCameras() })),

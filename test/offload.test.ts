@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { configSchema, ConfigError, formatProblem, loadConfig } from '../src/config/index.js';
 import { generateKeys, Keyring } from '../src/crypto/index.js';
-import { filesOf, parseRegions, parseStageSpecs, PeerFileCache, PeerTable, sameAnswer } from '../src/offload/index.js';
+import { filesOf, parseRegions, parseStageSpecs, PeerFileCache, PeerTable } from '../src/offload/index.js';
+import { sameAnswer } from '../src/vision/index.js';
 import { tempDir, writeTemp } from './helpers/paths.js';
 
 const keys = generateKeys(join(tempDir(), 'keys'));

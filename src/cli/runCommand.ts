@@ -1,5 +1,6 @@
 import { ConfigError, formatProblem, loadConfig } from '../config/index.js';
 import { Daemon } from '../daemon.js';
+import { recoverDeployment } from '../deploy/index.js';
 import { asOutpostError, errorMessage } from '../errors.js';
 import { installLastResort, logRejection } from '../lastResort.js';
 import { createLogger, flushLog, type Logger } from '../log.js';
@@ -15,7 +16,9 @@ export const SHUTDOWN_GRACE_MS = 9_000;
 /** `outpost run`: the daemon. SIGTERM/SIGINT stop it within 10 s (exit 0); SIGHUP reloads the config. */
 export async function runCommand(opts: { config?: string }): Promise<void> {
   const file = configPath(opts.config);
-  const loaded = loadConfig(file);
+  // a deployment cut short ends on the old config or the new before anything starts (docs/deployments.md)
+  const first = loadConfig(file);
+  const loaded = recoverDeployment(first.file, first.config.node.stateDir) ? loadConfig(file) : first;
   const log = createLogger(loaded.config.logging);
   const exit = exitAfterFlush(log);
   installLastResort(log, exit);

@@ -40,7 +40,8 @@ export interface LoadedConfig {
 const ENV_PREFIX = 'OUTPOST_';
 /** Variables of ours that are not settings. */
 // OUTPOST_ONNXRUNTIME picks the ORT build before any config is read (runtime/ortBinding.ts)
-const ENV_RESERVED = new Set(['OUTPOST_CONFIG', 'OUTPOST_ONNXRUNTIME']);
+// OUTPOST_TEST_DEPLOY_HOLD parks a deployment at a step for the SIGKILL tests (deploy/deployer.ts)
+const ENV_RESERVED = new Set(['OUTPOST_CONFIG', 'OUTPOST_ONNXRUNTIME', 'OUTPOST_TEST_DEPLOY_HOLD']);
 
 type PathKey = string | number;
 

@@ -175,7 +175,7 @@ const runtimeSchema = z.strictObject({
   cpuMemArena: z
     .boolean()
     .default(false)
-    .describe("ORT's CPU arena: about 20 % more frames/s when the CPU is the limit, 130-150 MB more RSS on the demo (outpost bench --memory)"),
+    .describe("ORT's CPU arena: about 20 % more frames/s when the CPU is the limit, 130-150 MB more RSS on the demo (outpost bench memory)"),
   deviceId: z.number().int().min(0).default(0),
   inflightFrames: z.number().int().min(1).max(8).default(2).describe('frames in flight at once: 2 overlaps decode and post-processing with inference'),
 });
@@ -282,6 +282,11 @@ export const configSchema = z.strictObject({
       name: name.default('outpost'),
       stateDir: z.string().min(1).default('/var/lib/outpost'),
       keysDir: z.string().min(1).optional().describe("this node's key pair (outpost keys generate); default <stateDir>/keys"),
+      labels: z
+        .record(name, z.string().max(64))
+        .refine((l) => Object.keys(l).length <= 32, 'at most 32 labels')
+        .optional()
+        .describe('labels a deployment selects boards by (`outpost deploy create --to site=north`), such as { site: north, camera: door }'),
     })
     .prefault({}),
   keyring: z.array(keyringEntrySchema).default([]).describe('the one list of keys this node trusts, each with its roles'),

@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { writeDurable } from '../durableFile.js';
 import type { Freshness, ReplayGuard } from './replayGuard.js';
 
 /** The newest message run per signer: its issued-at, and the nonces run at that same millisecond. */
@@ -78,26 +77,8 @@ export class ReplayLedger implements ReplayGuard {
     return `${this.file} is unreadable (${why}); refusing commands issued before ${new Date(this.floor).toISOString()} so none it held can be replayed`;
   }
 
-  /** temp file (random name, O_EXCL|O_NOFOLLOW) → fsync → rename → fsync the folder: the old or the new state, never half. */
+  /** The old state or the new, never half (temp file, fsync, rename, fsync of the folder). */
   private persist(): void {
-    const body = JSON.stringify({ v: 1, floor: this.floor, signers: Object.fromEntries(this.marks) });
-    const tmp = join(dirname(this.file), `.${basename(this.file)}.${randomBytes(6).toString('hex')}`);
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    try {
-      writeSync(fd, body);
-      fsyncSync(fd);
-    } catch (err) {
-      closeSync(fd);
-      unlinkSync(tmp);
-      throw err;
-    }
-    closeSync(fd);
-    renameSync(tmp, this.file);
-    const dir = openSync(dirname(this.file), constants.O_RDONLY);
-    try {
-      fsyncSync(dir);
-    } finally {
-      closeSync(dir);
-    }
+    writeDurable(this.file, JSON.stringify({ v: 1, floor: this.floor, signers: Object.fromEntries(this.marks) }));
   }
 }

@@ -15,5 +15,4 @@ export {
 } from './protocol.js';
 export { PeerFileCache } from './fileCache.js';
 export { offloadFeature, type OffloadParts } from './offloadComponents.js';
-export { sameAnswer } from './knownAnswer.js';
 export { sha256File, stageSpec } from './remotePipelines.js';

@@ -11,7 +11,7 @@ import type { StageSpec } from './protocol.js';
 import { summariseOutput } from '../resultSummary.js';
 import type { Frame, PipelineOutput } from '../types.js';
 import type { FramePlacer, PipelineSet, RemoteRange } from '../pipeline/index.js';
-import { sameAnswer } from './knownAnswer.js';
+import { sameAnswer } from '../vision/index.js';
 import { sha256File, stageSpec } from './remotePipelines.js';
 import { guarded } from '../guarded.js';
 

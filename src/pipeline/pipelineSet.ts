@@ -94,6 +94,26 @@ export class PipelineSet implements Component {
     return { label: [...precisions].join('+'), stages, unfilled: [...new Set(unfilled)] };
   }
 
+  /**
+   * A running pipeline's twin with some models' files replaced, not registered: a deployment's shadow run
+   * (the caller starts and stops it).
+   */
+  candidate(name: string, files: Readonly<Record<string, string>>): StagedPipeline {
+    const deps = { worker: this.engine.worker, spec: this.engine.spec, modelFiles: { ...this.serving, ...files }, modelTuning: {} };
+    return new StagedPipeline(`${name}:candidate`, this.pipelineConfig(name), { ...deps, log: this.ctx.log.child({ pipeline: name, candidate: true }) });
+  }
+
+  /** Hot swap of a model's file in every running pipeline, between frames (its variants were of the old file). */
+  async replaceModel(model: string, file: string): Promise<void> {
+    this.serving[model] = file;
+    this.variants.set(model, null);
+    delete this.tuning[model];
+    for (const [name, p] of this.pipelines) {
+      const stages = this.pipelineConfig(name).stages.filter((s) => s.model === model);
+      if (stages.length > 0) await p.useVariant(p.variant, Object.fromEntries(stages.map((s) => [s.name, { file }])));
+    }
+  }
+
   /** The models a pipeline's stages run. */
   modelsOf(pipeline: string): string[] {
     return [...new Set(this.pipelineConfig(pipeline).stages.map((s) => s.model))];

@@ -8,6 +8,7 @@
 const FACT_PATHS: readonly (readonly string[])[] = [
   ['version'],
   ['config'],
+  ['labels'],
   ['ortVersion'],
   ['providerAttempts'],
   ['power', 'governor', 'thresholds'],

@@ -9,3 +9,4 @@ export { decodeSsd, decodeYolo, nms, iou, type Detection, type DetectOptions } f
 export { softmax, topK } from './classify.js';
 export { drawBoxes, type DrawnBox } from './draw.js';
 export { hideRegions, type HideMethod, type PixelBox } from './anonymise.js';
+export { sameAnswer } from './sameAnswer.js';

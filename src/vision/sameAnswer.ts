@@ -1,5 +1,6 @@
 import type { Box, PipelineOutput } from '../types.js';
-import { iou, textAgreement } from '../vision/index.js';
+import { iou } from './detections.js';
+import { textAgreement } from './textAccuracy.js';
 
 /** How close a peer's answer must be to ours: another precision variant may move boxes and flip a character. */
 const MIN_IOU = 0.5;
