@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { DurableFile } from '../durableFile.js';
 import { join } from 'node:path';
 import type { DeployFile } from './document.js';
 
@@ -30,8 +31,7 @@ export async function fetchPinned(f: DeployFile, dir: string): Promise<string> {
     throw new FetchRefused('unreachable', `${f.name}: cannot fetch ${f.url} (${(err as Error).message})`);
   }
   if (!res.ok || !res.body) throw new FetchRefused('unreachable', `${f.name}: ${f.url} answered ${res.status}`);
-  const tmp = `${file}.partial`;
-  const fd = openSync(tmp, 'w', 0o600);
+  const out = new DurableFile(file);
   const hash = createHash('sha256');
   let size = 0;
   try {
@@ -39,23 +39,18 @@ export async function fetchPinned(f: DeployFile, dir: string): Promise<string> {
       size += chunk.length;
       if (size > f.size) throw new FetchRefused('too-large', `${f.name}: more than the ${f.size} bytes signed for`);
       hash.update(chunk);
-      writeSync(fd, chunk);
+      out.write(chunk);
     }
-    fsyncSync(fd);
+    const sha = hash.digest('hex');
+    if (sha !== f.sha256 || size !== f.size)
+      throw new FetchRefused(
+        'sha256-mismatch',
+        `${f.name}: ${size} bytes hashing to ${sha.slice(0, 12)}…, not the ${f.size} bytes of ${f.sha256.slice(0, 12)}… signed for`,
+      );
   } catch (err) {
-    closeSync(fd);
-    unlinkSync(tmp);
+    out.abort();
     throw err;
   }
-  closeSync(fd);
-  const sha = hash.digest('hex');
-  if (sha !== f.sha256 || size !== f.size) {
-    unlinkSync(tmp);
-    throw new FetchRefused(
-      'sha256-mismatch',
-      `${f.name}: ${size} bytes hashing to ${sha.slice(0, 12)}…, not the ${f.size} bytes of ${f.sha256.slice(0, 12)}… signed for`,
-    );
-  }
-  renameSync(tmp, file);
+  out.commit();
   return file;
 }
