@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import mqtt from 'mqtt';
 import { parse } from 'yaml';
 import { generateKeys, readKeys, signMessage, type NodeKeys } from '../src/crypto/index.js';
 import { ConfirmWatch } from '../src/deploy/confirmWatch.js';
@@ -258,6 +259,28 @@ logging: { format: json, results: false }
     expect(JSON.parse(online.payload).state).toBe('online');
     expect(await metric(a, 'outpost_rollbacks_total{reason="broker-unreachable"} 1')).toBeDefined();
     console.log(`broken config (broker unreachable, gate 2 s) → rolled back and reported: ${r.ms} ms after deploy create`);
+  });
+
+  it("a stranger who takes the board's client id over in the confirm window rolls nothing back, and the final report still arrives", async () => {
+    const a = current('cam-01');
+    writeFileSync(
+      join(dir, 'takeover.yaml'),
+      'id: takeover\nconfig:\n  patch: { telemetry: { mqtt: { telemetryIntervalSeconds: 2 } } }\ngates: { unreachableSeconds: 2 }\n',
+    );
+    const create = cli(['deploy', 'create', join(dir, 'takeover.yaml'), '--to', 'cam-01', '--confirm', '12s', ...operator()]);
+    await a.daemon.waitFor(
+      'the confirm window',
+      async () => ((await status(a).catch(() => null))?.deployment?.pending as { step?: string } | null)?.step === 'confirming' || undefined,
+    );
+    // no key, only the board's client id: each reconnect takes its session away again
+    const stranger = await mqtt.connectAsync(broker.url, { clientId: 'outpost-cam-01', reconnectPeriod: 20, protocolVersion: 5 });
+    await new Promise((r) => setTimeout(r, 7_000));
+    await stranger.endAsync(true);
+    const r = await create;
+    expect(r.code, r.stderr).toBe(0);
+    expect(a.config()).toMatch(/telemetryIntervalSeconds: 2/);
+    const after = await cli(['deploy', 'status', 'takeover', '--json', ...operator()]);
+    expect(JSON.parse(after.stdout).devices[0]).toMatchObject({ device: 'cam-01', step: 'confirmed' });
   });
 
   it('waits for deploy confirm when confirmation is required, and deploy rollback puts the config before it back', async () => {

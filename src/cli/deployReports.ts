@@ -14,6 +14,8 @@ export interface DeviceReport extends ReportBody {
  */
 export class DeploymentReports {
   readonly rows = new Map<string, DeviceReport>();
+  /** the newest answeredAt taken per device */
+  private readonly answeredAt = new Map<string, number>();
   ignored = 0;
   private readonly keys: Map<string, Uint8Array>;
   private readonly listeners: ((row: DeviceReport) => void)[] = [];
@@ -49,6 +51,10 @@ export class DeploymentReports {
     if ((body as { request?: unknown } | null)?.request !== this.id) return; // another deployment's report
     const checked = key ? checkAnswer(body, { device, action: 'deployment', request: this.id, deviceKey: key }) : null;
     if (!checked?.ok) return void this.ignored++;
+    // a replayed older report (retained by anyone) never replaces a newer one
+    const at = checked.answer.answeredAt;
+    if ((this.answeredAt.get(device) ?? -Infinity) > at) return void this.ignored++;
+    this.answeredAt.set(device, at);
     const row = { device, ...(checked.answer.data as ReportBody) };
     this.rows.set(device, row);
     for (const fn of this.listeners) fn(row);

@@ -89,6 +89,9 @@ export class Deployer implements Component {
       this.finish({ id: p.id, outcome: 'failed', reason: 'interrupted', detail: `stopped during ${p.step}; nothing was applied` });
     if (this.state.data.pending?.step === 'confirming') this.watchConfirm();
     this.link.subscribe(this.link.filter('deploy', '+'), this.name, (topic, payload) => this.onMessage(topic.split('/').pop()!, payload));
+    // a report queued while the broker was away can be lost with a connection that dies at once: the retained
+    // report is published again on every (re)connect, so `deploy status` never keeps an old step
+    this.link.onConnect(this.name, () => this.publishReport());
     this.report();
   }
 
@@ -205,9 +208,15 @@ export class Deployer implements Component {
 
   private watchConfirm(): void {
     const p = this.state.data.pending!;
+    const takeoversBefore = this.link.takeoverCount();
     this.watch = new ConfirmWatch(
       p,
-      { brokerConnected: () => this.link.isConnected, collectorReachable: () => this.collectorReachable() },
+      {
+        // a session taken over by another client with our id is the broker answering, not our config failing to
+        // reach it: a stranger who steals the client id must not roll a good deployment back
+        brokerConnected: () => this.link.isConnected || this.link.takeoverCount() > takeoversBefore,
+        collectorReachable: () => this.collectorReachable(),
+      },
       this.ctx.clock.now(),
     );
     this.operatorConfirmed = false;
@@ -300,11 +309,14 @@ export class Deployer implements Component {
 
   /** The retained report of the latest deployment (queued while the broker is away), and an event. */
   private report(): void {
-    const keys = this.host.keys();
-    const r = signedReport(this.state.data, this.link.deviceId, keys);
-    if (!r) return;
-    this.link.publish(this.link.topic('deployment'), JSON.stringify(r.signed), { retain: true, qos: 1 });
-    this.link.publish(this.link.topic('events'), JSON.stringify({ type: 'deployment', ...r.body }));
+    const r = this.publishReport();
+    if (r) this.link.publish(this.link.topic('events'), JSON.stringify({ type: 'deployment', ...r.body }));
+  }
+
+  private publishReport(): ReturnType<typeof signedReport> {
+    const r = signedReport(this.state.data, this.link.deviceId, this.host.keys());
+    if (r) this.link.publish(this.link.topic('deployment'), JSON.stringify(r.signed), { retain: true, qos: 1 });
+    return r;
   }
 
   private configFile(): string {

@@ -102,6 +102,8 @@ export class MqttLink implements Component {
   get isConnected(): boolean {
     return this.connected;
   }
+  /** Times another client with our id took the session over: the broker was there, someone else had it. */
+  readonly takeoverCount = (): number => this.counts.takeovers;
 
   /** The fields of the online status after `state`, `bdSeq` and `startedAt` (the telemetry component fills them). */
   setBirth(fn: () => Record<string, unknown>): void {
