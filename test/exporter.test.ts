@@ -19,7 +19,12 @@ const noPrometheus = missingTool('prometheus', 'prometheus') || missingTool('pro
 const RULES = join(ROOT, 'config', 'prometheus');
 
 /** A node with no camera: it publishes its status and telemetry every second, and nothing else costs CPU. */
-const agentConfig = (name: string, dir: string, broker: string, statusPort: number) => `node: { name: ${name}, stateDir: ${join(dir, 'state')} }
+const agentConfig = (
+  name: string,
+  dir: string,
+  broker: string,
+  statusPort: number,
+) => `node: { name: ${name}, stateDir: ${join(dir, 'state')}${name === 'agent-1' ? ', labels: { site: south }' : ''} }
 status: { port: ${statusPort} }
 telemetry:
   mqtt: { url: "${broker}", telemetryIntervalSeconds: 1, reconnect: { initialMs: 200, maxMs: 400 } }
@@ -82,7 +87,7 @@ describe.skipIf(noBroker)('outpost exporter: the fleet on /metrics', () => {
   it("serves each device's series labelled by device and node label, as the node reported them", async () => {
     const text = await metrics();
     expect(series(text, 'outpost_device_up')).toEqual({
-      'outpost_device_up{device="agent-1",site=""}': 1,
+      'outpost_device_up{device="agent-1",site="south"}': 1,
       'outpost_device_up{device="agent-2",site=""}': 1,
       'outpost_device_up{device="sim-1",site="north"}': 1,
     });
@@ -99,7 +104,7 @@ describe.skipIf(noBroker)('outpost exporter: the fleet on /metrics', () => {
     expect(series(text, 'outpost_device_precision')).toMatchObject({ 'outpost_device_precision{device="sim-1",site="north",precision="int8"}': 1 });
     expect(series(text, 'outpost_device_info')).toMatchObject({ 'outpost_device_info{device="sim-1",site="north",version="0.1.0",provider="cuda"}': 1 });
     // a real agent's own telemetry: its governor level and precision rung come through
-    expect(series(text, 'outpost_device_governor_level')['outpost_device_governor_level{device="agent-1",site=""}']).toBe(0);
+    expect(series(text, 'outpost_device_governor_level')['outpost_device_governor_level{device="agent-1",site="south"}']).toBe(0);
     // no per-frame or per-text label: what a camera last read is nowhere in the output
     expect(text).not.toContain('GATE 7');
   });
@@ -178,7 +183,7 @@ scrape_configs:
     await waitUntil(async () => !(await metrics()).includes('device="extra-1"'), 'extra-1 to be forgotten');
     const text = await metrics();
     expect(series(text, 'outpost_exporter_devices_forgotten_total')).toEqual({ outpost_exporter_devices_forgotten_total: 1 });
-    expect(series(text, 'outpost_device_up{device="agent-1"')).toEqual({ 'outpost_device_up{device="agent-1",site=""}': 1 });
+    expect(series(text, 'outpost_device_up{device="agent-1"')).toEqual({ 'outpost_device_up{device="agent-1",site="south"}': 1 });
   });
 });
 

@@ -63,7 +63,7 @@ export async function exporterCommand(opts: ExporterOptions): Promise<void> {
     const at = topicOf(topic, prefix);
     if (at) fleet.take(readMessage(at.device, at.kind, payload), Date.now());
   });
-  await client.subscribeAsync([`${prefix}+/status`, `${prefix}+/telemetry`], { qos: 0 });
+  await client.subscribeAsync([`${prefix}+/status`, `${prefix}+/telemetry`, `${prefix}+/facts`], { qos: 0 });
   const bound = (server.address() as AddressInfo).port;
   log.info({ url: `http://${host}:${bound}/metrics`, broker: redactUrl(target.url), base: target.base, labels }, 'exporter listening');
   await new Promise<void>((resolve) => {

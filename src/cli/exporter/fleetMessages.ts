@@ -27,6 +27,10 @@ const statusSchema = z.object({
   labels: labels.optional(),
 });
 
+/** The retained facts: only the node's labels are read (`node.labels`, published once per connect). */
+const factsSchema = z.object({ labels: labels.optional() });
+type FactsMessage = z.infer<typeof factsSchema>;
+
 const telemetrySchema = z.object({
   intervalSeconds: z.number().min(0.1).max(86_400).optional(),
   cameras: few(z.object({ fps: z.number().min(0).max(10_000).optional() }), 256).optional(),
@@ -48,18 +52,24 @@ export type TelemetryMessage = z.infer<typeof telemetrySchema>;
 
 /** A message read: a device's status (null: its retained status was cleared) or telemetry, or why it was not. */
 export type FleetMessage =
-  { device: string; kind: 'status'; body: StatusMessage | null } | { device: string; kind: 'telemetry'; body: TelemetryMessage } | { ignored: IgnoredReason };
+  | { device: string; kind: 'status'; body: StatusMessage | null }
+  | { device: string; kind: 'telemetry'; body: TelemetryMessage }
+  | { device: string; kind: 'facts'; body: FactsMessage }
+  | { ignored: IgnoredReason };
 
 /** The device and kind of a topic under `prefix` (`<base>/`), or null when the topic is not one the exporter reads. */
-export function topicOf(topic: string, prefix: string): { device: string; kind: 'status' | 'telemetry' } | null {
+export type MessageKind = 'status' | 'telemetry' | 'facts';
+const KINDS: readonly string[] = ['status', 'telemetry', 'facts'] satisfies MessageKind[];
+
+export function topicOf(topic: string, prefix: string): { device: string; kind: MessageKind } | null {
   if (!topic.startsWith(prefix)) return null;
   const [device, kind, extra] = topic.slice(prefix.length).split('/');
-  if (extra !== undefined || (kind !== 'status' && kind !== 'telemetry')) return null;
-  return { device, kind };
+  if (extra !== undefined || !KINDS.includes(kind)) return null;
+  return { device, kind: kind as MessageKind };
 }
 
 /** Reads one message of `device`, bounded before it is parsed. */
-export function readMessage(device: string, kind: 'status' | 'telemetry', payload: Buffer): FleetMessage {
+export function readMessage(device: string, kind: MessageKind, payload: Buffer): FleetMessage {
   if (payload.length > MAX_MESSAGE_BYTES) return { ignored: 'too-large' };
   if (!DEVICE_ID.test(device)) return { ignored: 'bad-device-id' };
   if (kind === 'status' && payload.length === 0) return { device, kind, body: null };
@@ -72,6 +82,10 @@ export function readMessage(device: string, kind: 'status' | 'telemetry', payloa
   if (kind === 'status') {
     const s = statusSchema.safeParse(json);
     return s.success ? { device, kind, body: s.data } : { ignored: 'invalid' };
+  }
+  if (kind === 'facts') {
+    const f = factsSchema.safeParse(json);
+    return f.success ? { device, kind, body: f.data } : { ignored: 'invalid' };
   }
   const t = telemetrySchema.safeParse(json);
   return t.success ? { device, kind, body: t.data } : { ignored: 'invalid' };

@@ -18,6 +18,8 @@ interface Device {
   statusAt: number | null;
   telemetry: TelemetryMessage | null;
   telemetryAt: number | null;
+  /** `labels` of its retained facts (where boards publish `node.labels`) */
+  factLabels: Readonly<Record<string, string>>;
   seenAt: number;
 }
 
@@ -50,7 +52,7 @@ const sum = (xs: (number | undefined)[]) => xs.reduce<number>((n, x) => n + (x ?
 export class FleetState {
   private readonly devices = new Map<string, Device>();
   readonly ignored = Object.fromEntries(IGNORED.map((r) => [r, 0])) as Record<IgnoredReason, number>;
-  readonly taken = { status: 0, telemetry: 0 };
+  readonly taken = { status: 0, telemetry: 0, facts: 0 };
   forgotten = 0;
 
   constructor(private readonly limits: FleetLimits) {}
@@ -68,6 +70,7 @@ export class FleetState {
     if (!d) return void this.ignored['device-cap']++;
     d.seenAt = now;
     if (m.kind === 'status') [d.status, d.statusAt] = [m.body, now];
+    else if (m.kind === 'facts') d.factLabels = m.body.labels ?? {};
     else [d.telemetry, d.telemetryAt] = [m.body, now];
   }
 
@@ -84,7 +87,7 @@ export class FleetState {
   private track(device: string, now: number): Device | null {
     if (this.devices.size >= this.limits.maxDevices) this.forgetQuiet(now);
     if (this.devices.size >= this.limits.maxDevices) return null;
-    const d: Device = { status: null, statusAt: null, telemetry: null, telemetryAt: null, seenAt: now };
+    const d: Device = { status: null, statusAt: null, telemetry: null, telemetryAt: null, factLabels: {}, seenAt: now };
     this.devices.set(device, d);
     return d;
   }
@@ -103,7 +106,7 @@ function figuresOf(device: string, d: Device, now: number): DeviceFigures {
   const p95 = t?.latencyMs?.total?.p95;
   return {
     device,
-    labels: { ...t?.labels, ...d.status?.labels },
+    labels: { ...d.factLabels, ...t?.labels, ...d.status?.labels },
     version: d.status?.version ?? '',
     provider: d.status?.provider ?? '',
     // a retained online status is the broker's word the device is connected (its will would say otherwise),
