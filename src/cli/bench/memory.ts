@@ -153,7 +153,9 @@ export function memoryMode(bench: Command): Command {
 
 async function benchMemory(o: MemoryBenchOptions): Promise<void> {
   const { ctx, file, pipeline } = benchTarget(o.config);
-  const log = (line: string) => void process.stderr.write(`${line}\n`);
+  const log = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
   const report = await measureMemory(ctx, file, pipeline, o.duration, log);
   emitReport(o, { ...report, createdAt: new Date().toISOString() });
 }

@@ -12,8 +12,9 @@ export type RecordedRuns = [string, TensorMap][];
 export class FeedRecorder {
   private current: RecordedRuns = [];
 
-  readonly tap = (key: string, feeds: TensorMap): void =>
-    void this.current.push([key, Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { ...t, data: t.data.slice() }]))]);
+  readonly tap = (key: string, feeds: TensorMap): void => {
+    this.current.push([key, Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, { ...t, data: t.data.slice() }]))]);
+  };
 
   /** Each frame through the pipeline (which also warms its sessions): the runs of each frame. */
   async record(pipeline: StagedPipeline, frames: readonly Frame[]): Promise<RecordedRuns[]> {
