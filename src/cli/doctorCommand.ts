@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { availableParallelism, cpus } from 'node:os';
 import { ffmpegVersion, listVideoDevices } from '../camera/index.js';
 import { BoardSensors } from '../power/index.js';
-import type { OutpostConfig } from '../config/index.js';
+import type { ResolvedConfig } from '../config/index.js';
 import { installFindings, type Finding } from './doctorInstall.js';
 import { cameraFindings } from './doctorCameras.js';
 import { ortBuildFindings, providerFindings } from './doctorOrt.js';
@@ -40,7 +40,7 @@ function providerFix(provider: string, npm: string | null): string {
   }
 }
 
-async function findings(root: string, config: OutpostConfig | null): Promise<Finding[]> {
+async function findings(root: string, config: ResolvedConfig | null): Promise<Finding[]> {
   const out: Finding[] = [];
   const major = Number(process.versions.node.split('.')[0]);
   out.push({ check: 'node', ok: major >= 20, detail: process.version, fix: major >= 20 ? undefined : 'install Node.js 20 or newer' });
@@ -71,7 +71,7 @@ export interface DoctorOptions {
   /** `/`, or a DESTDIR holding an installed tree */
   root: string;
   configFile: string;
-  config: OutpostConfig | null;
+  config: ResolvedConfig | null;
   configProblem: string | null;
   /** why this config was checked (no installed one) */
   configNote: string | null;

@@ -1,13 +1,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, formatProblem, loadConfig, type OutpostConfig } from '../config/index.js';
+import { ConfigError, formatProblem, loadConfig, type ResolvedConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
 import { configPath } from './common.js';
 
 /** The config doctor checks, why that one, and what was wrong with it. */
 export interface DoctorConfig {
   configFile: string;
-  config: OutpostConfig | null;
+  config: ResolvedConfig | null;
   configProblem: string | null;
   /** said beside the config finding: the demo was checked because nothing is installed */
   configNote: string | null;

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
-import type { OutpostConfig } from '../config/index.js';
+import type { OutpostConfig, ResolvedConfig } from '../config/index.js';
 import { errorMessage } from '../errors.js';
 import { openBroker, redactUrl } from '../mqtt/index.js';
 import type { Finding } from './doctorInstall.js';
-import { collectorUrls } from '../upload/index.js';
 
 const TIMEOUT_MS = 3000;
 
@@ -57,10 +56,10 @@ async function collectorFinding(url: string): Promise<Finding> {
 }
 
 /** What the node talks to: its broker and its HTTP collector, each tried once with a short timeout. */
-export async function reachFindings(config: OutpostConfig | null): Promise<Finding[]> {
+export async function reachFindings(config: ResolvedConfig | null): Promise<Finding[]> {
   const out: Promise<Finding>[] = [];
   if (config?.telemetry.mqtt) out.push(brokerFinding(config.telemetry.mqtt));
-  if (config?.upload?.transport === 'http') for (const url of collectorUrls(config.upload.collector)) out.push(collectorFinding(url));
+  if (config?.upload?.transport === 'http') for (const url of config.upload.collector.urls) out.push(collectorFinding(url));
   return Promise.all(out);
 }
 

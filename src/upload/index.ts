@@ -1,7 +1,7 @@
 export { Uploader, type UploaderDeps } from './uploader.js';
 export { uploadFeature, grownBox, FACE_PIPELINE, type FramePipelines, type UploadParts } from './uploadFeature.js';
 export { Outbox, DROP_REASONS, type DropReason, type OutboxItem, type OutboxLimits, type DroppedRange } from './outbox.js';
-export { HttpTransport, MqttTransport, collectorUrls, type Transport } from './transports.js';
+export { HttpTransport, MqttTransport, type Transport } from './transports.js';
 export { encodeBatch, decodeBatch, BatchError, RESULT_TYPE, DROPPED_TYPE, type BatchAnswer, type ItemHeader } from './batch.js';
 export { Collector, COLLECTOR_REFUSALS, type TrustedDevice, type CollectorRefusal } from './collector.js';
 export { ItemStore, StoreRefusal, DEFAULT_STORE_LIMITS, type StoreLimits, type PutOutcome } from './itemStore.js';

@@ -35,11 +35,6 @@ function claimed(raw: unknown): string {
   return typeof r === 'string' ? `, says ${r.slice(0, 40)}` : '';
 }
 
-/** The collectors a device posts to: `url` first, then `urls`, each once. */
-export function collectorUrls(c: { url?: string; urls?: readonly string[] }): string[] {
-  return [...new Set([...(c.url ? [c.url] : []), ...(c.urls ?? [])])];
-}
-
 /**
  * HTTP POST to `outpost collect` on a keep-alive connection; the batch id goes in `x-outpost-batch`. Given several
  * collectors, it stays with the one that answered last (going back to the first one BACK_TO_FIRST_MS after it left
